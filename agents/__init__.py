@@ -1,0 +1,1 @@
+"""Meta-training of learned controllers (installed as ``lrgym.agents``)."""

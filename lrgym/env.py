@@ -1,0 +1,181 @@
+"""The Gymnasium environment: one episode is one real training run."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from lrgym.actions import LogLRAction
+from lrgym.registry import make_task
+from lrgym.signals import FEATURES, OBS_BOUND, Feedback, SignalTracker
+from lrgym.task import Task
+from lrgym.trainee import Trainee
+
+INITIAL_LR_RANGE = (1e-5, 1e-1)
+"""Initial LRs are drawn log-uniformly from this range unless ``options`` fixes one."""
+
+
+def check_initial_lr(lr: Any) -> float:
+    """``lr`` as a float, or a ``ValueError`` saying what a valid initial LR is."""
+    try:
+        value = float(lr)
+    except (TypeError, ValueError):
+        raise ValueError(f"initial LR must be a positive number, got {lr!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"initial LR must be a finite number > 0, got {lr!r}")
+    return value
+
+
+class LRControlEnv(gym.Env):
+    """Control the learning rate of a real training run.
+
+    ## Description
+    Each episode builds a fresh run of the task (model, optimizer and data split drawn
+    from the episode's seed) and trains it for ``total_steps`` optimizer steps. Every
+    ``decision_interval`` steps the agent observes scale-free feedback from the run and
+    multiplies the learning rate by a power of two.
+
+    ## Action Space
+    ``Box(-1, 1, (1,), float32)``: a log2 LR multiplier, ``lr *= 2 ** (a * max_log2_step)``
+    (default ``max_log2_step=1``: ×0.5 … ×2), clipped to ``[min_lr, max_lr]``.
+
+    ## Observation Space
+    ``Box(-10, 10, (14,), float32)`` with the features of :data:`lrgym.signals.FEATURES`:
+    log LR, LR relative to the initial LR, train loss ratio, slope and noise, gradient
+    norm ratio, update size, update cosine, validation loss ratio and slope, validation
+    metric and its gap to the best so far, progress, previous action.
+
+    ## Rewards
+    The drop in log validation loss over the chunk, ``log L_{t-1} - log L_t`` (losses
+    floored at 1e-8), so an episode's return is ``log(L_0 / L_T)`` whatever the task's
+    loss scale. A diverged run gets ``-divergence_penalty`` instead.
+
+    ## Starting State
+    Initial LR from ``options["initial_lr"]`` or log-uniform over ``[1e-5, 1e-1]``; the
+    run's seed from ``options["run_seed"]`` or drawn from the env's ``np_random``.
+
+    ## Episode End
+    Terminated when the step budget is spent, or when the run diverges (non-finite
+    training loss, or validation loss above ``divergence_factor`` × its initial value);
+    then ``info["diverged"]`` is True. Divergence never raises.
+
+    ## Arguments
+    ``gymnasium.make("lrgym/DigitsMLP-v0", decision_interval=25, total_steps=1000)``;
+    unset arguments come from the task's :class:`~lrgym.task.TaskInfo`.
+
+    ## Version History
+    * v0: Initial version (observation layout 1).
+    """
+
+    metadata: dict[str, Any] = {"render_modes": []}
+
+    def __init__(
+        self,
+        task: str | Task,
+        decision_interval: int | None = None,
+        total_steps: int | None = None,
+        action_map: LogLRAction | None = None,
+        divergence_factor: float = 10.0,
+        divergence_penalty: float = 3.0,
+    ) -> None:
+        self.task = make_task(task) if isinstance(task, str) else task
+        self.task_id = task if isinstance(task, str) else type(task).__name__
+        info = self.task.info
+        self.decision_interval = int(decision_interval or info.decision_interval)
+        self.total_steps = int(total_steps or info.total_steps)
+        if not 1 <= self.decision_interval <= self.total_steps:
+            raise ValueError(
+                f"need 1 <= decision_interval <= total_steps, got {self.decision_interval} "
+                f"and {self.total_steps}"
+            )
+        self.action_map = action_map or LogLRAction()
+        self.divergence_factor = divergence_factor
+        self.divergence_penalty = divergence_penalty
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
+        self.observation_space = spaces.Box(
+            -OBS_BOUND, OBS_BOUND, shape=(len(FEATURES),), dtype=np.float32
+        )
+        self.trainee: Trainee | None = None
+        self.tracker = SignalTracker()
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        options = options or {}
+        low, high = np.log(INITIAL_LR_RANGE)
+        drawn_lr = float(np.exp(self.np_random.uniform(low, high)))
+        drawn_seed = int(self.np_random.integers(2**31 - 1))
+        self.initial_lr = check_initial_lr(options.get("initial_lr", drawn_lr))
+        self.run_seed = int(options.get("run_seed", drawn_seed))
+        if self.trainee is not None:
+            self.trainee.close()
+        self.trainee = self.task.build(self.run_seed, self.initial_lr)
+        ev = self.trainee.evaluate("val")
+        self.initial_val_loss = ev.loss
+        self.val_loss, self.val_metric = ev.loss, ev.metric
+        self.steps_done = 0
+        self.prev_action = 0.0
+        obs = self.tracker.reset(self.initial_lr, ev.loss, ev.metric)
+        return obs, self._info(train_loss=math.nan, diverged=False)
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        if self.trainee is None:
+            raise gym.error.ResetNeeded("call reset() before step()")
+        a = float(np.asarray(action, dtype=np.float64).reshape(-1)[0])
+        self.trainee.set_lr(self.action_map.apply(self.trainee.lr, a))
+        lr = self.trainee.lr
+        steps = min(self.decision_interval, self.total_steps - self.steps_done)
+        report = self.trainee.train(steps)
+        self.steps_done += report.steps
+        prev_val = self.val_loss
+        diverged = report.steps < steps or not all(math.isfinite(x) for x in report.losses)
+        if not diverged:
+            ev = self.trainee.evaluate("val")
+            self.val_loss, self.val_metric = ev.loss, ev.metric
+            diverged = not math.isfinite(ev.loss) or (
+                ev.loss > self.divergence_factor * max(self.initial_val_loss, 1e-8)
+            )
+        if diverged:
+            reward = -self.divergence_penalty
+        else:
+            reward = math.log(max(prev_val, 1e-8)) - math.log(max(self.val_loss, 1e-8))
+        self.prev_action = float(np.clip(a, -1.0, 1.0))
+        obs = self.tracker.observe(
+            Feedback(
+                lr=lr,
+                train_losses=report.losses,
+                grad_norm=report.grad_norm,
+                update_ratio=report.update_ratio,
+                update_cosine=report.update_cosine,
+                val_loss=self.val_loss,
+                val_metric=self.val_metric,
+                progress=self.steps_done / self.total_steps,
+                prev_action=self.prev_action,
+            )
+        )
+        terminated = diverged or self.steps_done >= self.total_steps
+        info = self._info(train_loss=report.mean_loss, diverged=diverged)
+        return obs, float(reward), terminated, False, info
+
+    def _info(self, train_loss: float, diverged: bool) -> dict[str, Any]:
+        return {
+            "task": self.task_id,
+            "lr": self.trainee.lr,
+            "initial_lr": self.initial_lr,
+            "run_seed": self.run_seed,
+            "train_loss": train_loss,
+            "val_loss": self.val_loss,
+            "val_metric": self.val_metric,
+            "steps": self.steps_done,
+            "diverged": diverged,
+        }
+
+    def close(self) -> None:
+        if self.trainee is not None:
+            self.trainee.close()
+            self.trainee = None

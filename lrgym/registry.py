@@ -1,0 +1,150 @@
+"""The task registry, in Gymnasium's style: versioned ids, lazy entry points.
+
+Registering a task also registers a Gymnasium environment under the same id, so
+``gymnasium.make("lrgym/DigitsMLP-v0")`` works for built-in and user tasks alike.
+Third-party packages add tasks through the entry-point group ``lrgym.tasks``: each entry
+point names a module or a zero-argument callable that calls :func:`register_task`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import re
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any
+
+import gymnasium
+
+from lrgym.task import SPLITS, Task
+
+ENTRY_POINT_GROUP = "lrgym.tasks"
+_ID_PATTERN = re.compile(r"^(?:[\w:-]+/)?[\w:.-]+-v\d+$")
+
+
+class UnknownTaskError(KeyError):
+    """Raised for a task id that is not registered; the message names close matches."""
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A registered task: how to build it. Mirrors ``gymnasium.envs.registration.EnvSpec``.
+
+    Attributes:
+        id: Versioned id such as ``"lrgym/DigitsMLP-v0"``.
+        entry_point: ``"module:attr"`` or a callable returning a :class:`Task`.
+        kwargs: Keyword arguments for the entry point.
+    """
+
+    id: str
+    entry_point: str | Callable[..., Task]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def make(self) -> Task:
+        """Instantiate the task (cheap: data loads when a run is built)."""
+        factory = self.entry_point
+        if isinstance(factory, str):
+            module, _, attr = factory.partition(":")
+            factory = getattr(importlib.import_module(module), attr)
+        task = factory(**self.kwargs)
+        if not isinstance(task, Task):
+            raise TypeError(
+                f"entry point of {self.id!r} returned {type(task).__name__}, not an lrgym Task"
+            )
+        return task
+
+
+registry: dict[str, TaskSpec] = {}
+"""Every registered task spec by id."""
+
+
+def register_task(
+    id: str, entry_point: str | Callable[..., Task], kwargs: dict[str, Any] | None = None
+) -> None:
+    """Register a task and a Gymnasium environment under ``id``.
+
+    Args:
+        id: Versioned id, ``"namespace/Name-vN"``; bump N when behaviour changes.
+        entry_point: ``"module:attr"`` or a callable that returns a :class:`Task`.
+        kwargs: Keyword arguments passed to the entry point.
+
+    Example:
+        >>> lrgym.register_task(id="mylab/Tiny-v0", entry_point="mylab.tasks:make_tiny")
+    """
+    if not _ID_PATTERN.match(id):
+        raise ValueError(f"task id {id!r} must look like 'namespace/Name-v0' (versioned)")
+    if id in registry:
+        warnings.warn(f"overriding the already registered task {id!r}", stacklevel=2)
+    registry[id] = TaskSpec(id, entry_point, dict(kwargs or {}))
+    gymnasium.register(
+        id=id,
+        entry_point="lrgym.env:LRControlEnv",
+        kwargs={"task": id},
+        disable_env_checker=True,  # checked once in lrgym's own contract tests instead
+    )
+
+
+def spec(task_id: str) -> TaskSpec:
+    """The spec of ``task_id``; an unknown id raises with the closest registered ids."""
+    load_plugins()
+    try:
+        return registry[task_id]
+    except KeyError:
+        close = difflib.get_close_matches(task_id, list(registry), n=3, cutoff=0.4)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise UnknownTaskError(
+            f"unknown task {task_id!r}.{hint} Run `lrgym tasks` to list registered tasks."
+        ) from None
+
+
+def make_task(task_id: str) -> Task:
+    """Instantiate the registered task ``task_id``."""
+    return spec(task_id).make()
+
+
+def task_ids(split: str | None = None) -> list[str]:
+    """Registered ids, optionally only those of one split (``meta-train``/``held-out``)."""
+    load_plugins()
+    if split is None:
+        return sorted(registry)
+    return sorted(i for i in registry if make_task(i).info.split == split)
+
+
+def select_tasks(names: Iterable[str]) -> list[str]:
+    """Expand ``all``/``meta-train``/``held-out`` and check ids; keeps order, no repeats."""
+    chosen: list[str] = []
+    for name in names:
+        if name == "all":
+            ids = task_ids()
+        elif name in SPLITS:
+            ids = task_ids(name)
+        else:
+            ids = [spec(name).id]
+        chosen.extend(i for i in ids if i not in chosen)
+    if not chosen:
+        raise ValueError("no tasks selected; pass task ids, 'meta-train', 'held-out' or 'all'")
+    return chosen
+
+
+_plugins_loaded = False
+
+
+def load_plugins() -> None:
+    """Import every ``lrgym.tasks`` entry point once (a broken plugin only warns)."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            obj = ep.load()
+            if callable(obj):
+                obj()
+        except Exception as exc:  # noqa: BLE001 - one broken plugin must not break lrgym
+            warnings.warn(f"lrgym task plugin {ep.name!r} failed to load: {exc}", stacklevel=2)

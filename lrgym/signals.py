@@ -1,0 +1,166 @@
+"""Turn what a training run reports into the agent's observation vector.
+
+The environment and the deployed scheduler both call :class:`SignalTracker`, so what an
+agent saw during meta-training is exactly what it sees in deployment. Every feature is
+scale-free (ratios and logs), so one policy can serve tasks whose losses and learning
+rates differ by orders of magnitude. Changing the layout means bumping
+:data:`OBS_LAYOUT_VERSION`; agent cards record it and loading a mismatched agent fails.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+OBS_LAYOUT_VERSION = 1
+"""Version of :data:`FEATURES`; bump on any change to what or how features are computed."""
+
+FEATURES: tuple[str, ...] = (
+    "log_lr",  # (log10(lr) + 3) / 2: about -1 at 1e-5, +1 at 1e-1
+    "log_lr_ratio",  # ln(lr / initial lr)
+    "log_train_loss_ratio",  # ln(train loss / reference loss)
+    "train_loss_slope",  # ln(train loss / previous chunk's train loss)
+    "train_loss_noise",  # std of ln(step losses) within the chunk
+    "log_grad_norm_ratio",  # ln(grad norm / first grad norm); 0 when there are no gradients
+    "log_update_ratio",  # (log10(|Δθ| / |θ|) + 3) / 2 over the chunk; 0 when unknown
+    "update_cosine",  # cosine of consecutive chunk updates; 0 when unknown
+    "log_val_loss_ratio",  # ln(val loss / initial val loss)
+    "val_loss_slope",  # ln(val loss / previous val loss)
+    "val_metric",  # headline validation metric (higher is better), clipped to [-1, 1]
+    "val_metric_gap",  # val metric minus the best val metric so far (<= 0)
+    "progress",  # optimizer steps done / total steps
+    "prev_action",  # the previous action (log2 LR multiplier in [-1, 1])
+)
+
+OBS_BOUND = 10.0
+"""Every feature is clipped to ``[-OBS_BOUND, OBS_BOUND]``."""
+
+LOSS_FLOOR = 1e-8
+"""Losses are floored here before logs (a tiny validation set can reach loss 0)."""
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """One decision point's report from a run, in raw (task-scaled) units.
+
+    Attributes:
+        lr: Learning rate that was in use during the chunk.
+        train_losses: Training loss of each step in the chunk.
+        grad_norm: Gradient norm at the chunk's last step (NaN if none).
+        update_ratio: ``|Δθ| / |θ|`` over the chunk (NaN if unknown).
+        update_cosine: Cosine of this and the previous chunk's update (NaN if unknown).
+        val_loss: Validation loss after the chunk (None if not evaluated).
+        val_metric: Validation metric after the chunk (None if not evaluated).
+        progress: Fraction of the step budget done, in [0, 1].
+        prev_action: The action that set this chunk's learning rate.
+    """
+
+    lr: float
+    train_losses: Sequence[float]
+    grad_norm: float = math.nan
+    update_ratio: float = math.nan
+    update_cosine: float = math.nan
+    val_loss: float | None = None
+    val_metric: float | None = None
+    progress: float = 0.0
+    prev_action: float = 0.0
+
+
+def _log(x: float) -> float:
+    return math.log(max(x, LOSS_FLOOR))
+
+
+def _finite_or(x: float | None, default: float) -> float:
+    return default if x is None or not math.isfinite(x) else float(x)
+
+
+class SignalTracker:
+    """Keeps the reference values of one run and builds observations from feedback.
+
+    Call :meth:`reset` at the start of a run, then :meth:`observe` at every decision.
+    """
+
+    def __init__(self) -> None:
+        self.initial_lr = 1.0
+        self._loss_ref: float | None = None
+        self._prev_loss: float | None = None
+        self._grad_ref: float | None = None
+        self._val_ref: float | None = None
+        self._prev_val: float | None = None
+        self._val_metric = 0.0
+        self._best_metric = -math.inf
+
+    @property
+    def size(self) -> int:
+        """Length of the observation vector."""
+        return len(FEATURES)
+
+    def reset(
+        self, lr: float, val_loss: float | None = None, val_metric: float | None = None
+    ) -> np.ndarray:
+        """Start a run at learning rate ``lr``; returns the first observation."""
+        self.__init__()
+        self.initial_lr = float(lr)
+        if val_loss is not None and math.isfinite(val_loss):
+            self._val_ref = self._prev_val = _log(val_loss)
+            self._loss_ref = self._val_ref  # train loss starts near val loss
+        obs = np.zeros(self.size, dtype=np.float32)
+        obs[0] = (math.log10(lr) + 3.0) / 2.0
+        if val_metric is not None and math.isfinite(val_metric):
+            self._val_metric = self._best_metric = float(val_metric)
+            obs[10] = val_metric
+        return np.clip(obs, -OBS_BOUND, OBS_BOUND)
+
+    def observe(self, fb: Feedback) -> np.ndarray:
+        """The observation after one chunk of training (see :data:`FEATURES`)."""
+        logs = np.log(np.maximum(np.asarray(fb.train_losses, dtype=np.float64), LOSS_FLOOR))
+        loss = float(np.log(max(float(np.mean(np.exp(logs))), LOSS_FLOOR))) if logs.size else 0.0
+        if self._loss_ref is None:
+            self._loss_ref = loss
+        prev_loss = self._prev_loss if self._prev_loss is not None else self._loss_ref
+        self._prev_loss = loss
+
+        grad = 0.0
+        if math.isfinite(fb.grad_norm) and fb.grad_norm > 0:
+            self._grad_ref = self._grad_ref or fb.grad_norm
+            grad = math.log(fb.grad_norm / self._grad_ref)
+
+        update = 0.0
+        if math.isfinite(fb.update_ratio) and fb.update_ratio > 0:
+            update = (math.log10(fb.update_ratio) + 3.0) / 2.0
+
+        val_ratio = val_slope = 0.0
+        if fb.val_loss is not None and math.isfinite(fb.val_loss):
+            val = _log(fb.val_loss)
+            if self._val_ref is None:
+                self._val_ref = self._prev_val = val
+            val_ratio, val_slope = val - self._val_ref, val - self._prev_val
+            self._prev_val = val
+        if fb.val_metric is not None and math.isfinite(fb.val_metric):
+            self._val_metric = float(fb.val_metric)
+            self._best_metric = max(self._best_metric, self._val_metric)
+
+        obs = np.array(
+            [
+                (math.log10(max(fb.lr, 1e-30)) + 3.0) / 2.0,
+                math.log(max(fb.lr, 1e-30) / self.initial_lr),
+                loss - self._loss_ref,
+                loss - prev_loss,
+                float(np.std(logs)) if logs.size > 1 else 0.0,
+                grad,
+                update,
+                _finite_or(fb.update_cosine, 0.0),
+                val_ratio,
+                val_slope,
+                max(-1.0, min(1.0, self._val_metric)),
+                self._val_metric - self._best_metric if math.isfinite(self._best_metric) else 0.0,
+                fb.progress,
+                fb.prev_action,
+            ],
+            dtype=np.float64,
+        )
+        obs = np.nan_to_num(obs, nan=0.0, posinf=OBS_BOUND, neginf=-OBS_BOUND)
+        return np.clip(obs, -OBS_BOUND, OBS_BOUND).astype(np.float32)

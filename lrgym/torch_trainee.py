@@ -1,0 +1,176 @@
+"""The one generic Trainee for every PyTorch task: model factory + loss + in-memory data."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from lrgym.trainee import EvalReport, StepHook, Trainee, TrainReport
+
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
+    "sgd": lambda params, lr, **kw: torch.optim.SGD(params, lr=lr, momentum=0.9, **kw),
+    "adam": lambda params, lr, **kw: torch.optim.Adam(params, lr=lr, **kw),
+    "adamw": lambda params, lr, **kw: torch.optim.AdamW(params, lr=lr, **kw),
+}
+"""Optimizers by name; ``sgd`` is SGD with momentum 0.9."""
+
+
+@dataclass(frozen=True)
+class ArraySplits:
+    """Train/validation/test arrays of one task instance (features float32, targets)."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+def make_optimizer(
+    name: str, params, lr: float, weight_decay: float = 0.0
+) -> torch.optim.Optimizer:
+    """Build the optimizer called ``name`` (one of :data:`OPTIMIZERS`)."""
+    try:
+        factory = OPTIMIZERS[name]
+    except KeyError:
+        raise ValueError(f"unknown optimizer {name!r}; use one of {sorted(OPTIMIZERS)}") from None
+    return factory(params, lr, weight_decay=weight_decay)
+
+
+def _flat_params(params: list[torch.Tensor]) -> torch.Tensor:
+    return torch.cat([p.detach().reshape(-1) for p in params])
+
+
+class TorchTrainee(Trainee):
+    """Minibatch training of a torch model on in-memory tensors.
+
+    Args:
+        model: The freshly initialised model.
+        splits: Data, already split and preprocessed.
+        loss: ``"cross_entropy"`` (targets are class ids) or ``"mse"`` (targets are floats).
+        optimizer: Name in :data:`OPTIMIZERS`.
+        lr: Initial learning rate.
+        batch_size: Minibatch size.
+        seed: Seeds the minibatch order.
+        weight_decay: Weight decay passed to the optimizer.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        splits: ArraySplits,
+        loss: str,
+        optimizer: str,
+        lr: float,
+        batch_size: int,
+        seed: int,
+        weight_decay: float = 0.0,
+    ) -> None:
+        if loss not in ("cross_entropy", "mse"):
+            raise ValueError(f"loss must be 'cross_entropy' or 'mse', got {loss!r}")
+        self.model = model
+        self.loss_name = loss
+        self.loss_fn = nn.CrossEntropyLoss() if loss == "cross_entropy" else nn.MSELoss()
+        self._data = {
+            name: (torch.as_tensor(x, dtype=torch.float32), self._targets(y))
+            for name, x, y in (
+                ("train", splits.x_train, splits.y_train),
+                ("val", splits.x_val, splits.y_val),
+                ("test", splits.x_test, splits.y_test),
+            )
+        }
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = make_optimizer(optimizer, self.params, lr, weight_decay)
+        self.batch_size = int(batch_size)
+        self._generator = torch.Generator().manual_seed(int(seed))
+        self._order = torch.empty(0, dtype=torch.long)
+        self._cursor = 0
+        self._prev_update: torch.Tensor | None = None
+
+    def _targets(self, y: np.ndarray) -> torch.Tensor:
+        if self.loss_name == "cross_entropy":
+            return torch.as_tensor(y, dtype=torch.long)
+        return torch.as_tensor(y, dtype=torch.float32).reshape(len(y), -1)
+
+    def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = self._data["train"]
+        n = x.shape[0]
+        if self._cursor + self.batch_size > self._order.numel():
+            self._order = torch.randperm(n, generator=self._generator)
+            self._cursor = 0
+        idx = self._order[self._cursor : self._cursor + self.batch_size]
+        self._cursor += self.batch_size
+        return x[idx], y[idx]
+
+    def train(self, steps: int, on_step: StepHook | None = None) -> TrainReport:
+        """Run ``steps`` minibatch steps; stops early on a non-finite loss."""
+        self.model.train()
+        start = _flat_params(self.params)
+        losses: list[float] = []
+        grad_norm = float("nan")
+        for i in range(steps):
+            xb, yb = self._next_batch()
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = self.loss_fn(self.model(xb), yb)
+            value = loss.item()
+            losses.append(value)
+            if not math.isfinite(value):
+                break  # diverged: the caller decides what ends
+            loss.backward()
+            if i == steps - 1:
+                grads = [p.grad for p in self.params if p.grad is not None]
+                grad_norm = float(torch.nn.utils.get_total_norm(grads))
+            self.optimizer.step()
+            if on_step is not None:
+                on_step(value)
+        update = _flat_params(self.params) - start
+        ratio = float(update.norm() / start.norm().clamp_min(1e-12))
+        cosine = float("nan")
+        if self._prev_update is not None:
+            denom = (update.norm() * self._prev_update.norm()).clamp_min(1e-12)
+            cosine = float(update @ self._prev_update / denom)
+        self._prev_update = update
+        return TrainReport(len(losses), tuple(losses), grad_norm, ratio, cosine)
+
+    @torch.no_grad()
+    def evaluate(self, split: str = "val") -> EvalReport:
+        """Loss and metrics on ``split`` (accuracy and macro-F1, or R², MAE and RMSE)."""
+        if split not in ("val", "test"):
+            raise ValueError(f"split must be 'val' or 'test', got {split!r}")
+        self.model.eval()
+        x, y = self._data[split]
+        out = self.model(x)
+        loss = float(self.loss_fn(out, y))
+        if self.loss_name == "cross_entropy":
+            metrics = classification_metrics(out.argmax(dim=1), y, out.shape[1])
+            return EvalReport(loss, metrics["accuracy"], metrics)
+        metrics = regression_metrics(out, y)
+        return EvalReport(loss, metrics["r2"], metrics)
+
+
+def classification_metrics(pred: torch.Tensor, y: torch.Tensor, n_classes: int) -> dict[str, float]:
+    """Accuracy and macro-F1 (classes absent from both ``pred`` and ``y`` are skipped)."""
+    accuracy = float((pred == y).float().mean())
+    f1s = []
+    for c in range(n_classes):
+        tp = float(((pred == c) & (y == c)).sum())
+        fp = float(((pred == c) & (y != c)).sum())
+        fn = float(((pred != c) & (y == c)).sum())
+        if tp + fp + fn > 0:
+            f1s.append(2 * tp / (2 * tp + fp + fn))
+    return {"accuracy": accuracy, "macro_f1": float(np.mean(f1s)) if f1s else 0.0}
+
+
+def regression_metrics(pred: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    """R² (the headline metric, higher is better), MAE and RMSE; NaN predictions → -inf R²."""
+    err = pred - y
+    mse = float((err**2).mean())
+    var = float(((y - y.mean()) ** 2).mean())
+    r2 = 1.0 - mse / max(var, 1e-12) if math.isfinite(mse) else float("-inf")
+    return {"r2": r2, "mae": float(err.abs().mean()), "rmse": math.sqrt(mse)}

@@ -1,0 +1,185 @@
+"""Gradient boosting as a Trainee: one boosting round is one step, ``eta`` is the LR."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import xgboost as xgb
+
+from lrgym.task import DataFactory, Task, TaskInfo
+from lrgym.torch_trainee import ArraySplits, classification_metrics, regression_metrics
+from lrgym.trainee import EvalReport, StepHook, Trainee, TrainReport
+
+
+def proxy_optimizer(lr: float) -> torch.optim.Optimizer:
+    """A parameter-free torch optimizer that only carries a learning rate.
+
+    It lets every ``torch.optim.lr_scheduler`` (and any lrgym controller) drive a
+    non-torch learner: the learner reads ``param_groups[0]["lr"]`` before each step.
+    """
+    return torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
+
+
+class EtaFromOptimizer(xgb.callback.TrainingCallback):
+    """XGBoost callback that sets ``eta`` from a (proxy) torch optimizer every round.
+
+    Whatever moves the optimizer's LR (a ``torch.optim.lr_scheduler``, a learned
+    policy) thereby schedules XGBoost's eta. After each round it steps the optimizer
+    (a no-op on the parameter-free proxy, but it keeps torch's scheduler bookkeeping
+    honest) and calls ``on_step(train_loss)``.
+
+    Args:
+        optimizer: Optimizer whose first group's LR becomes ``eta``.
+        loss_key: ``(data_name, metric_name)`` in ``evals_log`` to report as loss.
+        on_step: Optional hook called with the round's training loss.
+        square: Report the metric squared (``rmse`` → MSE, matching torch's MSE loss).
+    """
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        loss_key: tuple[str, str],
+        on_step: StepHook | None = None,
+        square: bool = False,
+    ) -> None:
+        super().__init__()
+        self.optimizer = optimizer
+        self.loss_key = loss_key
+        self.on_step = on_step
+        self.square = square
+        self.losses: list[float] = []
+
+    def before_iteration(self, model: Any, epoch: int, evals_log: dict) -> bool:
+        model.set_param("eta", float(self.optimizer.param_groups[0]["lr"]))
+        return False
+
+    def after_iteration(self, model: Any, epoch: int, evals_log: dict) -> bool:
+        data, metric = self.loss_key
+        loss = float(evals_log[data][metric][-1])
+        loss = loss * loss if self.square else loss
+        self.losses.append(loss)
+        self.optimizer.step()
+        if self.on_step is not None:
+            self.on_step(loss)
+        return not math.isfinite(loss)  # stop boosting once it diverged
+
+
+class XGBoostTrainee(Trainee):
+    """Boosting rounds on in-memory arrays; ``train(k)`` adds ``k`` trees.
+
+    Args:
+        splits: Data, already split.
+        objective: ``"binary:logistic"``, ``"multi:softprob"`` or ``"reg:squarederror"``.
+        lr: Initial ``eta``.
+        seed: XGBoost's seed (row and column subsampling).
+        params: Extra booster parameters (``max_depth``, ``subsample`` ...).
+    """
+
+    def __init__(
+        self,
+        splits: ArraySplits,
+        objective: str,
+        lr: float,
+        seed: int,
+        params: dict[str, Any] | None = None,
+    ) -> None:
+        self.objective = objective
+        self.classification = not objective.startswith("reg:")
+        self.n_classes = int(np.max(splits.y_train)) + 1 if self.classification else 0
+        self.metric = {"binary:logistic": "logloss", "multi:softprob": "mlogloss"}.get(
+            objective, "rmse"
+        )
+        self.params: dict[str, Any] = {
+            "objective": objective,
+            "eval_metric": self.metric,
+            "seed": int(seed),
+            "nthread": 1,
+            "tree_method": "hist",
+            **(params or {}),
+        }
+        if objective == "multi:softprob":
+            self.params["num_class"] = self.n_classes
+        self._dmatrix = {
+            name: xgb.DMatrix(x, label=y)
+            for name, x, y in (
+                ("train", splits.x_train, splits.y_train),
+                ("val", splits.x_val, splits.y_val),
+                ("test", splits.x_test, splits.y_test),
+            )
+        }
+        self._labels = {"val": splits.y_val, "test": splits.y_test}
+        self.optimizer = proxy_optimizer(lr)
+        self.booster: xgb.Booster | None = None
+
+    def train(self, steps: int, on_step: StepHook | None = None) -> TrainReport:
+        """Add ``steps`` boosting rounds with eta read from :attr:`optimizer` each round."""
+        callback = EtaFromOptimizer(
+            self.optimizer, ("train", self.metric), on_step, square=not self.classification
+        )
+        self.booster = xgb.train(
+            self.params,
+            self._dmatrix["train"],
+            num_boost_round=steps,
+            evals=[(self._dmatrix["train"], "train")],
+            verbose_eval=False,
+            xgb_model=self.booster,
+            callbacks=[callback],
+        )
+        return TrainReport(len(callback.losses), tuple(callback.losses))
+
+    def _predict(self, split: str) -> np.ndarray:
+        margin = self.booster is None
+        if margin:  # no trees yet: the base score is the prediction
+            n = self._labels[split].shape[0]
+            if self.classification:
+                return np.full((n, self.n_classes), 1.0 / self.n_classes)
+            return np.zeros(n)
+        pred = self.booster.predict(self._dmatrix[split])
+        if self.objective == "binary:logistic":
+            pred = np.stack([1.0 - pred, pred], axis=1)
+        return pred
+
+    def evaluate(self, split: str = "val") -> EvalReport:
+        """Log-loss and accuracy/macro-F1, or MSE and R²/MAE/RMSE, on ``split``."""
+        if split not in ("val", "test"):
+            raise ValueError(f"split must be 'val' or 'test', got {split!r}")
+        pred = torch.as_tensor(self._predict(split), dtype=torch.float64)
+        y = torch.as_tensor(self._labels[split])
+        if self.classification:
+            y = y.long()
+            prob = pred.clamp(1e-7, 1.0)
+            loss = float(-prob.gather(1, y[:, None]).log().mean())
+            metrics = classification_metrics(pred.argmax(dim=1), y, self.n_classes)
+            return EvalReport(loss, metrics["accuracy"], metrics)
+        y = y.double()
+        metrics = regression_metrics(pred, y)
+        loss = metrics["rmse"] ** 2
+        return EvalReport(loss, metrics["r2"], metrics)
+
+
+@dataclass
+class XGBoostTask(Task):
+    """A task trained by :class:`XGBoostTrainee`; the agent controls ``eta`` per round.
+
+    Attributes:
+        info: Metadata, budget (rounds) and target.
+        data: Builds the data splits from an rng.
+        objective: XGBoost objective.
+        params: Extra booster parameters.
+    """
+
+    info: TaskInfo
+    data: DataFactory
+    objective: str = "binary:logistic"
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def build(self, seed: int, lr: float) -> XGBoostTrainee:
+        """Data split and XGBoost's own seed follow from ``seed``."""
+        data_seq, xgb_seq = np.random.SeedSequence(int(seed)).spawn(2)
+        splits = self.data(np.random.default_rng(data_seq))
+        xgb_seed = int(xgb_seq.generate_state(1)[0] % (2**31 - 1))
+        return XGBoostTrainee(splits, self.objective, lr, xgb_seed, self.params)

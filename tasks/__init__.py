@@ -1,0 +1,25 @@
+"""Built-in tasks (installed as ``lrgym.tasks``); registered on ``import lrgym``.
+
+Like ``gymnasium/envs/__init__.py``: one ``register_task`` call per versioned id.
+"""
+
+from lrgym.registry import register_task
+
+_BUILTIN = {
+    "DigitsMLP-v0": "digits_mlp",
+    "DigitsCNN-v0": "digits_cnn",
+    "BreastCancerMLP-v0": "breast_cancer_mlp",
+    "WineMLP-v0": "wine_mlp",
+    "DiabetesMLP-v0": "diabetes_mlp",
+    "TeacherStudentRegression-v0": "teacher_student_regression",
+    "TeacherStudentClassification-v0": "teacher_student_classification",
+    "IllConditionedRegression-v0": "ill_conditioned_regression",
+    "IllConditionedClassification-v0": "ill_conditioned_classification",
+    "SyntheticClassification-v0": "synthetic_classification",
+    "FriedmanMLP-v0": "friedman_mlp",
+    "BreastCancerXGB-v0": "breast_cancer_xgb",
+    "DiabetesXGB-v0": "diabetes_xgb",
+}
+
+for _name, _factory in _BUILTIN.items():
+    register_task(id=f"lrgym/{_name}", entry_point=f"lrgym.tasks.builtin:{_factory}")
