@@ -13,7 +13,7 @@ from lrgym.actions import LogLRAction
 from lrgym.registry import make_task
 from lrgym.signals import FEATURES, OBS_BOUND, Feedback, SignalTracker
 from lrgym.task import Task
-from lrgym.trainee import Trainee
+from lrgym.trainee import DIVERGENCE_FACTOR, Trainee, is_diverged
 
 INITIAL_LR_RANGE = (1e-5, 1e-1)
 """Initial LRs are drawn log-uniformly from this range unless ``options`` fixes one."""
@@ -79,7 +79,7 @@ class LRControlEnv(gym.Env):
         decision_interval: int | None = None,
         total_steps: int | None = None,
         action_map: LogLRAction | None = None,
-        divergence_factor: float = 10.0,
+        divergence_factor: float = DIVERGENCE_FACTOR,
         divergence_penalty: float = 3.0,
     ) -> None:
         self.task = make_task(task) if isinstance(task, str) else task
@@ -133,13 +133,12 @@ class LRControlEnv(gym.Env):
         report = self.trainee.train(steps)
         self.steps_done += report.steps
         prev_val = self.val_loss
-        diverged = report.steps < steps or not all(math.isfinite(x) for x in report.losses)
-        if not diverged:
-            ev = self.trainee.evaluate("val")
+        ev = None if report.steps < steps else self.trainee.evaluate("val")
+        if ev is not None:
             self.val_loss, self.val_metric = ev.loss, ev.metric
-            diverged = not math.isfinite(ev.loss) or (
-                ev.loss > self.divergence_factor * max(self.initial_val_loss, 1e-8)
-            )
+        diverged = is_diverged(
+            report, steps, ev.loss if ev else None, self.initial_val_loss, self.divergence_factor
+        )
         if diverged:
             reward = -self.divergence_penalty
         else:

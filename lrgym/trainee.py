@@ -7,6 +7,7 @@ comparison harness, the deployed scheduler) talks to it only through this interf
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -89,3 +90,23 @@ class Trainee(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook, most trainees hold nothing
         """Release resources (default: nothing to release)."""
+
+
+DIVERGENCE_FACTOR = 10.0
+"""A run has diverged when its validation loss exceeds this multiple of the initial one."""
+
+
+def is_diverged(
+    report: TrainReport,
+    requested_steps: int,
+    val_loss: float | None,
+    initial_val_loss: float,
+    factor: float = DIVERGENCE_FACTOR,
+) -> bool:
+    """True if a chunk diverged: it stopped early, a training loss was NaN/inf, or the
+    validation loss is non-finite or above ``factor`` × its initial value."""
+    if report.steps < requested_steps or not all(math.isfinite(x) for x in report.losses):
+        return True
+    if val_loss is None:
+        return False
+    return not math.isfinite(val_loss) or val_loss > factor * max(initial_val_loss, 1e-8)

@@ -1,0 +1,196 @@
+"""The comparison harness: every (task, scheduler, seed, initial LR) as a plain loop.
+
+Each run is what a user would write: build the run, attach the scheduler, train,
+evaluate on validation every ``eval_interval`` steps, stop on divergence, and test at
+the end. Results are one row per run (``runs.csv``) and one row per evaluation
+(``curves.csv``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from lrgym._atomic import atomic_path
+from lrgym.controllers import make_controller
+from lrgym.env import check_initial_lr
+from lrgym.registry import make_task
+from lrgym.trainee import is_diverged
+
+RUN_COLUMNS = (
+    "task", "split", "scheduler", "seed", "initial_lr", "default_lr", "metric", "target",
+    "final_val_metric", "best_val_metric", "final_test_metric", "reached_target",
+    "steps_to_target", "seconds_to_target", "steps", "total_steps", "wall_seconds", "diverged",
+)  # fmt: skip
+"""Columns of ``runs.csv`` (test metrics by name follow as ``test_<name>``)."""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of the grid. ``initial_lr=None`` means the task's default LR."""
+
+    task: str
+    scheduler: str
+    seed: int
+    initial_lr: float | None = None
+
+
+@dataclass
+class RunResult:
+    """A finished run: its ``runs.csv`` row and its ``curves.csv`` rows."""
+
+    row: dict
+    curve: list[dict]
+
+
+def run_one(spec: RunSpec, total_steps: int | None = None) -> RunResult:
+    """Train one run with one scheduler; never raises on divergence.
+
+    Args:
+        spec: Task, scheduler, seed and initial LR.
+        total_steps: Override the task's step budget (for quick runs).
+    """
+    task = make_task(spec.task)
+    info = task.info
+    lr0 = check_initial_lr(info.default_lr if spec.initial_lr is None else spec.initial_lr)
+    total = int(total_steps or info.total_steps)
+    interval = min(info.decision_interval, total)
+    spec = replace(spec, initial_lr=lr0)
+    controller = make_controller(spec.scheduler)
+    start = time.perf_counter()
+    trainee = task.build(spec.seed, lr0)
+    controller.start(trainee.optimizer, total, interval)
+    ev = trainee.evaluate("val")
+    initial_val_loss = ev.loss
+    curve = [_curve_row(spec, 0, trainee.lr, math.nan, ev, 0.0)]
+    steps, diverged, best = 0, False, ev.metric
+    reached_at: tuple[int, float] | None = (0, 0.0) if ev.metric >= info.target else None
+    while steps < total and not diverged:
+        chunk = min(interval, total - steps)
+        lr = trainee.lr
+        report = trainee.train(chunk, on_step=controller.step)
+        steps += report.steps
+        ev = None if report.steps < chunk else trainee.evaluate("val")
+        diverged = is_diverged(report, chunk, ev.loss if ev else None, initial_val_loss)
+        if ev is None or diverged:
+            break
+        controller.observe(ev)
+        seconds = time.perf_counter() - start
+        best = max(best, ev.metric)
+        if reached_at is None and ev.metric >= info.target:
+            reached_at = (steps, seconds)
+        curve.append(_curve_row(spec, steps, lr, report.mean_loss, ev, seconds))
+    test = trainee.evaluate("test")
+    trainee.close()
+    final_val = curve[-1]["val_metric"]
+    row = {
+        "task": spec.task,
+        "split": info.split,
+        "scheduler": spec.scheduler,
+        "seed": spec.seed,
+        "initial_lr": lr0,
+        "default_lr": lr0 == info.default_lr,
+        "metric": info.metric,
+        "target": info.target,
+        "final_val_metric": final_val,
+        "best_val_metric": best,
+        "final_test_metric": test.metric if not diverged else _fallback(test.metric),
+        "reached_target": reached_at is not None,
+        "steps_to_target": reached_at[0] if reached_at else math.inf,
+        "seconds_to_target": reached_at[1] if reached_at else math.inf,
+        "steps": steps,
+        "total_steps": total,
+        "wall_seconds": time.perf_counter() - start,
+        "diverged": diverged,
+        **{f"test_{k}": v for k, v in test.metrics.items()},
+    }
+    return RunResult(row, curve)
+
+
+def _fallback(metric: float) -> float:
+    """A diverged run's test metric: NaN predictions score as -inf, report as NaN."""
+    return metric if math.isfinite(metric) else math.nan
+
+
+def _curve_row(spec: RunSpec, step: int, lr: float, train_loss: float, ev, seconds: float):
+    return {
+        "task": spec.task,
+        "scheduler": spec.scheduler,
+        "seed": spec.seed,
+        "initial_lr": spec.initial_lr,
+        "step": step,
+        "lr": lr,
+        "train_loss": train_loss,
+        "val_loss": ev.loss,
+        "val_metric": ev.metric,
+        "seconds": seconds,
+    }
+
+
+def grid(
+    tasks: Sequence[str],
+    schedulers: Sequence[str],
+    seeds: Sequence[int],
+    initial_lrs: Sequence[float | None] = (None,),
+) -> list[RunSpec]:
+    """Every combination, validated up front so a typo fails before hours of runs."""
+    if not seeds:
+        raise ValueError("no seeds given; pass at least one seed (e.g. --seeds 3)")
+    for name in schedulers:
+        make_controller(name)
+    for task in tasks:
+        make_task(task)
+    lrs = [None if lr is None else check_initial_lr(lr) for lr in initial_lrs] or [None]
+    return [
+        RunSpec(t, s, int(seed), lr) for t in tasks for s in schedulers for seed in seeds
+        for lr in lrs
+    ]  # fmt: skip
+
+
+def _run_in_worker(spec: RunSpec, total_steps: int | None) -> RunResult:
+    torch.set_num_threads(1)  # workers share the cores; one thread each avoids oversubscription
+    return run_one(spec, total_steps)
+
+
+def run_grid(
+    specs: Sequence[RunSpec],
+    total_steps: int | None = None,
+    workers: int = 1,
+    on_done: Callable[[RunResult], None] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Run every spec (in ``workers`` processes if > 1); returns (runs, curves) frames."""
+    results: list[RunResult] = []
+    if workers <= 1:
+        for s in specs:
+            results.append(run_one(s, total_steps))
+            if on_done:
+                on_done(results[-1])
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(_run_in_worker, s, total_steps) for s in specs]
+            for f in futures:
+                results.append(f.result())
+                if on_done:
+                    on_done(results[-1])
+    runs = pd.DataFrame([r.row for r in results])
+    curves = pd.DataFrame([c for r in results for c in r.curve])
+    return runs, curves
+
+
+def write_frames(out_dir: str | Path, runs: pd.DataFrame, curves: pd.DataFrame) -> None:
+    """Write ``runs.csv`` and ``curves.csv`` atomically into ``out_dir``."""
+    out = Path(out_dir)
+    with atomic_path(out / "runs.csv") as tmp:
+        runs.to_csv(tmp, index=False)
+    with atomic_path(out / "curves.csv") as tmp:
+        curves.to_csv(tmp, index=False)
+
+
+__all__ = ["RUN_COLUMNS", "RunResult", "RunSpec", "grid", "run_grid", "run_one", "write_frames"]

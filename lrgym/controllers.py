@@ -1,0 +1,138 @@
+"""Controllers: anything that decides hyperparameters during a run.
+
+The comparison harness treats every controller alike: static schedules (thin wrappers
+around ``torch.optim.lr_scheduler`` classes, never re-implemented), rule-based
+controllers and learned policies. Add one with :func:`register_controller`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+from torch.optim import Optimizer, lr_scheduler
+
+from lrgym.trainee import EvalReport
+
+
+class Controller(ABC):
+    """Decides hyperparameters for one run; a fresh instance per run.
+
+    The harness calls :meth:`start` once, :meth:`step` after every optimizer step and
+    :meth:`observe` after every validation evaluation.
+    """
+
+    @abstractmethod
+    def start(self, optimizer: Optimizer, total_steps: int, decision_interval: int) -> None:
+        """Attach to ``optimizer`` for a run of ``total_steps`` optimizer steps."""
+
+    def step(self, loss: float) -> None:  # noqa: B027 - optional hook
+        """Called after every optimizer step with that step's training loss."""
+
+    def observe(self, report: EvalReport) -> None:  # noqa: B027 - optional hook
+        """Called after every validation evaluation."""
+
+
+SchedulerFactory = Callable[[Optimizer, int], "lr_scheduler.LRScheduler"]
+"""``(optimizer, total_steps) -> torch scheduler``; the optimizer's LR is the base LR."""
+
+
+class TorchSchedule(Controller):
+    """A ``torch.optim.lr_scheduler`` stepped once per optimizer step.
+
+    Args:
+        factory: Builds the scheduler from the optimizer and the run's total steps.
+    """
+
+    def __init__(self, factory: SchedulerFactory) -> None:
+        self.factory = factory
+        self.scheduler: lr_scheduler.LRScheduler | None = None
+
+    def start(self, optimizer: Optimizer, total_steps: int, decision_interval: int) -> None:
+        self.scheduler = self.factory(optimizer, total_steps)
+
+    def step(self, loss: float) -> None:
+        self.scheduler.step()
+
+
+class PlateauSchedule(Controller):
+    """``ReduceLROnPlateau`` on validation loss, stepped at every evaluation.
+
+    Args:
+        factor: LR multiplier on a plateau.
+        patience: Evaluations without improvement before reducing.
+    """
+
+    def __init__(self, factor: float = 0.5, patience: int = 2) -> None:
+        self.factor = factor
+        self.patience = patience
+
+    def start(self, optimizer: Optimizer, total_steps: int, decision_interval: int) -> None:
+        self.scheduler = lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min", factor=self.factor, patience=self.patience
+        )
+
+    def observe(self, report: EvalReport) -> None:
+        self.scheduler.step(report.loss)
+
+
+def _cosine_with_warmup(opt: Optimizer, total: int, warmup_share: float = 0.05):
+    warmup = max(1, int(warmup_share * total))
+    return lr_scheduler.SequentialLR(
+        opt,
+        [
+            lr_scheduler.LinearLR(opt, start_factor=0.01, total_iters=warmup),
+            lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, total - warmup)),
+        ],
+        milestones=[warmup],
+    )
+
+
+def _cyclic(opt: Optimizer, total: int):
+    lr = opt.param_groups[0]["lr"]
+    return lr_scheduler.CyclicLR(
+        opt, base_lr=lr / 10, max_lr=lr, step_size_up=max(1, total // 8), cycle_momentum=False
+    )
+
+
+STATIC_SCHEDULES: dict[str, SchedulerFactory] = {
+    "constant": lambda opt, total: lr_scheduler.ConstantLR(opt, factor=1.0, total_iters=0),
+    "step": lambda opt, total: lr_scheduler.StepLR(opt, step_size=max(1, total // 3), gamma=0.1),
+    "exponential": lambda opt, total: lr_scheduler.ExponentialLR(opt, gamma=0.01 ** (1 / total)),
+    "cosine": _cosine_with_warmup,
+    "cyclic": _cyclic,
+    "onecycle": lambda opt, total: lr_scheduler.OneCycleLR(
+        opt, max_lr=opt.param_groups[0]["lr"], total_steps=total
+    ),
+}
+"""Static schedules by name; the run's initial LR is each schedule's base (peak) LR:
+constant; step (×0.1 every third of the run); exponential (to 1% at the end); cosine to
+0 after a 5% linear warmup from 1%; cyclic (triangular between LR/10 and LR, 8
+half-cycles); OneCycle (peak LR, torch defaults). ``plateau`` is ReduceLROnPlateau."""
+
+CONTROLLERS: dict[str, Callable[[], Controller]] = {
+    **{name: (lambda f=f: TorchSchedule(f)) for name, f in STATIC_SCHEDULES.items()},
+    "plateau": PlateauSchedule,
+}
+"""Every controller the harness can run, by name: a factory making a fresh one."""
+
+BASELINES: tuple[str, ...] = (*STATIC_SCHEDULES, "plateau")
+"""Names of the static baselines."""
+
+
+def register_controller(name: str, factory: Callable[[], Controller]) -> None:
+    """Make ``factory`` available to ``compare``/``evaluate`` under ``name``."""
+    CONTROLLERS[name] = factory
+
+
+def make_controller(name: str) -> Controller:
+    """A fresh controller by name; an unknown name raises with the closest names."""
+    try:
+        return CONTROLLERS[name]()
+    except KeyError:
+        close = difflib.get_close_matches(name, list(CONTROLLERS), n=3, cutoff=0.4)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(
+            f"unknown scheduler {name!r}.{hint} Available: {', '.join(CONTROLLERS)}"
+        ) from None
