@@ -1,0 +1,3 @@
+from lrgym.cli import main
+
+main()

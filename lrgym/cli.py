@@ -1,0 +1,162 @@
+"""The `lrgym` command line: list tasks, check a task, compare schedulers."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+from rich.table import Table
+
+app = typer.Typer(
+    help="lrgym: learn how to train neural networks.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    """Print ``message`` as an error and return the exit to raise (code 2)."""
+    err_console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code=2)
+
+
+def _split_values(values: list[str]) -> list[str]:
+    """Accept both repeated options and comma-separated values."""
+    return [v.strip() for value in values for v in value.split(",") if v.strip()]
+
+
+def _parse_lrs(values: list[str]) -> list[float | None]:
+    lrs: list[float | None] = []
+    for v in _split_values(values):
+        if v == "default":
+            lrs.append(None)
+            continue
+        try:
+            lr = float(v)
+        except ValueError:
+            raise _fail(f"initial LR {v!r} is not a number; pass e.g. 1e-3 or 'default'") from None
+        if not (math.isfinite(lr) and lr > 0):
+            raise _fail(f"initial LR must be a finite number > 0, got {v!r}")
+        lrs.append(lr)
+    return lrs or [None]
+
+
+def _check_out_dir(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise _fail(f"--out {out} is a file; pass a directory path")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".lrgym-write-test"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise _fail(f"cannot write to --out {out}: {exc.strerror or exc}") from None
+
+
+@app.command()
+def tasks(
+    split: Annotated[
+        str | None, typer.Option(help="Only this split: meta-train or held-out.")
+    ] = None,
+) -> None:
+    """List every registered task with its domain, model, data, metric and split."""
+    from lrgym.registry import make_task, task_ids
+    from lrgym.task import SPLITS
+
+    if split is not None and split not in SPLITS:
+        raise _fail(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
+    table = Table(title="lrgym tasks")
+    table.add_column("id", no_wrap=True)
+    for col in ("domain", "model", "data", "metric", "target", "split"):
+        table.add_column(col)
+    for task_id in task_ids(split):
+        info = make_task(task_id).info
+        table.add_row(
+            task_id, info.domain, info.model, info.data, info.metric, f"{info.target:g}", info.split
+        )
+    console.print(table)
+
+
+@app.command()
+def check(
+    task_id: Annotated[str, typer.Argument(help="Registered task id, e.g. lrgym/DigitsMLP-v0.")],
+    steps: Annotated[int, typer.Option(min=1, help="Step budget of the short runs.")] = 60,
+) -> None:
+    """Run the contract checks on one task and say plainly what is wrong."""
+    from lrgym.check import check_task
+    from lrgym.registry import UnknownTaskError
+
+    try:
+        results = check_task(task_id, steps)
+    except UnknownTaskError as exc:
+        raise _fail(str(exc)) from None
+    for r in results:
+        mark = "[green]PASS[/]" if r.passed else "[red]FAIL[/]"
+        console.print(f"{mark} {r.name}" + (f": {r.detail}" if r.detail else ""))
+    if not all(r.passed for r in results):
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def compare(
+    tasks: Annotated[
+        list[str], typer.Option("--tasks", help="Task ids, 'meta-train', 'held-out' or 'all'.")
+    ] = ["held-out"],  # noqa: B006 - typer reads list defaults this way
+    schedulers: Annotated[
+        list[str], typer.Option("--schedulers", help="Scheduler names, or 'baselines'.")
+    ] = ["baselines"],  # noqa: B006
+    seeds: Annotated[int, typer.Option(help="Number of seeds (0 .. N-1).")] = 3,
+    initial_lrs: Annotated[
+        list[str], typer.Option("--initial-lrs", help="Initial LRs, or 'default'.")
+    ] = ["default"],  # noqa: B006
+    out: Annotated[Path, typer.Option(help="Output directory.")] = Path("results/compare"),
+    total_steps: Annotated[
+        int | None, typer.Option(min=1, help="Override every task's step budget.")
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Parallel worker processes.")] = 1,
+) -> None:
+    """Run every (task, scheduler, seed, initial LR) and write runs.csv, curves.csv,
+    summary.md and plots to OUT."""
+    from lrgym.compare import grid, run_grid, write_frames
+    from lrgym.controllers import BASELINES
+    from lrgym.registry import UnknownTaskError, select_tasks
+    from lrgym.report import write_report
+
+    if seeds < 1:
+        raise _fail("--seeds must be at least 1")
+    names = [n for s in _split_values(schedulers) for n in (BASELINES if s == "baselines" else [s])]
+    lrs = _parse_lrs(initial_lrs)
+    try:
+        specs = grid(select_tasks(_split_values(tasks)), names, range(seeds), lrs)
+    except (UnknownTaskError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    _check_out_dir(out)
+    progress = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+    with progress:
+        bar = progress.add_task("runs", total=len(specs))
+
+        def done(result) -> None:
+            row = result.row
+            progress.update(bar, advance=1, description=f"{row['task']} {row['scheduler']}")
+
+        runs, curves = run_grid(specs, total_steps=total_steps, workers=workers, on_done=done)
+    write_frames(out, runs, curves)
+    summary = write_report(out, runs, curves)
+    console.print(f"wrote {len(runs)} runs to {out}/runs.csv; summary: {summary}")
+
+
+def main() -> None:
+    """Entry point for ``python -m lrgym``."""
+    app()

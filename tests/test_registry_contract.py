@@ -1,0 +1,162 @@
+"""One contract test over the whole registry (like Gymnasium's ``tests/envs/test_envs.py``).
+
+Every registered task must pass Gymnasium's ``check_env``, be deterministic under a seed,
+leave the caller's global RNGs alone, and describe itself completely. Budgets are tiny
+(``total_steps``/``decision_interval`` overrides) so the whole suite stays fast.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import warnings
+
+import gymnasium
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env
+
+import lrgym
+from lrgym.env import LRControlEnv
+from lrgym.task import SPLITS
+from lrgym.xgb_trainee import XGBoostTask
+
+TASK_IDS = lrgym.task_ids()
+TOTAL_STEPS = 6
+INTERVAL = 2
+
+
+def make_env(task_id: str, total_steps: int = TOTAL_STEPS, interval: int = INTERVAL):
+    return gymnasium.make(task_id, total_steps=total_steps, decision_interval=interval)
+
+
+def same(a, b) -> bool:
+    """Exact equality that treats NaN as equal to NaN (recursively for arrays/floats)."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True)
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return a == b
+
+
+@pytest.mark.parametrize("task_id", TASK_IDS)
+def test_check_env(task_id):
+    env = make_env(task_id)
+    # Any warning from the checker (or from the env while it is checked) is a failure:
+    # the env declares float32 spaces and returns float32 observations, so Gymnasium's
+    # precision/dtype warnings must not appear either.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_env(env.unwrapped, skip_render_check=True)
+    env.close()
+
+
+@pytest.mark.parametrize("task_id", TASK_IDS)
+def test_registered_as_gymnasium_env(task_id):
+    env = make_env(task_id)
+    assert isinstance(env.unwrapped, LRControlEnv)
+    assert env.unwrapped.task_id == task_id
+    assert env.unwrapped.total_steps == TOTAL_STEPS
+    assert env.unwrapped.decision_interval == INTERVAL
+    env.close()
+
+
+def _rollout(task_id: str, seed: int, actions: list[float]):
+    env = make_env(task_id, total_steps=8, interval=2)
+    obs, info = env.reset(seed=seed)
+    trace = [(obs, None, info)]
+    for a in actions:
+        obs, reward, terminated, truncated, info = env.step(np.array([a], dtype=np.float32))
+        trace.append((obs, reward, info))
+        if terminated or truncated:
+            break
+    env.close()
+    return trace
+
+
+@pytest.mark.parametrize("task_id", TASK_IDS)
+def test_deterministic_under_seed(task_id):
+    actions = [0.5, -1.0, 0.0, 1.0]
+    first = _rollout(task_id, 123, actions)
+    second = _rollout(task_id, 123, actions)
+    assert len(first) == len(second) == len(actions) + 1
+    for (obs1, r1, info1), (obs2, r2, info2) in zip(first, second, strict=True):
+        assert np.array_equal(obs1, obs2), (obs1, obs2)
+        assert same(r1, r2)
+        assert info1.keys() == info2.keys()
+        for key in info1:
+            assert same(info1[key], info2[key]), (key, info1[key], info2[key])
+    # The run really moved: LR followed the actions and validation loss changed.
+    lrs = [info["lr"] for _, _, info in first]
+    assert lrs[1] == pytest.approx(lrs[0] * 2**0.5)
+    assert lrs[2] == pytest.approx(lrs[1] / 2)
+    assert len({info["val_loss"] for _, _, info in first}) > 1
+
+
+@pytest.mark.parametrize("task_id", TASK_IDS)
+def test_different_seed_gives_different_start(task_id):
+    env = make_env(task_id)
+    _, info_a = env.reset(seed=1)
+    _, info_b = env.reset(seed=2)
+    assert (info_a["initial_lr"], info_a["run_seed"]) != (info_b["initial_lr"], info_b["run_seed"])
+    lo, hi = lrgym.env.INITIAL_LR_RANGE
+    for info in (info_a, info_b):
+        assert lo <= info["initial_lr"] <= hi
+    env.close()
+
+
+@pytest.mark.parametrize("task_id", TASK_IDS)
+def test_reset_and_step_leave_global_rngs_alone(task_id):
+    env = make_env(task_id)
+    torch.manual_seed(0)
+    np.random.seed(0)
+    random.seed(0)
+    torch_state = torch.get_rng_state()
+    np_state = np.random.get_state()
+    py_state = random.getstate()
+    env.reset(seed=7)
+    env.step(np.array([0.0], dtype=np.float32))
+    assert torch.equal(torch.get_rng_state(), torch_state)
+    np_after = np.random.get_state()
+    assert np_after[0] == np_state[0] and np.array_equal(np_after[1], np_state[1])
+    assert np_after[2:] == np_state[2:]
+    assert random.getstate() == py_state
+    env.close()
+
+
+@pytest.mark.parametrize("task_id", TASK_IDS)
+def test_task_info_complete(task_id):
+    info = lrgym.make_task(task_id).info
+    for field in ("domain", "model", "data", "metric"):
+        value = getattr(info, field)
+        assert isinstance(value, str) and value.strip(), field
+    assert info.split in SPLITS
+    assert math.isfinite(info.target)
+    assert info.default_lr > 0 and math.isfinite(info.default_lr)
+    assert 1 <= info.decision_interval <= info.total_steps
+    assert lrgym.registry._ID_PATTERN.match(task_id), "ids are versioned: 'ns/Name-vN'"
+
+
+def test_suite_size_and_splits():
+    ids = lrgym.task_ids()
+    held_out = lrgym.task_ids("held-out")
+    meta_train = lrgym.task_ids("meta-train")
+    assert len(ids) >= 12
+    assert len(held_out) >= 4
+    assert meta_train, "no meta-train tasks"
+    assert set(held_out).isdisjoint(meta_train)
+    assert set(held_out) | set(meta_train) == set(ids)
+
+
+def test_suite_covers_domains_and_xgboost():
+    tasks = {i: lrgym.make_task(i) for i in lrgym.task_ids()}
+    domains = {t.info.domain for t in tasks.values()}
+    assert {"image classification", "tabular classification", "regression"} <= domains
+    assert any(isinstance(t, XGBoostTask) for t in tasks.values())
+
+
+def test_every_task_is_a_gymnasium_env():
+    for task_id in lrgym.task_ids():
+        assert task_id in gymnasium.registry
+        assert gymnasium.spec(task_id).kwargs["task"] == task_id
