@@ -9,6 +9,7 @@ the end. Results are one row per run (``runs.csv``) and one row per evaluation
 from __future__ import annotations
 
 import math
+import multiprocessing
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -64,17 +65,17 @@ def run_one(spec: RunSpec, total_steps: int | None = None) -> RunResult:
     interval = min(info.decision_interval, total)
     spec = replace(spec, initial_lr=lr0)
     controller = make_controller(spec.scheduler)
-    start = time.perf_counter()
     trainee = task.build(spec.seed, lr0)
     controller.start(trainee.optimizer, total, interval)
     ev = trainee.evaluate("val")
+    controller.observe(ev)
     initial_val_loss = ev.loss
+    start = time.perf_counter()  # time to target counts training and evaluation only
     curve = [_curve_row(spec, 0, trainee.lr, math.nan, ev, 0.0)]
     steps, diverged, best = 0, False, ev.metric
     reached_at: tuple[int, float] | None = (0, 0.0) if ev.metric >= info.target else None
     while steps < total and not diverged:
         chunk = min(interval, total - steps)
-        lr = trainee.lr
         report = trainee.train(chunk, on_step=controller.step)
         steps += report.steps
         ev = None if report.steps < chunk else trainee.evaluate("val")
@@ -86,7 +87,7 @@ def run_one(spec: RunSpec, total_steps: int | None = None) -> RunResult:
         best = max(best, ev.metric)
         if reached_at is None and ev.metric >= info.target:
             reached_at = (steps, seconds)
-        curve.append(_curve_row(spec, steps, lr, report.mean_loss, ev, seconds))
+        curve.append(_curve_row(spec, steps, trainee.lr, report.mean_loss, ev, seconds))
     test = trainee.evaluate("test")
     trainee.close()
     final_val = curve[-1]["val_metric"]
@@ -145,13 +146,15 @@ def grid(
         raise ValueError("no seeds given; pass at least one seed (e.g. --seeds 3)")
     for name in schedulers:
         make_controller(name)
-    for task in tasks:
-        make_task(task)
-    lrs = [None if lr is None else check_initial_lr(lr) for lr in initial_lrs] or [None]
-    return [
-        RunSpec(t, s, int(seed), lr) for t in tasks for s in schedulers for seed in seeds
-        for lr in lrs
-    ]  # fmt: skip
+    specs: dict[RunSpec, None] = {}  # ordered set: 'default' and an equal LR run once
+    for t in tasks:
+        default = make_task(t).info.default_lr
+        lrs = [default if lr is None else check_initial_lr(lr) for lr in initial_lrs]
+        for s in schedulers:
+            for seed in seeds:
+                for lr in lrs or [default]:
+                    specs[RunSpec(t, s, int(seed), lr)] = None
+    return list(specs)
 
 
 def _run_in_worker(spec: RunSpec, total_steps: int | None) -> RunResult:
@@ -173,7 +176,8 @@ def run_grid(
             if on_done:
                 on_done(results[-1])
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        spawn = multiprocessing.get_context("spawn")  # fork after torch threads is unsafe
+        with ProcessPoolExecutor(max_workers=workers, mp_context=spawn) as pool:
             futures = [pool.submit(_run_in_worker, s, total_steps) for s in specs]
             for f in futures:
                 results.append(f.result())

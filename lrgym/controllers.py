@@ -126,8 +126,41 @@ def register_controller(name: str, factory: Callable[[], Controller]) -> None:
     CONTROLLERS[name] = factory
 
 
+class LearnedController(Controller):
+    """A trained agent driving the LR through :class:`~lrgym.scheduler.PolicyScheduler`.
+
+    Args:
+        agent: Shipped agent name or agent directory.
+    """
+
+    def __init__(self, agent: str) -> None:
+        from lrgym.agent import load_agent
+
+        self.agent = load_agent(agent)
+
+    def start(self, optimizer: Optimizer, total_steps: int, decision_interval: int) -> None:
+        from lrgym.scheduler import PolicyScheduler
+
+        self.scheduler = PolicyScheduler(
+            optimizer, self.agent, total_steps, decision_interval, eval_feedback=True
+        )
+
+    def step(self, loss: float) -> None:
+        self.scheduler.step(loss)
+
+    def observe(self, report: EvalReport) -> None:
+        self.scheduler.observe_eval(report.loss, report.metric)
+
+
+LEARNED_PREFIX = "learned:"
+"""``make_controller("learned:default")`` runs the shipped default agent; any agent
+directory works after the prefix too."""
+
+
 def make_controller(name: str) -> Controller:
     """A fresh controller by name; an unknown name raises with the closest names."""
+    if name.startswith(LEARNED_PREFIX):
+        return LearnedController(name[len(LEARNED_PREFIX) :])
     try:
         return CONTROLLERS[name]()
     except KeyError:

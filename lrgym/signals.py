@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 OBS_LAYOUT_VERSION = 1
 """Version of :data:`FEATURES`; bump on any change to what or how features are computed."""
@@ -114,6 +115,15 @@ class SignalTracker:
             obs[10] = val_metric
         return np.clip(obs, -OBS_BOUND, OBS_BOUND)
 
+    def state_dict(self) -> dict[str, float | None]:
+        """The reference values, as plain floats (``None`` where not yet set)."""
+        return {k.lstrip("_"): v for k, v in vars(self).items()}
+
+    def load_state_dict(self, state: dict[str, float | None]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        for key, value in state.items():
+            setattr(self, key if key == "initial_lr" else f"_{key}", value)
+
     def observe(self, fb: Feedback) -> np.ndarray:
         """The observation after one chunk of training (see :data:`FEATURES`)."""
         logs = np.log(np.maximum(np.asarray(fb.train_losses, dtype=np.float64), LOSS_FLOOR))
@@ -149,7 +159,7 @@ class SignalTracker:
                 math.log(max(fb.lr, 1e-30) / self.initial_lr),
                 loss - self._loss_ref,
                 loss - prev_loss,
-                float(np.std(logs)) if logs.size > 1 else 0.0,
+                float(np.std(logs)) if logs.size > 1 and np.isfinite(logs).all() else 0.0,
                 grad,
                 update,
                 _finite_or(fb.update_cosine, 0.0),
@@ -164,3 +174,49 @@ class SignalTracker:
         )
         obs = np.nan_to_num(obs, nan=0.0, posinf=OBS_BOUND, neginf=-OBS_BOUND)
         return np.clip(obs, -OBS_BOUND, OBS_BOUND).astype(np.float32)
+
+
+class UpdateTracker:
+    """Measures parameter updates between decisions: ``|Δθ| / |θ|`` and update cosine.
+
+    Shared by the torch trainee and the deployed scheduler so both report identical
+    numbers for identical runs.
+
+    Args:
+        params: The parameters to watch (e.g. every tensor in an optimizer's groups).
+    """
+
+    def __init__(self, params: Sequence[torch.Tensor]) -> None:
+        self.params = list(params)
+        self._start = self._flat()
+        self._prev_update: torch.Tensor | None = None
+
+    def _flat(self) -> torch.Tensor:
+        if not self.params:
+            return torch.zeros(0)
+        return torch.cat([p.detach().reshape(-1) for p in self.params])
+
+    def measure(self) -> tuple[float, float]:
+        """``(update_ratio, update_cosine)`` since the last call; starts the next window.
+
+        The cosine is NaN for the first window; the ratio is NaN without parameters.
+        """
+        end = self._flat()
+        update = end - self._start
+        if update.numel() == 0:
+            return math.nan, math.nan
+        ratio = float(update.norm() / self._start.norm().clamp_min(1e-12))
+        cosine = math.nan
+        if self._prev_update is not None:
+            denom = (update.norm() * self._prev_update.norm()).clamp_min(1e-12)
+            cosine = float(update @ self._prev_update / denom)
+        self._start, self._prev_update = end, update
+        return ratio, cosine
+
+
+def grad_norm(params: Sequence[torch.Tensor]) -> float:
+    """Global L2 norm of the parameters' current gradients (NaN if none have one)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return math.nan
+    return float(torch.nn.utils.get_total_norm(grads))

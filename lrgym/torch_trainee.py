@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lrgym.signals import UpdateTracker, grad_norm
 from lrgym.trainee import EvalReport, StepHook, Trainee, TrainReport
 
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
@@ -41,10 +42,6 @@ def make_optimizer(
     except KeyError:
         raise ValueError(f"unknown optimizer {name!r}; use one of {sorted(OPTIMIZERS)}") from None
     return factory(params, lr, weight_decay=weight_decay)
-
-
-def _flat_params(params: list[torch.Tensor]) -> torch.Tensor:
-    return torch.cat([p.detach().reshape(-1) for p in params])
 
 
 class TorchTrainee(Trainee):
@@ -91,7 +88,7 @@ class TorchTrainee(Trainee):
         self._generator = torch.Generator().manual_seed(int(seed))
         self._order = torch.empty(0, dtype=torch.long)
         self._cursor = 0
-        self._prev_update: torch.Tensor | None = None
+        self._updates = UpdateTracker(self.params)
 
     def _targets(self, y: np.ndarray) -> torch.Tensor:
         if self.loss_name == "cross_entropy":
@@ -111,9 +108,8 @@ class TorchTrainee(Trainee):
     def train(self, steps: int, on_step: StepHook | None = None) -> TrainReport:
         """Run ``steps`` minibatch steps; stops early on a non-finite loss."""
         self.model.train()
-        start = _flat_params(self.params)
         losses: list[float] = []
-        grad_norm = float("nan")
+        norm = math.nan
         for i in range(steps):
             xb, yb = self._next_batch()
             self.optimizer.zero_grad(set_to_none=True)
@@ -124,19 +120,12 @@ class TorchTrainee(Trainee):
                 break  # diverged: the caller decides what ends
             loss.backward()
             if i == steps - 1:
-                grads = [p.grad for p in self.params if p.grad is not None]
-                grad_norm = float(torch.nn.utils.get_total_norm(grads))
+                norm = grad_norm(self.params)
             self.optimizer.step()
             if on_step is not None:
                 on_step(value)
-        update = _flat_params(self.params) - start
-        ratio = float(update.norm() / start.norm().clamp_min(1e-12))
-        cosine = float("nan")
-        if self._prev_update is not None:
-            denom = (update.norm() * self._prev_update.norm()).clamp_min(1e-12)
-            cosine = float(update @ self._prev_update / denom)
-        self._prev_update = update
-        return TrainReport(len(losses), tuple(losses), grad_norm, ratio, cosine)
+        ratio, cosine = self._updates.measure()
+        return TrainReport(len(losses), tuple(losses), norm, ratio, cosine)
 
     @torch.no_grad()
     def evaluate(self, split: str = "val") -> EvalReport:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import gymnasium
 import numpy as np
@@ -122,6 +123,19 @@ def test_divergence_ends_episode_with_penalty():
     assert terminated and not truncated
     assert info["steps"] < 40
     assert reward == -env.unwrapped.divergence_penalty
+    env.close()
+
+
+def test_divergence_never_raises_even_with_warnings_as_errors():
+    """An inf training loss must not surface as a numpy RuntimeWarning (CI runs -W error)."""
+    env = gymnasium.make(DIVERGING, total_steps=40, decision_interval=4)
+    env.reset(seed=0, options={"initial_lr": 1e3})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        obs, _, terminated, _, info = env.step(act(0.0))
+    assert info["diverged"] and terminated
+    assert math.isinf(info["train_loss"]) or math.isnan(info["train_loss"])
+    assert env.observation_space.contains(obs)
     env.close()
 
 

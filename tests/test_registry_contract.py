@@ -19,6 +19,7 @@ from gymnasium.utils.env_checker import check_env
 
 import lrgym
 from lrgym.env import LRControlEnv
+from lrgym.registry import _ID_PATTERN
 from lrgym.task import SPLITS
 from lrgym.xgb_trainee import XGBoostTask
 
@@ -135,7 +136,7 @@ def test_task_info_complete(task_id):
     assert math.isfinite(info.target)
     assert info.default_lr > 0 and math.isfinite(info.default_lr)
     assert 1 <= info.decision_interval <= info.total_steps
-    assert lrgym.registry._ID_PATTERN.match(task_id), "ids are versioned: 'ns/Name-vN'"
+    assert _ID_PATTERN.match(task_id), "ids are versioned: 'ns/Name-vN'"
 
 
 def test_suite_size_and_splits():

@@ -1,0 +1,196 @@
+"""Trained agents on disk: their card, their torch-only policy, and how to load them.
+
+An agent directory holds
+
+* ``card.json``: how the agent was trained and how it scored (:class:`AgentCard`);
+* ``policy.pt``: the policy as TorchScript with observation normalisation folded in,
+  so deployment needs torch only;
+* ``ppo.zip`` and ``vecnormalize.pkl``: the stable-baselines3 policy and its
+  normalisation statistics, to continue training or inspect with SB3.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from lrgym._atomic import write_text_atomic
+from lrgym.actions import LogLRAction
+from lrgym.signals import FEATURES, OBS_LAYOUT_VERSION
+
+CARD = "card.json"
+POLICY = "policy.pt"
+SB3_MODEL = "ppo.zip"
+VECNORMALIZE = "vecnormalize.pkl"
+
+
+class AgentLoadError(ValueError):
+    """An agent could not be loaded; the message says why and what to do."""
+
+
+@dataclass
+class AgentCard:
+    """What an agent is, how it was made and how it scored.
+
+    Attributes:
+        name: Agent name.
+        lrgym_version: lrgym version that trained it.
+        obs_layout_version: :data:`lrgym.signals.OBS_LAYOUT_VERSION` it was trained with.
+        features: Observation feature names, in order.
+        action: The action mapping (:class:`~lrgym.actions.LogLRAction` fields).
+        tasks: Task ids it was meta-trained on.
+        total_timesteps: Environment steps of meta-training.
+        seed: Meta-training seed.
+        wall_seconds: Meta-training wall time.
+        command: The command that reproduces it.
+        config: The full training configuration.
+        evaluation: Evaluation tables (markdown) by name, e.g. ``"held-out"``.
+    """
+
+    name: str
+    lrgym_version: str
+    obs_layout_version: int
+    features: list[str]
+    action: dict[str, float]
+    tasks: list[str]
+    total_timesteps: int
+    seed: int
+    wall_seconds: float
+    command: str
+    config: dict[str, Any] = field(default_factory=dict)
+    evaluation: dict[str, str] = field(default_factory=dict)
+
+    def save(self, directory: str | Path) -> None:
+        """Write ``card.json`` into ``directory`` atomically."""
+        write_text_atomic(Path(directory) / CARD, json.dumps(asdict(self), indent=2) + "\n")
+
+
+class NormalizedPolicy(nn.Module):
+    """Deterministic PPO actor with VecNormalize's observation transform folded in.
+
+    ``action = clip(actor(clip((obs - mean) / sqrt(var + eps), ±clip_obs)), -1, 1)``,
+    exactly what SB3's ``predict(deterministic=True)`` does behind ``VecNormalize``.
+    """
+
+    def __init__(
+        self, actor: nn.Module, mean: np.ndarray, var: np.ndarray, eps: float, clip_obs: float
+    ) -> None:
+        super().__init__()
+        self.actor = actor
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
+        self.register_buffer("std", torch.sqrt(torch.as_tensor(var, dtype=torch.float32) + eps))
+        self.clip_obs = float(clip_obs)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        x = torch.clamp((obs - self.mean) / self.std, -self.clip_obs, self.clip_obs)
+        return torch.clamp(self.actor(x), -1.0, 1.0)
+
+
+def export_policy(model: Any, vecnormalize: Any) -> torch.jit.ScriptModule:
+    """TorchScript of an SB3 PPO MLP policy's deterministic action, normalisation folded in.
+
+    Args:
+        model: A ``stable_baselines3.PPO`` with an ``MlpPolicy`` on a flat Box.
+        vecnormalize: The ``VecNormalize`` whose ``obs_rms`` the policy was trained behind.
+    """
+    policy = model.policy
+    actor = nn.Sequential(policy.mlp_extractor.policy_net, policy.action_net)
+    actor = copy.deepcopy(actor).cpu().eval()
+    rms = vecnormalize.obs_rms
+    module = NormalizedPolicy(actor, rms.mean, rms.var, vecnormalize.epsilon, vecnormalize.clip_obs)
+    return torch.jit.script(module.eval())
+
+
+class Agent:
+    """A loaded agent: :meth:`act` maps one observation to one action (deterministic).
+
+    Attributes:
+        card: The agent's :class:`AgentCard`.
+        path: Its directory.
+        action_map: How its actions change the LR.
+    """
+
+    def __init__(self, path: Path, card: AgentCard, policy: torch.jit.ScriptModule) -> None:
+        self.path = path
+        self.card = card
+        self.policy = policy
+        self.action_map = LogLRAction(**card.action)
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray) -> float:
+        """The action (log2 LR multiplier in [-1, 1]) for one observation."""
+        x = torch.as_tensor(np.asarray(obs, dtype=np.float32)).reshape(1, -1)
+        return float(self.policy(x)[0, 0])
+
+
+def shipped_agents() -> list[str]:
+    """Names of the agents shipped in ``lrgym.trained_agents``."""
+    root = resources.files("lrgym.trained_agents")
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and (p / CARD).is_file())
+
+
+def resolve_agent(name_or_path: str | Path) -> Path:
+    """The directory of a shipped agent name or a user's agent path."""
+    path = Path(name_or_path)
+    if path.is_dir():
+        return path
+    shipped = resources.files("lrgym.trained_agents") / str(name_or_path)
+    if shipped.is_dir():
+        return Path(str(shipped))
+    raise AgentLoadError(
+        f"no agent {str(name_or_path)!r}: not a directory and not a shipped agent "
+        f"(shipped: {', '.join(shipped_agents()) or 'none'}). Pass a path written by "
+        "`lrgym train --out PATH`."
+    )
+
+
+def load_card(path: str | Path) -> AgentCard:
+    """Read and check an agent's card (layout version must match this lrgym)."""
+    card_path = Path(path) / CARD
+    try:
+        card = AgentCard(**json.loads(card_path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        raise AgentLoadError(
+            f"{card_path} is missing: is {path} an lrgym agent directory?"
+        ) from None
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise AgentLoadError(f"{card_path} is corrupt ({exc}); retrain or re-download it") from None
+    if card.obs_layout_version != OBS_LAYOUT_VERSION or card.features != list(FEATURES):
+        raise AgentLoadError(
+            f"agent {card.name!r} was trained with observation layout "
+            f"v{card.obs_layout_version}, this lrgym uses v{OBS_LAYOUT_VERSION}; install "
+            f"lrgym {card.lrgym_version} to use it, or retrain it with `lrgym train`"
+        )
+    return card
+
+
+def load_agent(name_or_path: str | Path = "default") -> Agent:
+    """Load a shipped agent by name (``"default"``) or a user's agent directory.
+
+    Raises:
+        AgentLoadError: unknown name, missing or corrupt files, or a card whose
+            observation-layout version does not match the installed lrgym.
+    """
+    path = resolve_agent(name_or_path)
+    card = load_card(path)
+    try:
+        policy = torch.jit.load(str(path / POLICY), map_location="cpu")
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        raise AgentLoadError(
+            f"{path / POLICY} is missing or corrupt ({str(exc).splitlines()[0]}); "
+            "retrain the agent or re-export it"
+        ) from None
+    with torch.no_grad():
+        out = policy(torch.zeros(1, len(FEATURES)))
+    if tuple(out.shape) != (1, 1) or not math.isfinite(float(out[0, 0])):
+        raise AgentLoadError(f"{path / POLICY} does not map observations to one action")
+    return Agent(path, card, policy)

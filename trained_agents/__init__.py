@@ -1,0 +1,1 @@
+"""Shipped agents (installed as ``lrgym.trained_agents``): one directory per agent."""
