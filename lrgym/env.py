@@ -111,7 +111,7 @@ class LRControlEnv(gym.Env):
         drawn_lr = float(np.exp(self.np_random.uniform(low, high)))
         drawn_seed = int(self.np_random.integers(2**31 - 1))
         self.initial_lr = check_initial_lr(options.get("initial_lr", drawn_lr))
-        self.run_seed = int(options.get("run_seed", 0))
+        self.run_seed = int(options.get("run_seed", drawn_seed))
         if self.trainee is not None:
             self.trainee.close()
         self.trainee = self.task.build(self.run_seed, self.initial_lr)
