@@ -10,6 +10,7 @@ from typing import Any
 
 import gymnasium
 
+from lrgym.agent import Agent, AgentLoadError, load_agent
 from lrgym.registry import (
     UnknownTaskError,
     make_task,
@@ -19,6 +20,7 @@ from lrgym.registry import (
     spec,
     task_ids,
 )
+from lrgym.scheduler import PolicyScheduler
 from lrgym.signals import FEATURES, OBS_LAYOUT_VERSION
 from lrgym.task import Task, TaskInfo, TorchTask
 from lrgym.trainee import EvalReport, Trainee, TrainReport
@@ -35,6 +37,10 @@ def make(task_id: str, **kwargs: Any) -> gymnasium.Env:
 import lrgym.tasks  # noqa: E402,F401 - registers the built-in suite
 
 __all__ = [
+    "Agent",
+    "AgentLoadError",
+    "PolicyScheduler",
+    "load_agent",
     "FEATURES",
     "OBS_LAYOUT_VERSION",
     "EvalReport",

@@ -123,17 +123,31 @@ def compare(
 ) -> None:
     """Run every (task, scheduler, seed, initial LR) and write runs.csv, curves.csv,
     summary.md and plots to OUT."""
-    from lrgym.compare import grid, run_grid, write_frames
     from lrgym.controllers import BASELINES
+
+    names = [n for s in _split_values(schedulers) for n in (BASELINES if s == "baselines" else [s])]
+    _run_comparison(tasks, names, seeds, initial_lrs, out, total_steps, workers)
+
+
+def _run_comparison(
+    tasks: list[str],
+    schedulers: list[str],
+    seeds: int,
+    initial_lrs: list[str],
+    out: Path,
+    total_steps: int | None,
+    workers: int,
+):
+    """Validate, run the grid with a progress bar, write runs, curves, summary and plots."""
+    from lrgym.compare import grid, run_grid, write_frames
     from lrgym.registry import UnknownTaskError, select_tasks
     from lrgym.report import write_report
 
     if seeds < 1:
         raise _fail("--seeds must be at least 1")
-    names = [n for s in _split_values(schedulers) for n in (BASELINES if s == "baselines" else [s])]
     lrs = _parse_lrs(initial_lrs)
     try:
-        specs = grid(select_tasks(_split_values(tasks)), names, range(seeds), lrs)
+        specs = grid(select_tasks(_split_values(tasks)), schedulers, range(seeds), lrs)
     except (UnknownTaskError, ValueError) as exc:
         raise _fail(str(exc)) from None
     _check_out_dir(out)
@@ -155,6 +169,102 @@ def compare(
     write_frames(out, runs, curves)
     summary = write_report(out, runs, curves)
     console.print(f"wrote {len(runs)} runs to {out}/runs.csv; summary: {summary}")
+    return summary
+
+
+@app.command()
+def train(
+    config: Annotated[Path | None, typer.Option(help="YAML config (flags override it).")] = None,
+    tasks: Annotated[
+        list[str] | None, typer.Option("--tasks", help="Meta-train task ids or 'meta-train'.")
+    ] = None,
+    total_timesteps: Annotated[int | None, typer.Option(help="Env steps to train.")] = None,
+    n_envs: Annotated[int | None, typer.Option(help="Parallel envs (0: one per core).")] = None,
+    decision_interval: Annotated[int | None, typer.Option(help="Steps per decision.")] = None,
+    episode_steps: Annotated[int | None, typer.Option(help="Optimizer steps per episode.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of everything random.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Agent output directory.")] = None,
+    name: Annotated[str | None, typer.Option(help="Agent name for its card.")] = None,
+    learning_rate: Annotated[float | None, typer.Option(help="PPO learning rate.")] = None,
+    n_steps: Annotated[int | None, typer.Option(help="PPO rollout steps per env.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="PPO minibatch size.")] = None,
+    ent_coef: Annotated[float | None, typer.Option(help="PPO entropy coefficient.")] = None,
+    resume: Annotated[
+        Path | None, typer.Option(help="Continue the interrupted run in this directory.")
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Meta-train a PPO agent across meta-train tasks and write an agent directory."""
+    from lrgym.agents.config import ConfigError, load_config
+    from lrgym.agents.train import CONFIG
+    from lrgym.agents.train import train as run_training
+    from lrgym.registry import UnknownTaskError
+
+    ppo = {
+        k: v
+        for k, v in dict(
+            learning_rate=learning_rate, n_steps=n_steps, batch_size=batch_size, ent_coef=ent_coef
+        ).items()
+        if v is not None
+    }
+    if resume is not None:
+        if not (resume / CONFIG).is_file():
+            raise _fail(f"--resume {resume}: no {CONFIG} there; pass the --out of the run")
+        config = resume / CONFIG
+        out = resume
+    try:
+        cfg = load_config(
+            config,
+            tasks=_split_values(tasks) if tasks else None,
+            total_timesteps=total_timesteps,
+            n_envs=n_envs,
+            decision_interval=decision_interval,
+            episode_steps=episode_steps,
+            seed=seed,
+            out=str(out) if out else None,
+            name=name,
+            ppo=ppo or None,
+        )
+        path = run_training(cfg, resume=resume is not None, progress_bar=progress)
+    except (ConfigError, UnknownTaskError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"agent written to {path} (load with lrgym.load_agent({str(path)!r}))")
+
+
+@app.command()
+def evaluate(
+    agent: Annotated[str, typer.Option(help="Shipped agent name or agent directory.")] = "default",
+    tasks: Annotated[
+        list[str], typer.Option("--tasks", help="Task ids, 'held-out', 'meta-train' or 'all'.")
+    ] = ["held-out"],  # noqa: B006
+    seeds: Annotated[int, typer.Option(help="Number of seeds (0 .. N-1).")] = 5,
+    initial_lrs: Annotated[
+        list[str], typer.Option("--initial-lrs", help="Initial LRs, or 'default'.")
+    ] = ["default"],  # noqa: B006
+    out: Annotated[Path, typer.Option(help="Output directory.")] = Path("results/evaluate"),
+    total_steps: Annotated[
+        int | None, typer.Option(min=1, help="Override every task's step budget.")
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Parallel worker processes.")] = 1,
+    update_card: Annotated[
+        bool, typer.Option(help="Also write the summary into the agent's card.")
+    ] = False,
+) -> None:
+    """Compare a learned agent with every static baseline; same report as `compare`."""
+    from lrgym.agent import AgentLoadError, load_agent
+    from lrgym.controllers import BASELINES, LEARNED_PREFIX
+
+    try:
+        loaded = load_agent(agent)
+    except AgentLoadError as exc:
+        raise _fail(str(exc)) from None
+    names = [f"{LEARNED_PREFIX}{agent}", *BASELINES]
+    summary = _run_comparison(tasks, names, seeds, initial_lrs, out, total_steps, workers)
+    if update_card:
+        card = loaded.card
+        card.evaluation[", ".join(_split_values(tasks))] = summary.read_text(encoding="utf-8")
+        card.save(loaded.path)
+        console.print(f"updated {loaded.path / 'card.json'}")
 
 
 def main() -> None:
