@@ -30,7 +30,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 import lrgym
 from lrgym._atomic import atomic_path, write_text_atomic
 from lrgym.agent import POLICY, SB3_MODEL, VECNORMALIZE, AgentCard, export_policy
-from lrgym.registry import make_task, select_tasks
+from lrgym.registration import make_task, select_tasks
 from lrgym.signals import FEATURES, OBS_LAYOUT_VERSION
 
 CHECKPOINTS = "checkpoints"

@@ -11,7 +11,7 @@ from typing import Any
 import gymnasium
 
 from lrgym.agent import Agent, AgentLoadError, load_agent
-from lrgym.registry import (
+from lrgym.registration import (
     UnknownTaskError,
     make_task,
     register_task,

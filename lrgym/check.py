@@ -11,7 +11,7 @@ import gymnasium
 import numpy as np
 from gymnasium.utils.env_checker import check_env
 
-from lrgym.registry import make_task, spec
+from lrgym.registration import make_task, spec
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,7 @@ def tasks(
     ] = None,
 ) -> None:
     """List every registered task with its domain, model, data, metric and split."""
-    from lrgym.registry import make_task, task_ids
+    from lrgym.registration import make_task, task_ids
     from lrgym.task import SPLITS
 
     if split is not None and split not in SPLITS:
@@ -90,7 +90,7 @@ def check(
 ) -> None:
     """Run the contract checks on one task and say plainly what is wrong."""
     from lrgym.check import check_task
-    from lrgym.registry import UnknownTaskError
+    from lrgym.registration import UnknownTaskError
 
     try:
         results = check_task(task_id, steps)
@@ -140,7 +140,7 @@ def _run_comparison(
 ):
     """Validate, run the grid with a progress bar, write runs, curves, summary and plots."""
     from lrgym.compare import grid, run_grid, write_frames
-    from lrgym.registry import UnknownTaskError, select_tasks
+    from lrgym.registration import UnknownTaskError, select_tasks
     from lrgym.report import write_report
 
     if seeds < 1:
@@ -198,7 +198,7 @@ def train(
     from lrgym.agents.config import ConfigError, load_config
     from lrgym.agents.train import CONFIG
     from lrgym.agents.train import train as run_training
-    from lrgym.registry import UnknownTaskError
+    from lrgym.registration import UnknownTaskError
 
     ppo = {
         k: v

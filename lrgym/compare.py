@@ -22,7 +22,7 @@ import torch
 from lrgym._atomic import atomic_path
 from lrgym.controllers import make_controller
 from lrgym.env import check_initial_lr
-from lrgym.registry import make_task
+from lrgym.registration import make_task
 from lrgym.trainee import is_diverged
 
 RUN_COLUMNS = (

@@ -10,7 +10,7 @@ import numpy as np
 from gymnasium import spaces
 
 from lrgym.actions import LogLRAction
-from lrgym.registry import make_task
+from lrgym.registration import make_task
 from lrgym.signals import FEATURES, OBS_BOUND, Feedback, SignalTracker
 from lrgym.task import Task
 from lrgym.trainee import DIVERGENCE_FACTOR, Trainee, is_diverged

@@ -1,6 +1,6 @@
 """The Trainee contract: one training run that an environment or a loop can drive.
 
-A :class:`~lrgym.registry.Task` builds a Trainee for a seed and an initial learning
+A :class:`~lrgym.task.Task` builds a Trainee for a seed and an initial learning
 rate. The Trainee owns model, optimizer and data; everything outside it (the env, the
 comparison harness, the deployed scheduler) talks to it only through this interface.
 """

@@ -245,13 +245,13 @@ def test_run_one_is_deterministic():
 
 
 def test_run_one_curve_follows_schedule():
-    """The harness steps the controller once per optimizer step: the curve's LRs are the
-    schedule's LR at the start of each chunk."""
+    """The harness steps the controller once per optimizer step: each curve row's LR is
+    the schedule's LR after that row's number of optimizer steps."""
     total = 50
     result = run_one(RunSpec("lrgym/IllConditionedRegression-v0", "step", 0, 1e-2), total)
     interval = lrgym.make_task("lrgym/IllConditionedRegression-v0").info.decision_interval
     expected = reference_trace("step", 1e-2, total)
-    rows = result.curve[1:]
-    assert [r["step"] for r in rows] == list(range(interval, total + 1, interval))
-    for r in rows:
-        assert r["lr"] == pytest.approx(expected[r["step"] - interval])
+    assert [r["step"] for r in result.curve] == list(range(0, total + 1, interval))
+    for r in result.curve:
+        assert r["lr"] == pytest.approx(expected[r["step"]])
+    assert len({r["lr"] for r in result.curve}) > 1

@@ -19,7 +19,7 @@ from gymnasium.utils.env_checker import check_env
 
 import lrgym
 from lrgym.env import LRControlEnv
-from lrgym.registry import _ID_PATTERN
+from lrgym.registration import _ID_PATTERN
 from lrgym.task import SPLITS
 from lrgym.xgb_trainee import XGBoostTask
 
@@ -104,6 +104,11 @@ def test_different_seed_gives_different_start(task_id):
     lo, hi = lrgym.env.INITIAL_LR_RANGE
     for info in (info_a, info_b):
         assert lo <= info["initial_lr"] <= hi
+    # With the initial LR fixed, the env seed still draws the run (split, init, order).
+    fixed = {"initial_lr": 1e-3}
+    _, info_c = env.reset(seed=1, options=fixed)
+    _, info_d = env.reset(seed=2, options=fixed)
+    assert info_c["run_seed"] != info_d["run_seed"]
     env.close()
 
 

@@ -17,9 +17,7 @@ from lrgym.compare import RunSpec, run_one
 from lrgym.env import LRControlEnv
 from lrgym.task import TorchTask
 
-# ``lrgym.registry`` is the registry dict (as ``gymnasium.registry`` is), which shadows the
-# submodule of the same name; fetch the module itself to patch its entry-point lookup.
-registry_module = importlib.import_module("lrgym.registry")
+registry_module = importlib.import_module("lrgym.registration")
 
 
 def _forget(task_id: str) -> None:
