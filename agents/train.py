@@ -167,11 +167,11 @@ def train(
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     config.save(out / CONFIG)
+    checkpoint = latest_checkpoint(out) if resume else None
+    if resume and checkpoint is None:  # before any worker process starts
+        raise ConfigError(f"--resume: no checkpoint found in {out / CHECKPOINTS}")
     started = time.perf_counter()
     venv = make_vec_env(tasks, config)
-    checkpoint = latest_checkpoint(out) if resume else None
-    if resume and checkpoint is None:
-        raise ConfigError(f"--resume: no checkpoint found in {out / CHECKPOINTS}")
     if checkpoint is not None:
         env = VecNormalize.load(str(checkpoint[1]), venv)
         model = PPO.load(checkpoint[0], env=env, tensorboard_log=str(out / "tb"))

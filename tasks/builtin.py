@@ -7,7 +7,8 @@ validation metric at the task's default LR (5 seeds, all baselines of
 ``lrgym.controllers.STATIC_SCHEDULES``), rounded down to two decimals; for R² tasks
 the share is taken of the R² itself. They were measured once with
 ``python benchmarks/calibrate_targets.py`` before any learned agent was evaluated and
-are never tuned afterwards.
+are never tuned afterwards (measured 2026-11-23, seeds 100-104; the script prints the
+full table of medians).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def digits_cnn() -> TorchTask:
             SKLEARN.format("load_digits"),
             "accuracy",
             "held-out",
-            target=0.95,
+            target=0.94,
             default_lr=1e-2,
             total_steps=600,
             decision_interval=20,
@@ -94,7 +95,7 @@ def wine_mlp() -> TorchTask:
             SKLEARN.format("load_wine"),
             "accuracy",
             "held-out",
-            target=0.94,
+            target=0.97,
             default_lr=1e-3,
             total_steps=600,
             decision_interval=20,
@@ -116,7 +117,7 @@ def diabetes_mlp() -> TorchTask:
             SKLEARN.format("load_diabetes"),
             "r2",
             "meta-train",
-            target=0.40,
+            target=0.4,
             default_lr=1e-3,
             total_steps=600,
             decision_interval=20,
@@ -138,7 +139,7 @@ def teacher_student_regression() -> TorchTask:
             "synthetic teacher-student (seeded)",
             "r2",
             "meta-train",
-            target=0.8,
+            target=0.9,
             default_lr=1e-3,
             total_steps=1000,
             decision_interval=25,
@@ -160,7 +161,7 @@ def teacher_student_classification() -> TorchTask:
             "synthetic teacher-student, 4 classes (seeded)",
             "accuracy",
             "meta-train",
-            target=0.8,
+            target=0.84,
             default_lr=1e-2,
             total_steps=1000,
             decision_interval=25,
@@ -181,7 +182,7 @@ def ill_conditioned_regression() -> TorchTask:
             "synthetic ill-conditioned (seeded)",
             "r2",
             "meta-train",
-            target=0.8,
+            target=0.5,
             default_lr=1e-2,
             total_steps=1000,
             decision_interval=25,
@@ -203,7 +204,7 @@ def ill_conditioned_classification() -> TorchTask:
             "synthetic ill-conditioned (seeded)",
             "accuracy",
             "held-out",
-            target=0.8,
+            target=0.7,
             default_lr=1e-3,
             total_steps=1000,
             decision_interval=25,
@@ -224,7 +225,7 @@ def synthetic_classification() -> TorchTask:
             "synthetic make_classification (seeded)",
             "accuracy",
             "meta-train",
-            target=0.8,
+            target=0.84,
             default_lr=1e-3,
             total_steps=800,
             decision_interval=20,
@@ -246,7 +247,7 @@ def friedman_mlp() -> TorchTask:
             "synthetic make_friedman1 (seeded)",
             "r2",
             "held-out",
-            target=0.8,
+            target=0.9,
             default_lr=1e-2,
             total_steps=1000,
             decision_interval=25,
@@ -268,7 +269,7 @@ def breast_cancer_xgb() -> XGBoostTask:
             SKLEARN.format("load_breast_cancer"),
             "accuracy",
             "meta-train",
-            target=0.93,
+            target=0.94,
             default_lr=0.3,
             total_steps=200,
             decision_interval=10,
@@ -288,7 +289,7 @@ def diabetes_xgb() -> XGBoostTask:
             SKLEARN.format("load_diabetes"),
             "r2",
             "held-out",
-            target=0.35,
+            target=0.36,
             default_lr=0.3,
             total_steps=200,
             decision_interval=10,
