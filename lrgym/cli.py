@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
@@ -22,7 +23,7 @@ err_console = Console(stderr=True)
 
 def _fail(message: str) -> typer.Exit:
     """Print ``message`` as an error and return the exit to raise (code 2)."""
-    err_console.print(f"[bold red]error:[/] {message}")
+    err_console.print(f"[bold red]error:[/] {escape(message)}")
     return typer.Exit(code=2)
 
 

@@ -91,6 +91,8 @@ class PolicyScheduler(LRScheduler):
 
     def observe_loss(self, loss: float | torch.Tensor) -> None:
         """Feed one training step's loss (if :meth:`step` is called without it)."""
+        if isinstance(loss, torch.Tensor):
+            loss = loss.detach()  # float() of a tensor that requires grad warns
         self._losses.append(float(loss))
 
     def observe_eval(self, val_loss: float, val_metric: float | None = None) -> None:

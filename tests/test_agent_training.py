@@ -17,11 +17,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from stable_baselines3 import PPO
-from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
-
-import lrgym
-from lrgym.agent import CARD, POLICY, SB3_MODEL, VECNORMALIZE
 from lrgym.agents.config import ConfigError, load_config
 from lrgym.agents.meta_env import TRAIN_SEEDS, VALIDATION_SEEDS, MetaTaskEnv
 from lrgym.agents.train import (
@@ -31,9 +26,23 @@ from lrgym.agents.train import (
     train,
     validation_episodes,
 )
+from stable_baselines3 import PPO
+from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+import lrgym
+from lrgym.agent import CARD, POLICY, SB3_MODEL, VECNORMALIZE
 
 TASK = "lrgym/DigitsMLP-v0"
 HELD_OUT = "lrgym/WineMLP-v0"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny models: one intra-op thread is fastest, and immune to a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def tiny_config(out: Path, **overrides):

@@ -14,4 +14,4 @@ def test_ci_runs_the_readme_test_command():
 
 def test_readme_main_command_trains_an_agent():
     readme = (ROOT / "README.md").read_text()
-    assert "pip install torch==2.13.0 -e \".[dev]\" && lrgym train" in readme
+    assert 'pip install torch==2.13.0 -e ".[dev]" && lrgym train' in readme

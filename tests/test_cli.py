@@ -1,0 +1,254 @@
+"""The `lrgym` command line, end to end through typer's CliRunner.
+
+Success paths run real (tiny) comparisons, training and evaluation and check the files
+they write; error paths must exit with code 2 and a message naming the problem, never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import lrgym
+from lrgym.cli import app
+from lrgym.compare import RUN_COLUMNS
+
+runner = CliRunner()
+ID = re.compile(r"lrgym/[\w.-]+-v\d+")
+XGB_ACC, XGB_R2 = "lrgym/BreastCancerXGB-v0", "lrgym/DiabetesXGB-v0"  # the fastest tasks
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny models: one intra-op thread is fastest, and immune to a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def invoke(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def flat(text: str) -> str:
+    """Output with rich's line wrapping undone."""
+    return " ".join(text.split())
+
+
+def assert_usage_error(result, *needles: str) -> None:
+    out = flat(result.output)
+    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output
+    assert "error" in out.lower()
+    for needle in needles:
+        assert needle in out, (needle, out)
+
+
+# --- tasks, check -------------------------------------------------------------------------
+
+
+def test_tasks_lists_every_id():
+    result = invoke("tasks")
+    assert result.exit_code == 0, result.output
+    assert set(ID.findall(result.output)) == set(lrgym.task_ids())
+
+
+def test_tasks_split_held_out():
+    result = invoke("tasks", "--split", "held-out")
+    assert result.exit_code == 0, result.output
+    listed = set(ID.findall(result.output))
+    assert listed == set(lrgym.task_ids("held-out"))
+    assert not listed & set(lrgym.task_ids("meta-train"))
+
+
+def test_tasks_bad_split():
+    assert_usage_error(invoke("tasks", "--split", "test"), "'test'", "held-out", "meta-train")
+
+
+def test_check_passes_on_builtin_task():
+    result = invoke("check", "lrgym/DigitsMLP-v0", "--steps", "20")
+    assert result.exit_code == 0, result.output
+    assert "PASS" in result.output and "FAIL" not in result.output
+    assert result.output.count("PASS") >= 5
+
+
+def test_check_unknown_task_suggests_close_id():
+    assert_usage_error(invoke("check", "lrgym/DigitsMLPP-v0"), "lrgym/DigitsMLP-v0")
+
+
+# --- compare ------------------------------------------------------------------------------
+
+
+def test_compare_end_to_end(tmp_path):
+    out = tmp_path / "cmp"
+    result = invoke(
+        "compare",
+        "--tasks", f"{XGB_ACC},{XGB_R2}",
+        "--schedulers", "constant,cosine",
+        "--seeds", "2",
+        "--total-steps", "30",
+        "--out", out,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+
+    runs = pd.read_csv(out / "runs.csv")
+    assert list(runs.columns[: len(RUN_COLUMNS)]) == list(RUN_COLUMNS)
+    assert all(c.startswith("test_") for c in runs.columns[len(RUN_COLUMNS) :])
+    assert len(runs) == 8
+    assert set(runs["task"]) == {XGB_ACC, XGB_R2}
+    assert set(runs["scheduler"]) == {"constant", "cosine"}
+    assert set(runs["seed"]) == {0, 1}
+    assert (runs["total_steps"] == 30).all() and runs["default_lr"].all()
+    ok = runs[~runs["diverged"]]
+    assert len(ok) > 0 and (ok["steps"] == 30).all()
+    acc = runs[runs["metric"] == "accuracy"]
+    assert set(acc["task"]) == {XGB_ACC}
+    for col in ("final_val_metric", "best_val_metric", "final_test_metric"):
+        assert acc[col].between(0, 1).all(), acc[col]
+    assert (runs["best_val_metric"] >= runs["final_val_metric"] - 1e-12).all()
+    assert (runs[runs["task"] == XGB_R2]["final_val_metric"] <= 1).all()
+    assert dict(zip(runs["task"], runs["split"], strict=False)) == {
+        XGB_ACC: "meta-train",
+        XGB_R2: "held-out",
+    }
+
+    curves = pd.read_csv(out / "curves.csv")
+    assert len(curves) > len(runs)
+    assert curves.groupby(["task", "scheduler", "seed"]).ngroups == 8
+    assert curves["step"].max() == 30
+    lrs = curves.groupby(["task", "scheduler", "seed"])["lr"].nunique().unstack("scheduler")
+    assert (lrs["constant"] == 1).all() and (lrs["cosine"] > 2).all()
+
+    summary = (out / "summary.md").read_text()
+    assert XGB_ACC in summary and XGB_R2 in summary
+    plots = sorted((out / "plots").glob("*.png"))
+    assert len(plots) == 4
+    for png in plots:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 1000
+
+
+# --- error paths --------------------------------------------------------------------------
+
+
+def test_compare_unknown_task(tmp_path):
+    out = tmp_path / "out"
+    assert_usage_error(invoke("compare", "--tasks", "lrgym/NopeXGB-v0", "--out", out), "NopeXGB")
+    assert not out.exists()  # validated before anything is written
+
+
+@pytest.mark.parametrize("lr", ["0", "-1", "nan", "abc"])
+def test_compare_bad_initial_lr(tmp_path, lr):
+    result = invoke("compare", "--tasks", XGB_R2, "--initial-lrs", lr, "--out", tmp_path / "o")
+    assert_usage_error(result, f"'{lr}'", "initial LR")
+
+
+def test_compare_zero_seeds(tmp_path):
+    result = invoke("compare", "--tasks", XGB_R2, "--seeds", "0", "--out", tmp_path / "o")
+    assert_usage_error(result, "--seeds")
+
+
+def test_compare_out_is_a_file(tmp_path):
+    existing = tmp_path / "results.txt"
+    existing.write_text("keep me")
+    result = invoke("compare", "--tasks", XGB_R2, "--seeds", "1", "--out", existing)
+    assert_usage_error(result, "--out", "results.txt")
+    assert existing.read_text() == "keep me"
+
+
+def test_compare_unknown_scheduler(tmp_path):
+    result = invoke("compare", "--tasks", XGB_R2, "--schedulers", "cosin", "--out", tmp_path)
+    assert_usage_error(result, "'cosin'", "cosine")
+
+
+def test_train_held_out_task(tmp_path):
+    out = tmp_path / "agent"
+    result = invoke("train", "--tasks", "lrgym/WineMLP-v0", "--out", out, "--no-progress")
+    assert_usage_error(result, "lrgym/WineMLP-v0", "held-out")
+    assert not out.exists()
+
+
+def test_train_negative_n_steps(tmp_path):
+    result = invoke("train", "--tasks", "lrgym/DigitsMLP-v0", "--n-steps", "-1", "--out", tmp_path)
+    assert_usage_error(result, "n_steps", "-1")
+
+
+def test_evaluate_unknown_agent(tmp_path):
+    assert_usage_error(invoke("evaluate", "--agent", "nope", "--out", tmp_path), "'nope'")
+
+
+def test_train_resume_without_config(tmp_path):
+    assert_usage_error(invoke("train", "--resume", tmp_path), "config.yaml", str(tmp_path))
+
+
+def test_error_message_with_brackets_is_printed_verbatim(tmp_path):
+    (tmp_path / "res[").mkdir()
+    existing = tmp_path / "res[" / "final]"  # the path holds "[/final]", a markup closing tag
+    existing.write_text("")
+    assert_usage_error(invoke("compare", "--tasks", XGB_R2, "--out", existing), "res[/final]")
+
+
+# --- train, then evaluate -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cli_agent(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("cli") / "agent"
+    result = invoke(
+        "train",
+        "--tasks", "lrgym/DigitsMLP-v0",
+        "--total-timesteps", "128",
+        "--n-envs", "1",
+        "--n-steps", "64",
+        "--batch-size", "32",
+        "--episode-steps", "60",
+        "--decision-interval", "10",
+        "--out", out,
+        "--no-progress",
+    )  # fmt: skip
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert str(out) in flat(result.output)
+    return out
+
+
+def test_train_through_cli(cli_agent):
+    agent = lrgym.load_agent(cli_agent)
+    assert agent.card.tasks == ["lrgym/DigitsMLP-v0"]
+    assert agent.card.total_timesteps >= 128
+    cfg = agent.card.config
+    assert (cfg["episode_steps"], cfg["decision_interval"], cfg["n_envs"]) == (60, 10, 1)
+    assert (cfg["ppo"]["n_steps"], cfg["ppo"]["batch_size"]) == (64, 32)
+    assert (cli_agent / "config.yaml").is_file()
+
+
+def test_evaluate_updates_card(cli_agent, tmp_path):
+    before = json.loads((cli_agent / "card.json").read_text())["evaluation"]
+    out = tmp_path / "eval"
+    result = invoke(
+        "evaluate",
+        "--agent", cli_agent,
+        "--tasks", XGB_R2,
+        "--seeds", "1",
+        "--total-steps", "30",
+        "--out", out,
+        "--update-card",
+    )  # fmt: skip
+    assert result.exit_code == 0, (result.output, result.exception)
+    after = json.loads((cli_agent / "card.json").read_text())["evaluation"]
+    assert set(before) < set(after)
+    (key,) = set(after) - set(before)
+    assert key == XGB_R2
+    assert after[key] == (out / "summary.md").read_text()
+    runs = pd.read_csv(out / "runs.csv")
+    assert f"learned:{cli_agent}" in set(runs["scheduler"])
+    assert len(runs) == 1 + len(lrgym.controllers.BASELINES)
+    lrgym.load_agent(cli_agent)  # the updated card still loads
