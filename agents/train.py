@@ -219,7 +219,9 @@ def train(
     venv.close()
 
     best = out / BEST
+    selected = trained_steps
     if (best / SB3_MODEL).exists():  # model selection: the best validation score wins
+        selected = json.loads((best / "score.json").read_text())["timesteps"]
         model = PPO.load(best / SB3_MODEL, device="cpu")
         env = VecNormalize.load(str(best / VECNORMALIZE), DummyVecEnv([lambda: val_env]))
     env.training = False
@@ -240,6 +242,7 @@ def train(
         action=dict(vars(val_env.current.action_map)),
         tasks=tasks,
         total_timesteps=int(trained_steps),
+        selected_timesteps=int(selected),
         seed=config.seed,
         wall_seconds=round(time.perf_counter() - started, 1),
         command=command or " ".join(shlex.quote(a) for a in sys.argv),

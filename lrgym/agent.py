@@ -49,6 +49,8 @@ class AgentCard:
         action: The action mapping (:class:`~lrgym.actions.LogLRAction` fields).
         tasks: Task ids it was meta-trained on.
         total_timesteps: Environment steps of meta-training.
+        selected_timesteps: Timesteps of the exported policy (model selection may pick
+            an earlier checkpoint than the last).
         seed: Meta-training seed.
         wall_seconds: Meta-training wall time.
         command: The command that reproduces it.
@@ -66,6 +68,7 @@ class AgentCard:
     seed: int
     wall_seconds: float
     command: str
+    selected_timesteps: int = 0
     config: dict[str, Any] = field(default_factory=dict)
     evaluation: dict[str, str] = field(default_factory=dict)
 

@@ -1,0 +1,143 @@
+"""Held-out evidence: the learned agent beside every static baseline, on tasks it never saw.
+
+Runs each held-out task × (learned agent + every static baseline) × seeds at the task's
+default LR and at every initial LR of the robustness sweep, then writes
+
+* ``results/heldout/runs.csv`` and ``curves.csv`` (every run; not committed),
+* ``docs/results/heldout/summary.md`` and its plots (validation curves, the LR traces
+  the agent chose, robustness), and
+* the README's results section (between the ``heldout`` markers) and, with
+  ``--update-card``, the agent card's ``evaluation["held-out"]``.
+
+    python benchmarks/heldout.py --agent default --seeds 5 --workers 2 --update-card
+
+The bar (issue #4): (1) profile score >= the best static baseline's; (2) reach share over
+the LR sweep >= 0.8 and >= the best static baseline's + 0.30; (3) on no task a final test
+metric worse than the best baseline's by more than the 95% CI. Each is printed as met or
+not met, from the measured numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from lrgym._atomic import write_text_atomic
+from lrgym.agent import load_agent
+from lrgym.compare import grid, run_grid, write_frames
+from lrgym.controllers import BASELINES, LEARNED_PREFIX
+from lrgym.registration import task_ids
+from lrgym.report import lr_robustness, performance_profile, summary_table, write_report
+
+SWEEP = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
+ROOT = Path(__file__).resolve().parents[1]
+START, END = "<!-- heldout:start -->", "<!-- heldout:end -->"
+
+
+def _fmt(mean: float, ci: float) -> str:
+    return "n/a" if not math.isfinite(mean) else f"{mean:.3f} ± {ci:.3f}"
+
+
+def _steps(value: float) -> str:
+    return "–" if not math.isfinite(value) else f"{value:g}"
+
+
+def results_markdown(runs: pd.DataFrame, learned: str, command: str) -> str:
+    """The README/card section: per-task table, profile scores, robustness, the bar."""
+    summary = summary_table(runs)
+    profile = performance_profile(runs)
+    robust = lr_robustness(runs[~runs["default_lr"] | runs["initial_lr"].isin(SWEEP)])
+    baselines = [s for s in profile.index if s != learned]
+    lines = [
+        f"Measured with `{command}` ({runs['seed'].nunique()} seeds; "
+        f"{len(runs)} runs). Learned = `{learned}`.",
+        "",
+        "| task | metric | learned: test | best baseline: test | learned: steps to target "
+        "| best baseline: steps to target | learned worse beyond CI? |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    losses = []
+    for task in sorted(runs["task"].unique()):
+        s = summary.loc[task]
+        best = s.drop(index=learned)["test_mean"].idxmax()
+        fastest = s.drop(index=learned)["median_steps_to_target"].idxmin()
+        ln, bb = s.loc[learned], s.loc[best]
+        worse = ln["test_mean"] < bb["test_mean"] - max(bb["test_ci"], ln["test_ci"])
+        losses += [task] if worse else []
+        lines.append(
+            f"| {task} | {ln['metric']} | {_fmt(ln['test_mean'], ln['test_ci'])} "
+            f"| {_fmt(bb['test_mean'], bb['test_ci'])} ({best}) "
+            f"| {_steps(ln['median_steps_to_target'])} "
+            f"| {_steps(s.loc[fastest, 'median_steps_to_target'])} ({fastest}) "
+            f"| {'**yes**' if worse else 'no'} |"
+        )
+    lr_cols = [c for c in robust.columns if c != "all"]
+    lines += [
+        "",
+        "| scheduler | profile score | "
+        + " | ".join(f"reach @ {c:g}" for c in lr_cols)
+        + " | reach (sweep) |",
+        "| --- | ---: | " + " | ".join("---:" for _ in lr_cols) + " | ---: |",
+    ]
+    for sched in profile.index:
+        cells = " | ".join(f"{robust.loc[sched, c]:.2f}" for c in lr_cols)
+        lines.append(
+            f"| {sched} | {profile[sched]:.3f} | {cells} | {robust.loc[sched, 'all']:.2f} |"
+        )
+    best_profile = profile[baselines].max()
+    best_reach = robust.loc[baselines, "all"].max()
+    reach = robust.loc[learned, "all"]
+    bar = [
+        ("profile score >= best static baseline's",
+         profile[learned] >= best_profile, f"{profile[learned]:.3f} vs {best_profile:.3f}"),
+        ("reach share >= 0.80 and >= best static + 0.30",
+         reach >= 0.8 and reach >= best_reach + 0.3, f"{reach:.2f} vs {best_reach:.2f}"),
+        ("no task worse than the best baseline beyond the 95% CI",
+         not losses, ", ".join(losses) or "none"),
+    ]  # fmt: skip
+    lines += ["", "| bar (issue #4) | met? | measured |", "| --- | --- | --- |"]
+    lines += [f"| {name} | {'yes' if ok else '**no**'} | {text} |" for name, ok, text in bar]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agent", default="default")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "heldout")
+    parser.add_argument("--docs", type=Path, default=ROOT / "docs" / "results" / "heldout")
+    parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    parser.add_argument("--update-card", action="store_true")
+    args = parser.parse_args()
+
+    agent = load_agent(args.agent)  # fail fast on a bad agent
+    learned = f"{LEARNED_PREFIX}{args.agent}"
+    tasks = task_ids("held-out")
+    specs = grid(tasks, [learned, *BASELINES], range(args.seeds), [None, *SWEEP])
+    print(f"{len(specs)} runs on {len(tasks)} held-out tasks ...", flush=True)
+    runs, curves = run_grid(specs, workers=args.workers)
+    write_frames(args.out, runs, curves)
+    write_report(args.docs, runs, curves)
+    command = (
+        f"python benchmarks/heldout.py --agent {args.agent} --seeds {args.seeds}"
+        f" --workers {args.workers}"
+    )
+    table = results_markdown(runs, learned, command)
+    print(table)
+    readme = args.readme.read_text(encoding="utf-8")
+    if START in readme and END in readme:
+        section = f"{START}\n{table}\n{END}"
+        readme = re.sub(f"{START}.*?{END}", lambda _: section, readme, flags=re.S)
+        write_text_atomic(args.readme, readme)
+    if args.update_card:
+        agent.card.evaluation["held-out"] = table
+        agent.card.save(agent.path)
+
+
+if __name__ == "__main__":
+    main()
