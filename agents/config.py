@@ -51,7 +51,7 @@ class TrainConfig:
 
     name: str = "my-agent"
     tasks: list[str] = field(default_factory=lambda: ["meta-train"])
-    total_timesteps: int = 50_000
+    total_timesteps: int = 30_000
     n_envs: int = 0
     decision_interval: int | None = None
     episode_steps: int | None = None

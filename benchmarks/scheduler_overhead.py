@@ -7,7 +7,9 @@ every ``optimizer.step()`` (``eval_feedback=False``, the task's decision interva
 converts the loss to a float (``loss.item()``: a sync the plain loop does not do; it is
 counted as the scheduler's cost) and every ``decision_interval`` steps measures gradient
 norm and update size and runs the policy. Runs alternate A/B ``--repeats`` times; prints
-median throughputs, their ratio and the overhead.
+median throughputs, their ratio and the overhead, then, from one extra instrumented run,
+the time spent inside ``sched.step()`` (low-noise, but blind to the decisions' knock-on
+cost on later steps).
 
     python benchmarks/scheduler_overhead.py [--agent PATH] [--task lrgym/DigitsMLP-v0]
                                             [--repeats 7] [--threads 1]
@@ -34,8 +36,14 @@ import lrgym
 TARGET_OVERHEAD = 0.02
 
 
-def run_loop(task_id: str, seed: int, agent: lrgym.Agent | None) -> tuple[int, float]:
-    """Train ``total_steps`` steps; with ``agent``, step a PolicyScheduler after each."""
+def run_loop(
+    task_id: str, seed: int, agent: lrgym.Agent | None, inside: list[float] | None = None
+) -> tuple[int, float]:
+    """Train ``total_steps`` steps; with ``agent``, step a PolicyScheduler after each.
+
+    With ``inside``, appends the seconds each ``sched.step()`` call took (instrumented
+    diagnostic run only: the timer calls are not part of the A/B comparison).
+    """
     task = lrgym.make_task(task_id)
     info = task.info
     trainee = task.build(seed, info.default_lr)  # only to get the same model/data/optimizer
@@ -59,8 +67,12 @@ def run_loop(task_id: str, seed: int, agent: lrgym.Agent | None) -> tuple[int, f
         loss = loss_fn(model(x[idx]), y[idx])
         loss.backward()
         opt.step()
-        if sched is not None:
-            sched.step(loss)  # float(loss) inside: the .item() sync counts as overhead
+        if sched is not None and inside is None:
+            sched.step(loss)  # loss.item() inside: the sync counts as overhead
+        elif sched is not None:
+            t0 = time.perf_counter()
+            sched.step(loss)
+            inside.append(time.perf_counter() - t0)
     seconds = time.perf_counter() - start
     trainee.close()
     return info.total_steps, seconds
@@ -117,6 +129,8 @@ def main() -> None:
             plain.append(steps / sec)
             steps, sec = run_loop(args.task, r, agent)
             sched.append(steps / sec)
+        inside: list[float] = []
+        run_loop(args.task, 0, agent, inside)  # diagnostic: time spent inside sched.step()
 
     info = lrgym.make_task(args.task).info
     p, s = statistics.median(plain), statistics.median(sched)
@@ -137,6 +151,17 @@ def main() -> None:
         f"throughput ratio sched/plain = {s / p:.3f}  (overhead {100 * overhead:.1f}%, "
         f"{1e6 * (1 / s - 1 / p):.1f} µs/step; target <= {100 * TARGET_OVERHEAD:.0f}%: "
         f"{'met' if overhead <= TARGET_OVERHEAD else 'NOT met'})"
+    )
+    k = info.decision_interval
+    decisions = [t for i, t in enumerate(inside) if (i + 1) % k == 0]
+    others = [t for i, t in enumerate(inside) if (i + 1) % k != 0]
+    mean = sum(inside) / len(inside)
+    print(
+        f"inside sched.step() (one instrumented run): decision median "
+        f"{1e6 * statistics.median(decisions):.0f} µs, other steps median "
+        f"{1e6 * statistics.median(others):.2f} µs; mean {1e6 * mean:.1f} µs/step = "
+        f"{100 * mean * p:.1f}% of a plain step (the rest of the overhead: cache "
+        f"effects on the steps after a decision, and noise)"
     )
 
 

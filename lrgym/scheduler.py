@@ -91,9 +91,8 @@ class PolicyScheduler(LRScheduler):
 
     def observe_loss(self, loss: float | torch.Tensor) -> None:
         """Feed one training step's loss (if :meth:`step` is called without it)."""
-        if isinstance(loss, torch.Tensor):
-            loss = loss.detach()  # float() of a tensor that requires grad warns
-        self._losses.append(float(loss))
+        # .item() does not warn on a tensor that requires grad (float() does)
+        self._losses.append(loss.item() if isinstance(loss, torch.Tensor) else float(loss))
 
     def observe_eval(self, val_loss: float, val_metric: float | None = None) -> None:
         """Feed validation loss (and optionally a higher-is-better metric, e.g. accuracy)."""
@@ -104,10 +103,11 @@ class PolicyScheduler(LRScheduler):
 
     def step(self, loss: float | torch.Tensor | None = None) -> None:  # type: ignore[override]
         """Advance one optimizer step; every ``decision_interval`` steps the agent decides."""
+        # Runs after every optimizer step: kept to a few attribute updates between decisions.
         if self._pending:  # a decision waited for observe_eval that never came
             self._decide()
-        if loss is not None:
-            self.observe_loss(loss)
+        if loss is not None:  # observe_loss, inlined
+            self._losses.append(loss.item() if isinstance(loss, torch.Tensor) else float(loss))
         self._step_count += 1
         self.steps_done += 1
         self.last_epoch = self.steps_done
@@ -122,7 +122,7 @@ class PolicyScheduler(LRScheduler):
         lr = float(self.optimizer.param_groups[0]["lr"])
         if self.decisions == 0:
             obs = self._tracker.reset(lr, self._val_loss, self._val_metric)
-        elif not all(math.isfinite(x) for x in losses):
+        elif not all(map(math.isfinite, losses)):
             self._updates.measure()  # hold the LR; restart the update window
             self.prev_action = 0.0
             return

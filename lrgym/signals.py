@@ -74,8 +74,20 @@ def _log(x: float) -> float:
     return math.log(max(x, LOSS_FLOOR))
 
 
+def _floor_loss(x: float) -> float:
+    # ``max(x, LOSS_FLOOR)`` that keeps NaN (as np.maximum does; max() would drop it).
+    return x if x != x or x > LOSS_FLOOR else LOSS_FLOOR
+
+
 def _finite_or(x: float | None, default: float) -> float:
     return default if x is None or not math.isfinite(x) else float(x)
+
+
+def _bound(x: float) -> float:
+    """NaN to 0, then clip to ``[-OBS_BOUND, OBS_BOUND]`` (infinities land on the bounds)."""
+    if x != x:
+        return 0.0
+    return OBS_BOUND if x > OBS_BOUND else -OBS_BOUND if x < -OBS_BOUND else x
 
 
 class SignalTracker:
@@ -126,12 +138,21 @@ class SignalTracker:
 
     def observe(self, fb: Feedback) -> np.ndarray:
         """The observation after one chunk of training (see :data:`FEATURES`)."""
-        logs = np.log(np.maximum(np.asarray(fb.train_losses, dtype=np.float64), LOSS_FLOOR))
-        loss = float(np.log(max(float(np.mean(np.exp(logs))), LOSS_FLOOR))) if logs.size else 0.0
+        # Plain floats and ``math`` throughout: for ~25 losses and 14 features NumPy's
+        # per-call overhead dominates (the deployed scheduler pays this every decision).
+        floored = [_floor_loss(float(x)) for x in fb.train_losses]
+        logs = [math.log(x) for x in floored]  # NaN and inf pass through, as in NumPy
+        n = len(logs)
+        loss = math.log(max(sum(floored) / n, LOSS_FLOOR)) if n else 0.0  # log of mean loss
         if self._loss_ref is None:
             self._loss_ref = loss
         prev_loss = self._prev_loss if self._prev_loss is not None else self._loss_ref
         self._prev_loss = loss
+
+        noise = 0.0
+        if n > 1 and all(map(math.isfinite, logs)):
+            mean = sum(logs) / n
+            noise = math.sqrt(sum([(v - mean) ** 2 for v in logs]) / n)  # np.std (ddof=0)
 
         grad = 0.0
         if math.isfinite(fb.grad_norm) and fb.grad_norm > 0:
@@ -153,34 +174,52 @@ class SignalTracker:
             self._val_metric = float(fb.val_metric)
             self._best_metric = max(self._best_metric, self._val_metric)
 
-        obs = np.array(
-            [
-                (math.log10(max(fb.lr, 1e-30)) + 3.0) / 2.0,
-                math.log(max(fb.lr, 1e-30) / self.initial_lr),
-                loss - self._loss_ref,
-                loss - prev_loss,
-                float(np.std(logs)) if logs.size > 1 and np.isfinite(logs).all() else 0.0,
-                grad,
-                update,
-                _finite_or(fb.update_cosine, 0.0),
-                val_ratio,
-                val_slope,
-                max(-1.0, min(1.0, self._val_metric)),
-                self._val_metric - self._best_metric if math.isfinite(self._best_metric) else 0.0,
-                fb.progress,
-                fb.prev_action,
-            ],
-            dtype=np.float64,
+        lr = max(fb.lr, 1e-30)
+        values = (
+            (math.log10(lr) + 3.0) / 2.0,
+            math.log(lr / self.initial_lr),
+            loss - self._loss_ref,
+            loss - prev_loss,
+            noise,
+            grad,
+            update,
+            _finite_or(fb.update_cosine, 0.0),
+            val_ratio,
+            val_slope,
+            max(-1.0, min(1.0, self._val_metric)),
+            self._val_metric - self._best_metric if math.isfinite(self._best_metric) else 0.0,
+            fb.progress,
+            fb.prev_action,
         )
-        obs = np.nan_to_num(obs, nan=0.0, posinf=OBS_BOUND, neginf=-OBS_BOUND)
-        return np.clip(obs, -OBS_BOUND, OBS_BOUND).astype(np.float32)
+        return np.array([_bound(float(v)) for v in values], dtype=np.float32)
+
+
+_NUMPY_FLOATS = (torch.float32, torch.float64)
+
+
+def _numpy_views(tensors: Sequence[torch.Tensor]) -> list[np.ndarray] | None:
+    """Zero-copy NumPy views of CPU float32/float64 tensors; None if any is not one.
+
+    For the small reductions below, NumPy's per-call overhead is a fraction of torch's;
+    other tensors (GPU, half precision, sparse, ...) take the torch path instead.
+    """
+    views = []
+    for t in tensors:
+        if not t.is_cpu or t.dtype not in _NUMPY_FLOATS:
+            return None
+        try:
+            views.append(t.detach().numpy())
+        except (TypeError, RuntimeError):  # e.g. sparse layout, negative bit
+            return None
+    return views
 
 
 class UpdateTracker:
     """Measures parameter updates between decisions: ``|Δθ| / |θ|`` and update cosine.
 
     Shared by the torch trainee and the deployed scheduler so both report identical
-    numbers for identical runs.
+    numbers for identical runs. CPU float parameters are snapshotted and reduced with
+    NumPy (cheap per call), others with torch.
 
     Args:
         params: The parameters to watch (e.g. every tensor in an optimizer's groups).
@@ -189,11 +228,16 @@ class UpdateTracker:
     def __init__(self, params: Sequence[torch.Tensor]) -> None:
         self.params = list(params)
         self._start = self._flat()
-        self._prev_update: torch.Tensor | None = None
+        self._prev_update: np.ndarray | torch.Tensor | None = None
+        self._prev_norm = 0.0
 
-    def _flat(self) -> torch.Tensor:
+    def _flat(self) -> np.ndarray | torch.Tensor:
+        """A copy of every parameter, flattened into one vector."""
         if not self.params:
-            return torch.zeros(0)
+            return np.zeros(0, dtype=np.float32)
+        views = _numpy_views(self.params)
+        if views is not None:
+            return np.concatenate(views, axis=None)  # always a copy
         return torch.cat([p.detach().reshape(-1) for p in self.params])
 
     def measure(self) -> tuple[float, float]:
@@ -203,14 +247,21 @@ class UpdateTracker:
         """
         end = self._flat()
         update = end - self._start
-        if update.numel() == 0:
+        if update.shape[0] == 0:
             return math.nan, math.nan
-        ratio = float(update.norm() / self._start.norm().clamp_min(1e-12))
-        cosine = math.nan
-        if self._prev_update is not None:
-            denom = (update.norm() * self._prev_update.norm()).clamp_min(1e-12)
-            cosine = float(update @ self._prev_update / denom)
-        self._start, self._prev_update = end, update
+        prev = self._prev_update
+        if isinstance(update, np.ndarray):
+            norm = math.sqrt(float(np.dot(update, update)))
+            start_norm = math.sqrt(float(np.dot(self._start, self._start)))
+            dot = math.nan if prev is None else float(np.dot(update, prev))
+        else:  # one device sync for all three numbers
+            parts = [update.norm(), self._start.norm()]
+            if prev is not None:
+                parts.append(update @ prev)
+            norm, start_norm, dot = [*torch.stack(parts).tolist(), math.nan][:3]
+        ratio = norm / max(start_norm, 1e-12)
+        cosine = math.nan if prev is None else dot / max(norm * self._prev_norm, 1e-12)
+        self._start, self._prev_update, self._prev_norm = end, update, norm
         return ratio, cosine
 
 
@@ -219,4 +270,7 @@ def grad_norm(params: Sequence[torch.Tensor]) -> float:
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         return math.nan
+    views = _numpy_views(grads)
+    if views is not None:
+        return math.sqrt(sum([float(np.vdot(v, v)) for v in views]))  # vdot flattens
     return float(torch.nn.utils.get_total_norm(grads))
