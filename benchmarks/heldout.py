@@ -113,15 +113,27 @@ def main() -> None:
     parser.add_argument("--docs", type=Path, default=ROOT / "docs" / "results" / "heldout")
     parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
     parser.add_argument("--update-card", action="store_true")
+    parser.add_argument(
+        "--from-runs",
+        type=Path,
+        help="Rebuild the report from an earlier run's runs.csv/curves.csv (no training); "
+        "its learned scheduler is renamed to learned:AGENT",
+    )
     args = parser.parse_args()
 
     agent = load_agent(args.agent)  # fail fast on a bad agent
     learned = f"{LEARNED_PREFIX}{args.agent}"
-    tasks = task_ids("held-out")
-    specs = grid(tasks, [learned, *BASELINES], range(args.seeds), [None, *SWEEP])
-    print(f"{len(specs)} runs on {len(tasks)} held-out tasks ...", flush=True)
-    runs, curves = run_grid(specs, workers=args.workers)
-    write_frames(args.out, runs, curves)
+    if args.from_runs:
+        runs, curves = (pd.read_csv(args.from_runs / f) for f in ("runs.csv", "curves.csv"))
+        for frame in (runs, curves):
+            is_learned = frame["scheduler"].str.startswith(LEARNED_PREFIX)
+            frame.loc[is_learned, "scheduler"] = learned
+    else:
+        tasks = task_ids("held-out")
+        specs = grid(tasks, [learned, *BASELINES], range(args.seeds), [None, *SWEEP])
+        print(f"{len(specs)} runs on {len(tasks)} held-out tasks ...", flush=True)
+        runs, curves = run_grid(specs, workers=args.workers)
+        write_frames(args.out, runs, curves)
     write_report(args.docs, runs, curves)
     command = (
         f"python benchmarks/heldout.py --agent {args.agent} --seeds {args.seeds}"
