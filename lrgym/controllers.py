@@ -7,12 +7,12 @@ controllers and learned policies. Add one with :func:`register_controller`.
 
 from __future__ import annotations
 
-import difflib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 
 from torch.optim import Optimizer, lr_scheduler
 
+from lrgym.registration import did_you_mean
 from lrgym.trainee import EvalReport
 
 
@@ -164,8 +164,7 @@ def make_controller(name: str) -> Controller:
     try:
         return CONTROLLERS[name]()
     except KeyError:
-        close = difflib.get_close_matches(name, list(CONTROLLERS), n=3, cutoff=0.4)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise ValueError(
-            f"unknown scheduler {name!r}.{hint} Available: {', '.join(CONTROLLERS)}"
+            f"unknown scheduler {name!r}.{did_you_mean(name, CONTROLLERS)} "
+            f"Available: {', '.join(CONTROLLERS)}"
         ) from None

@@ -90,16 +90,21 @@ def register_task(
     )
 
 
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """`` Did you mean a, b?`` naming the closest candidates, or an empty string."""
+    close = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.4)
+    return f" Did you mean {', '.join(close)}?" if close else ""
+
+
 def spec(task_id: str) -> TaskSpec:
     """The spec of ``task_id``; an unknown id raises with the closest registered ids."""
     load_plugins()
     try:
         return registry[task_id]
     except KeyError:
-        close = difflib.get_close_matches(task_id, list(registry), n=3, cutoff=0.4)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise UnknownTaskError(
-            f"unknown task {task_id!r}.{hint} Run `lrgym tasks` to list registered tasks."
+            f"unknown task {task_id!r}.{did_you_mean(task_id, registry)} "
+            "Run `lrgym tasks` to list registered tasks."
         ) from None
 
 

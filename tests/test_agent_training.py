@@ -36,15 +36,6 @@ TASK = "lrgym/DigitsMLP-v0"
 HELD_OUT = "lrgym/WineMLP-v0"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models: one intra-op thread is fastest, and immune to a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_config(out: Path, **overrides):
     values = dict(
         tasks=[TASK],

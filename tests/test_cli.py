@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
 from typer.testing import CliRunner
 
 import lrgym
@@ -23,15 +22,6 @@ from lrgym.compare import RUN_COLUMNS
 runner = CliRunner()
 ID = re.compile(r"lrgym/[\w.-]+-v\d+")
 XGB_ACC, XGB_R2 = "lrgym/BreastCancerXGB-v0", "lrgym/DiabetesXGB-v0"  # the fastest tasks
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models: one intra-op thread is fastest, and immune to a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def invoke(*args: str):

@@ -31,15 +31,6 @@ TASK = "lrgym/DigitsMLP-v0"
 TOTAL, K, LR0 = 100, 10, 1e-3
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models: one intra-op thread is fastest, and immune to a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def agent_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("agent") / "agent"
