@@ -164,6 +164,19 @@ def train(
         The agent directory (``config.out``), loadable with :func:`lrgym.load_agent`.
     """
     tasks = meta_train_tasks(config)
+    threads = torch.get_num_threads()
+    # The workers keep every core busy; a multi-threaded parent (PPO updates, validation
+    # episodes) would oversubscribe them and slow everything down many times over.
+    torch.set_num_threads(1)
+    try:
+        return _train(config, tasks, resume, progress_bar, command)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(
+    config: TrainConfig, tasks: list[str], resume: bool, progress_bar: bool, command: str
+) -> Path:
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     config.save(out / CONFIG)
