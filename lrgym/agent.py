@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -113,6 +114,50 @@ def export_policy(model: Any, vecnormalize: Any) -> torch.jit.ScriptModule:
     return torch.jit.script(module.eval())
 
 
+def _numpy_forward(policy: torch.jit.ScriptModule) -> Callable[[np.ndarray], float] | None:
+    """The exported policy's forward pass in NumPy, or None if its structure is unfamiliar.
+
+    Written by hand because ``act()`` runs once per decision inside a user's training
+    loop, where TorchScript's per-call overhead dominates this tiny MLP (about 30 µs vs
+    7 µs). It reads zero-copy views of the module's own float32 tensors and is used only
+    for a :class:`NormalizedPolicy` of Linear/Tanh/ReLU layers whose NumPy output matches
+    the module's on probe observations.
+    """
+
+    def kind(m: Any) -> str:
+        return str(getattr(m, "original_name", type(m).__name__))
+
+    if kind(policy) != "NormalizedPolicy":
+        return None
+    state = {k: v.detach().numpy() for k, v in policy.state_dict().items()}
+    mean, std, clip = state.pop("mean"), state.pop("std"), float(policy.clip_obs)
+    layers: list[tuple[str, Any, Any]] = []  # (kind, weight, bias)
+    for name, m in policy.actor.named_modules(prefix="actor"):
+        if kind(m) == "Linear":
+            layers.append(("Linear", state.pop(f"{name}.weight"), state.pop(f"{name}.bias")))
+        elif kind(m) in ("Tanh", "ReLU"):
+            layers.append((kind(m), None, None))
+        elif kind(m) != "Sequential":
+            return None
+    if state:  # tensors the walk did not use: not the structure we know
+        return None
+
+    def forward(obs: np.ndarray) -> float:
+        x = np.clip((np.asarray(obs, dtype=np.float32).reshape(-1) - mean) / std, -clip, clip)
+        for layer, weight, bias in layers:
+            if layer == "Linear":
+                x = weight @ x + bias
+            else:
+                x = np.tanh(x) if layer == "Tanh" else np.maximum(x, 0.0)
+        return min(1.0, max(-1.0, float(x[0])))
+
+    probes = np.random.default_rng(0).uniform(-3, 3, (128, mean.shape[0])).astype(np.float32)
+    with torch.no_grad():
+        want = policy(torch.as_tensor(probes))[:, 0].numpy()
+    got = np.array([forward(o) for o in probes])
+    return forward if np.allclose(got, want, rtol=0.0, atol=1e-5) else None
+
+
 class Agent:
     """A loaded agent: :meth:`act` maps one observation to one action (deterministic).
 
@@ -127,76 +172,12 @@ class Agent:
         self.card = card
         self.policy = policy
         self.action_map = LogLRAction(**card.action)
-        # act() is called once per decision inside the user's training loop, where
-        # TorchScript's per-call overhead dominates this tiny MLP. A NormalizedPolicy over
-        # Linear/Tanh/ReLU layers (what export_policy writes for SB3's MlpPolicy) is
-        # therefore evaluated with NumPy on zero-copy views of the module's own CPU
-        # tensors: the same float32 maths. Anything else, or a NumPy forward that
-        # disagrees with the module on probe observations (> 1e-5), uses the module.
-        self._numpy_forward: Any = None
-        self._numpy_source: Any = None
-
-        def kind(m: Any) -> str:
-            return str(getattr(m, "original_name", type(m).__name__))
-
-        try:
-            children = [name for name, _ in policy.named_children()]
-            if kind(policy) != "NormalizedPolicy" or children != ["actor"]:
-                raise ValueError("not an exported NormalizedPolicy")
-            state = {k: v.detach().numpy() for k, v in policy.state_dict().items()}
-            mean, std, clip = state.pop("mean"), state.pop("std"), float(policy.clip_obs)
-            layers: list[tuple[Any, Any, Any]] = []  # (weight, bias, activation)
-            for name, m in policy.actor.named_modules(prefix="actor", remove_duplicate=False):
-                if kind(m) == "Sequential":
-                    continue
-                if next(m.children(), None) is not None:
-                    raise ValueError(f"unknown container {kind(m)}")
-                if kind(m) == "Linear":
-                    layers.append(
-                        (state.pop(f"{name}.weight"), state.pop(f"{name}.bias", None), None)
-                    )
-                elif kind(m) in ("Tanh", "ReLU"):
-                    layers.append((None, None, kind(m)))
-                else:
-                    raise ValueError(f"unknown layer {kind(m)}")
-            if state:
-                raise ValueError(f"unused tensors {sorted(state)}")
-
-            def forward(obs: Any) -> float:
-                x = np.asarray(obs, dtype=np.float32).reshape(-1)
-                x = np.minimum(np.maximum((x - mean) / std, -clip), clip)
-                for weight, bias, activation in layers:
-                    if weight is not None:
-                        x = np.dot(weight, x)
-                        if bias is not None:
-                            x += bias
-                    elif activation == "Tanh":
-                        x = np.tanh(x)
-                    else:
-                        x = np.maximum(x, 0.0)  # ReLU (NaN stays NaN, as in torch)
-                v = float(x[0])
-                return 1.0 if v > 1.0 else -1.0 if v < -1.0 else v  # clamp; NaN stays NaN
-
-            rng = np.random.default_rng(0)
-            shape = (64, mean.shape[0])
-            probes = np.concatenate(
-                [
-                    mean + std * rng.uniform(-1.5 * clip, 1.5 * clip, shape),
-                    mean + std * rng.standard_normal(shape),
-                ]
-            ).astype(np.float32)
-            with torch.no_grad():
-                want = policy(torch.as_tensor(probes)).numpy()
-            got = np.array([[forward(o)] for o in probes])
-            if want.shape == got.shape and np.allclose(got, want, rtol=0.0, atol=1e-5):
-                self._numpy_forward, self._numpy_source = forward, policy
-        except Exception:  # unrecognised structure: act() uses the module
-            pass
+        self._forward = _numpy_forward(policy)
 
     def act(self, obs: np.ndarray) -> float:
         """The action (log2 LR multiplier in [-1, 1]) for one observation."""
-        if self._numpy_forward is not None and self.policy is self._numpy_source:
-            return self._numpy_forward(obs)
+        if self._forward is not None:
+            return self._forward(obs)
         with torch.no_grad():
             x = torch.as_tensor(np.asarray(obs, dtype=np.float32)).reshape(1, -1)
             return float(self.policy(x)[0, 0])
