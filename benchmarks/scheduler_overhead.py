@@ -14,9 +14,7 @@ cost on later steps).
     python benchmarks/scheduler_overhead.py [--agent PATH] [--task lrgym/DigitsMLP-v0]
                                             [--repeats 7] [--threads 1]
 
-The agent defaults to the shipped ``default``; if it cannot be loaded, a tiny throwaway
-agent is trained into a temporary directory (a few seconds). The policy's cost does not
-depend on how well it was trained, only on its architecture.
+The agent defaults to the shipped ``default``.
 
 Target: overhead <= 2% on lrgym/DigitsMLP-v0 with the default decision interval.
 """
@@ -25,9 +23,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
 import torch
 
@@ -78,27 +74,6 @@ def run_loop(
     return info.total_steps, seconds
 
 
-def tiny_agent(directory: Path) -> lrgym.Agent:
-    """Train a throwaway agent (128 timesteps on DigitsMLP) into ``directory``."""
-    from lrgym.agents.config import load_config
-    from lrgym.agents.train import train
-
-    cfg = load_config(
-        None,
-        tasks=["lrgym/DigitsMLP-v0"],
-        total_timesteps=128,
-        n_envs=1,
-        episode_steps=100,
-        decision_interval=10,
-        eval_every=64,
-        checkpoint_every=64,
-        val_lrs=[1e-3],
-        out=str(directory / "agent"),
-        ppo={"n_steps": 64, "batch_size": 32, "n_epochs": 2},
-    )
-    return lrgym.load_agent(train(cfg, progress_bar=False, command="scheduler_overhead.py"))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agent", default="default", help="agent name or directory")
@@ -111,26 +86,17 @@ def main() -> None:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            agent = lrgym.load_agent(args.agent)
-            source = f"agent {args.agent!r} ({agent.path})"
-        except lrgym.AgentLoadError as exc:
-            print(f"could not load agent {args.agent!r} ({str(exc).splitlines()[0]})")
-            print("training a tiny throwaway agent instead: the policy's per-step cost depends")
-            print("on its architecture, not on how well it was trained")
-            agent = tiny_agent(Path(tmp))
-            source = "a tiny throwaway agent (same policy architecture as a real one)"
-
-        run_loop(args.task, 0, None), run_loop(args.task, 0, agent)  # warm-up
-        plain, sched = [], []
-        for r in range(args.repeats):
-            steps, sec = run_loop(args.task, r, None)
-            plain.append(steps / sec)
-            steps, sec = run_loop(args.task, r, agent)
-            sched.append(steps / sec)
-        inside: list[float] = []
-        run_loop(args.task, 0, agent, inside)  # diagnostic: time spent inside sched.step()
+    agent = lrgym.load_agent(args.agent)
+    source = f"agent {args.agent!r} ({agent.path})"
+    run_loop(args.task, 0, None), run_loop(args.task, 0, agent)  # warm-up
+    plain, sched = [], []
+    for r in range(args.repeats):
+        steps, sec = run_loop(args.task, r, None)
+        plain.append(steps / sec)
+        steps, sec = run_loop(args.task, r, agent)
+        sched.append(steps / sec)
+    inside: list[float] = []
+    run_loop(args.task, 0, agent, inside)  # diagnostic: time spent inside sched.step()
 
     info = lrgym.make_task(args.task).info
     p, s = statistics.median(plain), statistics.median(sched)
