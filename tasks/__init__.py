@@ -19,6 +19,7 @@ _BUILTIN = {
     "FriedmanMLP-v0": "friedman_mlp",
     "BreastCancerXGB-v0": "breast_cancer_xgb",
     "DiabetesXGB-v0": "diabetes_xgb",
+    "TeacherStudentXGB-v0": "teacher_student_xgb",
 }
 
 for _name, _factory in _BUILTIN.items():

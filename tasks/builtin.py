@@ -8,7 +8,8 @@ validation metric at the task's default LR (5 seeds, all baselines of
 the share is taken of the R² itself. They were measured once with
 ``python benchmarks/calibrate_targets.py`` before any learned agent was evaluated and
 are never tuned afterwards (measured 2026-11-23, seeds 100-104; the script prints the
-full table of medians).
+full table of medians; TeacherStudentXGB-v0, added later the same day, was calibrated
+the same way before any agent trained on it was evaluated).
 """
 
 from __future__ import annotations
@@ -297,4 +298,27 @@ def diabetes_xgb() -> XGBoostTask:
         data=partial(data.sklearn_data, name="diabetes", regression=True),
         objective="reg:squarederror",
         params={"max_depth": 2, "subsample": 0.8, "colsample_bytree": 0.8},
+    )
+
+
+def teacher_student_xgb() -> XGBoostTask:
+    """Small, noisy teacher–student regression with boosted trees (depth 3); eta per round.
+
+    Few samples and noisy targets: a high eta overfits within a few rounds.
+    """
+    return XGBoostTask(
+        TaskInfo(
+            "regression",
+            "XGBoost depth 3",
+            "synthetic teacher-student, 600 samples, noise 0.5 (seeded)",
+            "r2",
+            "meta-train",
+            target=0.58,
+            default_lr=0.3,
+            total_steps=200,
+            decision_interval=10,
+        ),
+        data=partial(data.teacher_student, n=600, noise=0.5),
+        objective="reg:squarederror",
+        params={"max_depth": 3, "subsample": 0.8, "colsample_bytree": 0.8},
     )
