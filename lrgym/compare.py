@@ -102,7 +102,7 @@ def run_one(spec: RunSpec, total_steps: int | None = None) -> RunResult:
         "target": info.target,
         "final_val_metric": final_val,
         "best_val_metric": best,
-        "final_test_metric": test.metric if not diverged else _fallback(test.metric),
+        "final_test_metric": _finite_or_nan(test.metric),
         "reached_target": reached_at is not None,
         "steps_to_target": reached_at[0] if reached_at else math.inf,
         "seconds_to_target": reached_at[1] if reached_at else math.inf,
@@ -115,8 +115,8 @@ def run_one(spec: RunSpec, total_steps: int | None = None) -> RunResult:
     return RunResult(row, curve)
 
 
-def _fallback(metric: float) -> float:
-    """A diverged run's test metric: NaN predictions score as -inf, report as NaN."""
+def _finite_or_nan(metric: float) -> float:
+    """A test metric as reported: a diverged model's -inf (NaN predictions) becomes NaN."""
     return metric if math.isfinite(metric) else math.nan
 
 
