@@ -104,23 +104,32 @@ def check(
         raise typer.Exit(code=1)
 
 
+# Options shared by `compare` and `evaluate`.
+TasksOption = Annotated[
+    list[str], typer.Option("--tasks", help="Task ids, 'meta-train', 'held-out' or 'all'.")
+]
+SeedsOption = Annotated[int, typer.Option(help="Number of seeds (0 .. N-1).")]
+InitialLrsOption = Annotated[
+    list[str], typer.Option("--initial-lrs", help="Initial LRs, or 'default'.")
+]
+OutOption = Annotated[Path, typer.Option(help="Output directory.")]
+TotalStepsOption = Annotated[
+    int | None, typer.Option(min=1, help="Override every task's step budget.")
+]
+WorkersOption = Annotated[int, typer.Option(min=1, help="Parallel worker processes.")]
+
+
 @app.command()
 def compare(
-    tasks: Annotated[
-        list[str], typer.Option("--tasks", help="Task ids, 'meta-train', 'held-out' or 'all'.")
-    ] = ["held-out"],  # noqa: B006 - typer reads list defaults this way
+    tasks: TasksOption = ["held-out"],  # noqa: B006 - typer reads list defaults this way
     schedulers: Annotated[
         list[str], typer.Option("--schedulers", help="Scheduler names, or 'baselines'.")
     ] = ["baselines"],  # noqa: B006
-    seeds: Annotated[int, typer.Option(help="Number of seeds (0 .. N-1).")] = 3,
-    initial_lrs: Annotated[
-        list[str], typer.Option("--initial-lrs", help="Initial LRs, or 'default'.")
-    ] = ["default"],  # noqa: B006
-    out: Annotated[Path, typer.Option(help="Output directory.")] = Path("results/compare"),
-    total_steps: Annotated[
-        int | None, typer.Option(min=1, help="Override every task's step budget.")
-    ] = None,
-    workers: Annotated[int, typer.Option(min=1, help="Parallel worker processes.")] = 1,
+    seeds: SeedsOption = 3,
+    initial_lrs: InitialLrsOption = ["default"],  # noqa: B006
+    out: OutOption = Path("results/compare"),
+    total_steps: TotalStepsOption = None,
+    workers: WorkersOption = 1,
 ) -> None:
     """Run every (task, scheduler, seed, initial LR) and write runs.csv, curves.csv,
     summary.md and plots to OUT."""
@@ -235,18 +244,12 @@ def train(
 @app.command()
 def evaluate(
     agent: Annotated[str, typer.Option(help="Shipped agent name or agent directory.")] = "default",
-    tasks: Annotated[
-        list[str], typer.Option("--tasks", help="Task ids, 'held-out', 'meta-train' or 'all'.")
-    ] = ["held-out"],  # noqa: B006
-    seeds: Annotated[int, typer.Option(help="Number of seeds (0 .. N-1).")] = 5,
-    initial_lrs: Annotated[
-        list[str], typer.Option("--initial-lrs", help="Initial LRs, or 'default'.")
-    ] = ["default"],  # noqa: B006
-    out: Annotated[Path, typer.Option(help="Output directory.")] = Path("results/evaluate"),
-    total_steps: Annotated[
-        int | None, typer.Option(min=1, help="Override every task's step budget.")
-    ] = None,
-    workers: Annotated[int, typer.Option(min=1, help="Parallel worker processes.")] = 1,
+    tasks: TasksOption = ["held-out"],  # noqa: B006
+    seeds: SeedsOption = 5,
+    initial_lrs: InitialLrsOption = ["default"],  # noqa: B006
+    out: OutOption = Path("results/evaluate"),
+    total_steps: TotalStepsOption = None,
+    workers: WorkersOption = 1,
     update_card: Annotated[
         bool, typer.Option(help="Also write the summary into the agent's card.")
     ] = False,

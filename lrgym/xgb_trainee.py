@@ -132,8 +132,7 @@ class XGBoostTrainee(Trainee):
         return TrainReport(len(callback.losses), tuple(callback.losses))
 
     def _predict(self, split: str) -> np.ndarray:
-        margin = self.booster is None
-        if margin:  # no trees yet: the base score is the prediction
+        if self.booster is None:  # no trees yet: the base score is the prediction
             n = self._labels[split].shape[0]
             if self.classification:
                 return np.full((n, self.n_classes), 1.0 / self.n_classes)
