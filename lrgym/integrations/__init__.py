@@ -1,0 +1,1 @@
+"""Adapters that plug lrgym schedulers into other training stacks."""
