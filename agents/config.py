@@ -10,6 +10,8 @@ from typing import Any
 
 import yaml
 
+from lrgym.signals import feature_indices
+
 
 class ConfigError(ValueError):
     """A configuration value is invalid; the message names the key and what is allowed."""
@@ -45,7 +47,13 @@ class TrainConfig:
         out: Output directory of the agent (and its checkpoints and logs).
         checkpoint_every: Save a resumable checkpoint every this many timesteps.
         eval_every: Score the validation slice every this many timesteps (model selection).
-        val_lrs: Initial LRs of the validation slice's episodes.
+        val_lrs: Initial LRs of the validation slice's episodes (each task's default LR
+            is always added).
+        default_lr_share: Share of training episodes that start at the task's default LR
+            (the rest start log-uniform over 1e-5..1e-1).
+        drop_features: Observation features or groups (``lrgym.signals.FEATURE_GROUPS``)
+            the agent does not see: they are zeroed in training and in the exported
+            policy. For feature ablations.
         ppo: PPO hyperparameters.
     """
 
@@ -60,6 +68,8 @@ class TrainConfig:
     checkpoint_every: int = 10_000
     eval_every: int = 10_000
     val_lrs: list[float] = field(default_factory=lambda: [1e-4, 1e-3, 1e-2])
+    default_lr_share: float = 0.25
+    drop_features: list[str] = field(default_factory=list)
     ppo: PPOConfig = field(default_factory=PPOConfig)
 
     def __post_init__(self) -> None:
@@ -98,6 +108,14 @@ class TrainConfig:
             not (isinstance(x, int | float) and x > 0) for x in self.val_lrs
         ):
             raise ConfigError(f"val_lrs must be positive numbers, got {self.val_lrs!r}")
+        if not 0 <= self.default_lr_share <= 1:
+            raise ConfigError(f"default_lr_share must be in [0, 1], got {self.default_lr_share}")
+        if isinstance(self.drop_features, str):
+            self.drop_features = [self.drop_features]
+        try:
+            feature_indices(self.drop_features)
+        except ValueError as exc:
+            raise ConfigError(f"drop_features: {exc}") from None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (for YAML and the agent card)."""

@@ -7,8 +7,10 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from gymnasium.wrappers import TransformObservation
 
 from lrgym.env import INITIAL_LR_RANGE, LRControlEnv
+from lrgym.signals import feature_indices
 
 TRAIN_SEEDS = (0, 1_000_000)
 """Run seeds for meta-training episodes."""
@@ -21,13 +23,17 @@ class MetaTaskEnv(gym.Env):
     """Samples a task, a run seed and an initial LR per episode, then acts as its env.
 
     Observation and action spaces are :class:`~lrgym.env.LRControlEnv`'s, identical
-    across tasks.
+    across tasks. The initial LR is the task's default LR with probability
+    ``default_lr_share`` and otherwise log-uniform over ``INITIAL_LR_RANGE``: evaluation
+    starts at both, and a default outside that range (XGBoost's eta 0.3) would otherwise
+    never be seen in training.
 
     Args:
         tasks: Task ids to sample from (uniformly).
         seed_range: Half-open range of run seeds to draw from.
         decision_interval: Override every task's ``k``.
         total_steps: Override every task's step budget.
+        default_lr_share: Probability of starting an episode at the task's default LR.
     """
 
     metadata: dict[str, Any] = {"render_modes": []}
@@ -38,11 +44,13 @@ class MetaTaskEnv(gym.Env):
         seed_range: tuple[int, int] = TRAIN_SEEDS,
         decision_interval: int | None = None,
         total_steps: int | None = None,
+        default_lr_share: float = 0.0,
     ) -> None:
         if not tasks:
             raise ValueError("MetaTaskEnv needs at least one task")
         self.tasks = list(tasks)
         self.seed_range = seed_range
+        self.default_lr_share = default_lr_share
         self._envs = {
             t: LRControlEnv(t, decision_interval=decision_interval, total_steps=total_steps)
             for t in self.tasks
@@ -60,10 +68,13 @@ class MetaTaskEnv(gym.Env):
         task = (
             options.pop("task", None) or self.tasks[int(self.np_random.integers(len(self.tasks)))]
         )
-        low, high = np.log(INITIAL_LR_RANGE)
-        options.setdefault("initial_lr", float(np.exp(self.np_random.uniform(low, high))))
-        options.setdefault("run_seed", int(self.np_random.integers(*self.seed_range)))
         self.current = self._envs[task]
+        low, high = np.log(INITIAL_LR_RANGE)
+        drawn_lr = float(np.exp(self.np_random.uniform(low, high)))
+        if self.np_random.uniform() < self.default_lr_share:
+            drawn_lr = self.current.task.info.default_lr
+        options.setdefault("initial_lr", drawn_lr)
+        options.setdefault("run_seed", int(self.np_random.integers(*self.seed_range)))
         return self.current.reset(options=options)
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
@@ -72,3 +83,14 @@ class MetaTaskEnv(gym.Env):
     def close(self) -> None:
         for env in self._envs.values():
             env.close()
+
+
+def zero_features(env: gym.Env, names: Sequence[str]) -> gym.Env:
+    """``env`` with the named features or feature groups set to 0 (feature ablations).
+
+    See :data:`lrgym.signals.FEATURE_GROUPS`. The exported policy zeroes its input
+    weights for them, so deployment sees what training saw.
+    """
+    keep = np.ones(env.observation_space.shape, dtype=np.float32)
+    keep[feature_indices(names)] = 0.0
+    return TransformObservation(env, lambda obs: obs * keep, env.observation_space)

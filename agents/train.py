@@ -18,10 +18,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 from lrgym.agents.config import ConfigError, TrainConfig, load_config
-from lrgym.agents.meta_env import TRAIN_SEEDS, VALIDATION_SEEDS, MetaTaskEnv
+from lrgym.agents.meta_env import TRAIN_SEEDS, VALIDATION_SEEDS, MetaTaskEnv, zero_features
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback
 from stable_baselines3.common.monitor import Monitor
@@ -31,7 +32,7 @@ import lrgym
 from lrgym._atomic import atomic_path, write_text_atomic
 from lrgym.agent import POLICY, SB3_MODEL, VECNORMALIZE, AgentCard, export_policy
 from lrgym.registration import make_task, select_tasks
-from lrgym.signals import FEATURES, OBS_LAYOUT_VERSION
+from lrgym.signals import FEATURES, OBS_LAYOUT_VERSION, feature_indices
 
 CHECKPOINTS = "checkpoints"
 BEST = "best"
@@ -53,11 +54,19 @@ def meta_train_tasks(config: TrainConfig) -> list[str]:
 def _make_env(tasks: list[str], config: TrainConfig, rank: int):
     def factory() -> Monitor:
         torch.set_num_threads(1)  # one core per worker; PPO's update runs in the parent
-        env = MetaTaskEnv(tasks, TRAIN_SEEDS, config.decision_interval, config.episode_steps)
+        env = meta_env(tasks, config, TRAIN_SEEDS)
         env.reset(seed=config.seed + rank)
         return Monitor(env)
 
     return factory
+
+
+def meta_env(tasks: list[str], config: TrainConfig, seeds: tuple[int, int]) -> gym.Env:
+    """A :class:`MetaTaskEnv` over ``tasks`` as ``config`` sets it up (features dropped)."""
+    env = MetaTaskEnv(
+        tasks, seeds, config.decision_interval, config.episode_steps, config.default_lr_share
+    )
+    return zero_features(env, config.drop_features) if config.drop_features else env
 
 
 def make_vec_env(tasks: list[str], config: TrainConfig) -> VecEnv:
@@ -67,17 +76,18 @@ def make_vec_env(tasks: list[str], config: TrainConfig) -> VecEnv:
 
 
 def validation_episodes(tasks: list[str], config: TrainConfig) -> list[dict[str, Any]]:
-    """The fixed validation slice: every meta-train task × ``val_lrs``, unseen run seeds."""
+    """The fixed validation slice: every meta-train task × (its default LR and ``val_lrs``),
+    on run seeds training never draws."""
     rng = np.random.default_rng(config.seed + 12345)
     return [
         {"task": t, "initial_lr": float(lr), "run_seed": int(rng.integers(*VALIDATION_SEEDS))}
         for t in tasks
-        for lr in config.val_lrs
+        for lr in [make_task(t).info.default_lr, *config.val_lrs]
     ]
 
 
 def score_policy(
-    act, env: MetaTaskEnv, episodes: list[dict[str, Any]]
+    act, env: gym.Env, episodes: list[dict[str, Any]]
 ) -> tuple[float, dict[str, float]]:
     """Mean return of ``act(obs) -> action`` over fixed episodes, and per task."""
     per_task: dict[str, list[float]] = {}
@@ -99,7 +109,7 @@ class ValidationCallback(BaseCallback):
     ``best_dir``, with ``score.json`` (read back on resume).
     """
 
-    def __init__(self, env: MetaTaskEnv, episodes: list[dict], eval_every: int, best_dir: Path):
+    def __init__(self, env: gym.Env, episodes: list[dict], eval_every: int, best_dir: Path):
         super().__init__()
         self.env = env
         self.episodes = episodes
@@ -207,7 +217,7 @@ def _train(
             seed=config.seed,
             verbose=0,
         )
-    val_env = MetaTaskEnv(tasks, VALIDATION_SEEDS, config.decision_interval, config.episode_steps)
+    val_env = meta_env(tasks, config, VALIDATION_SEEDS)
     episodes = validation_episodes(tasks, config)
     callbacks = CallbackList(
         [
@@ -238,7 +248,7 @@ def _train(
         model = PPO.load(best / SB3_MODEL, device="cpu")
         env = VecNormalize.load(str(best / VECNORMALIZE), DummyVecEnv([lambda: val_env]))
     env.training = False
-    policy = export_policy(model, env)
+    policy = export_policy(model, env, feature_indices(config.drop_features))
     with atomic_path(out / SB3_MODEL) as tmp:
         model.save(tmp)
     with atomic_path(out / VECNORMALIZE) as tmp:
@@ -252,7 +262,7 @@ def _train(
         lrgym_version=lrgym.__version__,
         obs_layout_version=OBS_LAYOUT_VERSION,
         features=list(FEATURES),
-        action=dict(vars(val_env.current.action_map)),
+        action=dict(vars(val_env.unwrapped.current.action_map)),
         tasks=tasks,
         total_timesteps=int(trained_steps),
         selected_timesteps=int(selected),
@@ -267,7 +277,7 @@ def _train(
     return out
 
 
-def validation_table(policy, env: MetaTaskEnv, episodes: list[dict[str, Any]]) -> str:
+def validation_table(policy, env: gym.Env, episodes: list[dict[str, Any]]) -> str:
     """Markdown: mean return (log L0/LT of val loss) per task, agent vs. constant LR."""
 
     @torch.no_grad()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -99,16 +99,23 @@ class NormalizedPolicy(nn.Module):
         return torch.clamp(self.actor(x), -1.0, 1.0)
 
 
-def export_policy(model: Any, vecnormalize: Any) -> torch.jit.ScriptModule:
+def export_policy(
+    model: Any, vecnormalize: Any, dropped: Sequence[int] = ()
+) -> torch.jit.ScriptModule:
     """TorchScript of an SB3 PPO MLP policy's deterministic action, normalisation folded in.
 
     Args:
         model: A ``stable_baselines3.PPO`` with an ``MlpPolicy`` on a flat Box.
         vecnormalize: The ``VecNormalize`` whose ``obs_rms`` the policy was trained behind.
+        dropped: Observation indices the policy was trained without (always 0); their
+            input weights are zeroed, so the policy ignores them in deployment too.
     """
     policy = model.policy
     actor = nn.Sequential(policy.mlp_extractor.policy_net, policy.action_net)
     actor = copy.deepcopy(actor).cpu().eval()
+    first = next(m for m in actor.modules() if isinstance(m, nn.Linear))
+    with torch.no_grad():
+        first.weight[:, list(dropped)] = 0.0
     rms = vecnormalize.obs_rms
     module = NormalizedPolicy(actor, rms.mean, rms.var, vecnormalize.epsilon, vecnormalize.clip_obs)
     return torch.jit.script(module.eval())

@@ -199,6 +199,14 @@ def train(
     n_steps: Annotated[int | None, typer.Option(help="PPO rollout steps per env.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="PPO minibatch size.")] = None,
     ent_coef: Annotated[float | None, typer.Option(help="PPO entropy coefficient.")] = None,
+    gamma: Annotated[float | None, typer.Option(help="PPO discount factor.")] = None,
+    default_lr_share: Annotated[
+        float | None, typer.Option(help="Share of episodes starting at the task's default LR.")
+    ] = None,
+    drop_features: Annotated[
+        list[str] | None,
+        typer.Option("--drop-features", help="Feature groups or features to hide (ablations)."),
+    ] = None,
     resume: Annotated[
         Path | None, typer.Option(help="Continue the interrupted run in this directory.")
     ] = None,
@@ -213,7 +221,11 @@ def train(
     ppo = {
         k: v
         for k, v in dict(
-            learning_rate=learning_rate, n_steps=n_steps, batch_size=batch_size, ent_coef=ent_coef
+            learning_rate=learning_rate,
+            n_steps=n_steps,
+            batch_size=batch_size,
+            ent_coef=ent_coef,
+            gamma=gamma,
         ).items()
         if v is not None
     }
@@ -233,6 +245,8 @@ def train(
             seed=seed,
             out=str(out) if out else None,
             name=name,
+            default_lr_share=default_lr_share,
+            drop_features=_split_values(drop_features) if drop_features else None,
             ppo=ppo or None,
         )
         path = run_training(cfg, resume=resume is not None, progress_bar=progress)

@@ -36,6 +36,35 @@ FEATURES: tuple[str, ...] = (
     "prev_action",  # the previous action (log2 LR multiplier in [-1, 1])
 )
 
+FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
+    "lr": ("log_lr", "log_lr_ratio"),
+    "train_loss": ("log_train_loss_ratio", "train_loss_slope", "train_loss_noise"),
+    "gradient": ("log_grad_norm_ratio", "log_update_ratio", "update_cosine"),
+    "validation": ("log_val_loss_ratio", "val_loss_slope", "val_metric", "val_metric_gap"),
+    "time": ("progress", "prev_action"),
+}
+""":data:`FEATURES` by the signal they read; the unit of the feature ablations."""
+
+
+def feature_indices(names: Sequence[str]) -> list[int]:
+    """Indices in :data:`FEATURES` of feature or group names (see :data:`FEATURE_GROUPS`).
+
+    Raises:
+        ValueError: A name is neither a feature nor a group.
+    """
+    indices: set[int] = set()
+    for name in names:
+        members = FEATURE_GROUPS.get(name, (name,))
+        unknown = [m for m in members if m not in FEATURES]
+        if unknown:
+            raise ValueError(
+                f"unknown feature or feature group {name!r}; groups: "
+                f"{', '.join(FEATURE_GROUPS)}; features: {', '.join(FEATURES)}"
+            )
+        indices.update(FEATURES.index(m) for m in members)
+    return sorted(indices)
+
+
 OBS_BOUND = 10.0
 """Every feature is clipped to ``[-OBS_BOUND, OBS_BOUND]``."""
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 from lrgym.agents.config import ConfigError, load_config
-from lrgym.agents.meta_env import TRAIN_SEEDS, VALIDATION_SEEDS, MetaTaskEnv
+from lrgym.agents.meta_env import TRAIN_SEEDS, VALIDATION_SEEDS, MetaTaskEnv, zero_features
 from lrgym.agents.train import (
     CHECKPOINTS,
     CONFIG,
@@ -31,6 +31,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
 import lrgym
 from lrgym.agent import CARD, POLICY, SB3_MODEL, VECNORMALIZE
+from lrgym.signals import FEATURES, feature_indices
 
 TASK = "lrgym/DigitsMLP-v0"
 HELD_OUT = "lrgym/WineMLP-v0"
@@ -233,9 +234,11 @@ def test_validation_slice_meta_train_tasks_and_validation_seeds(tmp_path):
     assert tasks and not held_out & set(tasks)
     assert set(tasks) == set(lrgym.task_ids("meta-train"))
     episodes = validation_episodes(tasks, cfg)
-    assert len(episodes) == 2 * len(tasks)
+    assert len(episodes) == 3 * len(tasks)  # val_lrs and each task's default LR
     assert {e["task"] for e in episodes} == set(tasks)
-    assert {e["initial_lr"] for e in episodes} == {1e-4, 1e-2}
+    for t in tasks:
+        lrs = sorted(e["initial_lr"] for e in episodes if e["task"] == t)
+        assert lrs == sorted([1e-4, 1e-2, lrgym.make_task(t).info.default_lr])
     for e in episodes:
         assert VALIDATION_SEEDS[0] <= e["run_seed"] < VALIDATION_SEEDS[1]
         assert not TRAIN_SEEDS[0] <= e["run_seed"] < TRAIN_SEEDS[1]
@@ -248,6 +251,53 @@ def test_meta_env_draws_seeds_from_its_range():
     seeds = [env.reset()[1]["run_seed"] for _ in range(5)]
     assert all(TRAIN_SEEDS[0] <= s < TRAIN_SEEDS[1] for s in seeds)
     env.close()
+
+
+def test_meta_env_starts_at_default_lr_by_share():
+    default_lr = lrgym.make_task(TASK).info.default_lr
+    always = MetaTaskEnv([TASK], TRAIN_SEEDS, 5, 5, default_lr_share=1.0)
+    never = MetaTaskEnv([TASK], TRAIN_SEEDS, 5, 5, default_lr_share=0.0)
+    always.reset(seed=0)
+    never.reset(seed=0)
+    assert {always.reset()[1]["initial_lr"] for _ in range(4)} == {default_lr}
+    drawn = [never.reset()[1]["initial_lr"] for _ in range(20)]
+    assert all(1e-5 <= lr <= 1e-1 for lr in drawn) and len(set(drawn)) == 20
+    always.close()
+    never.close()
+
+
+def test_zero_features_zeroes_named_groups():
+    env = zero_features(MetaTaskEnv([TASK], TRAIN_SEEDS, 5, 20), ["validation", "progress"])
+    dropped = feature_indices(["validation", "progress"])
+    assert [FEATURES[i] for i in dropped] == [
+        "log_val_loss_ratio",
+        "val_loss_slope",
+        "val_metric",
+        "val_metric_gap",
+        "progress",
+    ]
+    obs, _ = env.reset(seed=0, options={"initial_lr": 1e-2})
+    obs, *_ = env.step(np.array([0.5], np.float32))
+    assert np.all(obs[dropped] == 0) and np.any(obs != 0)
+    env.close()
+
+
+def test_unknown_feature_group_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="unknown feature or feature group 'nope'"):
+        tiny_config(tmp_path, drop_features=["nope"])
+
+
+def test_ablated_agent_ignores_dropped_features(tmp_path):
+    out = train(tiny_config(tmp_path / "a", drop_features=["gradient"]), progress_bar=False)
+    agent = lrgym.load_agent(out)
+    assert agent.card.config["drop_features"] == ["gradient"]
+    obs = np.random.default_rng(0).uniform(-2, 2, (50, len(FEATURES))).astype(np.float32)
+    noisy = obs.copy()
+    noisy[:, feature_indices(["gradient"])] = 7.0
+    assert [agent.act(o) for o in obs] == [agent.act(o) for o in noisy]
+    other = obs.copy()
+    other[:, feature_indices(["lr"])] += 1.0
+    assert [agent.act(o) for o in obs] != [agent.act(o) for o in other]
 
 
 # --- load errors --------------------------------------------------------------------------
