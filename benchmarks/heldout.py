@@ -46,12 +46,37 @@ def _steps(value: float) -> str:
     return "–" if not math.isfinite(value) else f"{value:g}"
 
 
+def worse_beyond_ci(summary: pd.DataFrame, task: str, learned: str) -> tuple[bool, str]:
+    """Whether ``learned``'s final test metric on ``task`` is below the best other
+    scheduler's by more than the larger 95% CI half-width, and that scheduler."""
+    s = summary.loc[task]
+    best = s.drop(index=learned)["test_mean"].idxmax()
+    ln, bb = s.loc[learned], s.loc[best]
+    return bool(ln["test_mean"] < bb["test_mean"] - max(bb["test_ci"], ln["test_ci"])), best
+
+
+def bar_measures(runs: pd.DataFrame, learned: str) -> dict[str, float | list[str]]:
+    """The three measures of the bar for ``learned`` against every other scheduler in ``runs``."""
+    profile = performance_profile(runs)
+    robust = lr_robustness(runs[~runs["default_lr"] | runs["initial_lr"].isin(SWEEP)])
+    baselines = [s for s in profile.index if s != learned]
+    summary = summary_table(runs)
+    return {
+        "profile": float(profile[learned]),
+        "best_profile": float(profile[baselines].max()),
+        "reach": float(robust.loc[learned, "all"]),
+        "best_reach": float(robust.loc[baselines, "all"].max()),
+        "losses": [
+            t for t in sorted(runs["task"].unique()) if worse_beyond_ci(summary, t, learned)[0]
+        ],
+    }
+
+
 def results_markdown(runs: pd.DataFrame, learned: str, command: str) -> str:
     """The README/card section: per-task table, profile scores, robustness, the bar."""
     summary = summary_table(runs)
     profile = performance_profile(runs)
     robust = lr_robustness(runs[~runs["default_lr"] | runs["initial_lr"].isin(SWEEP)])
-    baselines = [s for s in profile.index if s != learned]
     lines = [
         f"Measured with `{command}` ({runs['seed'].nunique()} seeds; "
         f"{len(runs)} runs). Learned = `{learned}`.",
@@ -60,14 +85,11 @@ def results_markdown(runs: pd.DataFrame, learned: str, command: str) -> str:
         "| best baseline: steps to target | learned worse beyond CI? |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    losses = []
     for task in sorted(runs["task"].unique()):
         s = summary.loc[task]
-        best = s.drop(index=learned)["test_mean"].idxmax()
+        worse, best = worse_beyond_ci(summary, task, learned)
         fastest = s.drop(index=learned)["median_steps_to_target"].idxmin()
         ln, bb = s.loc[learned], s.loc[best]
-        worse = ln["test_mean"] < bb["test_mean"] - max(bb["test_ci"], ln["test_ci"])
-        losses += [task] if worse else []
         lines.append(
             f"| {task} | {ln['metric']} | {_fmt(ln['test_mean'], ln['test_ci'])} "
             f"| {_fmt(bb['test_mean'], bb['test_ci'])} ({best}) "
@@ -88,16 +110,15 @@ def results_markdown(runs: pd.DataFrame, learned: str, command: str) -> str:
         lines.append(
             f"| {sched} | {profile[sched]:.3f} | {cells} | {robust.loc[sched, 'all']:.2f} |"
         )
-    best_profile = profile[baselines].max()
-    best_reach = robust.loc[baselines, "all"].max()
-    reach = robust.loc[learned, "all"]
+    m = bar_measures(runs, learned)
     bar = [
-        ("profile score >= best static baseline's",
-         profile[learned] >= best_profile, f"{profile[learned]:.3f} vs {best_profile:.3f}"),
+        ("profile score >= best static baseline's", m["profile"] >= m["best_profile"],
+         f"{m['profile']:.3f} vs {m['best_profile']:.3f}"),
         ("reach share >= 0.80 and >= best static + 0.30",
-         reach >= 0.8 and reach >= best_reach + 0.3, f"{reach:.2f} vs {best_reach:.2f}"),
+         m["reach"] >= 0.8 and m["reach"] >= m["best_reach"] + 0.3,
+         f"{m['reach']:.2f} vs {m['best_reach']:.2f}"),
         ("no task worse than the best baseline beyond the 95% CI",
-         not losses, ", ".join(losses) or "none"),
+         not m["losses"], ", ".join(m["losses"]) or "none"),
     ]  # fmt: skip
     lines += ["", "| bar (issue #4) | met? | measured |", "| --- | --- | --- |"]
     lines += [f"| {name} | {'yes' if ok else '**no**'} | {text} |" for name, ok, text in bar]
