@@ -18,7 +18,6 @@ both to the machine (about 7 minutes per 30k-step agent on 2 cores).
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -146,9 +145,9 @@ def main() -> None:
     write_frames(args.out, runs, curves)
     table = pd.DataFrame([variant_row(runs, n, learned[n], dirs[n]) for n in dirs])
     text = (
-        f"Variants trained with {json.dumps(base)}; held-out runs over {args.seeds} seeds. "
-        "profile and reach: the variant (best static baseline in brackets).\n\n"
-        + markdown_table(table)
+        f"Held-out runs over {args.seeds} seeds; each variant's full training config is in "
+        f"its card ({args.out}/VARIANT/card.json). Profile and reach: the variant "
+        "(best static baseline in brackets).\n\n" + markdown_table(table)
     )
     write_text_atomic(args.out / "ablations.md", text + "\n")
     print(text)
