@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from lrgym.hyperparams import LR, HyperParamSet
 from lrgym.signals import feature_indices
 
 
@@ -54,6 +55,10 @@ class TrainConfig:
         drop_features: Observation features or groups (``lrgym.signals.FEATURE_GROUPS``)
             the agent does not see: they are zeroed in training and in the exported
             policy. For feature ablations.
+        hparams: Hyperparameters the agent controls, one action dimension each, ``"lr"``
+            first: ``["lr"]`` (default), ``["lr", "momentum", "weight_decay"]`` for torch
+            tasks or ``["lr", "max_depth", "subsample"]`` for XGBoost tasks (see
+            :data:`lrgym.hyperparams.HYPERPARAMS`). Every task must accept them.
         ppo: PPO hyperparameters.
     """
 
@@ -68,8 +73,9 @@ class TrainConfig:
     checkpoint_every: int = 10_000
     eval_every: int = 10_000
     val_lrs: list[float] = field(default_factory=lambda: [1e-4, 1e-3, 1e-2])
-    default_lr_share: float = 0.25
+    default_lr_share: float = 0.0
     drop_features: list[str] = field(default_factory=list)
+    hparams: list[str] = field(default_factory=lambda: [LR])
     ppo: PPOConfig = field(default_factory=PPOConfig)
 
     def __post_init__(self) -> None:
@@ -116,6 +122,12 @@ class TrainConfig:
             feature_indices(self.drop_features)
         except ValueError as exc:
             raise ConfigError(f"drop_features: {exc}") from None
+        if isinstance(self.hparams, str):
+            self.hparams = [self.hparams]
+        try:
+            HyperParamSet(self.hparams)
+        except ValueError as exc:
+            raise ConfigError(f"hparams: {exc}") from None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (for YAML and the agent card)."""

@@ -10,6 +10,7 @@ import numpy as np
 from gymnasium.wrappers import TransformObservation
 
 from lrgym.env import INITIAL_LR_RANGE, LRControlEnv
+from lrgym.hyperparams import LR
 from lrgym.signals import feature_indices
 
 TRAIN_SEEDS = (0, 1_000_000)
@@ -34,6 +35,8 @@ class MetaTaskEnv(gym.Env):
         decision_interval: Override every task's ``k``.
         total_steps: Override every task's step budget.
         default_lr_share: Probability of starting an episode at the task's default LR.
+        hparams: Hyperparameters the agent controls (``"lr"`` first); every task must
+            accept them (torch tasks: momentum, weight_decay; XGBoost: max_depth, subsample).
     """
 
     metadata: dict[str, Any] = {"render_modes": []}
@@ -45,6 +48,7 @@ class MetaTaskEnv(gym.Env):
         decision_interval: int | None = None,
         total_steps: int | None = None,
         default_lr_share: float = 0.0,
+        hparams: Sequence[str] = (LR,),
     ) -> None:
         if not tasks:
             raise ValueError("MetaTaskEnv needs at least one task")
@@ -52,7 +56,9 @@ class MetaTaskEnv(gym.Env):
         self.seed_range = seed_range
         self.default_lr_share = default_lr_share
         self._envs = {
-            t: LRControlEnv(t, decision_interval=decision_interval, total_steps=total_steps)
+            t: LRControlEnv(
+                t, decision_interval=decision_interval, total_steps=total_steps, hparams=hparams
+            )
             for t in self.tasks
         }
         first = self._envs[self.tasks[0]]

@@ -31,8 +31,10 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 import lrgym
 from lrgym._atomic import atomic_path, write_text_atomic
 from lrgym.agent import POLICY, SB3_MODEL, VECNORMALIZE, AgentCard, export_policy
+from lrgym.env import task_backend
+from lrgym.hyperparams import HyperParamSet
 from lrgym.registration import make_task, select_tasks
-from lrgym.signals import FEATURES, OBS_LAYOUT_VERSION, feature_indices
+from lrgym.signals import OBS_LAYOUT_VERSION, feature_indices
 
 CHECKPOINTS = "checkpoints"
 BEST = "best"
@@ -40,7 +42,8 @@ CONFIG = "config.yaml"
 
 
 def meta_train_tasks(config: TrainConfig) -> list[str]:
-    """The config's tasks, expanded; held-out tasks are refused."""
+    """The config's tasks, expanded; held-out tasks, and tasks that cannot take the
+    config's ``hparams``, are refused."""
     tasks = select_tasks(config.tasks)
     held_out = [t for t in tasks if make_task(t).info.split == "held-out"]
     if held_out:
@@ -48,6 +51,12 @@ def meta_train_tasks(config: TrainConfig) -> list[str]:
             f"held-out tasks cannot be trained on: {', '.join(held_out)}; "
             "pass meta-train tasks (see `lrgym tasks --split meta-train`)"
         )
+    hparams = HyperParamSet(config.hparams)
+    for task in tasks:
+        try:
+            hparams.check_backend(task_backend(make_task(task)), task)
+        except ValueError as exc:
+            raise ConfigError(f"hparams: {exc}; train torch and XGBoost tasks apart") from None
     return tasks
 
 
@@ -64,7 +73,12 @@ def _make_env(tasks: list[str], config: TrainConfig, rank: int):
 def meta_env(tasks: list[str], config: TrainConfig, seeds: tuple[int, int]) -> gym.Env:
     """A :class:`MetaTaskEnv` over ``tasks`` as ``config`` sets it up (features dropped)."""
     env = MetaTaskEnv(
-        tasks, seeds, config.decision_interval, config.episode_steps, config.default_lr_share
+        tasks,
+        seeds,
+        config.decision_interval,
+        config.episode_steps,
+        config.default_lr_share,
+        config.hparams,
     )
     return zero_features(env, config.drop_features) if config.drop_features else env
 
@@ -257,11 +271,12 @@ def _train(
         torch.jit.save(policy, str(tmp))
 
     table = validation_table(policy, val_env, episodes)
+    hparams = HyperParamSet(config.hparams)
     card = AgentCard(
         name=config.name,
         lrgym_version=lrgym.__version__,
         obs_layout_version=OBS_LAYOUT_VERSION,
-        features=list(FEATURES),
+        features=hparams.features,
         action=dict(vars(val_env.unwrapped.current.action_map)),
         tasks=tasks,
         total_timesteps=int(trained_steps),
@@ -271,6 +286,8 @@ def _train(
         command=command or " ".join(shlex.quote(a) for a in sys.argv),
         config=config.to_dict(),
         evaluation={"validation slice (meta-train tasks, unseen seeds)": table},
+        hparams=list(hparams.names),
+        hparam_specs=hparams.specs(),
     )
     card.save(out)  # written last: its presence marks a complete agent directory
     val_env.close()
@@ -278,14 +295,16 @@ def _train(
 
 
 def validation_table(policy, env: gym.Env, episodes: list[dict[str, Any]]) -> str:
-    """Markdown: mean return (log L0/LT of val loss) per task, agent vs. constant LR."""
+    """Markdown: mean return (log L0/LT of val loss) per task, agent vs. constant LR
+    (and constant other hyperparameters)."""
 
     @torch.no_grad()
     def act(obs: np.ndarray) -> np.ndarray:
         return policy(torch.as_tensor(obs).reshape(1, -1))[0].numpy()
 
     agent_mean, agent = score_policy(act, env, episodes)
-    const_mean, const = score_policy(lambda obs: np.zeros(1, np.float32), env, episodes)
+    hold = np.zeros(env.action_space.shape, np.float32)
+    const_mean, const = score_policy(lambda obs: hold, env, episodes)
     lines = [
         "| task | learned | constant LR |",
         "| --- | ---: | ---: |",

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
@@ -26,6 +25,7 @@ from torch import nn
 
 from lrgym._atomic import write_text_atomic
 from lrgym.actions import LogLRAction
+from lrgym.hyperparams import LR, HyperParamSet
 from lrgym.signals import FEATURES, OBS_LAYOUT_VERSION
 
 CARD = "card.json"
@@ -57,6 +57,10 @@ class AgentCard:
         command: The command that reproduces it.
         config: The full training configuration.
         evaluation: Evaluation tables (markdown) by name, e.g. ``"held-out"``.
+        hparams: Hyperparameters it controls, one per action dimension, ``"lr"`` first
+            (missing in older cards: ``["lr"]`` only).
+        hparam_specs: Bounds and scales of the extra hyperparameters
+            (:class:`~lrgym.hyperparams.HyperParam` fields by name).
     """
 
     name: str
@@ -72,6 +76,8 @@ class AgentCard:
     selected_timesteps: int = 0
     config: dict[str, Any] = field(default_factory=dict)
     evaluation: dict[str, str] = field(default_factory=dict)
+    hparams: list[str] = field(default_factory=lambda: [LR])
+    hparam_specs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def save(self, directory: str | Path) -> None:
         """Write ``card.json`` into ``directory`` atomically."""
@@ -121,8 +127,12 @@ def export_policy(
     return torch.jit.script(module.eval())
 
 
-def _numpy_forward(policy: torch.jit.ScriptModule) -> Callable[[np.ndarray], float] | None:
+def _numpy_forward(
+    policy: torch.jit.ScriptModule,
+) -> Callable[[np.ndarray], float | np.ndarray] | None:
     """The exported policy's forward pass in NumPy, or None if its structure is unfamiliar.
+
+    The forward returns a float for a one-action policy and an array otherwise.
 
     Written by hand because ``act()`` runs once per decision inside a user's training
     loop, where TorchScript's per-call overhead dominates this tiny MLP (about 30 µs vs
@@ -149,29 +159,37 @@ def _numpy_forward(policy: torch.jit.ScriptModule) -> Callable[[np.ndarray], flo
     if state:  # tensors the walk did not use: not the structure we know
         return None
 
-    def forward(obs: np.ndarray) -> float:
+    def hidden(obs: np.ndarray) -> np.ndarray:
         x = np.clip((np.asarray(obs, dtype=np.float32).reshape(-1) - mean) / std, -clip, clip)
         for layer, weight, bias in layers:
             if layer == "Linear":
                 x = weight @ x + bias
             else:
                 x = np.tanh(x) if layer == "Tanh" else np.maximum(x, 0.0)
-        return min(1.0, max(-1.0, float(x[0])))
+        return x
+
+    def forward_one(obs: np.ndarray) -> float:
+        return min(1.0, max(-1.0, float(hidden(obs)[0])))
+
+    def forward_many(obs: np.ndarray) -> np.ndarray:
+        return np.clip(hidden(obs), -1.0, 1.0).astype(np.float64)
 
     probes = np.random.default_rng(0).uniform(-3, 3, (128, mean.shape[0])).astype(np.float32)
     with torch.no_grad():
-        want = policy(torch.as_tensor(probes))[:, 0].numpy()
-    got = np.array([forward(o) for o in probes])
+        want = policy(torch.as_tensor(probes)).numpy()
+    forward = forward_one if want.shape[1] == 1 else forward_many
+    got = np.array([forward(o) for o in probes]).reshape(want.shape)
     return forward if np.allclose(got, want, rtol=0.0, atol=1e-5) else None
 
 
 class Agent:
-    """A loaded agent: :meth:`act` maps one observation to one action (deterministic).
+    """A loaded agent: :meth:`act` maps one observation to its action (deterministic).
 
     Attributes:
         card: The agent's :class:`AgentCard`.
         path: Its directory.
-        action_map: How its actions change the LR.
+        action_map: How its actions change the LR (action dimension 0).
+        hparams: The hyperparameters it controls (``card.hparams``) and how.
     """
 
     def __init__(self, path: Path, card: AgentCard, policy: torch.jit.ScriptModule) -> None:
@@ -179,15 +197,23 @@ class Agent:
         self.card = card
         self.policy = policy
         self.action_map = LogLRAction(**card.action)
+        self.hparams = HyperParamSet.from_specs(card.hparams, card.hparam_specs)
         self._forward = _numpy_forward(policy)
 
-    def act(self, obs: np.ndarray) -> float:
-        """The action (log2 LR multiplier in [-1, 1]) for one observation."""
+    def act(self, obs: np.ndarray) -> float | np.ndarray:
+        """The action for one observation, each value in [-1, 1].
+
+        A float (the log2 LR multiplier) for an LR-only agent such as the shipped
+        ``default``; an array with one value per name in ``card.hparams`` otherwise.
+        """
         if self._forward is not None:
             return self._forward(obs)
         with torch.no_grad():
             x = torch.as_tensor(np.asarray(obs, dtype=np.float32)).reshape(1, -1)
-            return float(self.policy(x)[0, 0])
+            out = self.policy(x)[0]
+        if len(self.hparams) == 1:
+            return float(out[0])
+        return out.numpy().astype(np.float64)
 
 
 def shipped_agents() -> list[str]:
@@ -212,7 +238,7 @@ def resolve_agent(name_or_path: str | Path) -> Path:
 
 
 def load_card(path: str | Path) -> AgentCard:
-    """Read and check an agent's card (layout version must match this lrgym)."""
+    """Read and check an agent's card (layout version and features must match this lrgym)."""
     card_path = Path(path) / CARD
     try:
         card = AgentCard(**json.loads(card_path.read_text(encoding="utf-8")))
@@ -222,11 +248,25 @@ def load_card(path: str | Path) -> AgentCard:
         ) from None
     except (json.JSONDecodeError, TypeError) as exc:
         raise AgentLoadError(f"{card_path} is corrupt ({exc}); retrain or re-download it") from None
-    if card.obs_layout_version != OBS_LAYOUT_VERSION or card.features != list(FEATURES):
+    try:
+        hparams = HyperParamSet.from_specs(card.hparams, card.hparam_specs)
+    except (ValueError, TypeError) as exc:
+        raise AgentLoadError(
+            f"{card_path}: its hyperparameters {card.hparams} are not ones this lrgym "
+            f"controls ({exc}); install lrgym {card.lrgym_version} to use it"
+        ) from None
+    n = len(FEATURES)
+    if card.obs_layout_version != OBS_LAYOUT_VERSION or card.features[:n] != list(FEATURES):
         raise AgentLoadError(
             f"agent {card.name!r} was trained with observation layout "
             f"v{card.obs_layout_version}, this lrgym uses v{OBS_LAYOUT_VERSION}; install "
             f"lrgym {card.lrgym_version} to use it, or retrain it with `lrgym train`"
+        )
+    if card.features != hparams.features:
+        raise AgentLoadError(
+            f"{card_path}: features {card.features[n:]} after the standard ones do not "
+            f"match its hyperparameters {card.hparams} (expected {hparams.features[n:]}); "
+            "the card is corrupt, retrain the agent"
         )
     return card
 
@@ -247,8 +287,18 @@ def load_agent(name_or_path: str | Path = "default") -> Agent:
             f"{path / POLICY} is missing or corrupt ({str(exc).splitlines()[0]}); "
             "retrain the agent or re-export it"
         ) from None
-    with torch.no_grad():
-        out = policy(torch.zeros(1, len(FEATURES)))
-    if tuple(out.shape) != (1, 1) or not math.isfinite(float(out[0, 0])):
-        raise AgentLoadError(f"{path / POLICY} does not map observations to one action")
+    n = len(card.hparams)
+    try:
+        with torch.no_grad():
+            out = policy(torch.zeros(1, len(card.features)))
+    except RuntimeError as exc:
+        raise AgentLoadError(
+            f"{path / POLICY} does not take the card's {len(card.features)} features "
+            f"({str(exc).splitlines()[0]}); retrain the agent or re-export it"
+        ) from None
+    if tuple(out.shape) != (1, n) or not bool(torch.isfinite(out).all()):
+        raise AgentLoadError(
+            f"{path / POLICY} does not map observations to {n} action(s), one per "
+            f"hyperparameter {card.hparams}; retrain the agent or re-export it"
+        )
     return Agent(path, card, policy)

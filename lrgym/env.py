@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -10,6 +11,7 @@ import numpy as np
 from gymnasium import spaces
 
 from lrgym.actions import LogLRAction
+from lrgym.hyperparams import LR, HyperParamSet
 from lrgym.registration import make_task
 from lrgym.signals import FEATURES, OBS_BOUND, Feedback, SignalTracker
 from lrgym.task import Task
@@ -30,24 +32,40 @@ def check_initial_lr(lr: Any) -> float:
     return value
 
 
+def task_backend(task: Task) -> str:
+    """``"xgboost"`` for an XGBoost task, else ``"torch"`` (which hyperparameters fit)."""
+    from lrgym.xgb_trainee import XGBoostTask
+
+    return "xgboost" if isinstance(task, XGBoostTask) else "torch"
+
+
 class LRControlEnv(gym.Env):
-    """Control the learning rate of a real training run.
+    """Control the learning rate (and optionally more hyperparameters) of a real run.
 
     ## Description
     Each episode builds a fresh run of the task (model, optimizer and data split drawn
     from the episode's seed) and trains it for ``total_steps`` optimizer steps. Every
     ``decision_interval`` steps the agent observes scale-free feedback from the run and
-    multiplies the learning rate by a power of two.
+    multiplies the learning rate by a power of two; with ``hparams`` it also moves
+    momentum and weight decay (torch) or ``max_depth`` and ``subsample`` (XGBoost).
 
     ## Action Space
-    ``Box(-1, 1, (1,), float32)``: a log2 LR multiplier, ``lr *= 2 ** (a * max_log2_step)``
-    (default ``max_log2_step=1``: ×0.5 … ×2), clipped to ``[min_lr, max_lr]``.
+    ``Box(-1, 1, (n,), float32)``, one dimension per name in ``hparams`` (default
+    ``["lr"]``, n = 1). Dimension 0 is a log2 LR multiplier,
+    ``lr *= 2 ** (a * max_log2_step)`` (default ``max_log2_step=1``: ×0.5 … ×2), clipped
+    to ``[min_lr, max_lr]``. Further dimensions move the hyperparameters of
+    :data:`lrgym.hyperparams.HYPERPARAMS` in every param group, each on its scale and
+    within its bounds: ``momentum`` (SGD momentum or Adam β1; logit, [0.1, 0.99], ±1
+    nat), ``weight_decay`` (log2, [1e-6, 0.1], ×0.5 … ×2; 0 starts from 1e-6),
+    ``max_depth`` (integer, [2, 10], ±1) and ``subsample`` (logit, [0.5, 0.99], ±1 nat).
 
     ## Observation Space
-    ``Box(-10, 10, (14,), float32)`` with the features of :data:`lrgym.signals.FEATURES`:
-    log LR, LR relative to the initial LR, train loss ratio, slope and noise, gradient
-    norm ratio, update size, update cosine, validation loss ratio and slope, validation
-    metric and its gap to the best so far, progress, previous action.
+    ``Box(-10, 10, (14 + n - 1,), float32)`` with the features of
+    :data:`lrgym.signals.FEATURES`: log LR, LR relative to the initial LR, train loss
+    ratio, slope and noise, gradient norm ratio, update size, update cosine, validation
+    loss ratio and slope, validation metric and its gap to the best so far, progress,
+    previous LR action; then, for each extra hyperparameter, its current value mapped to
+    [-1, 1] over its bounds on its scale (``hp_<name>``).
 
     ## Rewards
     The drop in log validation loss over the chunk, ``log L_{t-1} - log L_t`` (losses
@@ -56,7 +74,9 @@ class LRControlEnv(gym.Env):
 
     ## Starting State
     Initial LR from ``options["initial_lr"]`` or log-uniform over ``[1e-5, 1e-1]``; the
-    run's seed from ``options["run_seed"]`` or drawn from the env's ``np_random``.
+    run's seed from ``options["run_seed"]`` or drawn from the env's ``np_random``. Extra
+    hyperparameters start at the task's own values, or at ``options["initial_hparams"]``
+    (a dict such as ``{"momentum": 0.5}``, within bounds).
 
     ## Episode End
     Terminated when the step budget is spent, or when the run diverges (non-finite
@@ -66,9 +86,12 @@ class LRControlEnv(gym.Env):
     ## Arguments
     ``gymnasium.make("lrgym/DigitsMLP-v0", decision_interval=25, total_steps=1000)``;
     unset arguments come from the task's :class:`~lrgym.task.TaskInfo`.
+    ``gymnasium.make("lrgym/DigitsMLP-v0", hparams=["lr", "momentum", "weight_decay"])``
+    controls more hyperparameters; ``lrgym/<Task>-MultiHP-v0`` ids fix that set.
 
     ## Version History
-    * v0: Initial version (observation layout 1).
+    * v0: Initial version (observation layout 1); ``hparams`` and the ``-MultiHP-v0``
+      variants added without changing the single-LR behaviour.
     """
 
     metadata: dict[str, Any] = {"render_modes": []}
@@ -81,9 +104,12 @@ class LRControlEnv(gym.Env):
         action_map: LogLRAction | None = None,
         divergence_factor: float = DIVERGENCE_FACTOR,
         divergence_penalty: float = 3.0,
+        hparams: Sequence[str] = (LR,),
     ) -> None:
         self.task = make_task(task) if isinstance(task, str) else task
         self.task_id = task if isinstance(task, str) else type(task).__name__
+        self.hparams = HyperParamSet(hparams)
+        self.hparams.check_backend(task_backend(self.task), self.task_id)
         info = self.task.info
         self.decision_interval = int(decision_interval or info.decision_interval)
         self.total_steps = int(total_steps or info.total_steps)
@@ -95,9 +121,10 @@ class LRControlEnv(gym.Env):
         self.action_map = action_map or LogLRAction()
         self.divergence_factor = divergence_factor
         self.divergence_penalty = divergence_penalty
-        self.action_space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
+        n = len(self.hparams)
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(n,), dtype=np.float32)
         self.observation_space = spaces.Box(
-            -OBS_BOUND, OBS_BOUND, shape=(len(FEATURES),), dtype=np.float32
+            -OBS_BOUND, OBS_BOUND, shape=(len(FEATURES) + n - 1,), dtype=np.float32
         )
         self.trainee: Trainee | None = None
         self.tracker = SignalTracker()
@@ -115,19 +142,30 @@ class LRControlEnv(gym.Env):
         if self.trainee is not None:
             self.trainee.close()
         self.trainee = self.task.build(self.run_seed, self.initial_lr)
+        if self.hparams.extras:
+            self.hparams.check_optimizer(self.trainee.optimizer)
+            self.hparams.set_initial(self.trainee.optimizer, options.get("initial_hparams", {}))
         ev = self.trainee.evaluate("val")
         self.initial_val_loss = ev.loss
         self.val_loss, self.val_metric = ev.loss, ev.metric
         self.steps_done = 0
         self.prev_action = 0.0
-        obs = self.tracker.reset(self.initial_lr, ev.loss, ev.metric)
+        obs = self._with_hparams(self.tracker.reset(self.initial_lr, ev.loss, ev.metric))
         return obs, self._info(train_loss=math.nan, diverged=False)
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self.trainee is None:
             raise gym.error.ResetNeeded("call reset() before step()")
-        a = float(np.asarray(action, dtype=np.float64).reshape(-1)[0])
+        actions = np.asarray(action, dtype=np.float64).reshape(-1)
+        if actions.shape[0] != len(self.hparams):
+            raise ValueError(
+                f"action must have {len(self.hparams)} value(s), one per hyperparameter "
+                f"{list(self.hparams.names)}, got shape {np.shape(action)}"
+            )
+        a = float(actions[0])
         self.trainee.set_lr(self.action_map.apply(self.trainee.lr, a))
+        if self.hparams.extras:
+            self.hparams.apply(self.trainee.optimizer, actions[1:])
         lr = self.trainee.lr
         steps = min(self.decision_interval, self.total_steps - self.steps_done)
         report = self.trainee.train(steps)
@@ -157,11 +195,19 @@ class LRControlEnv(gym.Env):
                 prev_action=self.prev_action,
             )
         )
+        obs = self._with_hparams(obs)
         terminated = diverged or self.steps_done >= self.total_steps
         info = self._info(train_loss=report.mean_loss, diverged=diverged)
         return obs, float(reward), terminated, False, info
 
+    def _with_hparams(self, obs: np.ndarray) -> np.ndarray:
+        """``obs`` followed by the extra hyperparameters' features (if any)."""
+        if not self.hparams.extras:
+            return obs
+        return np.concatenate([obs, self.hparams.observe(self.trainee.optimizer)])
+
     def _info(self, train_loss: float, diverged: bool) -> dict[str, Any]:
+        extras = self.hparams.values(self.trainee.optimizer) if self.hparams.extras else {}
         return {
             "task": self.task_id,
             "lr": self.trainee.lr,
@@ -172,6 +218,7 @@ class LRControlEnv(gym.Env):
             "val_metric": self.val_metric,
             "steps": self.steps_done,
             "diverged": diverged,
+            **extras,
         }
 
     def close(self) -> None:

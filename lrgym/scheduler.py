@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
@@ -17,6 +18,11 @@ from lrgym.signals import Feedback, SignalTracker, UpdateTracker, grad_norm
 
 class PolicyScheduler(LRScheduler):
     """Let a trained agent set the learning rate, every ``decision_interval`` steps.
+
+    An agent trained with more hyperparameters (``agent.card.hparams``, e.g. momentum
+    and weight decay) moves them too, in every param group, exactly as in its
+    environment (see :class:`~lrgym.hyperparams.HyperParamSet`; a group with weight
+    decay 0 beside groups with decay is a no-decay group and stays 0).
 
     Follows torch's scheduler contract: call :meth:`step` after ``optimizer.step()``
     (passing the step's loss), read :meth:`get_last_lr`, checkpoint with
@@ -33,7 +39,8 @@ class PolicyScheduler(LRScheduler):
 
     Args:
         optimizer: The optimizer whose param groups' LRs the agent controls (their
-            ratios are kept; observations use the first group's LR).
+            ratios are kept; observations use the first group's LR). It must carry every
+            hyperparameter the agent controls (``betas`` or ``momentum`` for momentum).
         agent: An :class:`~lrgym.agent.Agent`, a shipped agent name or an agent path.
         total_steps: Optimizer steps the run will take (the agent sees progress).
         decision_interval: Optimizer steps between decisions (the env's ``k``).
@@ -70,6 +77,8 @@ class PolicyScheduler(LRScheduler):
         self.total_steps = int(total_steps)
         self.decision_interval = int(decision_interval)
         self.eval_feedback = eval_feedback
+        self.hparams = self.agent.hparams
+        self.hparams.check_optimizer(optimizer)
         self._params = [p for g in optimizer.param_groups for p in g["params"]]
         self._tracker = SignalTracker()
         self._updates = UpdateTracker(self._params)
@@ -141,7 +150,13 @@ class PolicyScheduler(LRScheduler):
                     prev_action=self.prev_action,
                 )
             )
+        if self.hparams.extras:
+            obs = np.concatenate([obs, self.hparams.observe(self.optimizer)])
         action = self.agent.act(obs)
+        if self.hparams.extras:
+            actions = np.asarray(action, dtype=np.float64).reshape(-1)
+            self.hparams.apply(self.optimizer, actions[1:])
+            action = float(actions[0])
         for group in self.optimizer.param_groups:
             group["lr"] = self.action_map.apply(float(group["lr"]), action)
         self.prev_action = max(-1.0, min(1.0, action))
@@ -151,6 +166,11 @@ class PolicyScheduler(LRScheduler):
     def get_lr(self) -> list[float]:
         """The current LRs (decisions happen in :meth:`step`, not here)."""
         return [float(g["lr"]) for g in self.optimizer.param_groups]
+
+    def get_last_hparams(self) -> dict[str, float]:
+        """Current value of every controlled hyperparameter (first group's, ``"lr"`` too)."""
+        lr = float(self.optimizer.param_groups[0]["lr"])
+        return {"lr": lr, **self.hparams.values(self.optimizer)}
 
     def state_dict(self) -> dict[str, Any]:
         """Counters, previous action, last validation numbers and the signal references.

@@ -14,23 +14,41 @@ from lrgym.task import DataFactory, Task, TaskInfo
 from lrgym.torch_trainee import ArraySplits, classification_metrics, regression_metrics
 from lrgym.trainee import EvalReport, StepHook, Trainee, TrainReport
 
+BOOSTER_HPARAMS: dict[str, type] = {"max_depth": int, "subsample": float}
+"""Booster parameters :class:`EtaFromOptimizer` also reads from the proxy optimizer's
+param group each round, when the group carries them (see :func:`proxy_optimizer`)."""
 
-def proxy_optimizer(lr: float) -> torch.optim.Optimizer:
-    """A parameter-free torch optimizer that only carries a learning rate.
+
+def proxy_optimizer(lr: float, **booster_params: float) -> torch.optim.Optimizer:
+    """A parameter-free torch optimizer that carries a learning rate (and booster params).
 
     It lets every ``torch.optim.lr_scheduler`` (and any lrgym controller) drive a
     non-torch learner: the learner reads ``param_groups[0]["lr"]`` before each step.
+
+    Args:
+        lr: The learning rate (XGBoost's ``eta``).
+        **booster_params: Keys of :data:`BOOSTER_HPARAMS` (``max_depth=3``,
+            ``subsample=0.8``) to carry in the param group too, so a multi-hyperparameter
+            agent can move them; XGBoost reads them each round like ``eta``.
     """
-    return torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
+    unknown = sorted(set(booster_params) - set(BOOSTER_HPARAMS))
+    if unknown:
+        raise ValueError(
+            f"proxy_optimizer carries only {', '.join(BOOSTER_HPARAMS)}, not {', '.join(unknown)}"
+        )
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
+    optimizer.param_groups[0].update({k: BOOSTER_HPARAMS[k](v) for k, v in booster_params.items()})
+    return optimizer
 
 
 class EtaFromOptimizer(xgb.callback.TrainingCallback):
     """XGBoost callback that sets ``eta`` from a (proxy) torch optimizer every round.
 
     Whatever moves the optimizer's LR (a ``torch.optim.lr_scheduler``, a learned
-    policy) thereby schedules XGBoost's eta. After each round it steps the optimizer
-    (a no-op on the parameter-free proxy, but it keeps torch's scheduler bookkeeping
-    honest) and calls ``on_step(train_loss)``.
+    policy) thereby schedules XGBoost's eta; booster parameters of
+    :data:`BOOSTER_HPARAMS` that the param group carries are set the same way. After
+    each round it steps the optimizer (a no-op on the parameter-free proxy, but it keeps
+    torch's scheduler bookkeeping honest) and calls ``on_step(train_loss)``.
 
     Args:
         optimizer: Optimizer whose first group's LR becomes ``eta``.
@@ -54,7 +72,11 @@ class EtaFromOptimizer(xgb.callback.TrainingCallback):
         self.losses: list[float] = []
 
     def before_iteration(self, model: Any, epoch: int, evals_log: dict) -> bool:
-        model.set_param("eta", float(self.optimizer.param_groups[0]["lr"]))
+        group = self.optimizer.param_groups[0]
+        model.set_param("eta", float(group["lr"]))
+        for key, kind in BOOSTER_HPARAMS.items():
+            if key in group:
+                model.set_param(key, kind(group[key]))
         return False
 
     def after_iteration(self, model: Any, epoch: int, evals_log: dict) -> bool:
@@ -112,7 +134,13 @@ class XGBoostTrainee(Trainee):
             )
         }
         self._labels = {"val": splits.y_val, "test": splits.y_test}
-        self.optimizer = proxy_optimizer(lr)
+        # max_depth and subsample ride in the proxy's param group (XGBoost's defaults
+        # if unset), where a multi-hyperparameter agent moves them like eta.
+        self.optimizer = proxy_optimizer(
+            lr,
+            max_depth=self.params.get("max_depth", 6),
+            subsample=self.params.get("subsample", 1.0),
+        )
         self.booster: xgb.Booster | None = None
 
     def train(self, steps: int, on_step: StepHook | None = None) -> TrainReport:

@@ -24,3 +24,5 @@ _BUILTIN = {
 
 for _name, _factory in _BUILTIN.items():
     register_task(id=f"lrgym/{_name}", entry_point=f"lrgym.tasks.builtin:{_factory}")
+
+from lrgym.tasks import multi  # noqa: E402, F401 - registers the multi-hyperparameter envs
