@@ -122,6 +122,12 @@ def main() -> None:
         default="all",
         help="evaluate: use the agents an earlier --stage train left in --out",
     )
+    parser.add_argument(
+        "--baselines-from",
+        type=Path,
+        help="runs.csv of an earlier run with the same tasks and seeds: reuse its static "
+        "baseline runs instead of running them again",
+    )
     args = parser.parse_args()
 
     base = {
@@ -138,10 +144,13 @@ def main() -> None:
     if args.stage == "train":
         return
     learned = {name: f"{LEARNED_PREFIX}{path}" for name, path in dirs.items()}
-    specs = grid(select_tasks(args.tasks), [*learned.values(), *BASELINES], range(args.seeds),
-                 [None, *SWEEP])  # fmt: skip
+    reuse = pd.read_csv(args.baselines_from) if args.baselines_from else None
+    schedulers = [*learned.values(), *([] if reuse is not None else BASELINES)]
+    specs = grid(select_tasks(args.tasks), schedulers, range(args.seeds), [None, *SWEEP])
     print(f"{len(specs)} held-out runs ...", flush=True)
     runs, curves = run_grid(specs, workers=args.workers)
+    if reuse is not None:  # the static baselines are deterministic: reuse an earlier run's
+        runs = pd.concat([runs, reuse[reuse["scheduler"].isin(BASELINES)]], ignore_index=True)
     write_frames(args.out, runs, curves)
     table = pd.DataFrame([variant_row(runs, n, learned[n], dirs[n]) for n in dirs])
     text = (
