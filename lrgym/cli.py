@@ -63,7 +63,7 @@ def _check_out_dir(out: Path) -> None:
 @app.command()
 def tasks(
     split: Annotated[
-        str | None, typer.Option(help="Only this split: meta-train or held-out.")
+        str | None, typer.Option(help="Only this split: meta-train, held-out or real.")
     ] = None,
 ) -> None:
     """List every registered task with its domain, model, data, metric and split."""
@@ -106,7 +106,7 @@ def check(
 
 # Options shared by `compare` and `evaluate`.
 TasksOption = Annotated[
-    list[str], typer.Option("--tasks", help="Task ids, 'meta-train', 'held-out' or 'all'.")
+    list[str], typer.Option("--tasks", help="Task ids, 'meta-train', 'held-out', 'real' or 'all'.")
 ]
 SeedsOption = Annotated[int, typer.Option(help="Number of seeds (0 .. N-1).")]
 InitialLrsOption = Annotated[
@@ -152,13 +152,14 @@ def _run_comparison(
     from lrgym.compare import grid, run_grid, write_frames
     from lrgym.registration import UnknownTaskError, select_tasks
     from lrgym.report import write_report
+    from lrgym.tasks.sources import DataSourceError
 
     if seeds < 1:
         raise _fail("--seeds must be at least 1")
     lrs = _parse_lrs(initial_lrs)
     try:
         specs = grid(select_tasks(_split_values(tasks)), schedulers, range(seeds), lrs)
-    except (UnknownTaskError, ValueError) as exc:
+    except (UnknownTaskError, ValueError, ImportError) as exc:  # ImportError: optional extra
         raise _fail(str(exc)) from None
     _check_out_dir(out)
     progress = Progress(
@@ -175,7 +176,10 @@ def _run_comparison(
             row = result.row
             progress.update(bar, advance=1, description=f"{row['task']} {row['scheduler']}")
 
-        runs, curves = run_grid(specs, total_steps=total_steps, workers=workers, on_done=done)
+        try:
+            runs, curves = run_grid(specs, total_steps=total_steps, workers=workers, on_done=done)
+        except DataSourceError as exc:  # a real task's data could not be read
+            raise _fail(str(exc)) from None
     write_frames(out, runs, curves)
     summary = write_report(out, runs, curves)
     console.print(f"wrote {len(runs)} runs to {out}/runs.csv; summary: {summary}")
@@ -200,8 +204,15 @@ def train(
     batch_size: Annotated[int | None, typer.Option(help="PPO minibatch size.")] = None,
     ent_coef: Annotated[float | None, typer.Option(help="PPO entropy coefficient.")] = None,
     gamma: Annotated[float | None, typer.Option(help="PPO discount factor.")] = None,
+    eval_every: Annotated[
+        int | None, typer.Option(help="Score the validation slice every N timesteps.")
+    ] = None,
     default_lr_share: Annotated[
         float | None, typer.Option(help="Share of episodes starting at the task's default LR.")
+    ] = None,
+    hparams: Annotated[
+        list[str] | None,
+        typer.Option("--hparams", help="Controlled hyperparameters, 'lr' first."),
     ] = None,
     drop_features: Annotated[
         list[str] | None,
@@ -246,7 +257,9 @@ def train(
             out=str(out) if out else None,
             name=name,
             default_lr_share=default_lr_share,
+            eval_every=eval_every,
             drop_features=_split_values(drop_features) if drop_features else None,
+            hparams=_split_values(hparams) if hparams else None,
             ppo=ppo or None,
         )
         path = run_training(cfg, resume=resume is not None, progress_bar=progress)
@@ -283,6 +296,50 @@ def evaluate(
         card.evaluation[", ".join(_split_values(tasks))] = summary.read_text(encoding="utf-8")
         card.save(loaded.path)
         console.print(f"updated {loaded.path / 'card.json'}")
+
+
+@app.command("train-predictor")
+def train_predictor(
+    runs: Annotated[
+        list[Path],
+        typer.Option("--runs", help="Output directories of `lrgym compare` on meta-train tasks."),
+    ],
+    out: Annotated[Path, typer.Option(help="Predictor file to write.")] = Path(
+        "runs/lr_predictor.pt"
+    ),
+    epochs: Annotated[int, typer.Option(min=1, help="Training epochs.")] = 40,
+    seed: Annotated[int, typer.Option(help="Seed of the split, init and batch order.")] = 0,
+) -> None:
+    """Train the LR predictor (2×64 ReLU MLP) on logged runs; use it as
+    `--schedulers lr-predictor:OUT`."""
+    import pandas as pd
+
+    from lrgym.lr_predictor import PredictorTraining, training_data
+    from lrgym.lr_predictor import train_predictor as fit
+
+    frames: dict[str, list[pd.DataFrame]] = {"runs.csv": [], "curves.csv": []}
+    for directory in runs:
+        for name, found in frames.items():
+            path = directory / name
+            if not path.is_file():
+                raise _fail(f"--runs {directory}: no {name} there; pass an `lrgym compare --out`")
+            found.append(pd.read_csv(path))
+    if out.exists() and out.is_dir():
+        raise _fail(f"--out {out} is a directory; pass a file path such as {out}/lr_predictor.pt")
+    try:
+        data = training_data(pd.concat(frames["runs.csv"]), pd.concat(frames["curves.csv"]))
+        predictor = fit(data, PredictorTraining(epochs=epochs, seed=seed))
+        path = predictor.save(out)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    except OSError as exc:
+        raise _fail(f"cannot write --out {out}: {exc.strerror or exc}") from None
+    info = predictor.info
+    console.print(
+        f"trained on {info['rows']} decisions from {len(info['tasks'])} tasks; validation MSE "
+        f"{info['validation_mse']:.4f} (keeping the LR: {info['validation_mse_keep_lr']:.4f})"
+    )
+    console.print(f"predictor written to {path} (use it as --schedulers lr-predictor:{path})")
 
 
 def main() -> None:

@@ -65,7 +65,7 @@ def run_one(spec: RunSpec, total_steps: int | None = None) -> RunResult:
     interval = min(info.decision_interval, total)
     spec = replace(spec, initial_lr=lr0)
     controller = make_controller(spec.scheduler)
-    trainee = task.build(spec.seed, lr0)
+    trainee = controller.wrap(task.build(spec.seed, lr0))
     controller.start(trainee.optimizer, total, interval)
     ev = trainee.evaluate("val")
     controller.observe(ev)
@@ -141,16 +141,22 @@ def grid(
     seeds: Sequence[int],
     initial_lrs: Sequence[float | None] = (None,),
 ) -> list[RunSpec]:
-    """Every combination, validated up front so a typo fails before hours of runs."""
+    """Every combination, validated up front so a typo fails before hours of runs.
+
+    A (task, scheduler) pair whose controller does not apply to the task (e.g. an
+    optimizer-level baseline on an XGBoost task) is left out.
+    """
     if not seeds:
         raise ValueError("no seeds given; pass at least one seed (e.g. --seeds 3)")
-    for name in schedulers:
-        make_controller(name)
+    controllers = {name: make_controller(name) for name in schedulers}
     specs: dict[RunSpec, None] = {}  # ordered set: 'default' and an equal LR run once
     for t in tasks:
-        default = make_task(t).info.default_lr
+        task = make_task(t)
+        default = task.info.default_lr
         lrs = [default if lr is None else check_initial_lr(lr) for lr in initial_lrs]
         for s in schedulers:
+            if not controllers[s].applies_to(task):
+                continue
             for seed in seeds:
                 for lr in lrs or [default]:
                     specs[RunSpec(t, s, int(seed), lr)] = None

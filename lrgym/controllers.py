@@ -9,19 +9,33 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from torch.optim import Optimizer, lr_scheduler
 
 from lrgym.registration import did_you_mean
-from lrgym.trainee import EvalReport
+from lrgym.trainee import EvalReport, Trainee
+
+if TYPE_CHECKING:
+    from lrgym.task import Task
 
 
 class Controller(ABC):
     """Decides hyperparameters for one run; a fresh instance per run.
 
-    The harness calls :meth:`start` once, :meth:`step` after every optimizer step and
-    :meth:`observe` after every validation evaluation.
+    The harness calls :meth:`wrap` on the freshly built trainee, :meth:`start` once,
+    :meth:`step` after every optimizer step and :meth:`observe` after every validation
+    evaluation. Runs of tasks for which :meth:`applies_to` is False are left out.
     """
+
+    def applies_to(self, task: Task) -> bool:
+        """False where this controller cannot drive ``task`` (default: it can)."""
+        return True
+
+    def wrap(self, trainee: Trainee) -> Trainee:
+        """The trainee to run (default: unchanged; optimizer-level baselines replace its
+        optimizer here)."""
+        return trainee
 
     @abstractmethod
     def start(self, optimizer: Optimizer, total_steps: int, decision_interval: int) -> None:
@@ -111,14 +125,53 @@ constant; step (×0.1 every third of the run); exponential (to 1% at the end); c
 0 after a 5% linear warmup from 1%; cyclic (triangular between LR/10 and LR, 8
 half-cycles); OneCycle (peak LR, torch defaults). ``plateau`` is ReduceLROnPlateau."""
 
+
+def _feedback_rule() -> Controller:
+    from lrgym.feedback_rule import FeedbackRuleLR
+    from lrgym.scheduler_controller import SchedulerController
+
+    return SchedulerController(lambda opt, total, interval: FeedbackRuleLR(opt))
+
+
+def _hypergradient() -> Controller:
+    from lrgym.hypergradient import HypergradientLR
+    from lrgym.scheduler_controller import SchedulerController
+
+    return SchedulerController(
+        lambda opt, total, interval: HypergradientLR(opt), needs_gradients=True
+    )
+
+
+def _schedulefree_adamw() -> Controller:
+    from lrgym.optimizer_baselines import ScheduleFreeAdamW
+
+    return ScheduleFreeAdamW()
+
+
+def _prodigy() -> Controller:
+    from lrgym.optimizer_baselines import ProdigyBaseline
+
+    return ProdigyBaseline()
+
+
 CONTROLLERS: dict[str, Callable[[], Controller]] = {
     **{name: (lambda f=f: TorchSchedule(f)) for name, f in STATIC_SCHEDULES.items()},
     "plateau": PlateauSchedule,
+    "feedback-rule": _feedback_rule,
+    "hypergradient": _hypergradient,
+    "schedulefree-adamw": _schedulefree_adamw,
+    "prodigy": _prodigy,
 }
 """Every controller the harness can run, by name: a factory making a fresh one."""
 
 BASELINES: tuple[str, ...] = (*STATIC_SCHEDULES, "plateau")
 """Names of the static baselines."""
+
+ADAPTIVE: tuple[str, ...] = ("feedback-rule", "hypergradient", "schedulefree-adamw", "prodigy")
+"""Adaptive controllers from the experiment plans (``lr-predictor:PATH`` needs a file):
+the feedback rule (:mod:`lrgym.feedback_rule`), hypergradient descent
+(:mod:`lrgym.hypergradient`), and the optimizer-level baselines
+(:mod:`lrgym.optimizer_baselines`; these need ``pip install "lrgym[optim]"``)."""
 
 
 def register_controller(name: str, factory: Callable[[], Controller]) -> None:
@@ -156,11 +209,19 @@ LEARNED_PREFIX = "learned:"
 """``make_controller("learned:default")`` runs the shipped default agent; any agent
 directory works after the prefix too."""
 
+PREDICTOR_PREFIX = "lr-predictor:"
+"""``make_controller("lr-predictor:PATH")`` runs the LR predictor saved at ``PATH``
+(written by ``lrgym train-predictor``)."""
+
 
 def make_controller(name: str) -> Controller:
     """A fresh controller by name; an unknown name raises with the closest names."""
     if name.startswith(LEARNED_PREFIX):
         return LearnedController(name[len(LEARNED_PREFIX) :])
+    if name.startswith(PREDICTOR_PREFIX):
+        from lrgym.lr_predictor import PredictorController
+
+        return PredictorController(name[len(PREDICTOR_PREFIX) :])
     try:
         return CONTROLLERS[name]()
     except KeyError:
