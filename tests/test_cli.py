@@ -172,6 +172,19 @@ def test_train_negative_n_steps(tmp_path):
     assert_usage_error(result, "n_steps", "-1")
 
 
+@pytest.mark.parametrize(
+    ("flag", "value", "words"),
+    [
+        ("--hparams", "lr,nope", ("hparams", "nope")),
+        ("--drop-features", "nope", ("drop_features", "nope")),
+        ("--default-lr-share", "2", ("default_lr_share", "2")),
+    ],
+)
+def test_train_bad_setting(tmp_path, flag, value, words):
+    result = invoke("train", "--tasks", "lrgym/DigitsMLP-v0", flag, value, "--out", tmp_path)
+    assert_usage_error(result, *words)
+
+
 def test_evaluate_unknown_agent(tmp_path):
     assert_usage_error(invoke("evaluate", "--agent", "nope", "--out", tmp_path), "'nope'")
 
