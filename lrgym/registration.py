@@ -46,13 +46,16 @@ class TaskSpec:
     entry_point: str | Callable[..., Task]
     kwargs: dict[str, Any] = field(default_factory=dict)
 
-    def make(self) -> Task:
-        """Instantiate the task (cheap: data loads when a run is built)."""
+    def make(self, **overrides: Any) -> Task:
+        """Instantiate the task (cheap: data loads when a run is built).
+
+        ``overrides`` replace registered keyword arguments, e.g. a real task's ``source``.
+        """
         factory = self.entry_point
         if isinstance(factory, str):
             module, _, attr = factory.partition(":")
             factory = getattr(importlib.import_module(module), attr)
-        task = factory(**self.kwargs)
+        task = factory(**{**self.kwargs, **overrides})
         if not isinstance(task, Task):
             raise TypeError(
                 f"entry point of {self.id!r} returned {type(task).__name__}, not an lrgym Task"
@@ -108,13 +111,14 @@ def spec(task_id: str) -> TaskSpec:
         ) from None
 
 
-def make_task(task_id: str) -> Task:
-    """Instantiate the registered task ``task_id``."""
-    return spec(task_id).make()
+def make_task(task_id: str, **kwargs: Any) -> Task:
+    """Instantiate the registered task ``task_id``; ``kwargs`` override its registered
+    keyword arguments (``make_task("lrgym/TitanicMLP-v0", source="titanic.csv")``)."""
+    return spec(task_id).make(**kwargs)
 
 
 def task_ids(split: str | None = None) -> list[str]:
-    """Registered ids, optionally only those of one split (``meta-train``/``held-out``)."""
+    """Registered ids, optionally only those of one split (``meta-train``/``held-out``/``real``)."""
     load_plugins()
     if split is None:
         return sorted(registry)
@@ -122,7 +126,8 @@ def task_ids(split: str | None = None) -> list[str]:
 
 
 def select_tasks(names: Iterable[str]) -> list[str]:
-    """Expand ``all``/``meta-train``/``held-out`` and check ids; keeps order, no repeats."""
+    """Expand ``all`` and split names (``meta-train``/``held-out``/``real``) and check ids;
+    keeps order, no repeats."""
     chosen: list[str] = []
     for name in names:
         if name == "all":
@@ -133,7 +138,9 @@ def select_tasks(names: Iterable[str]) -> list[str]:
             ids = [spec(name).id]
         chosen.extend(i for i in ids if i not in chosen)
     if not chosen:
-        raise ValueError("no tasks selected; pass task ids, 'meta-train', 'held-out' or 'all'")
+        raise ValueError(
+            "no tasks selected; pass task ids, 'meta-train', 'held-out', 'real' or 'all'"
+        )
     return chosen
 
 

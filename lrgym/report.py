@@ -322,12 +322,16 @@ def _summary_markdown(
             "",
         ]
         if task in summary.index.get_level_values("task"):
+            at_default = runs[(runs["task"] == task) & runs["default_lr"].astype(bool)]
+            extra = _extra_test_metrics(at_default, info["metric"])
             rows = []
             for scheduler, r in summary.loc[task].iterrows():
+                mine = at_default[at_default["scheduler"] == scheduler]
                 rows.append(
                     [
                         scheduler,
                         _fmt_mean_ci(r["test_mean"], r["test_ci"]),
+                        *[_fmt_mean_ci(*mean_ci(mine[f"test_{m}"].astype(float))) for m in extra],
                         _fmt_mean_ci(r["val_mean"], r["val_ci"]),
                         _fmt_steps(r["median_steps_to_target"]),
                         _fmt_share(r["reach_rate"]),
@@ -338,6 +342,7 @@ def _summary_markdown(
             headers = [
                 "scheduler",
                 f"test {info['metric']}",
+                *[f"test {m}" for m in extra],
                 f"final val {info['metric']}",
                 "median steps to target",
                 "reached",
@@ -372,6 +377,16 @@ def _summary_markdown(
         lines += ["![LR robustness](plots/robustness.png)", ""]
     lines += ["## Divergence", "", _divergence_note(runs), ""]
     return "\n".join(lines)
+
+
+def _extra_test_metrics(runs: pd.DataFrame, headline: str) -> list[str]:
+    """Names of the other test metrics in ``runs`` (``test_<name>`` columns with values),
+    e.g. macro-F1 beside accuracy, MAE and RMSE beside R²."""
+    return [
+        c.removeprefix("test_")
+        for c in runs.columns
+        if c.startswith("test_") and c != f"test_{headline}" and runs[c].notna().any()
+    ]
 
 
 def _divergence_note(runs: pd.DataFrame) -> str:

@@ -14,8 +14,8 @@ from torch import nn
 from lrgym.torch_trainee import ArraySplits, TorchTrainee
 from lrgym.trainee import Trainee
 
-Split = Literal["meta-train", "held-out"]
-SPLITS: tuple[str, ...] = ("meta-train", "held-out")
+Split = Literal["meta-train", "held-out", "real"]
+SPLITS: tuple[str, ...] = ("meta-train", "held-out", "real")
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,9 @@ class TaskInfo:
         model: Short model description.
         data: Where the data comes from.
         metric: Name of the headline validation metric (higher is better).
-        split: ``"meta-train"`` (agents may train on it) or ``"held-out"`` (never).
+        split: ``"meta-train"`` (agents may train on it), ``"held-out"`` (never) or
+            ``"real"`` (never; real-world data fetched on demand, so kept out of the
+            offline ``held-out`` suite).
         target: Validation metric that counts as reaching the target (time-to-target).
             Fixed before any learned agent is evaluated; see the task's docstring.
         default_lr: The LR a practitioner would start from.

@@ -23,7 +23,10 @@ OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
 
 @dataclass(frozen=True)
 class ArraySplits:
-    """Train/validation/test arrays of one task instance (features float32, targets)."""
+    """Train/validation/test arrays of one task instance (features float32, targets).
+
+    Integer feature arrays (token ids) are kept as int64 tensors instead of floats.
+    """
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -31,6 +34,13 @@ class ArraySplits:
     y_val: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
+
+
+def _features(x: np.ndarray) -> torch.Tensor:
+    """Integer arrays (token ids) become int64 tensors, everything else float32."""
+    if np.issubdtype(np.asarray(x).dtype, np.integer):
+        return torch.as_tensor(x, dtype=torch.long)
+    return torch.as_tensor(x, dtype=torch.float32)
 
 
 def make_optimizer(
@@ -75,7 +85,7 @@ class TorchTrainee(Trainee):
         self.loss_name = loss
         self.loss_fn = nn.CrossEntropyLoss() if loss == "cross_entropy" else nn.MSELoss()
         self._data = {
-            name: (torch.as_tensor(x, dtype=torch.float32), self._targets(y))
+            name: (_features(x), self._targets(y))
             for name, x, y in (
                 ("train", splits.x_train, splits.y_train),
                 ("val", splits.x_val, splits.y_val),

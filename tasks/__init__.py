@@ -25,4 +25,5 @@ _BUILTIN = {
 for _name, _factory in _BUILTIN.items():
     register_task(id=f"lrgym/{_name}", entry_point=f"lrgym.tasks.builtin:{_factory}")
 
-from lrgym.tasks import multi  # noqa: E402, F401 - registers the multi-hyperparameter envs
+# the multi-hyperparameter envs, the real-world suite and its text tasks
+from lrgym.tasks import multi, real, text  # noqa: E402, F401
