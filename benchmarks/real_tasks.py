@@ -172,6 +172,11 @@ def _fmt(mean: float, ci: float, n: int) -> str:
     return f"{mean:.3f} (1 seed)" if n < 2 else f"{mean:.3f} ± {ci:.3f}"
 
 
+def _secs(value: float) -> str:
+    """Seconds with two significant decimals below 1 s, one above."""
+    return f"{value:.2f}" if value < 1 else f"{value:.1f}"
+
+
 def _steps(value: float) -> str:
     return "–" if not math.isfinite(value) else f"{value:g}"
 
@@ -232,7 +237,7 @@ def results_markdown(
             f"| {learned_test} | {best_test} ({best}) "
             f"| {_extra_metrics(runs, task, learned, info['metric'])} "
             f"| {learned_steps} / {fast_text} "
-            f"| {cost.wall_per_100:.1f} ({cost.cpu_per_100:.1f}) |"
+            f"| {_secs(cost.wall_per_100)} ({_secs(cost.cpu_per_100)}) |"
         )
     lines += [
         "",
@@ -281,7 +286,7 @@ def publish(out: Path, docs: Path) -> None:
         "| task | wall s per 100 steps | CPU s per 100 steps | s per validation pass |",
         "| --- | ---: | ---: | ---: |",
         *(
-            f"| {t} | {c.wall_per_100:.1f} | {c.cpu_per_100:.1f} | {c.val_pass:.2f} |"
+            f"| {t} | {_secs(c.wall_per_100)} | {_secs(c.cpu_per_100)} | {c.val_pass:.2f} |"
             for t, c in timing.items()
         ),
     ]

@@ -167,6 +167,11 @@ def test_train_held_out_task(tmp_path):
     assert not out.exists()
 
 
+def test_train_real_task_refused(tmp_path):
+    result = invoke("train", "--tasks", "lrgym/TitanicMLP-v0", "--out", tmp_path / "a")
+    assert_usage_error(result, "lrgym/TitanicMLP-v0", "cannot be trained on")
+
+
 def test_train_negative_n_steps(tmp_path):
     result = invoke("train", "--tasks", "lrgym/DigitsMLP-v0", "--n-steps", "-1", "--out", tmp_path)
     assert_usage_error(result, "n_steps", "-1")

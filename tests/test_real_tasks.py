@@ -319,6 +319,9 @@ SHARED_RUNS = {
         10,
         0.0,
     ),
+    # No shared copies of (Fashion-)MNIST exist yet: these skip unless one is added.
+    "lrgym/MNISTCNN-v0": ("mnist", {"subset": 3000}, 150, 0.8),
+    "lrgym/FashionMNISTCNN-v0": ("fashion_mnist", {"subset": 3000}, 150, 0.6),
     "lrgym/TitanicMLP-v0": ("titanic/titanic.csv", {}, 200, 0.7),
     "lrgym/TitanicXGB-v0": ("titanic/titanic.csv", {}, 50, 0.7),
     "lrgym/ETTh1LSTM-v0": ("ett/ETTh1.csv", {}, 150, 0.5),
