@@ -35,12 +35,12 @@ after the Trainer's gradient clipping (``max_grad_norm``, 1.0 by default).
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 
+from lrgym.integrations._feed import PolicyFeed
 from lrgym.integrations._require import require
 from lrgym.scheduler import PolicyScheduler
 
@@ -63,7 +63,7 @@ def _output_loss(output: Any) -> torch.Tensor | None:
     return None
 
 
-class HFPolicyCallback(TrainerCallback):
+class HFPolicyCallback(PolicyFeed, TrainerCallback):
     """Feeds a :class:`~lrgym.PolicyScheduler` inside a Hugging Face ``Trainer``.
 
     Args:
@@ -99,17 +99,11 @@ class HFPolicyCallback(TrainerCallback):
         self.metric = metric
         self.loss_key = loss_key
         self.sync_total_steps = sync_total_steps
-        self._step_losses: list[torch.Tensor] = []
         self._hook: Any = None
         self._saw_model_loss = False
-        self._warned: set[str] = set()
+        self._init_feed()
 
     # --- wiring ---------------------------------------------------------------------
-
-    def _warn_once(self, key: str, message: str) -> None:
-        if key not in self._warned:
-            self._warned.add(key)
-            warnings.warn(message, RuntimeWarning, stacklevel=3)
 
     def _capture(self, module: torch.nn.Module, args: Any, output: Any) -> None:
         if module.training and torch.is_grad_enabled():
@@ -163,10 +157,7 @@ class HFPolicyCallback(TrainerCallback):
 
     def on_optimizer_step(self, args, state, control, **kwargs):
         # After optimizer.step(), before the Trainer's scheduler.step(): the step's loss.
-        if self._step_losses and self.scheduler is not None:
-            losses, self._step_losses = self._step_losses, []
-            loss = losses[0] if len(losses) == 1 else torch.stack(losses).float().mean()
-            self.scheduler.observe_loss(loss)
+        self._flush_step_loss()
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if self._saw_model_loss or self.scheduler is None or not logs or "loss" not in logs:
@@ -182,21 +173,4 @@ class HFPolicyCallback(TrainerCallback):
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         if self.scheduler is None or not metrics:
             return
-        if self.loss_key not in metrics:
-            self._warn_once(
-                "loss_key",
-                f"HFPolicyCallback: no {self.loss_key!r} in the evaluation metrics "
-                f"({sorted(metrics)}); the scheduler gets no validation numbers.",
-            )
-            return
-        value = None
-        if self.metric is not None:
-            if self.metric in metrics:
-                value = float(metrics[self.metric])
-            else:
-                self._warn_once(
-                    "metric",
-                    f"HFPolicyCallback: no {self.metric!r} in the evaluation metrics "
-                    f"({sorted(metrics)}); feeding the validation loss only.",
-                )
-        self.scheduler.observe_eval(float(metrics[self.loss_key]), value)
+        self._feed_eval(metrics, self.loss_key, "in the evaluation metrics")

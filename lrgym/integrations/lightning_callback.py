@@ -34,11 +34,11 @@ on ``lightning.pytorch``).
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any
 
 import torch
 
+from lrgym.integrations._feed import PolicyFeed
 from lrgym.integrations._require import require
 from lrgym.scheduler import PolicyScheduler
 
@@ -59,7 +59,7 @@ def find_policy_scheduler(trainer: Any) -> PolicyScheduler:
     return found[0]
 
 
-class LightningPolicyCallback(L.Callback):
+class LightningPolicyCallback(PolicyFeed, L.Callback):
     """Feeds the :class:`~lrgym.PolicyScheduler` that ``configure_optimizers`` returned.
 
     Args:
@@ -93,13 +93,7 @@ class LightningPolicyCallback(L.Callback):
         self.metric = metric
         self.sync_total_steps = sync_total_steps
         self.scheduler: PolicyScheduler | None = None
-        self._step_losses: list[torch.Tensor] = []
-        self._warned: set[str] = set()
-
-    def _warn_once(self, key: str, message: str) -> None:
-        if key not in self._warned:
-            self._warned.add(key)
-            warnings.warn(message, RuntimeWarning, stacklevel=3)
+        self._init_feed()
 
     def _resolve(self, trainer: Any) -> PolicyScheduler:
         if self.scheduler is None:
@@ -131,10 +125,7 @@ class LightningPolicyCallback(L.Callback):
 
     def on_before_optimizer_step(self, trainer: Any, pl_module: Any, optimizer: Any) -> None:
         # Before the optimizer and scheduler steps: the step's (mean micro-batch) loss.
-        if self._step_losses and self.scheduler is not None:
-            losses, self._step_losses = self._step_losses, []
-            loss = losses[0] if len(losses) == 1 else torch.stack(losses).float().mean()
-            self.scheduler.observe_loss(loss)
+        self._flush_step_loss()
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
         if trainer.sanity_checking and not self._full_sanity_check(trainer):
@@ -143,27 +134,12 @@ class LightningPolicyCallback(L.Callback):
             if not trainer.lr_scheduler_configs:
                 return
             self._resolve(trainer)
-        metrics = trainer.callback_metrics
-        if self.val_loss not in metrics:
-            self._warn_once(
-                "val_loss",
-                f"LightningPolicyCallback: no {self.val_loss!r} among the logged metrics "
-                f"({sorted(metrics)}); log it in validation_step, e.g. "
-                f'self.log("{self.val_loss}", loss). The scheduler gets no validation numbers.',
-            )
-            return
-        value = None
-        if self.metric is not None:
-            if self.metric in metrics:
-                value = float(metrics[self.metric])
-            else:
-                self._warn_once(
-                    "metric",
-                    f"LightningPolicyCallback: no {self.metric!r} among the logged metrics "
-                    f"({sorted(metrics)}); feeding the validation loss only.",
-                )
-        assert self.scheduler is not None
-        self.scheduler.observe_eval(float(metrics[self.val_loss]), value)
+        self._feed_eval(
+            trainer.callback_metrics,
+            self.val_loss,
+            "among the logged metrics",
+            f'log it in validation_step, e.g. self.log("{self.val_loss}", loss); ',
+        )
 
     @staticmethod
     def _full_sanity_check(trainer: Any) -> bool:
