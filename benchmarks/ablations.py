@@ -138,7 +138,8 @@ def main() -> None:
         "ppo": {"ent_coef": args.ent_coef},
     }
     if args.stage == "evaluate":
-        dirs = {variant_overrides(v)[0]: args.out / variant_overrides(v)[0] for v in args.variants}
+        names = [variant_overrides(v)[0] for v in args.variants]
+        dirs = {name: args.out / name for name in names}
     else:
         dirs = train_variants(args.variants, base, args.out, args.parallel)
     if args.stage == "train":

@@ -22,6 +22,7 @@ from lrgym.agents.config import ConfigError, load_config
 from lrgym.agents.meta_env import MetaTaskEnv
 from lrgym.agents.train import meta_train_tasks, train
 from lrgym.tasks.multi import MULTI_HP_VARIANTS
+from test_agent_training import tiny_config as tiny_training_config
 from torch import nn
 
 import lrgym
@@ -303,21 +304,9 @@ TOTAL, K, LR0 = 100, 10, 1e-3
 
 
 def tiny_config(out: Path, **overrides):
-    values = dict(
-        tasks=[TORCH_TASK],
-        hparams=list(TORCH_HPARAMS),
-        total_timesteps=128,
-        n_envs=1,
-        episode_steps=TOTAL,
-        decision_interval=K,
-        eval_every=64,
-        checkpoint_every=128,
-        val_lrs=[LR0],
-        out=str(out),
-        ppo={"n_steps": 64, "batch_size": 32, "n_epochs": 2},
-    )
-    values.update(overrides)
-    return load_config(None, **values)
+    """The shared tiny training config, controlling LR, momentum and weight decay."""
+    values = dict(hparams=list(TORCH_HPARAMS), checkpoint_every=128, episode_steps=TOTAL)
+    return tiny_training_config(out, **{**values, **overrides})
 
 
 @pytest.fixture(scope="module")
