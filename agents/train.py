@@ -42,13 +42,13 @@ CONFIG = "config.yaml"
 
 
 def meta_train_tasks(config: TrainConfig) -> list[str]:
-    """The config's tasks, expanded; held-out tasks, and tasks that cannot take the
+    """The config's tasks, expanded; held-out and real tasks, and tasks that cannot take the
     config's ``hparams``, are refused."""
     tasks = select_tasks(config.tasks)
     held_out = [t for t in tasks if make_task(t).info.split != "meta-train"]
-    if held_out:  # held-out and real tasks are for evaluation only
+    if held_out:
         raise ConfigError(
-            f"held-out tasks cannot be trained on: {', '.join(held_out)}; "
+            f"held-out and real tasks cannot be trained on: {', '.join(held_out)}; "
             "pass meta-train tasks (see `lrgym tasks --split meta-train`)"
         )
     hparams = HyperParamSet(config.hparams)
