@@ -21,8 +21,6 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from lrgym.agents.config import ConfigError, TrainConfig, load_config
-from lrgym.agents.meta_env import TRAIN_SEEDS, VALIDATION_SEEDS, MetaTaskEnv, zero_features
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback
 from stable_baselines3.common.monitor import Monitor
@@ -30,8 +28,9 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 
 import lrgym
 from lrgym._atomic import atomic_path, write_text_atomic
-from lrgym.agent import POLICY, SB3_MODEL, VECNORMALIZE, AgentCard, export_policy
-from lrgym.env import task_backend
+from lrgym.agent import SB3_MODEL, VECNORMALIZE, AgentCard, PolicyWeights, export_policy
+from lrgym.agents.config import ConfigError, TrainConfig, load_config
+from lrgym.agents.meta_env import TRAIN_SEEDS, VALIDATION_SEEDS, MetaTaskEnv, zero_features
 from lrgym.hyperparams import HyperParamSet
 from lrgym.registration import make_task, select_tasks
 from lrgym.signals import OBS_LAYOUT_VERSION, feature_indices
@@ -54,7 +53,7 @@ def meta_train_tasks(config: TrainConfig) -> list[str]:
     hparams = HyperParamSet(config.hparams)
     for task in tasks:
         try:
-            hparams.check_backend(task_backend(make_task(task)), task)
+            hparams.check_backend(make_task(task).backend, task)
         except ValueError as exc:
             raise ConfigError(f"hparams: {exc}; train torch and XGBoost tasks apart") from None
     return tasks
@@ -267,8 +266,7 @@ def _train(
         model.save(tmp)
     with atomic_path(out / VECNORMALIZE) as tmp:
         env.save(tmp)
-    with atomic_path(out / POLICY) as tmp:
-        torch.jit.save(policy, str(tmp))
+    policy.save(out)  # policy.safetensors, atomically; its structure goes in the card
 
     table = validation_table(policy, val_env, episodes)
     hparams = HyperParamSet(config.hparams)
@@ -288,19 +286,19 @@ def _train(
         evaluation={"validation slice (meta-train tasks, unseen seeds)": table},
         hparams=list(hparams.names),
         hparam_specs=hparams.specs(),
+        policy=policy.spec(),
     )
     card.save(out)  # written last: its presence marks a complete agent directory
     val_env.close()
     return out
 
 
-def validation_table(policy, env: gym.Env, episodes: list[dict[str, Any]]) -> str:
+def validation_table(policy: PolicyWeights, env: gym.Env, episodes: list[dict[str, Any]]) -> str:
     """Markdown: mean return (log L0/LT of val loss) per task, agent vs. constant LR
     (and constant other hyperparameters)."""
 
-    @torch.no_grad()
     def act(obs: np.ndarray) -> np.ndarray:
-        return policy(torch.as_tensor(obs).reshape(1, -1))[0].numpy()
+        return policy.forward(np.asarray(obs, dtype=np.float32).reshape(-1))
 
     agent_mean, agent = score_policy(act, env, episodes)
     hold = np.zeros(env.action_space.shape, np.float32)

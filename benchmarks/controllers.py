@@ -26,7 +26,7 @@ import pandas as pd
 from lrgym._atomic import write_text_atomic
 from lrgym.compare import grid, run_grid, write_frames
 from lrgym.controllers import ADAPTIVE, BASELINES, LEARNED_PREFIX, PREDICTOR_PREFIX
-from lrgym.lr_predictor import (
+from lrgym.controllers.lr_predictor import (
     PredictorTraining,
     load_predictor,
     lr_stability,
@@ -35,7 +35,6 @@ from lrgym.lr_predictor import (
 )
 from lrgym.registration import make_task, task_ids
 from lrgym.report import performance_profile, summary_table, write_report
-from lrgym.xgb_trainee import XGBoostTask
 
 META_LRS = (1e-4, 1e-3, 1e-2, 1e-1)
 """Initial LRs of the logged meta-train runs (targets are clipped to one decade per
@@ -64,7 +63,7 @@ def results_markdown(
     """The README section: one row per controller, best test metric per task in bold."""
     summary = summary_table(runs)
     tasks = sorted(runs["task"].unique())
-    torch_tasks = [t for t in tasks if not isinstance(make_task(t), XGBoostTask)]
+    torch_tasks = [t for t in tasks if make_task(t).has_gradients]
     profile = performance_profile(runs)
     profile_torch = performance_profile(runs[runs["task"].isin(torch_tasks)])
     stability = lr_stability(curves).groupby(level="scheduler").mean()

@@ -2,7 +2,7 @@
 
 Both sides train the task's own model, optimizer and data (from ``task.build(seed, lr)``)
 with an identical hand-written loop, the same seed, batches and step count (the task's
-``total_steps``); neither evaluates. The scheduler side adds ``sched.step(loss)`` after
+``total_steps``); neither evaluates. The scheduler side adds ``sched.step(loss=loss)`` after
 every ``optimizer.step()`` (``eval_feedback=False``, the task's decision interval), which
 converts the loss to a float (``loss.item()``: a sync the plain loop does not do; it is
 counted as the scheduler's cost) and every ``decision_interval`` steps measures gradient
@@ -64,10 +64,10 @@ def run_loop(
         loss.backward()
         opt.step()
         if sched is not None and inside is None:
-            sched.step(loss)  # loss.item() inside: the sync counts as overhead
+            sched.step(loss=loss)  # loss.item() inside: the sync counts as overhead
         elif sched is not None:
             t0 = time.perf_counter()
-            sched.step(loss)
+            sched.step(loss=loss)
             inside.append(time.perf_counter() - t0)
     seconds = time.perf_counter() - start
     trainee.close()

@@ -42,6 +42,6 @@ for step in range(1, STEPS + 1):
         val_acc = (logits.argmax(1) == y_val).float().mean().item()
         scheduler.observe_eval(val_loss, val_acc)  # 3. (optional) feed validation numbers
         print(f"step {step:4d}  lr {optimizer.param_groups[0]['lr']:.2e}  val acc {val_acc:.3f}")
-    scheduler.step(loss)  # 2. feed the step's loss and step the scheduler
+    scheduler.step(loss=loss)  # 2. feed the step's loss and step the scheduler
 
 print(f"final validation accuracy: {val_acc:.3f}")

@@ -22,7 +22,8 @@ from lrgym.registration import (
 )
 from lrgym.scheduler import PolicyScheduler
 from lrgym.signals import FEATURES, OBS_LAYOUT_VERSION
-from lrgym.task import Task, TaskInfo, TorchTask
+from lrgym.task import ArraySplits, Task, TaskInfo
+from lrgym.torch_trainee import TorchTask
 from lrgym.trainee import EvalReport, Trainee, TrainReport
 
 __version__ = "0.1.0"
@@ -47,6 +48,7 @@ __all__ = [
     "Task",
     "TaskInfo",
     "TorchTask",
+    "ArraySplits",
     "TrainReport",
     "Trainee",
     "UnknownTaskError",

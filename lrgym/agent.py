@@ -1,37 +1,50 @@
-"""Trained agents on disk: their card, their torch-only policy, and how to load them.
+"""Trained agents on disk: their card, their NumPy policy, and how to load them.
 
 An agent directory holds
 
-* ``card.json``: how the agent was trained and how it scored (:class:`AgentCard`);
-* ``policy.pt``: the policy as TorchScript with observation normalisation folded in,
-  so deployment needs torch only;
+* ``card.json``: how the agent was trained and how it scored (:class:`AgentCard`), and
+  under ``policy`` the policy network's structure (format, version, observation clip,
+  layer list);
+* ``policy.safetensors``: the policy's float32 tensors (``obs_mean``, ``obs_std`` and each
+  Linear layer's ``layers.{i}.weight`` / ``layers.{i}.bias``): the deterministic PPO
+  actor with observation normalisation folded in (:class:`PolicyWeights`). Loading reads
+  plain numbers and runs the network in NumPy: nothing in the directory is executed or
+  unpickled;
 * ``ppo.zip`` and ``vecnormalize.pkl``: the stable-baselines3 policy and its
-  normalisation statistics, to continue training or inspect with SB3.
+  normalisation statistics, to continue training or inspect with SB3 (never read here).
+
+Agents written before this format (``policy.pt``, TorchScript) are refused with the
+command that converts them: ``lrgym convert-agent DIR`` (:mod:`lrgym.agent_convert`).
 """
 
 from __future__ import annotations
 
-import copy
 import json
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torch import nn
+from safetensors import SafetensorError
+from safetensors.numpy import load_file, save_file
 
-from lrgym._atomic import write_text_atomic
+from lrgym._atomic import atomic_path, write_text_atomic
 from lrgym.actions import LogLRAction
 from lrgym.hyperparams import LR, HyperParamSet
 from lrgym.signals import FEATURES, OBS_LAYOUT_VERSION
 
 CARD = "card.json"
-POLICY = "policy.pt"
+POLICY = "policy.safetensors"
+LEGACY_POLICY = "policy.pt"
 SB3_MODEL = "ppo.zip"
 VECNORMALIZE = "vecnormalize.pkl"
+POLICY_FORMAT = "lrgym-mlp"
+POLICY_VERSION = 1
+LAYER_KINDS = ("linear", "tanh", "relu")
+CONVERT_COMMAND = "lrgym convert-agent"
 
 
 class AgentLoadError(ValueError):
@@ -61,6 +74,9 @@ class AgentCard:
             (missing in older cards: ``["lr"]`` only).
         hparam_specs: Bounds and scales of the extra hyperparameters
             (:class:`~lrgym.hyperparams.HyperParam` fields by name).
+        policy: The structure of ``policy.safetensors`` (:meth:`PolicyWeights.spec`:
+            format, version, ``clip_obs``, layer list); empty in cards of agents in the
+            old TorchScript format.
     """
 
     name: str
@@ -78,142 +94,341 @@ class AgentCard:
     evaluation: dict[str, str] = field(default_factory=dict)
     hparams: list[str] = field(default_factory=lambda: [LR])
     hparam_specs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    policy: dict[str, Any] = field(default_factory=dict)
 
     def save(self, directory: str | Path) -> None:
         """Write ``card.json`` into ``directory`` atomically."""
         write_text_atomic(Path(directory) / CARD, json.dumps(asdict(self), indent=2) + "\n")
 
 
-class NormalizedPolicy(nn.Module):
-    """Deterministic PPO actor with VecNormalize's observation transform folded in.
+def _array(name: str, value: Any, ndim: int) -> np.ndarray:
+    """``value`` as a read-only float32 array of ``ndim`` finite values, or ValueError."""
+    arr = np.array(value, dtype=np.float32, copy=True)
+    if arr.ndim != ndim:
+        raise ValueError(f"{name} has shape {arr.shape}; expected {ndim} dimension(s)")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} has non-finite values (NaN or inf)")
+    arr.setflags(write=False)
+    return arr
 
-    ``action = clip(actor(clip((obs - mean) / sqrt(var + eps), ±clip_obs)), -1, 1)``,
-    exactly what SB3's ``predict(deterministic=True)`` does behind ``VecNormalize``.
+
+@dataclass(frozen=True, eq=False)
+class PolicyWeights:
+    """A deterministic MLP policy as plain float32 arrays, with its NumPy forward pass.
+
+    ``action = clip(mlp(clip((obs - mean) / std, ±clip_obs)), -1, 1)``, where ``mlp``
+    applies ``layers`` in order: ``"linear"`` (``x @ weight.T + bias``, the next pair of
+    :attr:`linear`), ``"tanh"`` or ``"relu"``. :func:`export_policy` builds one from an
+    SB3 PPO policy, :meth:`save` writes its tensors, and :meth:`spec` is its structure as
+    the card records it. The arrays are read-only copies; construction checks that their
+    shapes chain and their values are finite (ValueError otherwise).
+
+    Attributes:
+        mean: Observation mean, shape ``(n_features,)``.
+        std: Observation scale (``sqrt(var + eps)``), shape ``(n_features,)``, all > 0.
+        clip_obs: Normalised observations are clipped to ``[-clip_obs, clip_obs]``
+            (``math.inf``: not clipped).
+        layers: Layer kinds in order, each one of :data:`LAYER_KINDS`.
+        linear: ``(weight, bias)`` of each ``"linear"`` layer in order; ``weight`` has
+            shape ``(out, in)``, ``bias`` ``(out,)``.
     """
 
-    def __init__(
-        self, actor: nn.Module, mean: np.ndarray, var: np.ndarray, eps: float, clip_obs: float
-    ) -> None:
-        super().__init__()
-        self.actor = actor
-        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
-        self.register_buffer("std", torch.sqrt(torch.as_tensor(var, dtype=torch.float32) + eps))
-        self.clip_obs = float(clip_obs)
+    mean: np.ndarray
+    std: np.ndarray
+    clip_obs: float
+    layers: tuple[str, ...]
+    linear: tuple[tuple[np.ndarray, np.ndarray], ...]
 
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        x = torch.clamp((obs - self.mean) / self.std, -self.clip_obs, self.clip_obs)
-        return torch.clamp(self.actor(x), -1.0, 1.0)
+    def __post_init__(self) -> None:
+        """Copy into read-only float32 arrays and check the structure (ValueError)."""
+        layers = tuple(self.layers)
+        unknown = sorted({str(k) for k in layers} - set(LAYER_KINDS))
+        if unknown:
+            raise ValueError(
+                f"unknown layer kind(s) {unknown}; this lrgym knows {', '.join(LAYER_KINDS)}"
+            )
+        n_linear = layers.count("linear")
+        if n_linear == 0 or n_linear != len(self.linear):
+            raise ValueError(
+                f"the layer list {list(layers)} has {n_linear} linear layer(s) but "
+                f"{len(self.linear)} weight/bias pair(s) were given (at least one needed)"
+            )
+        clip = float(self.clip_obs)
+        if not clip > 0:  # NaN fails too
+            raise ValueError(f"clip_obs must be > 0, got {self.clip_obs!r}")
+        mean, std = _array("obs_mean", self.mean, 1), _array("obs_std", self.std, 1)
+        if mean.shape != std.shape:
+            raise ValueError(f"obs_mean has shape {mean.shape} but obs_std {std.shape}")
+        if not (std > 0).all():
+            raise ValueError("obs_std has values <= 0")
+        linear, width, i = [], mean.shape[0], 0
+        for position, kind in enumerate(layers):
+            if kind != "linear":
+                continue
+            name = f"layers.{position}"
+            weight = _array(f"{name}.weight", self.linear[i][0], 2)
+            bias = _array(f"{name}.bias", self.linear[i][1], 1)
+            if weight.shape[1] != width or bias.shape != (weight.shape[0],):
+                raise ValueError(
+                    f"{name}: weight {weight.shape} and bias {bias.shape} do not fit an "
+                    f"input of {width} value(s) (expected weight (out, {width}), bias (out,))"
+                )
+            linear.append((weight, bias))
+            width, i = weight.shape[0], i + 1
+        object.__setattr__(self, "mean", mean)
+        object.__setattr__(self, "std", std)
+        object.__setattr__(self, "clip_obs", clip)
+        object.__setattr__(self, "layers", layers)
+        object.__setattr__(self, "linear", tuple(linear))
+        pairs = iter(linear)
+        plan = [(k, *next(pairs)) if k == "linear" else (k, None, None) for k in layers]
+        object.__setattr__(self, "_plan", plan)
+        object.__setattr__(self, "_clip", np.float32(clip))
+
+    @property
+    def n_features(self) -> int:
+        """Observation size the policy takes."""
+        return int(self.mean.shape[0])
+
+    @property
+    def n_actions(self) -> int:
+        """Action size the policy gives."""
+        return int(self.linear[-1][0].shape[0])
+
+    def forward(self, obs: Any) -> np.ndarray:
+        """Actions in [-1, 1] (float32) for one observation ``(n_features,)`` or a batch
+        ``(n, n_features)``: shape ``(n_actions,)`` or ``(n, n_actions)``."""
+        x = np.asarray(obs, dtype=np.float32)
+        if x.ndim not in (1, 2) or x.shape[-1] != self.n_features:
+            raise ValueError(
+                f"observations of shape {x.shape}; the policy takes ({self.n_features},) "
+                f"or (n, {self.n_features})"
+            )
+        return self._run(x)
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        """:meth:`forward` on a checked float32 array.
+
+        ``act()`` runs once per decision inside a user's training loop, so this skips the
+        shape check and uses ``np.minimum``/``np.maximum`` rather than ``np.clip``, whose
+        Python-level overhead (µs per call) dominates on arrays this small.
+        """
+        clip = self._clip  # type: ignore[attr-defined]
+        x = np.minimum(np.maximum((x - self.mean) / self.std, -clip), clip)
+        one = x.ndim == 1
+        for kind, weight, bias in self._plan:  # type: ignore[attr-defined]
+            if kind == "linear":
+                x = (weight @ x if one else x @ weight.T) + bias
+            elif kind == "tanh":
+                x = np.tanh(x)
+            else:
+                x = np.maximum(x, np.float32(0.0))
+        return np.minimum(np.maximum(x, np.float32(-1.0)), np.float32(1.0))
+
+    __call__ = forward
+
+    def spec(self) -> dict[str, Any]:
+        """The structure as the card's ``policy`` entry records it."""
+        return {
+            "format": POLICY_FORMAT,
+            "version": POLICY_VERSION,
+            "clip_obs": self.clip_obs,
+            "layers": list(self.layers),
+        }
+
+    def tensors(self) -> dict[str, np.ndarray]:
+        """The arrays by their ``policy.safetensors`` names."""
+        out = {"obs_mean": self.mean, "obs_std": self.std}
+        positions = [p for p, kind in enumerate(self.layers) if kind == "linear"]
+        for position, (weight, bias) in zip(positions, self.linear, strict=True):
+            out[f"layers.{position}.weight"] = weight
+            out[f"layers.{position}.bias"] = bias
+        return out
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``policy.safetensors`` into ``directory`` atomically and return its path.
+
+        The structure is not in that file: record :meth:`spec` as the card's ``policy``.
+        """
+        path = Path(directory) / POLICY
+        if not math.isfinite(self.clip_obs):
+            raise ValueError("a policy with clip_obs=inf cannot be saved; pass a finite clip")
+        tensors = {k: np.ascontiguousarray(v) for k, v in self.tensors().items()}
+        metadata = {"format": POLICY_FORMAT, "version": str(POLICY_VERSION)}
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata=metadata)
+        return path
+
+    @classmethod
+    def from_tensors(cls, spec: Mapping[str, Any], tensors: Mapping[str, Any]) -> PolicyWeights:
+        """Rebuild from a card's ``policy`` entry and the tensors of ``policy.safetensors``.
+
+        Raises:
+            ValueError: unknown format or version, an unknown layer kind, tensor names
+                that do not match the layer list, non-float32 tensors, shapes that do not
+                chain or non-finite values.
+        """
+        if not isinstance(spec, Mapping):
+            raise ValueError(f"the card's policy entry is {type(spec).__name__}, not an object")
+        if spec.get("format") != POLICY_FORMAT:
+            raise ValueError(f"policy format {spec.get('format')!r} is not {POLICY_FORMAT!r}")
+        version = spec.get("version")
+        if version != POLICY_VERSION:
+            newer = isinstance(version, int) and version > POLICY_VERSION
+            raise ValueError(
+                f"policy format version {version!r}; this lrgym reads version "
+                f"{POLICY_VERSION}" + ("; upgrade lrgym to load it" if newer else "")
+            )
+        layers, clip = spec.get("layers"), spec.get("clip_obs")
+        if not isinstance(layers, list) or not all(isinstance(k, str) for k in layers):
+            raise ValueError(f"the policy's layer list {layers!r} is not a list of names")
+        unknown = sorted(set(layers) - set(LAYER_KINDS))
+        if unknown:
+            raise ValueError(
+                f"unknown layer kind(s) {unknown}; this lrgym knows {', '.join(LAYER_KINDS)}"
+            )
+        if isinstance(clip, bool) or not isinstance(clip, int | float):
+            raise ValueError(f"the policy's clip_obs {clip!r} is not a number")
+        positions = [p for p, kind in enumerate(layers) if kind == "linear"]
+        names = ["obs_mean", "obs_std"]
+        names += [f"layers.{p}.{part}" for p in positions for part in ("weight", "bias")]
+        missing, extra = sorted(set(names) - set(tensors)), sorted(set(tensors) - set(names))
+        if missing or extra:
+            raise ValueError(
+                f"tensors do not match the layer list {layers}: missing {missing}, "
+                f"unexpected {extra}"
+            )
+        wrong = [n for n in names if np.asarray(tensors[n]).dtype != np.float32]
+        if wrong:
+            raise ValueError(f"tensors {wrong} are not float32")
+        return cls(
+            mean=tensors["obs_mean"],
+            std=tensors["obs_std"],
+            clip_obs=float(clip),
+            layers=tuple(layers),
+            linear=tuple(
+                (tensors[f"layers.{p}.weight"], tensors[f"layers.{p}.bias"]) for p in positions
+            ),
+        )
+
+    def __repr__(self) -> str:
+        widths = iter(w.shape[0] for w, _ in self.linear)
+        layers = ", ".join(f"linear {next(widths)}" if k == "linear" else k for k in self.layers)
+        return (
+            f"PolicyWeights(features={self.n_features}, layers=[{layers}], "
+            f"clip_obs={self.clip_obs})"
+        )
 
 
-def export_policy(
-    model: Any, vecnormalize: Any, dropped: Sequence[int] = ()
-) -> torch.jit.ScriptModule:
-    """TorchScript of an SB3 PPO MLP policy's deterministic action, normalisation folded in.
+def export_policy(model: Any, vecnormalize: Any, dropped: Sequence[int] = ()) -> PolicyWeights:
+    """An SB3 PPO MLP policy's deterministic action as :class:`PolicyWeights`,
+    observation normalisation folded in.
+
+    The result computes what ``model.predict(vecnormalize.normalize_obs(obs),
+    deterministic=True)`` does: the actor (``mlp_extractor.policy_net`` then
+    ``action_net``) on ``clip((obs - mean) / sqrt(var + eps), ±clip_obs)``, clipped to
+    [-1, 1].
 
     Args:
         model: A ``stable_baselines3.PPO`` with an ``MlpPolicy`` on a flat Box.
         vecnormalize: The ``VecNormalize`` whose ``obs_rms`` the policy was trained behind.
         dropped: Observation indices the policy was trained without (always 0); their
             input weights are zeroed, so the policy ignores them in deployment too.
+
+    Raises:
+        ValueError: the actor has a layer other than Linear, Tanh and ReLU.
     """
+    from torch import nn  # only exporting needs torch; loading and acting are NumPy
+
     policy = model.policy
-    actor = nn.Sequential(policy.mlp_extractor.policy_net, policy.action_net)
-    actor = copy.deepcopy(actor).cpu().eval()
-    first = next(m for m in actor.modules() if isinstance(m, nn.Linear))
-    with torch.no_grad():
-        first.weight[:, list(dropped)] = 0.0
+    layers: list[str] = []
+    linear: list[tuple[np.ndarray, np.ndarray]] = []
+    for module in nn.Sequential(policy.mlp_extractor.policy_net, policy.action_net).modules():
+        if isinstance(module, nn.Sequential):
+            continue
+        if isinstance(module, nn.Linear):
+            weight = module.weight.detach().cpu().numpy().astype(np.float32, copy=True)
+            bias = (
+                np.zeros(weight.shape[0], np.float32)
+                if module.bias is None
+                else module.bias.detach().cpu().numpy().astype(np.float32, copy=True)
+            )
+            layers.append("linear")
+            linear.append((weight, bias))
+        elif isinstance(module, nn.Tanh | nn.ReLU):
+            layers.append("tanh" if isinstance(module, nn.Tanh) else "relu")
+        else:
+            raise ValueError(
+                f"cannot export a policy with a {type(module).__name__} layer; lrgym agents "
+                f"are MLPs of {', '.join(LAYER_KINDS)} layers"
+            )
+    if not linear:
+        raise ValueError("cannot export a policy without a Linear layer")
+    linear[0][0][:, list(dropped)] = 0.0
     rms = vecnormalize.obs_rms
-    module = NormalizedPolicy(actor, rms.mean, rms.var, vecnormalize.epsilon, vecnormalize.clip_obs)
-    return torch.jit.script(module.eval())
-
-
-def _numpy_forward(
-    policy: torch.jit.ScriptModule,
-) -> Callable[[np.ndarray], float | np.ndarray] | None:
-    """The exported policy's forward pass in NumPy, or None if its structure is unfamiliar.
-
-    The forward returns a float for a one-action policy and an array otherwise.
-
-    Written by hand because ``act()`` runs once per decision inside a user's training
-    loop, where TorchScript's per-call overhead dominates this tiny MLP (about 30 µs vs
-    7 µs). It reads zero-copy views of the module's own float32 tensors and is used only
-    for a :class:`NormalizedPolicy` of Linear/Tanh/ReLU layers whose NumPy output matches
-    the module's on probe observations.
-    """
-
-    def kind(m: Any) -> str:
-        return str(getattr(m, "original_name", type(m).__name__))
-
-    if kind(policy) != "NormalizedPolicy":
-        return None
-    state = {k: v.detach().numpy() for k, v in policy.state_dict().items()}
-    mean, std, clip = state.pop("mean"), state.pop("std"), float(policy.clip_obs)
-    layers: list[tuple[str, Any, Any]] = []  # (kind, weight, bias)
-    for name, m in policy.actor.named_modules(prefix="actor"):
-        if kind(m) == "Linear":
-            layers.append(("Linear", state.pop(f"{name}.weight"), state.pop(f"{name}.bias")))
-        elif kind(m) in ("Tanh", "ReLU"):
-            layers.append((kind(m), None, None))
-        elif kind(m) != "Sequential":
-            return None
-    if state:  # tensors the walk did not use: not the structure we know
-        return None
-
-    def hidden(obs: np.ndarray) -> np.ndarray:
-        x = np.clip((np.asarray(obs, dtype=np.float32).reshape(-1) - mean) / std, -clip, clip)
-        for layer, weight, bias in layers:
-            if layer == "Linear":
-                x = weight @ x + bias
-            else:
-                x = np.tanh(x) if layer == "Tanh" else np.maximum(x, 0.0)
-        return x
-
-    def forward_one(obs: np.ndarray) -> float:
-        return min(1.0, max(-1.0, float(hidden(obs)[0])))
-
-    def forward_many(obs: np.ndarray) -> np.ndarray:
-        return np.clip(hidden(obs), -1.0, 1.0).astype(np.float64)
-
-    probes = np.random.default_rng(0).uniform(-3, 3, (128, mean.shape[0])).astype(np.float32)
-    with torch.no_grad():
-        want = policy(torch.as_tensor(probes)).numpy()
-    forward = forward_one if want.shape[1] == 1 else forward_many
-    got = np.array([forward(o) for o in probes]).reshape(want.shape)
-    return forward if np.allclose(got, want, rtol=0.0, atol=1e-5) else None
+    var = np.asarray(rms.var, dtype=np.float32)
+    return PolicyWeights(
+        mean=np.asarray(rms.mean, dtype=np.float32),
+        std=np.sqrt(var + np.float32(vecnormalize.epsilon)),
+        clip_obs=float(vecnormalize.clip_obs),
+        layers=tuple(layers),
+        linear=tuple(linear),
+    )
 
 
 class Agent:
     """A loaded agent: :meth:`act` maps one observation to its action (deterministic).
 
+    Build one with :func:`load_agent`, or directly from a card and
+    :class:`PolicyWeights` (e.g. a synthetic policy in tests).
+
     Attributes:
         card: The agent's :class:`AgentCard`.
         path: Its directory.
+        policy: Its :class:`PolicyWeights` (``policy(obs_batch)`` gives actions).
         action_map: How its actions change the LR (action dimension 0).
         hparams: The hyperparameters it controls (``card.hparams``) and how.
+
+    Raises:
+        AgentLoadError: the policy's input or output size does not match the card's
+            features or hyperparameters.
     """
 
-    def __init__(self, path: Path, card: AgentCard, policy: torch.jit.ScriptModule) -> None:
-        self.path = path
+    def __init__(self, path: Path, card: AgentCard, policy: PolicyWeights) -> None:
+        self.path = Path(path)
         self.card = card
         self.policy = policy
         self.action_map = LogLRAction(**card.action)
         self.hparams = HyperParamSet.from_specs(card.hparams, card.hparam_specs)
-        self._forward = _numpy_forward(policy)
+        if policy.n_features != len(card.features) or policy.n_actions != len(self.hparams):
+            raise AgentLoadError(
+                f"{self.path}: the policy maps {policy.n_features} features to "
+                f"{policy.n_actions} action(s), but the card has {len(card.features)} "
+                f"features and {len(self.hparams)} hyperparameter(s) {card.hparams}; "
+                "retrain the agent or re-export it"
+            )
+        self._single = len(self.hparams) == 1
 
     def act(self, obs: np.ndarray) -> float | np.ndarray:
         """The action for one observation, each value in [-1, 1].
 
         A float (the log2 LR multiplier) for an LR-only agent such as the shipped
-        ``default``; an array with one value per name in ``card.hparams`` otherwise.
+        ``default``; a float64 array with one value per name in ``card.hparams`` otherwise.
         """
-        if self._forward is not None:
-            return self._forward(obs)
-        with torch.no_grad():
-            x = torch.as_tensor(np.asarray(obs, dtype=np.float32)).reshape(1, -1)
-            out = self.policy(x)[0]
-        if len(self.hparams) == 1:
-            return float(out[0])
-        return out.numpy().astype(np.float64)
+        x = np.asarray(obs, dtype=np.float32).reshape(-1)
+        if x.shape[0] != self.policy.n_features:
+            raise ValueError(
+                f"observation has {x.shape[0]} values; agent {self.card.name!r} takes "
+                f"{self.policy.n_features} ({', '.join(self.card.features)})"
+            )
+        out = self.policy._run(x)
+        return float(out[0]) if self._single else out.astype(np.float64)
+
+    def __repr__(self) -> str:
+        return (
+            f"Agent(name={self.card.name!r}, hparams={list(self.card.hparams)}, "
+            f"path={str(self.path)!r})"
+        )
 
 
 def shipped_agents() -> list[str]:
@@ -274,31 +489,42 @@ def load_card(path: str | Path) -> AgentCard:
 def load_agent(name_or_path: str | Path = "default") -> Agent:
     """Load a shipped agent by name (``"default"``) or a user's agent directory.
 
+    Reads ``card.json`` and ``policy.safetensors`` as data only (no TorchScript, no
+    pickle) and checks the tensors against the card.
+
     Raises:
-        AgentLoadError: unknown name, missing or corrupt files, or a card whose
-            observation-layout version does not match the installed lrgym.
+        AgentLoadError: unknown name, missing or corrupt files, tensors that do not match
+            the card's network structure, features or hyperparameters, a card whose
+            observation-layout version does not match the installed lrgym, or an agent in
+            the old TorchScript format (the message names ``lrgym convert-agent``).
     """
     path = resolve_agent(name_or_path)
     card = load_card(path)
-    try:
-        policy = torch.jit.load(str(path / POLICY), map_location="cpu")
-    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+    file = path / POLICY
+    if not file.is_file():
+        if (path / LEGACY_POLICY).is_file():
+            raise AgentLoadError(
+                f"{path} holds an agent in the old TorchScript format ({LEGACY_POLICY}), "
+                f"which this lrgym no longer loads; convert it once with "
+                f"`{CONVERT_COMMAND} {path}` (it runs that TorchScript: convert only "
+                "agents you trust)"
+            )
+        raise AgentLoadError(f"{file} is missing; retrain the agent or re-export it")
+    if not card.policy:
         raise AgentLoadError(
-            f"{path / POLICY} is missing or corrupt ({str(exc).splitlines()[0]}); "
-            "retrain the agent or re-export it"
-        ) from None
-    n = len(card.hparams)
-    try:
-        with torch.no_grad():
-            out = policy(torch.zeros(1, len(card.features)))
-    except RuntimeError as exc:
-        raise AgentLoadError(
-            f"{path / POLICY} does not take the card's {len(card.features)} features "
-            f"({str(exc).splitlines()[0]}); retrain the agent or re-export it"
-        ) from None
-    if tuple(out.shape) != (1, n) or not bool(torch.isfinite(out).all()):
-        raise AgentLoadError(
-            f"{path / POLICY} does not map observations to {n} action(s), one per "
-            f"hyperparameter {card.hparams}; retrain the agent or re-export it"
+            f"{path / CARD} has no 'policy' entry describing {POLICY}; the agent directory "
+            "is incomplete, retrain the agent or re-export it"
         )
-    return Agent(path, card, policy)
+    try:
+        tensors = load_file(file)
+    except (SafetensorError, OSError, ValueError, TypeError) as exc:
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise AgentLoadError(
+            f"{file} is not a readable safetensors file ({reason}); retrain the agent or "
+            "re-export it"
+        ) from None
+    try:
+        weights = PolicyWeights.from_tensors(card.policy, tensors)
+    except ValueError as exc:
+        raise AgentLoadError(f"{file}: {exc}; retrain the agent or re-export it") from None
+    return Agent(path, card, weights)

@@ -66,7 +66,8 @@ def _rollout(task_id: str, steps: int, seed: int) -> list[tuple]:
     actions = np.linspace(-1, 1, 7, dtype=np.float32)
     i = 0
     while not done:
-        obs, reward, done, _, info = env.step(actions[i % len(actions)].reshape(1))
+        action = np.full(env.action_space.shape, actions[i % len(actions)], dtype=np.float32)
+        obs, reward, done, _, info = env.step(action)
         trace.append((obs.tobytes(), reward, info["lr"], info["val_loss"]))
         i += 1
     return trace
@@ -83,7 +84,7 @@ def _check_short_run(task_id: str, steps: int) -> str:
     _, info = env.reset(seed=0, options={"initial_lr": make_task(task_id).info.default_lr})
     done = False
     while not done:
-        _, _, done, _, info = env.step(np.zeros(1, dtype=np.float32))
+        _, _, done, _, info = env.step(np.zeros(env.action_space.shape, dtype=np.float32))
     if info["diverged"]:
         return f"a short run at the default LR diverged (val loss {info['val_loss']})"
     if info["steps"] != steps:

@@ -66,20 +66,29 @@ def tasks(
         str | None, typer.Option(help="Only this split: meta-train, held-out or real.")
     ] = None,
 ) -> None:
-    """List every registered task with its domain, model, data, metric and split."""
-    from lrgym.registration import make_task, task_ids
+    """List every registered task (and env variant) with its domain, model, data, metric,
+    target, split and the hyperparameters its environment controls."""
+    from lrgym.registration import make_task, spec, task_ids
     from lrgym.task import SPLITS
 
     if split is not None and split not in SPLITS:
         raise _fail(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
     table = Table(title="lrgym tasks")
     table.add_column("id", no_wrap=True)
-    for col in ("domain", "model", "data", "metric", "target", "split"):
+    for col in ("domain", "model", "data", "metric", "target", "split", "controls"):
         table.add_column(col)
-    for task_id in task_ids(split):
+    for task_id in task_ids(split, variants=True):
         info = make_task(task_id).info
+        controls = ", ".join(spec(task_id).env_kwargs.get("hparams", ["lr"]))
         table.add_row(
-            task_id, info.domain, info.model, info.data, info.metric, f"{info.target:g}", info.split
+            task_id,
+            info.domain,
+            info.model,
+            info.data,
+            info.metric,
+            f"{info.target:g}",
+            info.split,
+            controls,
         )
     console.print(table)
 
@@ -298,6 +307,36 @@ def evaluate(
         console.print(f"updated {loaded.path / 'card.json'}")
 
 
+@app.command("convert-agent")
+def convert_agent(
+    directory: Annotated[Path, typer.Argument(help="Agent directory with card.json + policy.pt.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Write the converted agent here (default: in place).")
+    ] = None,
+) -> None:
+    """Convert an old TorchScript agent (policy.pt) to policy.safetensors.
+
+    This loads and RUNS the TorchScript in policy.pt: convert only agents you trust.
+
+    The result must match it within 1e-6 on 10,000 seeded observations.
+
+    Then policy.pt is removed (in place), or the source is left as it is (--out).
+    """
+    from lrgym.agent import AgentLoadError
+    from lrgym.agent_convert import convert_agent as run_conversion
+
+    try:
+        done = run_conversion(directory, out)
+    except AgentLoadError as exc:
+        raise _fail(str(exc)) from None
+    except OSError as exc:
+        raise _fail(f"cannot write the converted agent: {exc.strerror or exc}") from None
+    console.print(
+        f"converted {directory} -> {done.path}: max |action difference| "
+        f"{done.max_abs_diff:.3g} on {done.observations} observations"
+    )
+
+
 @app.command("train-predictor")
 def train_predictor(
     runs: Annotated[
@@ -314,8 +353,8 @@ def train_predictor(
     `--schedulers lr-predictor:OUT`."""
     import pandas as pd
 
-    from lrgym.lr_predictor import PredictorTraining, training_data
-    from lrgym.lr_predictor import train_predictor as fit
+    from lrgym.controllers.lr_predictor import PredictorTraining, training_data
+    from lrgym.controllers.lr_predictor import train_predictor as fit
 
     frames: dict[str, list[pd.DataFrame]] = {"runs.csv": [], "curves.csv": []}
     for directory in runs:

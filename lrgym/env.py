@@ -11,9 +11,10 @@ import numpy as np
 from gymnasium import spaces
 
 from lrgym.actions import LogLRAction
+from lrgym.decision import DecisionPath
 from lrgym.hyperparams import LR, HyperParamSet
 from lrgym.registration import make_task
-from lrgym.signals import FEATURES, OBS_BOUND, Feedback, SignalTracker
+from lrgym.signals import OBS_BOUND
 from lrgym.task import Task
 from lrgym.trainee import DIVERGENCE_FACTOR, Trainee, is_diverged
 
@@ -30,13 +31,6 @@ def check_initial_lr(lr: Any) -> float:
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"initial LR must be a finite number > 0, got {lr!r}")
     return value
-
-
-def task_backend(task: Task) -> str:
-    """``"xgboost"`` for an XGBoost task, else ``"torch"`` (which hyperparameters fit)."""
-    from lrgym.xgb_trainee import XGBoostTask
-
-    return "xgboost" if isinstance(task, XGBoostTask) else "torch"
 
 
 class LRControlEnv(gym.Env):
@@ -109,7 +103,7 @@ class LRControlEnv(gym.Env):
         self.task = make_task(task) if isinstance(task, str) else task
         self.task_id = task if isinstance(task, str) else type(task).__name__
         self.hparams = HyperParamSet(hparams)
-        self.hparams.check_backend(task_backend(self.task), self.task_id)
+        self.hparams.check_backend(self.task.backend, self.task_id)
         info = self.task.info
         self.decision_interval = int(decision_interval or info.decision_interval)
         self.total_steps = int(total_steps or info.total_steps)
@@ -121,13 +115,13 @@ class LRControlEnv(gym.Env):
         self.action_map = action_map or LogLRAction()
         self.divergence_factor = divergence_factor
         self.divergence_penalty = divergence_penalty
+        self.path = DecisionPath(self.hparams, self.action_map)
         n = len(self.hparams)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(n,), dtype=np.float32)
         self.observation_space = spaces.Box(
-            -OBS_BOUND, OBS_BOUND, shape=(len(FEATURES) + n - 1,), dtype=np.float32
+            -OBS_BOUND, OBS_BOUND, shape=(self.path.size,), dtype=np.float32
         )
         self.trainee: Trainee | None = None
-        self.tracker = SignalTracker()
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -149,24 +143,13 @@ class LRControlEnv(gym.Env):
         self.initial_val_loss = ev.loss
         self.val_loss, self.val_metric = ev.loss, ev.metric
         self.steps_done = 0
-        self.prev_action = 0.0
-        obs = self._with_hparams(self.tracker.reset(self.initial_lr, ev.loss, ev.metric))
+        obs = self.path.start(self.trainee.optimizer, ev.loss, ev.metric)
         return obs, self._info(train_loss=math.nan, diverged=False)
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self.trainee is None:
             raise gym.error.ResetNeeded("call reset() before step()")
-        actions = np.asarray(action, dtype=np.float64).reshape(-1)
-        if actions.shape[0] != len(self.hparams):
-            raise ValueError(
-                f"action must have {len(self.hparams)} value(s), one per hyperparameter "
-                f"{list(self.hparams.names)}, got shape {np.shape(action)}"
-            )
-        a = float(actions[0])
-        self.trainee.set_lr(self.action_map.apply(self.trainee.lr, a))
-        if self.hparams.extras:
-            self.hparams.apply(self.trainee.optimizer, actions[1:])
-        lr = self.trainee.lr
+        self.path.apply(action, self.trainee.optimizer)
         steps = min(self.decision_interval, self.total_steps - self.steps_done)
         report = self.trainee.train(steps)
         self.steps_done += report.steps
@@ -181,36 +164,25 @@ class LRControlEnv(gym.Env):
             reward = -self.divergence_penalty
         else:
             reward = math.log(max(prev_val, 1e-8)) - math.log(max(self.val_loss, 1e-8))
-        self.prev_action = float(np.clip(a, -1.0, 1.0))
-        obs = self.tracker.observe(
-            Feedback(
-                lr=lr,
-                train_losses=report.losses,
-                grad_norm=report.grad_norm,
-                update_ratio=report.update_ratio,
-                update_cosine=report.update_cosine,
-                val_loss=self.val_loss,
-                val_metric=self.val_metric,
-                progress=self.steps_done / self.total_steps,
-                prev_action=self.prev_action,
-            )
+        obs = self.path.observe(
+            self.trainee.optimizer,
+            report.losses,
+            grad_norm=report.grad_norm,
+            update_ratio=report.update_ratio,
+            update_cosine=report.update_cosine,
+            val_loss=self.val_loss,
+            val_metric=self.val_metric,
+            progress=self.steps_done / self.total_steps,
         )
-        obs = self._with_hparams(obs)
         terminated = diverged or self.steps_done >= self.total_steps
         info = self._info(train_loss=report.mean_loss, diverged=diverged)
         return obs, float(reward), terminated, False, info
-
-    def _with_hparams(self, obs: np.ndarray) -> np.ndarray:
-        """``obs`` followed by the extra hyperparameters' features (if any)."""
-        if not self.hparams.extras:
-            return obs
-        return np.concatenate([obs, self.hparams.observe(self.trainee.optimizer)])
 
     def _info(self, train_loss: float, diverged: bool) -> dict[str, Any]:
         extras = self.hparams.values(self.trainee.optimizer) if self.hparams.extras else {}
         return {
             "task": self.task_id,
-            "lr": self.trainee.lr,
+            "lr": self.path.lr(self.trainee.optimizer),
             "initial_lr": self.initial_lr,
             "run_seed": self.run_seed,
             "train_loss": train_loss,

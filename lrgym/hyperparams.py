@@ -261,12 +261,12 @@ class HyperParamSet:
         """Observation feature names: :data:`~lrgym.signals.FEATURES`, then one per extra."""
         return [*FEATURES, *(feature_name(h.name) for h in self.extras)]
 
-    def check_backend(self, backend: Backend, task: str) -> None:
-        """Raise if an extra does not suit ``backend`` (XGBoost vs torch tasks)."""
+    def check_backend(self, backend: str, task: str) -> None:
+        """Raise if an extra does not suit the task's ``backend`` (see ``Task.backend``)."""
         wrong = [h.name for h in self.extras if h.backend != backend]
         if wrong:
             fits = [LR, *(n for n, h in HYPERPARAMS.items() if h.backend == backend)]
-            kind = "an XGBoost" if backend == "xgboost" else "a torch"
+            kind = {"xgboost": "an XGBoost", "torch": "a torch"}.get(backend, f"a {backend!r}")
             raise ValueError(
                 f"{task} is {kind} task: it takes hyperparameters {', '.join(fits)}, not "
                 f"{', '.join(wrong)}"

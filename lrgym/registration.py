@@ -40,11 +40,19 @@ class TaskSpec:
         id: Versioned id such as ``"lrgym/DigitsMLP-v0"``.
         entry_point: ``"module:attr"`` or a callable returning a :class:`Task`.
         kwargs: Keyword arguments for the entry point.
+        env_kwargs: Fixed :class:`~lrgym.env.LRControlEnv` arguments of the Gymnasium
+            environment under this id (e.g. ``hparams``); non-empty for a *variant*.
     """
 
     id: str
     entry_point: str | Callable[..., Task]
     kwargs: dict[str, Any] = field(default_factory=dict)
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_variant(self) -> bool:
+        """True for an env variant of a task (same task, fixed env arguments)."""
+        return bool(self.env_kwargs)
 
     def make(self, **overrides: Any) -> Task:
         """Instantiate the task (cheap: data loads when a run is built).
@@ -68,7 +76,10 @@ registry: dict[str, TaskSpec] = {}
 
 
 def register_task(
-    id: str, entry_point: str | Callable[..., Task], kwargs: dict[str, Any] | None = None
+    id: str,
+    entry_point: str | Callable[..., Task],
+    kwargs: dict[str, Any] | None = None,
+    env_kwargs: dict[str, Any] | None = None,
 ) -> None:
     """Register a task and a Gymnasium environment under ``id``.
 
@@ -76,6 +87,10 @@ def register_task(
         id: Versioned id, ``"namespace/Name-vN"``; bump N when behaviour changes.
         entry_point: ``"module:attr"`` or a callable that returns a :class:`Task`.
         kwargs: Keyword arguments passed to the entry point.
+        env_kwargs: Fixed arguments of the id's :class:`~lrgym.env.LRControlEnv`
+            (e.g. ``{"hparams": ["lr", "momentum"]}``). An id with them is a *variant*:
+            ``lrgym.make``, ``lrgym tasks`` and ``lrgym check`` know it, but split
+            selections (``meta-train``, ``held-out``, ``all``) list only plain tasks.
 
     Example:
         >>> lrgym.register_task(id="mylab/Tiny-v0", entry_point="mylab.tasks:make_tiny")
@@ -84,11 +99,11 @@ def register_task(
         raise ValueError(f"task id {id!r} must look like 'namespace/Name-v0' (versioned)")
     if id in registry:
         warnings.warn(f"overriding the already registered task {id!r}", stacklevel=2)
-    registry[id] = TaskSpec(id, entry_point, dict(kwargs or {}))
+    registry[id] = TaskSpec(id, entry_point, dict(kwargs or {}), dict(env_kwargs or {}))
     gymnasium.register(
         id=id,
         entry_point="lrgym.env:LRControlEnv",
-        kwargs={"task": id},
+        kwargs={"task": id, **(env_kwargs or {})},
         disable_env_checker=True,  # checked once in lrgym's own contract tests instead
     )
 
@@ -117,12 +132,14 @@ def make_task(task_id: str, **kwargs: Any) -> Task:
     return spec(task_id).make(**kwargs)
 
 
-def task_ids(split: str | None = None) -> list[str]:
-    """Registered ids, optionally only those of one split (``meta-train``/``held-out``/``real``)."""
+def task_ids(split: str | None = None, variants: bool = False) -> list[str]:
+    """Registered task ids, optionally only those of one split (``meta-train``/
+    ``held-out``/``real``); env variants (see :func:`register_task`) only if ``variants``."""
     load_plugins()
+    ids = sorted(i for i, s in registry.items() if variants or not s.is_variant)
     if split is None:
-        return sorted(registry)
-    return sorted(i for i in registry if make_task(i).info.split == split)
+        return ids
+    return [i for i in ids if make_task(i).info.split == split]
 
 
 def select_tasks(names: Iterable[str]) -> list[str]:

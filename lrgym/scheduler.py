@@ -7,16 +7,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
 from torch.optim import Optimizer
-from torch.optim.lr_scheduler import LRScheduler
 
 from lrgym.agent import Agent, load_agent
-from lrgym.signals import Feedback, SignalTracker, UpdateTracker, grad_norm
+from lrgym.decision import DecisionPath
+from lrgym.feedback_scheduler import FeedbackLRScheduler, require_optimizer
+from lrgym.signals import UpdateTracker, grad_norm
 
 
-class PolicyScheduler(LRScheduler):
+class PolicyScheduler(FeedbackLRScheduler):
     """Let a trained agent set the learning rate, every ``decision_interval`` steps.
 
     An agent trained with more hyperparameters (``agent.card.hparams``, e.g. momentum
@@ -24,18 +23,25 @@ class PolicyScheduler(LRScheduler):
     environment (see :class:`~lrgym.hyperparams.HyperParamSet`; a group with weight
     decay 0 beside groups with decay is a no-decay group and stays 0).
 
-    Follows torch's scheduler contract: call :meth:`step` after ``optimizer.step()``
-    (passing the step's loss), read :meth:`get_last_lr`, checkpoint with
-    :meth:`state_dict` (floats, ints and lists only, so a ``weights_only`` reload works).
-    It reads gradient norm and update size from the optimizer's own parameters and
-    builds observations with the same code as the training environment.
+    Follows the :class:`~lrgym.feedback_scheduler.FeedbackLRScheduler` contract: call
+    :meth:`step` after ``optimizer.step()`` with the step's loss (``step(loss=loss)``),
+    read :meth:`get_last_lr`, checkpoint with :meth:`state_dict` (floats, ints and lists
+    only, so a ``weights_only`` reload works). It reads gradient norm and update size
+    from the optimizer's own parameters, and observes and acts through the same
+    :class:`~lrgym.decision.DecisionPath` as the training environment.
+
+    The first decision is made when the run starts (before any training step, from the
+    initial LR, as in the environment): at construction, or, with ``eval_feedback=True``,
+    at the first :meth:`observe_eval`. Inside ``SequentialLR`` (e.g. after a warmup) the
+    run starts at the milestone, from the warmed-up LR; ``total_steps`` then counts the
+    policy's own steps.
 
     Example:
         >>> scheduler = PolicyScheduler(optimizer, agent="default", total_steps=1000)
         >>> for x, y in loader:
         ...     loss = loss_fn(model(x), y)
         ...     optimizer.zero_grad(); loss.backward(); optimizer.step()
-        ...     scheduler.step(loss)
+        ...     scheduler.step(loss=loss)
 
     Args:
         optimizer: The optimizer whose param groups' LRs the agent controls (their
@@ -62,6 +68,7 @@ class PolicyScheduler(LRScheduler):
         max_lr: float | None = None,
         eval_feedback: bool = False,
     ) -> None:
+        require_optimizer(optimizer)
         if total_steps < 1 or decision_interval < 1:
             raise ValueError(
                 f"total_steps and decision_interval must be >= 1, got {total_steps} "
@@ -79,29 +86,30 @@ class PolicyScheduler(LRScheduler):
         self.eval_feedback = eval_feedback
         self.hparams = self.agent.hparams
         self.hparams.check_optimizer(optimizer)
+        self.path = DecisionPath(self.hparams, self.action_map)
         self._params = [p for g in optimizer.param_groups for p in g["params"]]
-        self._tracker = SignalTracker()
+        super().__init__(optimizer)
+
+    def on_start(self) -> None:
+        """Start the run: reset the signals; decide now unless waiting for validation."""
         self._updates = UpdateTracker(self._params)
         self._losses: list[float] = []
         self._val_loss: float | None = None
         self._val_metric: float | None = None
-        self.prev_action = 0.0
-        self.steps_done = 0
         self.decisions = 0
         self._pending = True  # the first decision is made before any training step
-        super().__init__(optimizer)
-
-    def _initial_step(self) -> None:
-        # torch's base class steps once here; we decide now only without eval feedback.
-        self._step_count = 0
-        self._last_lr = [float(g["lr"]) for g in self.optimizer.param_groups]
         if not self.eval_feedback:
             self._decide()
 
-    def observe_loss(self, loss: float | torch.Tensor) -> None:
-        """Feed one training step's loss (if :meth:`step` is called without it)."""
-        # .item() does not warn on a tensor that requires grad (float() does)
-        self._losses.append(loss.item() if isinstance(loss, torch.Tensor) else float(loss))
+    @property
+    def steps_done(self) -> int:
+        """Optimizer steps counted since the run started."""
+        return self.last_epoch
+
+    @property
+    def prev_action(self) -> float:
+        """The last LR action (0 after a held decision)."""
+        return self.path.prev_action
 
     def observe_eval(self, val_loss: float, val_metric: float | None = None) -> None:
         """Feed validation loss (and optionally a higher-is-better metric, e.g. accuracy)."""
@@ -110,17 +118,21 @@ class PolicyScheduler(LRScheduler):
         if self._pending:
             self._decide()
 
-    def step(self, loss: float | torch.Tensor | None = None) -> None:  # type: ignore[override]
-        """Advance one optimizer step; every ``decision_interval`` steps the agent decides."""
-        # Runs after every optimizer step: kept to a few attribute updates between decisions.
-        if self._pending:  # a decision waited for observe_eval that never came
+    def step(self, epoch: Any = None, *, loss: Any = None) -> None:  # type: ignore[override]
+        """Advance one optimizer step; every ``decision_interval`` steps the agent decides.
+
+        See :meth:`FeedbackLRScheduler.step`.
+        """
+        if self._pending and not isinstance(epoch, int):  # an evaluation was awaited in vain
             self._decide()
-        if loss is not None:  # observe_loss, inlined
-            self._losses.append(loss.item() if isinstance(loss, torch.Tensor) else float(loss))
-        self._step_count += 1
-        self.steps_done += 1
-        self.last_epoch = self.steps_done
-        if self.steps_done % self.decision_interval == 0:
+        super().step(epoch, loss=loss)
+
+    def on_step(self, loss: float | None) -> None:
+        """Record the step's loss; decide at the end of a decision window."""
+        # Runs after every optimizer step: kept to a few attribute updates between decisions.
+        if loss is not None:
+            self._losses.append(loss)
+        if self.last_epoch % self.decision_interval == 0:
             self._pending = True
             if not self.eval_feedback:
                 self._decide()
@@ -128,79 +140,54 @@ class PolicyScheduler(LRScheduler):
     def _decide(self) -> None:
         self._pending = False
         losses, self._losses = self._losses, []
-        lr = float(self.optimizer.param_groups[0]["lr"])
         if self.decisions == 0:
-            obs = self._tracker.reset(lr, self._val_loss, self._val_metric)
+            obs = self.path.start(self.optimizer, self._val_loss, self._val_metric)
         elif not all(map(math.isfinite, losses)):
             self._updates.measure()  # hold the LR; restart the update window
-            self.prev_action = 0.0
+            self.path.hold()
             return
         else:
             ratio, cosine = self._updates.measure()
-            obs = self._tracker.observe(
-                Feedback(
-                    lr=lr,
-                    train_losses=losses,
-                    grad_norm=grad_norm(self._params),
-                    update_ratio=ratio,
-                    update_cosine=cosine,
-                    val_loss=self._val_loss,
-                    val_metric=self._val_metric,
-                    progress=min(self.steps_done / self.total_steps, 1.0),
-                    prev_action=self.prev_action,
-                )
+            obs = self.path.observe(
+                self.optimizer,
+                losses,
+                grad_norm=grad_norm(self._params),
+                update_ratio=ratio,
+                update_cosine=cosine,
+                val_loss=self._val_loss,
+                val_metric=self._val_metric,
+                progress=min(self.steps_done / self.total_steps, 1.0),
             )
-        if self.hparams.extras:
-            obs = np.concatenate([obs, self.hparams.observe(self.optimizer)])
-        action = self.agent.act(obs)
-        if self.hparams.extras:
-            actions = np.asarray(action, dtype=np.float64).reshape(-1)
-            self.hparams.apply(self.optimizer, actions[1:])
-            action = float(actions[0])
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.action_map.apply(float(group["lr"]), action)
-        self.prev_action = max(-1.0, min(1.0, action))
+        self.path.apply(self.agent.act(obs), self.optimizer)
         self.decisions += 1
-        self._last_lr = [float(g["lr"]) for g in self.optimizer.param_groups]
-
-    def get_lr(self) -> list[float]:
-        """The current LRs (decisions happen in :meth:`step`, not here)."""
-        return [float(g["lr"]) for g in self.optimizer.param_groups]
+        self._sync_last_lr()
 
     def get_last_hparams(self) -> dict[str, float]:
         """Current value of every controlled hyperparameter (first group's, ``"lr"`` too)."""
-        lr = float(self.optimizer.param_groups[0]["lr"])
-        return {"lr": lr, **self.hparams.values(self.optimizer)}
+        return self.path.values(self.optimizer)
 
     def state_dict(self) -> dict[str, Any]:
-        """Counters, previous action, last validation numbers and the signal references.
+        """Counters, last validation numbers, the window's losses and the signal references.
 
         Plain floats/ints/lists only. The update-size window restarts after a reload.
         """
         return {
-            "steps_done": self.steps_done,
+            **super().state_dict(),
             "decisions": self.decisions,
-            "step_count": self._step_count,
-            "prev_action": self.prev_action,
             "val_loss": self._val_loss,
             "val_metric": self._val_metric,
             "losses": list(self._losses),
             "pending": self._pending,
-            "last_lr": list(self._last_lr),
-            "tracker": self._tracker.state_dict(),
+            "path": self.path.state_dict(),
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` saved."""
-        self.steps_done = int(state_dict["steps_done"])
-        self.last_epoch = self.steps_done
+        super().load_state_dict(state_dict)
         self.decisions = int(state_dict["decisions"])
-        self._step_count = int(state_dict["step_count"])
-        self.prev_action = float(state_dict["prev_action"])
         self._val_loss = state_dict["val_loss"]
         self._val_metric = state_dict["val_metric"]
         self._losses = [float(x) for x in state_dict["losses"]]
         self._pending = bool(state_dict["pending"])
-        self._last_lr = [float(x) for x in state_dict["last_lr"]]
-        self._tracker.load_state_dict(state_dict["tracker"])
+        self.path.load_state_dict(state_dict["path"])
         self._updates = UpdateTracker(self._params)

@@ -99,7 +99,8 @@ class Feedback:
     prev_action: float = 0.0
 
 
-def _log(x: float) -> float:
+def log_floored(x: float) -> float:
+    """``ln(max(x, LOSS_FLOOR))``: the log of a loss that may reach 0."""
     return math.log(max(x, LOSS_FLOOR))
 
 
@@ -112,7 +113,7 @@ def _finite_or(x: float | None, default: float) -> float:
     return default if x is None or not math.isfinite(x) else float(x)
 
 
-def _bound(x: float) -> float:
+def bound(x: float) -> float:
     """NaN to 0, then clip to ``[-OBS_BOUND, OBS_BOUND]`` (infinities land on the bounds)."""
     if x != x:
         return 0.0
@@ -147,7 +148,7 @@ class SignalTracker:
         self.__init__()
         self.initial_lr = float(lr)
         if val_loss is not None and math.isfinite(val_loss):
-            self._val_ref = self._prev_val = _log(val_loss)
+            self._val_ref = self._prev_val = log_floored(val_loss)
             self._loss_ref = self._val_ref  # train loss starts near val loss
         obs = np.zeros(self.size, dtype=np.float32)
         obs[0] = (math.log10(lr) + 3.0) / 2.0
@@ -194,7 +195,7 @@ class SignalTracker:
 
         val_ratio = val_slope = 0.0
         if fb.val_loss is not None and math.isfinite(fb.val_loss):
-            val = _log(fb.val_loss)
+            val = log_floored(fb.val_loss)
             if self._val_ref is None:
                 self._val_ref = self._prev_val = val
             val_ratio, val_slope = val - self._val_ref, val - self._prev_val
@@ -220,7 +221,7 @@ class SignalTracker:
             fb.progress,
             fb.prev_action,
         )
-        return np.array([_bound(float(v)) for v in values], dtype=np.float32)
+        return np.array([bound(float(v)) for v in values], dtype=np.float32)
 
 
 _NUMPY_FLOATS = (torch.float32, torch.float64)

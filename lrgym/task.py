@@ -1,21 +1,44 @@
-"""Tasks: what a registered id builds. One abstract method, :meth:`Task.build`."""
+"""The Task contract: what a registered id builds. One abstract method, :meth:`Task.build`.
+
+Backends implement it beside their trainee: :class:`~lrgym.torch_trainee.TorchTask` and
+:class:`~lrgym.xgb_trainee.XGBoostTask`.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
-import torch
-from torch import nn
 
-from lrgym.torch_trainee import ArraySplits, TorchTrainee
 from lrgym.trainee import Trainee
 
 Split = Literal["meta-train", "held-out", "real"]
 SPLITS: tuple[str, ...] = ("meta-train", "held-out", "real")
+
+Backend = Literal["torch", "xgboost", "other"]
+"""What trains a task's runs (see :attr:`Task.backend`)."""
+
+
+@dataclass(frozen=True)
+class ArraySplits:
+    """Train/validation/test arrays of one task instance (features float32, targets).
+
+    Integer feature arrays (token ids) are kept as int64 tensors instead of floats.
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+DataFactory = Callable[[np.random.Generator], ArraySplits]
+"""``rng -> splits``; ``rng`` draws the split (and synthetic data)."""
 
 
 @dataclass(frozen=True)
@@ -62,63 +85,28 @@ class TaskInfo:
 class Task(ABC):
     """A family of training runs; :meth:`build` makes one run for a seed and LR.
 
-    Subclass this (or use :class:`TorchTask`) and register the class or a factory with
-    :func:`lrgym.register_task`.
+    Subclass this (or use :class:`~lrgym.torch_trainee.TorchTask`) and register the class
+    or a factory with :func:`lrgym.register_task`.
+
+    Attributes:
+        info: Metadata, budget and target.
+        backend: What trains the runs, which decides the controllers and hyperparameters
+            that apply: ``"torch"`` (a torch model with gradients: every controller, and
+            momentum/weight decay as extra hyperparameters), ``"xgboost"`` (no gradients;
+            eta, ``max_depth`` and ``subsample``) or ``"other"`` (the default for a
+            user's own subclass: LR only, and controllers that need gradients or replace
+            the optimizer leave it out). Set it on your subclass if it trains a torch
+            model.
     """
 
     info: TaskInfo
+    backend: ClassVar[Backend] = "other"
+
+    @property
+    def has_gradients(self) -> bool:
+        """True if runs report gradients a controller can read (a torch backend)."""
+        return self.backend == "torch"
 
     @abstractmethod
     def build(self, seed: int, lr: float) -> Trainee:
         """A fresh run: model, optimizer and data split drawn from ``seed``, LR ``lr``."""
-
-
-ModelFactory = Callable[[int, int, np.random.Generator], nn.Module]
-"""``(n_inputs, n_outputs, rng) -> model``; ``rng`` draws architecture choices."""
-
-DataFactory = Callable[[np.random.Generator], ArraySplits]
-"""``rng -> splits``; ``rng`` draws the split (and synthetic data)."""
-
-
-@dataclass
-class TorchTask(Task):
-    """A task trained by :class:`~lrgym.torch_trainee.TorchTrainee`.
-
-    Attributes:
-        info: Metadata, budget and target.
-        data: Builds the data splits from an rng.
-        model: Builds the model from input/output sizes and an rng.
-        loss: ``"cross_entropy"`` or ``"mse"``.
-        optimizer: ``"sgd"`` (momentum 0.9), ``"adam"`` or ``"adamw"``.
-        batch_size: Minibatch size.
-        weight_decay: Optimizer weight decay.
-    """
-
-    info: TaskInfo
-    data: DataFactory
-    model: ModelFactory
-    loss: str = "cross_entropy"
-    optimizer: str = "adam"
-    batch_size: int = 64
-    weight_decay: float = 0.0
-
-    def build(self, seed: int, lr: float) -> TorchTrainee:
-        """Data split, model init and batch order all follow from ``seed``."""
-        data_seq, model_seq, torch_seq = np.random.SeedSequence(int(seed)).spawn(3)
-        splits = self.data(np.random.default_rng(data_seq))
-        n_in = int(np.prod(splits.x_train.shape[1:]))
-        n_out = int(splits.y_train.max()) + 1 if self.loss == "cross_entropy" else 1
-        torch_seed = int(torch_seq.generate_state(1)[0])
-        with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG untouched
-            torch.manual_seed(torch_seed)
-            model = self.model(n_in, n_out, np.random.default_rng(model_seq))
-        return TorchTrainee(
-            model,
-            splits,
-            loss=self.loss,
-            optimizer=self.optimizer,
-            lr=lr,
-            batch_size=self.batch_size,
-            seed=torch_seed,
-            weight_decay=self.weight_decay,
-        )

@@ -1,16 +1,21 @@
-"""The one generic Trainee for every PyTorch task: model factory + loss + in-memory data."""
+"""The torch backend: one generic Trainee for every PyTorch task, and :class:`TorchTask`.
+
+A torch task is a model factory + loss + in-memory data; :class:`TorchTrainee` trains it.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
 from lrgym.signals import UpdateTracker, grad_norm
+from lrgym.task import ArraySplits, Backend, DataFactory, Task, TaskInfo
 from lrgym.trainee import EvalReport, StepHook, Trainee, TrainReport
 
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
@@ -19,21 +24,6 @@ OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "adamw": lambda params, lr, **kw: torch.optim.AdamW(params, lr=lr, **kw),
 }
 """Optimizers by name; ``sgd`` is SGD with momentum 0.9."""
-
-
-@dataclass(frozen=True)
-class ArraySplits:
-    """Train/validation/test arrays of one task instance (features float32, targets).
-
-    Integer feature arrays (token ids) are kept as int64 tensors instead of floats.
-    """
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
 
 
 def _features(x: np.ndarray) -> torch.Tensor:
@@ -173,3 +163,53 @@ def regression_metrics(pred: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
     var = float(((y - y.mean()) ** 2).mean())
     r2 = 1.0 - mse / max(var, 1e-12) if math.isfinite(mse) else float("-inf")
     return {"r2": r2, "mae": float(err.abs().mean()), "rmse": math.sqrt(mse)}
+
+
+ModelFactory = Callable[[int, int, np.random.Generator], nn.Module]
+"""``(n_inputs, n_outputs, rng) -> model``; ``rng`` draws architecture choices."""
+
+
+@dataclass
+class TorchTask(Task):
+    """A task trained by :class:`TorchTrainee` (backend ``"torch"``).
+
+    Attributes:
+        info: Metadata, budget and target.
+        data: Builds the data splits from an rng.
+        model: Builds the model from input/output sizes and an rng.
+        loss: ``"cross_entropy"`` or ``"mse"``.
+        optimizer: ``"sgd"`` (momentum 0.9), ``"adam"`` or ``"adamw"``.
+        batch_size: Minibatch size.
+        weight_decay: Optimizer weight decay.
+    """
+
+    backend: ClassVar[Backend] = "torch"
+
+    info: TaskInfo
+    data: DataFactory
+    model: ModelFactory
+    loss: str = "cross_entropy"
+    optimizer: str = "adam"
+    batch_size: int = 64
+    weight_decay: float = 0.0
+
+    def build(self, seed: int, lr: float) -> TorchTrainee:
+        """Data split, model init and batch order all follow from ``seed``."""
+        data_seq, model_seq, torch_seq = np.random.SeedSequence(int(seed)).spawn(3)
+        splits = self.data(np.random.default_rng(data_seq))
+        n_in = int(np.prod(splits.x_train.shape[1:]))
+        n_out = int(splits.y_train.max()) + 1 if self.loss == "cross_entropy" else 1
+        torch_seed = int(torch_seq.generate_state(1)[0])
+        with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG untouched
+            torch.manual_seed(torch_seed)
+            model = self.model(n_in, n_out, np.random.default_rng(model_seq))
+        return TorchTrainee(
+            model,
+            splits,
+            loss=self.loss,
+            optimizer=self.optimizer,
+            lr=lr,
+            batch_size=self.batch_size,
+            seed=torch_seed,
+            weight_decay=self.weight_decay,
+        )

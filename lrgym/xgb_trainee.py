@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import xgboost as xgb
 
-from lrgym.task import DataFactory, Task, TaskInfo
-from lrgym.torch_trainee import ArraySplits, classification_metrics, regression_metrics
+from lrgym.task import ArraySplits, Backend, DataFactory, Task, TaskInfo
+from lrgym.torch_trainee import classification_metrics, regression_metrics
 from lrgym.trainee import EvalReport, StepHook, Trainee, TrainReport
 
 BOOSTER_HPARAMS: dict[str, type] = {"max_depth": int, "subsample": float}
@@ -198,6 +198,8 @@ class XGBoostTask(Task):
         objective: XGBoost objective.
         params: Extra booster parameters.
     """
+
+    backend: ClassVar[Backend] = "xgboost"
 
     info: TaskInfo
     data: DataFactory

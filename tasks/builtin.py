@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from functools import partial
 
+from lrgym.task import TaskInfo
 from lrgym.tasks import data, models
-
-from lrgym.task import TaskInfo, TorchTask
+from lrgym.torch_trainee import TorchTask
 from lrgym.xgb_trainee import XGBoostTask
 
 SKLEARN = "scikit-learn bundled ({})"

@@ -13,7 +13,7 @@ from functools import cache
 import numpy as np
 from sklearn import datasets
 
-from lrgym.torch_trainee import ArraySplits
+from lrgym.task import ArraySplits
 
 SKLEARN_LOADERS = {
     "digits": datasets.load_digits,

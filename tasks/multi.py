@@ -1,7 +1,7 @@
 """Multi-hyperparameter variants of built-in tasks, each a Gymnasium id of its own.
 
-Like ``gymnasium/envs/__init__.py``: one ``register`` call per versioned id. A variant
-is :class:`~lrgym.env.LRControlEnv` on the base task with ``hparams`` fixed, so
+Like ``gymnasium/envs/__init__.py``: one ``register_task`` call per versioned id. A
+variant is :class:`~lrgym.env.LRControlEnv` on the base task with ``hparams`` fixed, so
 ``gymnasium.make("lrgym/DigitsMLP-MultiHP-v0")`` equals
 ``gymnasium.make("lrgym/DigitsMLP-v0", hparams=["lr", "momentum", "weight_decay"])``.
 Torch variants control LR, momentum (SGD momentum or Adam β1) and weight decay;
@@ -11,9 +11,8 @@ XGBoost variants control eta, ``max_depth`` and ``subsample``. The base task's s
 
 from __future__ import annotations
 
-import gymnasium
-
 from lrgym.hyperparams import TORCH_HPARAMS, XGBOOST_HPARAMS
+from lrgym.registration import register_task, registry
 
 MULTI_HP_VARIANTS: dict[str, tuple[str, tuple[str, ...]]] = {
     # meta-train
@@ -36,9 +35,10 @@ MULTI_HP_VARIANTS: dict[str, tuple[str, tuple[str, ...]]] = {
 """Variant id → (base task id, controlled hyperparameters)."""
 
 for _id, (_task, _hparams) in MULTI_HP_VARIANTS.items():
-    gymnasium.register(
+    _base = registry[_task]
+    register_task(
         id=_id,
-        entry_point="lrgym.env:LRControlEnv",
-        kwargs={"task": _task, "hparams": list(_hparams)},
-        disable_env_checker=True,  # checked in tests/test_multi_hparam.py instead
+        entry_point=_base.entry_point,
+        kwargs=_base.kwargs,
+        env_kwargs={"task": _task, "hparams": list(_hparams)},
     )

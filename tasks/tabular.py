@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from lrgym.task import ArraySplits, TaskInfo
 from lrgym.tasks.models import mlp
 from lrgym.tasks.sources import DataSourceError, freeze, load_source, thaw
-
-from lrgym.task import TaskInfo, TorchTask
-from lrgym.torch_trainee import ArraySplits
+from lrgym.torch_trainee import TorchTask
 from lrgym.xgb_trainee import XGBoostTask
 
 TITANIC_NUMERIC = ("Age", "SibSp", "Parch", "Fare")

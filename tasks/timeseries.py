@@ -17,11 +17,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from lrgym.tasks.sources import DataSourceError, freeze, load_source, thaw
 from torch import nn
 
-from lrgym.task import TaskInfo, TorchTask
-from lrgym.torch_trainee import ArraySplits
+from lrgym.task import ArraySplits, TaskInfo
+from lrgym.tasks.sources import DataSourceError, freeze, load_source, thaw
+from lrgym.torch_trainee import TorchTask
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
+
+from lrgym.task import ArraySplits, TaskInfo
 from lrgym.tasks.sources import (
     DataSourceError,
     freeze,
@@ -28,10 +31,7 @@ from lrgym.tasks.sources import (
     to_numpy,
     train_eval_pools,
 )
-from torch import nn
-
-from lrgym.task import TaskInfo, TorchTask
-from lrgym.torch_trainee import ArraySplits
+from lrgym.torch_trainee import TorchTask
 
 IMAGE_COLUMNS = ("img", "image", "images", "pixel_values", "x")
 LABEL_COLUMNS = ("label", "labels", "fine_label", "y", "target")

@@ -1,9 +1,9 @@
 """Meta-training writes a complete, loadable, resumable agent; loading refuses bad ones.
 
 One tiny PPO run (128 timesteps on lrgym/DigitsMLP-v0, ~5 s) is shared by the module.
-The exported TorchScript policy is checked against SB3's own ``predict`` behind
-``VecNormalize``, so a mistake in folding the normalisation into ``policy.pt`` shows up
-as a different action.
+The exported policy (``policy.safetensors``, run in NumPy) is checked against SB3's own
+``predict`` behind ``VecNormalize``, so a mistake in folding the normalisation into it
+shows up as a different action.
 """
 
 from __future__ import annotations
@@ -16,7 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from stable_baselines3 import PPO
+from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+import lrgym
+from lrgym.agent import CARD, POLICY, SB3_MODEL, VECNORMALIZE
 from lrgym.agents.config import ConfigError, load_config
 from lrgym.agents.meta_env import TRAIN_SEEDS, VALIDATION_SEEDS, MetaTaskEnv, zero_features
 from lrgym.agents.train import (
@@ -26,11 +30,6 @@ from lrgym.agents.train import (
     train,
     validation_episodes,
 )
-from stable_baselines3 import PPO
-from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
-
-import lrgym
-from lrgym.agent import CARD, POLICY, SB3_MODEL, VECNORMALIZE
 from lrgym.signals import FEATURES, feature_indices
 
 TASK = "lrgym/DigitsMLP-v0"
@@ -105,8 +104,8 @@ def test_trained_agent_loads_and_acts(agent_dir):
 
 
 def test_exported_policy_equals_sb3_predict(agent_dir):
-    """policy.pt == PPO.predict(VecNormalize.normalize_obs(obs), deterministic=True)."""
-    policy = torch.jit.load(str(agent_dir / POLICY))
+    """policy.safetensors == PPO.predict(VecNormalize.normalize_obs(obs), deterministic=True)."""
+    policy = lrgym.load_agent(agent_dir).policy
     model = PPO.load(agent_dir / SB3_MODEL, device="cpu")
     venv = DummyVecEnv([lambda: MetaTaskEnv([TASK])])
     norm = VecNormalize.load(str(agent_dir / VECNORMALIZE), venv)
@@ -121,8 +120,7 @@ def test_exported_policy_equals_sb3_predict(agent_dir):
     obs = np.clip(np.concatenate([uniform, near]), space.low, space.high).astype(np.float32)
 
     expected, _ = model.predict(norm.normalize_obs(obs), deterministic=True)
-    with torch.no_grad():
-        got = policy(torch.as_tensor(obs)).numpy()
+    got = policy(obs)
     assert got.shape == expected.shape == (200, 1)
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
     # and the loaded agent gives the same one observation at a time
@@ -311,14 +309,14 @@ def test_load_unknown_name():
 def test_load_missing_policy(agent_dir, tmp_path):
     path = copy_agent(agent_dir, tmp_path)
     (path / POLICY).unlink()
-    with pytest.raises(lrgym.AgentLoadError, match="policy.pt"):
+    with pytest.raises(lrgym.AgentLoadError, match="policy.safetensors is missing"):
         lrgym.load_agent(path)
 
 
 def test_load_corrupt_policy(agent_dir, tmp_path):
     path = copy_agent(agent_dir, tmp_path)
-    (path / POLICY).write_bytes(b"not a torchscript archive")
-    with pytest.raises(lrgym.AgentLoadError, match="policy.pt"):
+    (path / POLICY).write_bytes(b"not a safetensors file")
+    with pytest.raises(lrgym.AgentLoadError, match="policy.safetensors"):
         lrgym.load_agent(path)
 
 

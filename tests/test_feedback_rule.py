@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from lrgym.compare import RunSpec, run_one
-from lrgym.feedback_rule import FeedbackRule, FeedbackRuleLR
+from lrgym.controllers.feedback_rule import FeedbackRule, FeedbackRuleLR
 
 LR0 = 1e-2
 
@@ -49,7 +49,7 @@ def test_construction_leaves_the_lr_alone():
 )
 def test_vanishing_gradient_raises_lr_by_exactly_the_factor(grad, expected):
     p, opt, sched = setup(grad=grad)
-    sched.step(1.0)
+    sched.step(loss=1.0)
     assert lr(opt) == pytest.approx(expected, rel=1e-12)
     assert sched.fired["vanishing_gradient"] == (expected != LR0)
 
@@ -58,44 +58,44 @@ def test_no_gradient_never_fires_the_gradient_rule():
     p, opt, sched = setup()
     p.grad = None  # e.g. gradient boosting's proxy optimizer
     for _ in range(5):
-        sched.step(1.0)
+        sched.step(loss=1.0)
     assert lr(opt) == LR0
     assert sched.fired == {"loss_increase": 0, "vanishing_gradient": 0, "validation_drop": 0}
 
 
 def test_loss_increase_against_running_average():
     _, opt, sched = setup()
-    sched.step(1.0)  # average = 1.0
-    sched.step(2.0)  # 2.0 > 1.5 · 1.0: fires; then average = 0.9 + 0.2 = 1.1
+    sched.step(loss=1.0)  # average = 1.0
+    sched.step(loss=2.0)  # 2.0 > 1.5 · 1.0: fires; then average = 0.9 + 0.2 = 1.1
     assert lr(opt) == pytest.approx(LR0 * 0.9, rel=1e-12)
     assert sched.loss_average == pytest.approx(1.1)
-    sched.step(1.64)  # below 1.5 · 1.1 = 1.65: unchanged
+    sched.step(loss=1.64)  # below 1.5 · 1.1 = 1.65: unchanged
     assert lr(opt) == pytest.approx(LR0 * 0.9, rel=1e-12)
-    sched.step(0.9 * 1.1 * 1.5 + 0.1 * 1.64 * 1.5 + 1e-9)  # just above 1.5 · average
+    sched.step(loss=0.9 * 1.1 * 1.5 + 0.1 * 1.64 * 1.5 + 1e-9)  # just above 1.5 · average
     assert lr(opt) == pytest.approx(LR0 * 0.81, rel=1e-12)
     assert sched.fired["loss_increase"] == 2
 
 
 def test_loss_exactly_at_tolerance_does_not_fire():
     _, opt, sched = setup()
-    sched.step(2.0)
-    sched.step(3.0)  # == (1 + 0.5) · 2.0: not strictly above
+    sched.step(loss=2.0)
+    sched.step(loss=3.0)  # == (1 + 0.5) · 2.0: not strictly above
     assert lr(opt) == LR0
 
 
 def test_non_finite_loss_cuts_lr_and_is_not_averaged():
     _, opt, sched = setup()
-    sched.step(1.0)
-    sched.step(math.nan)
-    sched.step(math.inf)
+    sched.step(loss=1.0)
+    sched.step(loss=math.nan)
+    sched.step(loss=math.inf)
     assert lr(opt) == pytest.approx(LR0 * 0.81, rel=1e-12)
     assert sched.loss_average == 1.0
 
 
 def test_loss_increase_takes_precedence_over_vanishing_gradient():
     _, opt, sched = setup(grad=1e-4)
-    sched.step(1.0)  # vanishing: ×1.1
-    sched.step(10.0)  # spike and vanishing: only the cut
+    sched.step(loss=1.0)  # vanishing: ×1.1
+    sched.step(loss=10.0)  # spike and vanishing: only the cut
     assert lr(opt) == pytest.approx(LR0 * 1.1 * 0.9, rel=1e-12)
 
 
@@ -132,11 +132,11 @@ def test_bounds_hold():
     rule = FeedbackRule(min_lr=5e-3, max_lr=2e-2)
     p, opt, sched = setup(rule, grad=0.0)
     for _ in range(50):
-        sched.step(1.0)
+        sched.step(loss=1.0)
         assert rule.min_lr <= lr(opt) <= rule.max_lr
     assert lr(opt) == rule.max_lr
     for _ in range(50):
-        sched.step(math.nan)
+        sched.step(loss=math.nan)
         assert rule.min_lr <= lr(opt) <= rule.max_lr
     assert lr(opt) == rule.min_lr
 
@@ -146,7 +146,7 @@ def test_param_group_ratios_are_kept():
     a.grad, b.grad = torch.zeros(1), torch.zeros(1)
     opt = torch.optim.SGD([{"params": [a]}, {"params": [b], "lr": 2e-3}], lr=1e-3)
     sched = FeedbackRuleLR(opt)
-    sched.step(1.0)
+    sched.step(loss=1.0)
     assert [g["lr"] for g in opt.param_groups] == pytest.approx([1.1e-3, 2.2e-3], rel=1e-12)
 
 
@@ -171,15 +171,15 @@ def test_state_dict_is_plain_and_resumes_exactly():
     losses = [1.0, 1.2, 3.0, 0.9, 0.8, 2.5, 0.7]
     _, opt, sched = setup(grad=0.005)
     for x in losses[:3]:
-        sched.step(x)
+        sched.step(loss=x)
     sched.observe_eval(1.0, 0.7)
     state = json.loads(json.dumps(sched.state_dict()))  # plain numbers only
     _, opt2, resumed = setup(grad=0.005)
     opt2.param_groups[0]["lr"] = lr(opt)
     resumed.load_state_dict(state)
     for x in losses[3:]:
-        sched.step(x)
-        resumed.step(x)
+        sched.step(loss=x)
+        resumed.step(loss=x)
     sched.observe_eval(1.0, 0.6)
     resumed.observe_eval(1.0, 0.6)
     assert lr(opt2) == lr(opt)

@@ -16,7 +16,7 @@ import torch
 
 from lrgym.compare import RunSpec, grid, run_one
 from lrgym.controllers import make_controller
-from lrgym.hypergradient import HYPER_LR_DEFAULTS, HypergradientLR
+from lrgym.controllers.hypergradient import HYPER_LR_DEFAULTS, HypergradientLR
 from lrgym.registration import make_task
 
 DIM, STEPS, LR0 = 6, 8, 0.05

@@ -6,7 +6,7 @@ must be the scheduler's decision for that step, the losses must reach the schedu
 before the step that decides on them (a one-step lag would be invisible otherwise, so a
 NaN placed on a window's last step must hold exactly that window's decision), state must
 survive the framework's own checkpoint and resume, and a NaN loss must not stop the run.
-Synthetic TorchScript agents (from ``test_policy_scheduler``) make the expected LRs exact.
+Synthetic NumPy-policy agents (from ``test_policy_scheduler``) make the expected LRs exact.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_policy_scheduler import LinearTanh, Recording, card, constant_agent
+from test_policy_scheduler import Recording, card, constant_agent, linear_tanh
 from torch import nn
 
 import lrgym
@@ -54,7 +54,7 @@ def no_update_agent() -> Recording:
     """Sensitive to every feature except the update-size window (which restarts on reload)."""
     w = 0.3 * torch.randn(len(FEATURES), 1, generator=torch.Generator().manual_seed(1))
     w[[FEATURES.index("log_update_ratio"), FEATURES.index("update_cosine")]] = 0.0
-    return Recording(Path("synthetic"), card(), torch.jit.script(LinearTanh(w)))
+    return Recording(Path("synthetic"), card(), linear_tanh(w))
 
 
 def spy(sched: lrgym.PolicyScheduler) -> list[tuple[str, float]]:
@@ -66,9 +66,10 @@ def spy(sched: lrgym.PolicyScheduler) -> list[tuple[str, float]]:
         events.append(("loss", float(loss)))
         observe(loss)
 
-    def stepped(loss=None):
+    def stepped(epoch=None, loss=None):
+        assert epoch is None, "the integrations pass the loss as a keyword"
         events.append(("step", math.nan if loss is None else float(loss)))
-        step(loss)
+        step(loss=loss)
 
     sched.observe_loss, sched.step = observe_loss, stepped
     return events
@@ -266,7 +267,7 @@ def test_hf_resume_from_checkpoint_continues_the_same_lr_trajectory(tmp_path, cu
     reference, _ = run(tmp_path / "a")
     checkpoint = tmp_path / "a" / f"checkpoint-{cut}"
     saved = torch.load(checkpoint / "scheduler.pt", weights_only=True)  # as the Trainer loads it
-    assert saved["steps_done"] == cut and len(saved["losses"]) == cut % 4
+    assert saved["last_epoch"] == cut and len(saved["losses"]) == cut % 4
 
     resumed, sched = run(tmp_path / "b", resume=checkpoint)
     assert len(resumed) == 24 - cut
@@ -509,7 +510,7 @@ def test_lightning_resume_from_checkpoint_continues_the_same_lr_trajectory(tmp_p
     reference, _ = run()
     checkpoint = tmp_path / "step=12.ckpt"
     saved = torch.load(checkpoint, weights_only=True)["lr_schedulers"][0]
-    assert saved["steps_done"] == 12 and len(saved["losses"]) == 2
+    assert saved["last_epoch"] == 12 and len(saved["losses"]) == 2
     resumed, sched = run(resume=checkpoint)
     assert len(resumed) == 30 - 12
     assert len(set(reference[12:])) > 2, "the agent never moved the LR: the test would be vacuous"

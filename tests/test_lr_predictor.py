@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from lrgym.cli import app
 from lrgym.compare import RunSpec, run_one
-from lrgym.lr_predictor import (
+from lrgym.controllers.lr_predictor import (
     MAX_LOG10_CHANGE,
     PREDICTOR_FEATURES,
     LRPredictor,
@@ -142,7 +142,7 @@ def scheduler(value: float, lr: float = 1e-3, **kwargs):
 
 def feed(opt, sched, losses=(1.0, 0.9), val=(0.8, 0.5)):
     for x in losses:
-        sched.step(x)
+        sched.step(loss=x)
     sched.observe_eval(*val)
     return opt.param_groups[0]["lr"]
 
@@ -182,7 +182,7 @@ def test_state_dict_is_plain_and_resumes_exactly():
     opt, sched = scheduler(0.1)
     sched.observe_eval(1.0, 0.3)
     feed(opt, sched)
-    sched.step(0.7)
+    sched.step(loss=0.7)
     state = json.loads(json.dumps(sched.state_dict()))
     opt2, resumed = scheduler(0.1, lr=opt.param_groups[0]["lr"])
     resumed.load_state_dict(state)
@@ -194,7 +194,7 @@ def test_training_learns_a_simple_rule_and_is_deterministic():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(600, len(PREDICTOR_FEATURES))).astype(np.float32)
     y = (0.5 * np.tanh(x[:, 0])).astype(np.float32)
-    from lrgym.lr_predictor import TrainingData
+    from lrgym.controllers.lr_predictor import TrainingData
 
     data = TrainingData(x, y, rng.integers(0, 10, size=600), (TASK,))
     settings = PredictorTraining(epochs=30, seed=1)

@@ -18,15 +18,14 @@ import numpy as np
 import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
-from lrgym.agents.config import ConfigError, load_config
-from lrgym.agents.meta_env import MetaTaskEnv
-from lrgym.agents.train import meta_train_tasks, train
-from lrgym.tasks.multi import MULTI_HP_VARIANTS
 from test_agent_training import tiny_config as tiny_training_config
 from torch import nn
 
 import lrgym
-from lrgym.agent import CARD, Agent, AgentCard
+from lrgym.agent import CARD, Agent, AgentCard, PolicyWeights
+from lrgym.agents.config import ConfigError, load_config
+from lrgym.agents.meta_env import MetaTaskEnv
+from lrgym.agents.train import meta_train_tasks, train
 from lrgym.hyperparams import (
     HYPERPARAMS,
     TORCH_HPARAMS,
@@ -35,6 +34,7 @@ from lrgym.hyperparams import (
     HyperParamSet,
 )
 from lrgym.signals import FEATURES, OBS_LAYOUT_VERSION
+from lrgym.tasks.multi import MULTI_HP_VARIANTS
 from lrgym.xgb_trainee import EtaFromOptimizer, proxy_optimizer
 
 TORCH_TASK = "lrgym/DigitsMLP-v0"  # Adam: momentum is β1
@@ -332,8 +332,7 @@ def test_loaded_agent_acts_on_every_dimension(agent_dir):
         action = agent.act(o)
         assert isinstance(action, np.ndarray) and action.shape == (3,)
         assert np.all(np.abs(action) <= 1.0)
-        with torch.no_grad():
-            want = agent.policy(torch.as_tensor(o)[None])[0].numpy()
+        want = agent.policy(o[None])[0]  # the batch forward, one row
         np.testing.assert_allclose(action, want, atol=1e-5)
 
 
@@ -374,7 +373,7 @@ def test_config_validates_hparams():
 class Recording(Agent):
     """Records every observation it acts on."""
 
-    def __init__(self, path, agent_card: AgentCard, policy) -> None:
+    def __init__(self, path: Path, agent_card: AgentCard, policy: PolicyWeights) -> None:
         super().__init__(path, agent_card, policy)
         self.seen: list[np.ndarray] = []
 
@@ -383,13 +382,17 @@ class Recording(Agent):
         return super().act(obs)
 
 
-class LinearTanh(nn.Module):
-    def __init__(self, w: torch.Tensor) -> None:
-        super().__init__()
-        self.register_buffer("w", w)
-
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(obs @ self.w)
+def linear_tanh(w: torch.Tensor) -> PolicyWeights:
+    """``tanh(obs @ w)`` (no normalisation, no clip)."""
+    w = w.numpy().astype(np.float32)
+    n_features, n_actions = w.shape
+    return PolicyWeights(
+        mean=np.zeros(n_features, np.float32),
+        std=np.ones(n_features, np.float32),
+        clip_obs=math.inf,
+        layers=("linear", "tanh"),
+        linear=((w.T, np.zeros(n_actions, np.float32)),),
+    )
 
 
 def sensitive_agent(hparams: tuple[str, ...]) -> Recording:
@@ -411,7 +414,7 @@ def sensitive_agent(hparams: tuple[str, ...]) -> Recording:
     )
     gen = torch.Generator().manual_seed(0)
     w = 0.8 * torch.randn(len(hp.features), len(hparams), generator=gen)
-    return Recording(Path("synthetic"), card, torch.jit.script(LinearTanh(w)))
+    return Recording(Path("synthetic"), card, linear_tanh(w))
 
 
 def env_trace(agent: Agent, task: str, hparams, total: int, k: int, lr0: float, seed: int):
@@ -440,7 +443,7 @@ def scheduler_trace(agent: Agent, task: str, total: int, k: int, lr0: float, see
     trace = []
     for _ in range(total // k):
         trace.append(sched.get_last_hparams())  # what this chunk trains with
-        trainee.train(k, on_step=sched.step)
+        trainee.train(k, on_step=lambda loss: sched.step(loss=loss))
         ev = trainee.evaluate("val")
         sched.observe_eval(ev.loss, ev.metric)
     state = sched.state_dict()

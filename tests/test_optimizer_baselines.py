@@ -15,7 +15,7 @@ import torch
 
 from lrgym.compare import RunSpec, grid, run_one
 from lrgym.controllers import BASELINES, CONTROLLERS, make_controller, register_controller
-from lrgym.optimizer_baselines import OPTIM_INSTALL, ProdigyBaseline, ScheduleFreeAdamW
+from lrgym.controllers.optimizer_baselines import OPTIM_INSTALL, ProdigyBaseline, ScheduleFreeAdamW
 from lrgym.registration import make_task
 
 schedulefree = pytest.importorskip("schedulefree")

@@ -4,7 +4,7 @@ PARITY: the same run (task, seed, initial LR, k) driven through the Gymnasium en
 through :class:`lrgym.PolicyScheduler` in a plain loop must produce the same LR trace,
 decision by decision. Observations are recorded on both sides, so a mismatch names the
 feature that differs. The scheduler contract is then checked in a hand-written torch
-loop, with synthetic TorchScript policies where a specific behaviour (always up, always
+loop, with synthetic NumPy policies where a specific behaviour (always up, always
 down, sensitive to every feature) makes the check sharp.
 """
 
@@ -19,12 +19,12 @@ import gymnasium
 import numpy as np
 import pytest
 import torch
-from lrgym.agents.config import load_config
-from lrgym.agents.train import train
 from torch import nn
 
 import lrgym
-from lrgym.agent import Agent, AgentCard
+from lrgym.agent import Agent, AgentCard, PolicyWeights
+from lrgym.agents.config import load_config
+from lrgym.agents.train import train
 from lrgym.signals import FEATURES, OBS_LAYOUT_VERSION
 
 TASK = "lrgym/DigitsMLP-v0"
@@ -53,24 +53,29 @@ def agent_dir(tmp_path_factory) -> Path:
 # --- synthetic agents ---------------------------------------------------------------------
 
 
-class LinearTanh(nn.Module):
-    """``tanh(obs @ w)``: every feature moves the action."""
+def linear_tanh(w: torch.Tensor | np.ndarray) -> PolicyWeights:
+    """``tanh(obs @ w)`` (no normalisation, no clip): every feature moves the action."""
+    w = np.asarray(w, dtype=np.float32)
+    n_features, n_actions = w.shape
+    return PolicyWeights(
+        mean=np.zeros(n_features, np.float32),
+        std=np.ones(n_features, np.float32),
+        clip_obs=math.inf,
+        layers=("linear", "tanh"),
+        linear=((w.T, np.zeros(n_actions, np.float32)),),
+    )
 
-    def __init__(self, w: torch.Tensor) -> None:
-        super().__init__()
-        self.register_buffer("w", w)
 
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(obs @ self.w)
-
-
-class Constant(nn.Module):
-    def __init__(self, value: float) -> None:
-        super().__init__()
-        self.value = value
-
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return torch.full([obs.shape[0], 1], self.value)
+def constant(value: float) -> PolicyWeights:
+    """Always ``value``, whatever the observation."""
+    n = len(FEATURES)
+    return PolicyWeights(
+        mean=np.zeros(n, np.float32),
+        std=np.ones(n, np.float32),
+        clip_obs=math.inf,
+        layers=("linear",),
+        linear=((np.zeros((1, n), np.float32), np.array([value], np.float32)),),
+    )
 
 
 def card(**action) -> AgentCard:
@@ -91,7 +96,7 @@ def card(**action) -> AgentCard:
 class Recording(Agent):
     """An agent that records every observation it is asked to act on."""
 
-    def __init__(self, path, agent_card: AgentCard, policy) -> None:
+    def __init__(self, path: Path, agent_card: AgentCard, policy: PolicyWeights) -> None:
         super().__init__(path, agent_card, policy)
         self.seen: list[np.ndarray] = []
 
@@ -106,11 +111,11 @@ class Recording(Agent):
 
 def sensitive_agent(scale: float = 0.3) -> Recording:
     w = scale * torch.randn(len(FEATURES), 1, generator=torch.Generator().manual_seed(0))
-    return Recording(Path("synthetic"), card(), torch.jit.script(LinearTanh(w)))
+    return Recording(Path("synthetic"), card(), linear_tanh(w))
 
 
 def constant_agent(value: float, **action) -> Recording:
-    return Recording(Path("synthetic"), card(**action), torch.jit.script(Constant(value)))
+    return Recording(Path("synthetic"), card(**action), constant(value))
 
 
 def feature_diff(a: np.ndarray, b: np.ndarray) -> list[tuple[str, float, float]]:
@@ -147,7 +152,7 @@ def scheduler_trace(agent: Recording, seed: int) -> list[float]:
     lrs = []
     for _ in range(TOTAL // K):
         lrs.append(trainee.lr)  # the LR this chunk trains with
-        trainee.train(K, on_step=sched.step)
+        trainee.train(K, on_step=lambda loss: sched.step(loss=loss))
         ev = trainee.evaluate("val")
         sched.observe_eval(ev.loss, ev.metric)
     lrs.append(trainee.lr)
@@ -205,7 +210,7 @@ def train_steps(model, opt, sched, start: int, stop: int, nan_steps=range(0)) ->
         loss = nn.functional.mse_loss(model(X[i : i + BS]), Y[i : i + BS])
         loss.backward()
         opt.step()
-        sched.step(torch.tensor(math.nan) if t in nan_steps else loss)
+        sched.step(loss=torch.tensor(math.nan) if t in nan_steps else loss)
         lrs.append(opt.param_groups[0]["lr"])
         assert sched.get_last_lr() == [g["lr"] for g in opt.param_groups]
     return lrs

@@ -19,14 +19,14 @@ import pandas as pd
 import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
-from lrgym.tasks import tabular, timeseries, vision
-from lrgym.tasks.real import REAL_TASKS
-from lrgym.tasks.sources import DataSourceError
 
 import lrgym
 from lrgym.compare import RunSpec, run_one
 from lrgym.env import LRControlEnv
 from lrgym.registration import registry
+from lrgym.tasks import tabular, timeseries, vision
+from lrgym.tasks.real import REAL_TASKS
+from lrgym.tasks.sources import DataSourceError
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 REAL_IDS = [f"lrgym/{name}" for name in REAL_TASKS]
@@ -164,6 +164,7 @@ def test_importing_the_tasks_stays_light():
 
 def test_default_source_offline_fails_fast_and_clearly(monkeypatch):
     import datasets
+
     from lrgym.tasks import sources
 
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)

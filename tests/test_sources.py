@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+
 from lrgym.tasks import sources
 from lrgym.tasks.sources import DataSourceError, load_source, load_splits, pick_column, to_numpy
 

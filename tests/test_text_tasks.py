@@ -22,11 +22,12 @@ import pandas as pd
 import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
-from lrgym.tasks import sources, text
-from lrgym.tasks.sources import DataSourceError
 
 import lrgym
 from lrgym.compare import RunSpec, run_one
+from lrgym.tasks import sources, text
+from lrgym.tasks.sources import DataSourceError
+from lrgym.tasks.text import hub
 
 registry_module = importlib.import_module("lrgym.registration")
 
@@ -335,7 +336,7 @@ def test_missing_optional_packages_are_named(monkeypatch, tmp_path):
 
 
 def test_unreachable_encoder_fails_fast(monkeypatch, tmp_path):
-    monkeypatch.setattr(text, "_hub_reachable", lambda: False)
+    monkeypatch.setattr(hub, "_hub_reachable", lambda: False)  # looked up in text.hub
     start = time.perf_counter()
     with pytest.raises(OSError, match="not in the local Hugging Face cache.*encoder='minilm'"):
         text.load_tokenizer.__wrapped__("someone/not-a-cached-model")

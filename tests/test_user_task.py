@@ -15,7 +15,7 @@ from user_tasks_example import PLUGIN_ID, TINY_ID
 import lrgym
 from lrgym.compare import RunSpec, run_one
 from lrgym.env import LRControlEnv
-from lrgym.task import TorchTask
+from lrgym.torch_trainee import TorchTask
 
 registry_module = importlib.import_module("lrgym.registration")
 

@@ -10,8 +10,8 @@ import numpy as np
 from torch import nn
 
 import lrgym
-from lrgym.task import TaskInfo, TorchTask
-from lrgym.torch_trainee import ArraySplits
+from lrgym.task import ArraySplits, TaskInfo
+from lrgym.torch_trainee import TorchTask
 
 TINY_ID = "testuser/Tiny-v0"
 PLUGIN_ID = "testuser/TinyPlugin-v0"

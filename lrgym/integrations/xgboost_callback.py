@@ -158,10 +158,13 @@ class XGBoostPolicyCallback(EtaFromOptimizer):
             min_lr=self.min_lr,
             max_lr=self.max_lr if self.max_lr is not None else min(self._agent_max, MAX_ETA),
         )
-        self.on_step = self.scheduler.step
+        self.on_step = self._step_scheduler
         self.losses, self.etas = [], []
         self._resolved = False
         return model
+
+    def _step_scheduler(self, loss: float) -> None:
+        self.scheduler.step(loss=loss)
 
     def before_iteration(self, model: xgb.Booster, epoch: int, evals_log: dict) -> bool:
         self.etas.append(float(self.optimizer.param_groups[0]["lr"]))

@@ -27,7 +27,8 @@ from typing import Any
 
 import torch
 from torch.optim import Optimizer
-from torch.optim.lr_scheduler import LRScheduler
+
+from lrgym.feedback_scheduler import FeedbackLRScheduler, require_optimizer
 
 HYPER_LR_DEFAULTS: dict[str, float] = {"sgd": 1e-3, "adam": 1e-7}
 """The paper's hyper-LRs β: 1e-3 for SGD (with or without momentum), 1e-7 for Adam."""
@@ -61,7 +62,7 @@ def optimizer_kind(optimizer: Optimizer) -> str:
     )
 
 
-class HypergradientLR(LRScheduler):
+class HypergradientLR(FeedbackLRScheduler):
     """Hypergradient descent on the LR, as a drop-in torch LR scheduler.
 
     It registers a pre-step hook on the optimizer: right before every
@@ -98,8 +99,7 @@ class HypergradientLR(LRScheduler):
         min_lr: float = 1e-7,
         max_lr: float = 1.0,
     ) -> None:
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
+        require_optimizer(optimizer)
         self.kind = optimizer_kind(optimizer)
         beta = HYPER_LR_DEFAULTS[self.kind] if hyper_lr is None else float(hyper_lr)
         if not (math.isfinite(beta) and beta >= 0):
@@ -152,14 +152,6 @@ class HypergradientLR(LRScheduler):
                 group["lr"] = min(self.max_lr, max(self.min_lr, lr))
                 self.lr_updates += 1
 
-    def step(self, loss: float | torch.Tensor | None = None) -> None:  # type: ignore[override]
-        """Count one optimizer step (``loss`` is accepted for a uniform call and ignored)."""
-        super().step()
-
-    def get_lr(self) -> list[float]:
-        """The current LRs (the pre-step hook moves them, :meth:`step` does not)."""
-        return [float(g["lr"]) for g in self.optimizer.param_groups]
-
     def remove(self) -> None:
         """Detach the pre-step hook; the optimizer keeps its current LRs."""
         self._hook.remove()
@@ -167,26 +159,20 @@ class HypergradientLR(LRScheduler):
     def state_dict(self) -> dict[str, Any]:
         """Hyper-LR, bounds, counters and last LRs/hypergradients: plain numbers only."""
         return {
+            **super().state_dict(),
             "hyper_lr": self.hyper_lr,
             "min_lr": self.min_lr,
             "max_lr": self.max_lr,
-            "last_epoch": self.last_epoch,
-            "step_count": self._step_count,
             "lr_updates": self.lr_updates,
-            "last_lr": [float(x) for x in self._last_lr],
             "last_hypergradients": list(self.last_hypergradients),
-            "base_lrs": [float(x) for x in self.base_lrs],
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` saved (load the optimizer's state too)."""
+        super().load_state_dict(state_dict)
         self.hyper_lr = float(state_dict["hyper_lr"])
         self.min_lr = float(state_dict["min_lr"])
         self.max_lr = float(state_dict["max_lr"])
-        self.last_epoch = int(state_dict["last_epoch"])
-        self._step_count = int(state_dict["step_count"])
         self.lr_updates = int(state_dict["lr_updates"])
-        self._last_lr = [float(x) for x in state_dict["last_lr"]]
         self.last_hypergradients = [float(x) for x in state_dict["last_hypergradients"]]
-        self.base_lrs = [float(x) for x in state_dict["base_lrs"]]
         self._prev_grads = {}

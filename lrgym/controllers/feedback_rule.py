@@ -11,10 +11,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 from torch.optim import Optimizer
-from torch.optim.lr_scheduler import LRScheduler
 
+from lrgym.feedback_scheduler import FeedbackLRScheduler, require_optimizer
 from lrgym.signals import grad_norm
 
 
@@ -62,7 +61,7 @@ RULES = ("loss_increase", "vanishing_gradient", "validation_drop")
 """Names of the rule's branches, as counted in :attr:`FeedbackRuleLR.fired`."""
 
 
-class FeedbackRuleLR(LRScheduler):
+class FeedbackRuleLR(FeedbackLRScheduler):
     """Adjust the LR every batch from gradient magnitude and loss, and at every validation.
 
     After every optimizer step, :meth:`step` takes the batch loss ``L`` and reads the
@@ -91,7 +90,7 @@ class FeedbackRuleLR(LRScheduler):
         >>> for x, y in loader:
         ...     loss = loss_fn(model(x), y)
         ...     optimizer.zero_grad(); loss.backward(); optimizer.step()
-        ...     scheduler.step(loss)
+        ...     scheduler.step(loss=loss)
         >>> scheduler.observe_eval(val_loss, val_accuracy)  # after each validation pass
 
     Args:
@@ -100,45 +99,40 @@ class FeedbackRuleLR(LRScheduler):
     """
 
     def __init__(self, optimizer: Optimizer, rule: FeedbackRule | None = None) -> None:
+        require_optimizer(optimizer)
         self.rule = rule or FeedbackRule()
         self._params = [p for g in optimizer.param_groups for p in g["params"]]
+        super().__init__(optimizer)
+
+    def on_start(self) -> None:
+        """Forget the loss average, the previous metric and the rule counts."""
         self.loss_average: float | None = None
         self.prev_metric: float | None = None
         self.fired = dict.fromkeys(RULES, 0)
-        super().__init__(optimizer)
-
-    def _initial_step(self) -> None:
-        # torch's base class steps once here; the rule only acts on feedback.
-        self._step_count = 0
-        self.last_epoch = 0
-        self._last_lr = [float(g["lr"]) for g in self.optimizer.param_groups]
 
     def _scale(self, multiplier: float) -> None:
         lo, hi = self.rule.min_lr, self.rule.max_lr
         for group in self.optimizer.param_groups:
             group["lr"] = min(hi, max(lo, float(group["lr"]) * multiplier))
-        self._last_lr = [float(g["lr"]) for g in self.optimizer.param_groups]
+        self._sync_last_lr()
 
-    def step(self, loss: float | torch.Tensor | None = None) -> None:  # type: ignore[override]
+    def on_step(self, loss: float | None) -> None:
         """Apply rules 1–2 to one optimizer step's loss (no loss: count the step only)."""
-        self._step_count += 1
-        self.last_epoch += 1
         if loss is None:
             return
-        value = loss.item() if isinstance(loss, torch.Tensor) else float(loss)
         average = self.loss_average
         r = self.rule
-        if not math.isfinite(value) or (
-            average is not None and value > (1 + r.loss_tolerance) * average
+        if not math.isfinite(loss) or (
+            average is not None and loss > (1 + r.loss_tolerance) * average
         ):
             self.fired["loss_increase"] += 1
             self._scale(1 - r.factor)
         elif grad_norm(self._params) < r.grad_threshold:  # NaN (no gradients) is never <
             self.fired["vanishing_gradient"] += 1
             self._scale(1 + r.factor)
-        if math.isfinite(value):
+        if math.isfinite(loss):
             self.loss_average = (
-                value if average is None else r.loss_decay * average + (1 - r.loss_decay) * value
+                loss if average is None else r.loss_decay * average + (1 - r.loss_decay) * loss
             )
 
     def observe_eval(self, val_loss: float, val_metric: float | None = None) -> None:
@@ -151,26 +145,18 @@ class FeedbackRuleLR(LRScheduler):
             self._scale(1 - self.rule.factor)
         self.prev_metric = metric
 
-    def get_lr(self) -> list[float]:
-        """The current LRs (the rules act in :meth:`step` and :meth:`observe_eval`)."""
-        return [float(g["lr"]) for g in self.optimizer.param_groups]
-
     def state_dict(self) -> dict[str, Any]:
         """Counters, running loss average, previous metric, last LRs: plain numbers only."""
         return {
-            "last_epoch": self.last_epoch,
-            "step_count": self._step_count,
+            **super().state_dict(),
             "loss_average": self.loss_average,
             "prev_metric": self.prev_metric,
             "fired": dict(self.fired),
-            "last_lr": list(self._last_lr),
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` saved (the rule's settings come from __init__)."""
-        self.last_epoch = int(state_dict["last_epoch"])
-        self._step_count = int(state_dict["step_count"])
+        super().load_state_dict(state_dict)
         self.loss_average = state_dict["loss_average"]
         self.prev_metric = state_dict["prev_metric"]
         self.fired = {k: int(v) for k, v in state_dict["fired"].items()}
-        self._last_lr = [float(x) for x in state_dict["last_lr"]]

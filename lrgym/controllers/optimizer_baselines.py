@@ -27,11 +27,10 @@ from types import ModuleType
 import torch
 from torch.optim import Optimizer
 
-from lrgym.controllers import Controller
+from lrgym.controller import Controller
 from lrgym.task import Task
 from lrgym.torch_trainee import TorchTrainee
 from lrgym.trainee import EvalReport, StepHook, Trainee, TrainReport
-from lrgym.xgb_trainee import XGBoostTask
 
 OPTIM_INSTALL = 'pip install "lrgym[optim]"'
 """How to install the optional optimizers."""
@@ -101,8 +100,8 @@ class OptimizerBaseline(Controller):
     switch_modes = False
 
     def applies_to(self, task: Task) -> bool:
-        """False for XGBoost tasks: there is no torch model to optimize."""
-        return not isinstance(task, XGBoostTask)
+        """False for tasks without a torch model to optimize (``task.backend != "torch"``)."""
+        return task.backend == "torch"
 
     def make_optimizer(self, params: list[torch.Tensor], lr: float, weight_decay: float):
         """The replacement optimizer over ``params``, from the run's initial LR."""

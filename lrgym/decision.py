@@ -1,0 +1,144 @@
+"""The one decision path shared by the training environment and the deployed scheduler.
+
+:class:`DecisionPath` owns everything between a run's feedback and its hyperparameters:
+the signal references (:class:`~lrgym.signals.SignalTracker`), the extra
+hyperparameters' features and moves (:class:`~lrgym.hyperparams.HyperParamSet`) and the
+LR mapping (:class:`~lrgym.actions.LogLRAction`). :class:`~lrgym.env.LRControlEnv` and
+:class:`~lrgym.scheduler.PolicyScheduler` both call it and neither builds an observation
+or applies an action itself, so what an agent saw and did in meta-training is what it
+sees and does in deployment, by construction.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from torch.optim import Optimizer
+
+from lrgym.actions import LogLRAction
+from lrgym.hyperparams import HyperParamSet
+from lrgym.signals import Feedback, SignalTracker
+
+
+class DecisionPath:
+    """Observations from a run's feedback, and actions onto its optimizer.
+
+    Call :meth:`start` once when the run starts, then alternate :meth:`apply` (the
+    agent's action) and :meth:`observe` (feedback of the chunk trained since).
+
+    Args:
+        hparams: The controlled hyperparameters (action dimensions), ``"lr"`` first.
+        action_map: How action dimension 0 changes the LR.
+    """
+
+    def __init__(self, hparams: HyperParamSet, action_map: LogLRAction) -> None:
+        self.hparams = hparams
+        self.action_map = action_map
+        self.tracker = SignalTracker()
+        self.prev_action = 0.0
+
+    @property
+    def size(self) -> int:
+        """Length of an observation: the standard features, then one per extra."""
+        return self.tracker.size + len(self.hparams.extras)
+
+    @staticmethod
+    def lr(optimizer: Optimizer) -> float:
+        """The LR observations use: the first param group's."""
+        return float(optimizer.param_groups[0]["lr"])
+
+    def start(
+        self, optimizer: Optimizer, val_loss: float | None = None, val_metric: float | None = None
+    ) -> np.ndarray:
+        """Start a run at the optimizer's current LR; returns the first observation."""
+        self.prev_action = 0.0
+        return self._with_hparams(
+            self.tracker.reset(self.lr(optimizer), val_loss, val_metric), optimizer
+        )
+
+    def observe(
+        self,
+        optimizer: Optimizer,
+        train_losses: Sequence[float],
+        *,
+        grad_norm: float = math.nan,
+        update_ratio: float = math.nan,
+        update_cosine: float = math.nan,
+        val_loss: float | None = None,
+        val_metric: float | None = None,
+        progress: float = 0.0,
+    ) -> np.ndarray:
+        """The observation after a chunk trained at the optimizer's current LR.
+
+        Args:
+            optimizer: The run's optimizer (LR and extra hyperparameters are read here).
+            train_losses: Training loss of every step in the chunk.
+            grad_norm: Gradient norm at the chunk's last step (NaN if none).
+            update_ratio: ``|Δθ| / |θ|`` over the chunk (NaN if unknown).
+            update_cosine: Cosine of this and the previous chunk's update (NaN if unknown).
+            val_loss: Latest validation loss (None if none yet).
+            val_metric: Latest validation metric (None if none yet).
+            progress: Fraction of the step budget done, in [0, 1].
+        """
+        feedback = Feedback(
+            lr=self.lr(optimizer),
+            train_losses=train_losses,
+            grad_norm=grad_norm,
+            update_ratio=update_ratio,
+            update_cosine=update_cosine,
+            val_loss=val_loss,
+            val_metric=val_metric,
+            progress=progress,
+            prev_action=self.prev_action,
+        )
+        return self._with_hparams(self.tracker.observe(feedback), optimizer)
+
+    def apply(self, action: float | Sequence[float] | np.ndarray, optimizer: Optimizer) -> None:
+        """Move the optimizer's hyperparameters by one action.
+
+        Dimension 0 multiplies every param group's LR by the same factor (their ratios are
+        kept, up to the LR bounds); further dimensions move the extra hyperparameters.
+        Each value is clipped to ``[-1, 1]``; a non-finite value counts as 0 (hold).
+
+        Raises:
+            ValueError: ``action`` does not have one value per controlled hyperparameter.
+        """
+        actions = np.asarray(action, dtype=np.float64).reshape(-1)
+        if actions.shape[0] != len(self.hparams):
+            raise ValueError(
+                f"action must have {len(self.hparams)} value(s), one per hyperparameter "
+                f"{list(self.hparams.names)}, got shape {np.shape(action)}"
+            )
+        actions = np.where(np.isfinite(actions), actions, 0.0)
+        a = float(actions[0])
+        for group in optimizer.param_groups:
+            group["lr"] = self.action_map.apply(float(group["lr"]), a)
+        if self.hparams.extras:
+            self.hparams.apply(optimizer, actions[1:])
+        self.prev_action = max(-1.0, min(1.0, a))
+
+    def hold(self) -> None:
+        """Record that no action was taken (the next observation's previous action is 0)."""
+        self.prev_action = 0.0
+
+    def values(self, optimizer: Optimizer) -> dict[str, float]:
+        """Current value of every controlled hyperparameter (first group's, ``"lr"`` too)."""
+        return {"lr": self.lr(optimizer), **self.hparams.values(optimizer)}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Previous action and signal references, as plain numbers."""
+        return {"prev_action": self.prev_action, "tracker": self.tracker.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        self.prev_action = float(state["prev_action"])
+        self.tracker.load_state_dict(state["tracker"])
+
+    def _with_hparams(self, obs: np.ndarray, optimizer: Optimizer) -> np.ndarray:
+        """``obs`` followed by the extra hyperparameters' features (if any)."""
+        if not self.hparams.extras:
+            return obs
+        return np.concatenate([obs, self.hparams.observe(optimizer)])
