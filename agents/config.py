@@ -10,8 +10,15 @@ from typing import Any
 
 import yaml
 
+from lrgym import validate as check
+from lrgym.env import MAX_INITIAL_LR
 from lrgym.hyperparams import LR, HyperParamSet
 from lrgym.signals import feature_indices
+
+MAX_SEED = 2**32 - 1
+"""Largest seed (NumPy's legacy seeding, which SB3 uses, takes 32-bit seeds)."""
+
+MAX_ENVS = 1024
 
 
 class ConfigError(ValueError):
@@ -29,8 +36,12 @@ class PPOConfig:
     gamma: float = 0.99
     gae_lambda: float = 0.95
     clip_range: float = 0.2
-    ent_coef: float = 0.0
+    ent_coef: float = 0.005  # the shipped agent's recipe
     net_arch: list[int] = field(default_factory=lambda: [64, 64])
+
+
+MAX_BATCHED = 4096
+"""Most runs per task in one batched worker."""
 
 
 @dataclass
@@ -42,11 +53,14 @@ class TrainConfig:
         tasks: Meta-train task ids or ``"meta-train"``; held-out tasks are refused.
         total_timesteps: Environment steps (decisions) of meta-training.
         n_envs: Parallel environments (one subprocess each); 0 means one per CPU core.
+            Part of the recipe: a rollout is ``ppo.n_steps × n_envs`` timesteps, so the
+            default 4 (the shipped agent's) gives the same agent on any machine.
         decision_interval: Override every task's optimizer steps per decision.
         episode_steps: Override every task's optimizer steps per episode.
         seed: Seeds PPO, the task/seed/LR sampler and the environments.
         out: Output directory of the agent (and its checkpoints and logs).
-        checkpoint_every: Save a resumable checkpoint every this many timesteps.
+        checkpoint_every: Save a resumable checkpoint every this many timesteps (the
+            first comes a minute or so into a default run, so Ctrl-C loses little).
         eval_every: Score the validation slice every this many timesteps (model selection).
         val_lrs: Initial LRs of the validation slice's episodes (each task's default LR
             is always added).
@@ -59,71 +73,87 @@ class TrainConfig:
             first: ``["lr"]`` (default), ``["lr", "momentum", "weight_decay"]`` for torch
             tasks or ``["lr", "max_depth", "subsample"]`` for XGBoost tasks (see
             :data:`lrgym.hyperparams.HYPERPARAMS`). Every task must accept them.
+        batched: Runs per task in each worker, trained as one stacked computation
+            (:class:`lrgym.vector.BatchedLRControlEnv`); 0 keeps one run per worker
+            (:class:`~lrgym.agents.meta_env.MetaTaskEnv`). Tasks that cannot be batched
+            run their K runs one after another.
         ppo: PPO hyperparameters.
     """
 
     name: str = "my-agent"
     tasks: list[str] = field(default_factory=lambda: ["meta-train"])
     total_timesteps: int = 30_000
-    n_envs: int = 0
+    n_envs: int = 4
     decision_interval: int | None = None
     episode_steps: int | None = None
     seed: int = 0
     out: str = "runs/agent"
-    checkpoint_every: int = 10_000
-    eval_every: int = 10_000
+    checkpoint_every: int = 2_000
+    eval_every: int = 6_000
     val_lrs: list[float] = field(default_factory=lambda: [1e-4, 1e-3, 1e-2])
     default_lr_share: float = 0.0
     drop_features: list[str] = field(default_factory=list)
     hparams: list[str] = field(default_factory=lambda: [LR])
+    batched: int = 0
     ppo: PPOConfig = field(default_factory=PPOConfig)
 
     def __post_init__(self) -> None:
+        # Every value is checked and put in its canonical type here, so a bad setting is
+        # refused (naming its key) before any file is written or any worker starts.
         if isinstance(self.ppo, dict):
             self.ppo = _build(PPOConfig, self.ppo, "ppo.")
-        if self.n_envs == 0:
-            self.n_envs = os.cpu_count() or 1
-        positive = {
-            "total_timesteps": self.total_timesteps,
-            "n_envs": self.n_envs,
-            "checkpoint_every": self.checkpoint_every,
-            "eval_every": self.eval_every,
-            "ppo.n_steps": self.ppo.n_steps,
-            "ppo.batch_size": self.ppo.batch_size,
-            "ppo.n_epochs": self.ppo.n_epochs,
-            "ppo.learning_rate": self.ppo.learning_rate,
-        }
+        elif not isinstance(self.ppo, PPOConfig):
+            raise ConfigError(f"ppo must be a mapping of PPO settings, got {self.ppo!r}")
+        _check_ppo(self.ppo)
+        E = ConfigError
+        self.name = check.text("name", self.name, E)
+        self.out = check.text(
+            "out", os.fspath(self.out) if isinstance(self.out, os.PathLike) else self.out, E
+        )
+        self.tasks = check.text_list("tasks", self.tasks, E, allow_empty=False)
+        self.total_timesteps = check.whole_number(
+            "total_timesteps", self.total_timesteps, 1, error=E
+        )
+        self.n_envs = check.whole_number("n_envs", self.n_envs, 0, MAX_ENVS, error=E)
+        self.batched = check.whole_number("batched", self.batched, 0, MAX_BATCHED, error=E)
         for key in ("decision_interval", "episode_steps"):
             if getattr(self, key) is not None:
-                positive[key] = getattr(self, key)
-        for key, value in positive.items():
-            if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
-                raise ConfigError(f"{key} must be a positive number, got {value!r}")
-        if not 0 < self.ppo.gamma <= 1 or not 0 < self.ppo.gae_lambda <= 1:
-            raise ConfigError("ppo.gamma and ppo.gae_lambda must be in (0, 1]")
-        if self.ppo.batch_size > self.ppo.n_steps * self.n_envs:
+                setattr(self, key, check.whole_number(key, getattr(self, key), 1, error=E))
+        self.seed = check.whole_number("seed", self.seed, 0, MAX_SEED, error=E)
+        self.checkpoint_every = check.whole_number(
+            "checkpoint_every", self.checkpoint_every, 1, error=E
+        )
+        self.eval_every = check.whole_number("eval_every", self.eval_every, 1, error=E)
+        if isinstance(self.val_lrs, int | float | str) and not isinstance(self.val_lrs, bool):
+            self.val_lrs = [self.val_lrs]
+        if not isinstance(self.val_lrs, list | tuple) or not self.val_lrs:
+            raise ConfigError(f"val_lrs must be a list of initial LRs, got {self.val_lrs!r}")
+        self.val_lrs = [
+            check.real_number(f"val_lrs[{i}]", x, above=0, maximum=MAX_INITIAL_LR, error=E)
+            for i, x in enumerate(self.val_lrs)
+        ]
+        self.default_lr_share = check.real_number(
+            "default_lr_share", self.default_lr_share, 0, 1, error=E
+        )
+        self.drop_features = check.text_list("drop_features", self.drop_features, E)
+        self.hparams = check.text_list("hparams", self.hparams, E, allow_empty=False)
+        if self.n_envs == 0:
+            self.n_envs = os.cpu_count() or 1
+        envs = self.n_envs * max(self.batched, 1)  # at least: one task per batched worker
+        if self.ppo.n_steps * envs < 2:
+            raise ConfigError(
+                f"ppo.n_steps × n_envs must be at least 2 (PPO normalises advantages over "
+                f"the rollout), got {self.ppo.n_steps} × {envs}; raise ppo.n_steps"
+            )
+        if self.ppo.batch_size > self.ppo.n_steps * envs:
             raise ConfigError(
                 f"ppo.batch_size ({self.ppo.batch_size}) exceeds the rollout size "
-                f"ppo.n_steps × n_envs = {self.ppo.n_steps * self.n_envs}; lower it"
+                f"ppo.n_steps × n_envs = {self.ppo.n_steps * envs}; lower it"
             )
-        if isinstance(self.tasks, str):
-            self.tasks = [self.tasks]
-        if not self.tasks:
-            raise ConfigError("tasks is empty; pass meta-train task ids or 'meta-train'")
-        if not self.val_lrs or any(
-            not (isinstance(x, int | float) and x > 0) for x in self.val_lrs
-        ):
-            raise ConfigError(f"val_lrs must be positive numbers, got {self.val_lrs!r}")
-        if not 0 <= self.default_lr_share <= 1:
-            raise ConfigError(f"default_lr_share must be in [0, 1], got {self.default_lr_share}")
-        if isinstance(self.drop_features, str):
-            self.drop_features = [self.drop_features]
         try:
             feature_indices(self.drop_features)
         except ValueError as exc:
             raise ConfigError(f"drop_features: {exc}") from None
-        if isinstance(self.hparams, str):
-            self.hparams = [self.hparams]
         try:
             HyperParamSet(self.hparams)
         except ValueError as exc:
@@ -154,6 +184,30 @@ def _build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
         raise ConfigError(f"invalid config: {exc}") from None
 
 
+def _check_ppo(ppo: PPOConfig) -> None:
+    """Check and canonicalise the PPO settings in place (keys named ``ppo.<name>``)."""
+    E = ConfigError
+    ppo.learning_rate = check.real_number("ppo.learning_rate", ppo.learning_rate, above=0, error=E)
+    ppo.n_steps = check.whole_number("ppo.n_steps", ppo.n_steps, 1, error=E)
+    # SB3 normalises advantages per minibatch: one sample has no spread
+    ppo.batch_size = check.whole_number("ppo.batch_size", ppo.batch_size, 2, error=E)
+    ppo.n_epochs = check.whole_number("ppo.n_epochs", ppo.n_epochs, 1, error=E)
+    ppo.gamma = check.real_number("ppo.gamma", ppo.gamma, maximum=1, above=0, error=E)
+    ppo.gae_lambda = check.real_number(
+        "ppo.gae_lambda", ppo.gae_lambda, maximum=1, above=0, error=E
+    )
+    ppo.clip_range = check.real_number("ppo.clip_range", ppo.clip_range, above=0, error=E)
+    ppo.ent_coef = check.real_number("ppo.ent_coef", ppo.ent_coef, error=E)
+    arch = ppo.net_arch
+    if isinstance(arch, int | str) and not isinstance(arch, bool):
+        arch = [arch]
+    if not isinstance(arch, list | tuple) or not arch:
+        raise ConfigError(f"ppo.net_arch must be a list of layer widths, got {ppo.net_arch!r}")
+    ppo.net_arch = [
+        check.whole_number(f"ppo.net_arch[{i}]", w, 1, 4096, error=E) for i, w in enumerate(arch)
+    ]
+
+
 def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig:
     """A :class:`TrainConfig` from a YAML file (optional) with flag overrides on top.
 
@@ -165,6 +219,10 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig
             loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
         except FileNotFoundError:
             raise ConfigError(f"config file {path} does not exist") from None
+        except IsADirectoryError:
+            raise ConfigError(f"config file {path} is a directory; pass a YAML file") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
         if not isinstance(loaded, dict):
@@ -174,7 +232,11 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig
         if value is None:
             continue
         if key == "ppo":
-            values["ppo"] = {**values.get("ppo", {}), **value}
+            earlier = values.get("ppo") or {}
+            for given in (earlier, value):
+                if not isinstance(given, dict):
+                    raise ConfigError(f"ppo must be a mapping of PPO settings, got {given!r}")
+            values["ppo"] = {**earlier, **value}
         else:
             values[key] = value
     return _build(TrainConfig, values)

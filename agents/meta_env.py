@@ -65,11 +65,17 @@ class MetaTaskEnv(gym.Env):
         self.observation_space = first.observation_space
         self.action_space = first.action_space
         self.current: LRControlEnv = first
+        self._episode: dict[str, Any] | None = None  # for resume_state()
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
+        self._episode = {
+            "rng": self.np_random.bit_generator.state,
+            "options": options,
+            "actions": [],
+        }
         options = dict(options or {})
         task = (
             options.pop("task", None) or self.tasks[int(self.np_random.integers(len(self.tasks)))]
@@ -84,7 +90,22 @@ class MetaTaskEnv(gym.Env):
         return self.current.reset(options=options)
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        if self._episode is not None:
+            self._episode["actions"].append(np.asarray(action, np.float64).ravel().tolist())
         return self.current.step(action)
+
+    def resume_state(self) -> dict[str, Any]:
+        """Plain data from which :meth:`set_sampler_state` and a replay of the recorded
+        actions rebuild this env exactly: the sampler state when the episode in progress
+        started, its reset options and its actions so far (``actions`` None before any
+        episode)."""
+        if self._episode is None:
+            return {"rng": self.np_random.bit_generator.state, "options": None, "actions": None}
+        return {**self._episode, "actions": [list(a) for a in self._episode["actions"]]}
+
+    def set_sampler_state(self, state: dict[str, Any]) -> None:
+        """Put the task/seed/LR sampler in ``state`` (a ``bit_generator.state``)."""
+        self.np_random.bit_generator.state = state
 
     def close(self) -> None:
         for env in self._envs.values():

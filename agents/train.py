@@ -1,19 +1,18 @@
 """Meta-train a PPO agent across tasks (what `lrgym train` runs).
 
 Plain SB3: a ``SubprocVecEnv`` of :class:`MetaTaskEnv` workers behind ``VecNormalize``,
-``CheckpointCallback`` for resumable checkpoints, and one small callback of ours that
-scores a fixed validation slice of the meta-train tasks for model selection (SB3's
-``EvalCallback`` draws fresh episodes each time and saves no normalisation statistics
-with its best model, so it cannot do fixed-episode selection).
+verified, exactly resumable checkpoints (:mod:`lrgym.agents.checkpoints`), and one small
+callback of ours that scores a fixed validation slice of the meta-train tasks for model
+selection (SB3's ``EvalCallback`` draws fresh episodes each time and saves no
+normalisation statistics with its best model, so it cannot do fixed-episode selection).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
-import shlex
-import sys
+import multiprocessing
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -22,22 +21,40 @@ import gymnasium as gym
 import numpy as np
 import torch
 from stable_baselines3 import PPO
-from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback
-from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
 
 import lrgym
+from lrgym import manifest
 from lrgym._atomic import atomic_path, write_text_atomic
-from lrgym.agent import SB3_MODEL, VECNORMALIZE, AgentCard, PolicyWeights, export_policy
+from lrgym.agent import SB3_MODEL, VECNORMALIZE, AgentCard
+from lrgym.agents.batched import make_batched_vec_env
+from lrgym.agents.checkpoints import (
+    BEST,
+    CHECKPOINTS,
+    CONFIG,
+    CheckpointSaver,
+    ResumableMonitor,
+    RunFolderError,
+    check_best,
+    check_resume_config,
+    clear_run_dir,
+    find_checkpoint,
+    load_state_file,
+    prepare_run_dir,
+    remove_temp_files,
+    restore_state,
+)
 from lrgym.agents.config import ConfigError, TrainConfig, load_config
 from lrgym.agents.meta_env import TRAIN_SEEDS, VALIDATION_SEEDS, MetaTaskEnv, zero_features
 from lrgym.hyperparams import HyperParamSet
-from lrgym.registration import make_task, select_tasks
+from lrgym.policy_weights import PolicyWeights, export_policy
+from lrgym.registration import ensure_registered, make_task, portable_specs, select_tasks, spec
 from lrgym.signals import OBS_LAYOUT_VERSION, feature_indices
+from lrgym.train_report import TrainReporter, cli_command
 
-CHECKPOINTS = "checkpoints"
-BEST = "best"
-CONFIG = "config.yaml"
+BEST_FILES = (SB3_MODEL, VECNORMALIZE, "score.json")
+"""The selected model in ``best/``, listed in its manifest."""
 
 
 def meta_train_tasks(config: TrainConfig) -> list[str]:
@@ -56,15 +73,29 @@ def meta_train_tasks(config: TrainConfig) -> list[str]:
             hparams.check_backend(make_task(task).backend, task)
         except ValueError as exc:
             raise ConfigError(f"hparams: {exc}; train torch and XGBoost tasks apart") from None
+        info = make_task(task).info
+        k = config.decision_interval or info.decision_interval
+        steps = config.episode_steps or info.total_steps
+        if k > steps:
+            key = "decision_interval" if config.decision_interval else "episode_steps"
+            raise ConfigError(
+                f"{key}: {task} would decide every {k} steps in episodes of {steps} steps; "
+                "decision_interval must be at most episode_steps"
+            )
     return tasks
 
 
 def _make_env(tasks: list[str], config: TrainConfig, rank: int):
-    def factory() -> Monitor:
+    own_tasks = portable_specs(tasks)  # a user's tasks, registered here only
+
+    def factory() -> ResumableMonitor:
+        if multiprocessing.parent_process() is not None:  # a worker process
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the parent reports it
         torch.set_num_threads(1)  # one core per worker; PPO's update runs in the parent
+        ensure_registered(own_tasks)
         env = meta_env(tasks, config, TRAIN_SEEDS)
         env.reset(seed=config.seed + rank)
-        return Monitor(env)
+        return ResumableMonitor(env)
 
     return factory
 
@@ -83,20 +114,31 @@ def meta_env(tasks: list[str], config: TrainConfig, seeds: tuple[int, int]) -> g
 
 
 def make_vec_env(tasks: list[str], config: TrainConfig) -> VecEnv:
-    """``n_envs`` meta-task workers (subprocesses when more than one)."""
+    """``n_envs`` meta-task workers (subprocesses when more than one); with
+    ``config.batched``, each worker trains K runs per task at once."""
+    if config.batched:
+        return make_batched_vec_env(tasks, config)
     fns = [_make_env(tasks, config, rank) for rank in range(config.n_envs)]
     return SubprocVecEnv(fns) if config.n_envs > 1 else DummyVecEnv(fns)
 
 
 def validation_episodes(tasks: list[str], config: TrainConfig) -> list[dict[str, Any]]:
     """The fixed validation slice: every meta-train task × (its default LR and ``val_lrs``),
-    on run seeds training never draws."""
+    on run seeds training never draws. A task drawn from a procedural family gets one
+    episode, the drawn tasks taking those LRs in turn (so `--tasks procedural` adds one
+    episode per drawn task, not four)."""
     rng = np.random.default_rng(config.seed + 12345)
-    return [
-        {"task": t, "initial_lr": float(lr), "run_seed": int(rng.integers(*VALIDATION_SEEDS))}
-        for t in tasks
-        for lr in [make_task(t).info.default_lr, *config.val_lrs]
-    ]
+    episodes: list[dict[str, Any]] = []
+    drawn = 0
+    for t in tasks:
+        lrs = [make_task(t).info.default_lr, *config.val_lrs]
+        if spec(t).family:
+            lrs = [lrs[drawn % len(lrs)]]
+            drawn += 1
+        for lr in lrs:
+            seed = int(rng.integers(*VALIDATION_SEEDS))
+            episodes.append({"task": t, "initial_lr": float(lr), "run_seed": seed})
+    return episodes
 
 
 def score_policy(
@@ -119,7 +161,8 @@ class ValidationCallback(BaseCallback):
     """Every ``eval_every`` timesteps, score the validation slice; keep the best agent.
 
     Saves the PPO model and the ``VecNormalize`` statistics of that moment together in
-    ``best_dir``, with ``score.json`` (read back on resume).
+    ``best_dir``, with ``score.json`` (read back on resume) and a manifest of their
+    digests (checked before the model is loaded again).
     """
 
     def __init__(self, env: gym.Env, episodes: list[dict], eval_every: int, best_dir: Path):
@@ -155,62 +198,98 @@ class ValidationCallback(BaseCallback):
                 norm.save(tmp)
             payload = {"score": score, "timesteps": self.num_timesteps}
             write_text_atomic(self.best_dir / "score.json", json.dumps(payload))
+            manifest.record(self.best_dir, BEST_FILES)
         return True
 
 
 def latest_checkpoint(out: Path) -> tuple[Path, Path] | None:
-    """The newest (model, VecNormalize) checkpoint pair in ``out/checkpoints``."""
-    found = []
-    for model in (out / CHECKPOINTS).glob("rl_model_*_steps.zip"):
-        steps = int(re.search(r"_(\d+)_steps", model.name).group(1))
-        stats = out / CHECKPOINTS / f"rl_model_vecnormalize_{steps}_steps.pkl"
-        if stats.exists():
-            found.append((steps, model, stats))
-    if not found:
-        return None
-    _, model, stats = max(found)
-    return model, stats
+    """The newest (model, VecNormalize) checkpoint pair in ``out/checkpoints`` whose files
+    match their manifest (see :func:`lrgym.agents.checkpoints.find_checkpoint`)."""
+    found = find_checkpoint(Path(out))
+    return None if found is None else (found.model, found.stats)
 
 
 def train(
-    config: TrainConfig, resume: bool = False, progress_bar: bool = True, command: str = ""
+    config: TrainConfig,
+    resume: bool = False,
+    progress_bar: bool = True,
+    command: str = "",
+    overwrite: bool = False,
+    reporter: TrainReporter | None = None,
 ) -> Path:
     """Meta-train, select on the validation slice, export and write the agent directory.
 
+    Everything is checked before anything is written: the settings against the tasks,
+    the output directory, and on resume the checkpoint (its SHA-256 manifest) and the
+    run's saved settings.
+
     Args:
         config: The validated configuration.
-        resume: Continue from the newest checkpoint in ``config.out``.
-        progress_bar: Show SB3's progress bar.
-        command: The command line to record in the card.
+        resume: Continue from the newest checkpoint in ``config.out`` that verifies; the
+            continuation is identical to an uninterrupted run.
+        progress_bar: Show SB3's progress bar (when there is no ``reporter``).
+        command: The command line to record in the card (default: this process's, as
+            ``lrgym train ...`` when it is the CLI).
+        overwrite: Replace an earlier run in ``config.out`` (a new run otherwise needs an
+            empty or missing directory).
+        reporter: Prints a header, progress and phase lines (`lrgym train`'s output).
 
     Returns:
         The agent directory (``config.out``), loadable with :func:`lrgym.load_agent`.
+
+    Raises:
+        ConfigError: a setting is invalid (the message names it), ``config.out`` is not
+            usable as asked, or no checkpoint verifies (:class:`RunFolderError`).
     """
     tasks = meta_train_tasks(config)
+    out = Path(config.out)
+    prepare_run_dir(out, resume, overwrite)
+    checkpoint = None
+    if resume:
+        checkpoint = find_checkpoint(out)
+        if checkpoint is None:  # before any file is written or worker process starts
+            raise ConfigError(f"--resume: no checkpoint found in {out / CHECKPOINTS}")
+        if (out / CONFIG).is_file():
+            check_resume_config(load_config(out / CONFIG), config)
+    elif overwrite:
+        clear_run_dir(out)
     threads = torch.get_num_threads()
     # The workers keep every core busy; a multi-threaded parent (PPO updates, validation
     # episodes) would oversubscribe them and slow everything down many times over.
     torch.set_num_threads(1)
     try:
-        return _train(config, tasks, resume, progress_bar, command)
+        return _train(config, tasks, checkpoint, progress_bar, command, reporter)
     finally:
         torch.set_num_threads(threads)
 
 
 def _train(
-    config: TrainConfig, tasks: list[str], resume: bool, progress_bar: bool, command: str
+    config: TrainConfig,
+    tasks: list[str],
+    checkpoint,
+    progress_bar: bool,
+    command: str,
+    reporter: TrainReporter | None = None,
 ) -> Path:
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
+    remove_temp_files(out)
     config.save(out / CONFIG)
-    checkpoint = latest_checkpoint(out) if resume else None
-    if resume and checkpoint is None:  # before any worker process starts
-        raise ConfigError(f"--resume: no checkpoint found in {out / CHECKPOINTS}")
+    if checkpoint is not None:
+        check_best(out / BEST)  # a best model whose write was interrupted is dropped
     started = time.perf_counter()
     venv = make_vec_env(tasks, config)
-    if checkpoint is not None:
-        env = VecNormalize.load(str(checkpoint[1]), venv)
-        model = PPO.load(checkpoint[0], env=env, tensorboard_log=str(out / "tb"))
+    state = None
+    if checkpoint is not None:  # its files verified against the manifest
+        state = load_state_file(checkpoint)
+        env = VecNormalize.load(str(checkpoint.stats), venv)
+        model = PPO.load(
+            checkpoint.model,
+            env=env,
+            tensorboard_log=str(out / "tb"),
+            force_reset=state["envs"] is None,  # else the envs replay their episodes
+        )
+        restore_state(model, env, state)
     else:
         env = VecNormalize(venv, norm_obs=True, norm_reward=True, gamma=config.ppo.gamma)
         ppo = config.ppo
@@ -230,16 +309,24 @@ def _train(
             seed=config.seed,
             verbose=0,
         )
+    if reporter is not None:
+        reporter.start(config, tasks, model.num_timesteps, model.n_steps * model.n_envs)
     val_env = meta_env(tasks, config, VALIDATION_SEEDS)
     episodes = validation_episodes(tasks, config)
+    validation = ValidationCallback(val_env, episodes, config.eval_every, out / BEST)
+    if state is not None:
+        validation._next = int(state.get("next_eval", validation._next))
+    bar = reporter.callback(validation) if reporter is not None else None
     callbacks = CallbackList(
         [
-            CheckpointCallback(
-                save_freq=max(1, config.checkpoint_every // config.n_envs),
-                save_path=str(out / CHECKPOINTS),
-                save_vecnormalize=True,
+            *([bar] if bar is not None else []),  # first: it sees validation coming
+            CheckpointSaver(
+                out / CHECKPOINTS,
+                config.checkpoint_every,
+                extra=lambda: {"next_eval": validation._next},
+                envs=not config.batched,  # batched runs cannot replay an episode
             ),
-            ValidationCallback(val_env, episodes, config.eval_every, out / BEST),
+            validation,
         ]
     )
     remaining = config.total_timesteps - model.num_timesteps
@@ -247,16 +334,22 @@ def _train(
         model.learn(
             remaining,
             callback=callbacks,
-            progress_bar=progress_bar,
+            progress_bar=progress_bar and reporter is None,
             reset_num_timesteps=checkpoint is None,
             tb_log_name="ppo",
         )
     trained_steps = model.num_timesteps
     venv.close()
 
+    if reporter is not None:
+        reporter.phase(f"Trained {trained_steps:,} steps; exporting the best validated model …")
     best = out / BEST
     selected = trained_steps
     if (best / SB3_MODEL).exists():  # model selection: the best validation score wins
+        try:
+            manifest.verify(best, BEST_FILES)  # before anything in it is unpickled
+        except manifest.ManifestError as exc:
+            raise RunFolderError(f"the selected model is not loaded: {exc}") from None
         selected = json.loads((best / "score.json").read_text())["timesteps"]
         model = PPO.load(best / SB3_MODEL, device="cpu")
         env = VecNormalize.load(str(best / VECNORMALIZE), DummyVecEnv([lambda: val_env]))
@@ -266,8 +359,11 @@ def _train(
         model.save(tmp)
     with atomic_path(out / VECNORMALIZE) as tmp:
         env.save(tmp)
+    manifest.record(out, (SB3_MODEL, VECNORMALIZE))
     policy.save(out)  # policy.safetensors, atomically; its structure goes in the card
 
+    if reporter is not None:
+        reporter.phase(f"Scoring the agent and a constant LR on {len(episodes)} episodes …")
     table = validation_table(policy, val_env, episodes)
     hparams = HyperParamSet(config.hparams)
     card = AgentCard(
@@ -281,7 +377,7 @@ def _train(
         selected_timesteps=int(selected),
         seed=config.seed,
         wall_seconds=round(time.perf_counter() - started, 1),
-        command=command or " ".join(shlex.quote(a) for a in sys.argv),
+        command=command or cli_command(),
         config=config.to_dict(),
         evaluation={"validation slice (meta-train tasks, unseen seeds)": table},
         hparams=list(hparams.names),

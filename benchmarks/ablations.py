@@ -30,8 +30,8 @@ from lrgym._atomic import write_text_atomic
 from lrgym.agent import load_agent
 from lrgym.compare import grid, run_grid, write_frames
 from lrgym.controllers import BASELINES, LEARNED_PREFIX
+from lrgym.measures import summary_table
 from lrgym.registration import select_tasks
-from lrgym.report import summary_table
 from lrgym.signals import FEATURE_GROUPS
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,8 +1,10 @@
 """Measure each task's target: 0.97 × the best static baseline's median final val metric.
 
-Runs every static baseline at each task's default LR over 5 seeds (seeds 100..104, never
-used by `lrgym evaluate`'s 0..N-1) and prints the proposed targets. Run once per task
-version, before any learned agent is evaluated; paste the values into tasks/builtin.py.
+The rule lives in the library (:mod:`lrgym.calibrate`, what `lrgym calibrate` runs):
+every static baseline at each task's default LR over seeds 100..104 (never used by
+`lrgym evaluate`'s default seeds 0..N-1). This script prints the proposed targets of many
+tasks at once without writing anything; paste built-in tasks' values into
+tasks/builtin.py. Run once per task version, before any learned agent is evaluated.
 
     python benchmarks/calibrate_targets.py [--workers 2] [--tasks all]
 """
@@ -10,13 +12,9 @@ version, before any learned agent is evaluated; paste the values into tasks/buil
 from __future__ import annotations
 
 import argparse
-import math
 
-from lrgym.compare import grid, run_grid
-from lrgym.controllers import BASELINES
+from lrgym.calibrate import calibrate
 from lrgym.registration import select_tasks
-
-SHARE = 0.97
 
 
 def main() -> None:
@@ -24,16 +22,10 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=["all"])
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    specs = grid(select_tasks(args.tasks), BASELINES, range(100, 105))
-    runs, _ = run_grid(specs, workers=args.workers)
-    medians = runs.groupby(["task", "scheduler"])["final_val_metric"].median().unstack()
-    print(medians.round(4).to_string())
-    print("\nproposed targets (floor to 2 decimals of SHARE × best median):")
-    for task, row in medians.iterrows():
-        best, scheduler = row.max(), row.idxmax()
-        print(
-            f"{task:45s} {math.floor(SHARE * best * 100) / 100:.2f}  (best {scheduler} {best:.4f})"
-        )
+    for cal in calibrate(select_tasks(args.tasks), workers=args.workers):
+        medians = ", ".join(f"{k} {v:.4f}" for k, v in sorted(cal.medians.items()))
+        print(f"{cal.task:45s} {cal.target:.2f}  (best {cal.best_scheduler} {cal.best_median:.4f})")
+        print(f"{'':45s} medians: {medians}")
 
 
 if __name__ == "__main__":

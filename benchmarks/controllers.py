@@ -33,8 +33,9 @@ from lrgym.controllers.lr_predictor import (
     train_predictor,
     training_data,
 )
+from lrgym.measures import performance_profile, summary_table
 from lrgym.registration import make_task, task_ids
-from lrgym.report import performance_profile, summary_table, write_report
+from lrgym.report import write_report
 
 META_LRS = (1e-4, 1e-3, 1e-2, 1e-1)
 """Initial LRs of the logged meta-train runs (targets are clipped to one decade per

@@ -1,8 +1,9 @@
-"""Real-world tasks on ``../shared/data``: static baselines and the learned agent side by side.
+"""Real-world tasks on local data copies: static baselines and the learned agent side by side.
 
-Registers a ``shared/<Name>-v0`` variant of every real task that has a local copy in
-``../shared/data`` (CIFAR-10 10k with the small CNN and ResNet-18, SST-2 with MiniLM when
-``lrgym.tasks.text`` exists, Titanic with XGBoost and an MLP, ETTh1 with an LSTM), times
+Registers a ``shared/<Name>-v0`` variant of every real task that has a local copy in the
+folder ``LRGYM_BENCH_DATA`` names (the README lists the files: CIFAR-10 10k with the
+small CNN and ResNet-18, SST-2 with MiniLM when ``lrgym.tasks.text`` exists, Titanic
+with XGBoost and an MLP, ETTh1 with an LSTM), times
 each task's training (wall seconds per 100 optimizer steps, alone on the machine), then
 runs ``compare``'s harness for every static baseline and ``learned:<agent>`` at each
 task's default LR, and writes
@@ -17,7 +18,7 @@ task's default LR, and writes
 
 Heavy tasks (ResNet-18, MiniLM) run a shortened budget with three schedulers and one
 seed, so the whole benchmark stays near 20 minutes on 2 CPU cores. ``--calibrate`` runs
-the target protocol of ``benchmarks/calibrate_targets.py`` (every static baseline,
+the target protocol of ``lrgym calibrate`` (every static baseline,
 seeds 100-104, default budget) on the chosen variants and prints the proposed targets.
 """
 
@@ -41,11 +42,13 @@ import torch
 from lrgym._atomic import write_text_atomic
 from lrgym.compare import grid, run_grid, write_frames
 from lrgym.controllers import BASELINES, LEARNED_PREFIX
+from lrgym.measures import mean_ci, summary_table
 from lrgym.registration import make_task, register_task
-from lrgym.report import mean_ci, summary_table, write_report
+from lrgym.report import write_report
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
+SHARED = Path(os.environ.get("LRGYM_BENCH_DATA") or ROOT.parent / "shared" / "data")
+"""The folder of local data copies (the README lists the files); ``LRGYM_BENCH_DATA``."""
 START, END = "<!-- real:start -->", "<!-- real:end -->"
 HEAVY_SCHEDULERS = ("constant", "cosine")
 SHARE = 0.97
@@ -203,7 +206,7 @@ def results_markdown(
     summary = summary_table(runs)
     lines = [
         f"Measured with `{command}` on 2 shared CPU cores ({len(runs)} runs on the local "
-        f"copies in `../shared/data`). Learned = `{learned}`; ResNet-18 and MiniLM ran a "
+        f"copies listed above). Learned = `{learned}`; ResNet-18 and MiniLM ran a "
         "short budget with constant, cosine and the agent only.",
         "",
         "| task | metric (target) | steps × seeds | learned: test | best static: test "

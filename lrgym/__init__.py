@@ -2,37 +2,81 @@
 
 Training runs are Gymnasium environments; a learned policy over them ships as a
 drop-in learning-rate scheduler, compared honestly against static schedules.
+
+``import lrgym`` registers the built-in tasks and loads neither torch nor xgboost: the
+names that need them (``PolicyScheduler``, ``TorchTask``, ``XGBoostTask``, ...) load their
+module on first use, so ``lrgym --help`` and task listings stay fast.
 """
 
-from __future__ import annotations
+import importlib as _importlib
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
-from typing import Any
+import gymnasium as _gymnasium
 
-import gymnasium
-
-from lrgym.agent import Agent, AgentLoadError, load_agent
 from lrgym.registration import (
     UnknownTaskError,
+    import_user_modules,
     make_task,
+    register_family,
     register_task,
     registry,
     select_tasks,
     spec,
     task_ids,
 )
-from lrgym.scheduler import PolicyScheduler
-from lrgym.signals import FEATURES, OBS_LAYOUT_VERSION
+from lrgym.registration import gymnasium_id as _gymnasium_id
 from lrgym.task import ArraySplits, Task, TaskInfo
-from lrgym.torch_trainee import TorchTask
-from lrgym.trainee import EvalReport, Trainee, TrainReport
 
 __version__ = "0.1.0"
 
+_LAZY = {
+    "Agent": "lrgym.agent",
+    "AgentLoadError": "lrgym.agent",
+    "load_agent": "lrgym.agent",
+    "PolicyScheduler": "lrgym.scheduler",
+    "FEATURES": "lrgym.signals",
+    "OBS_LAYOUT_VERSION": "lrgym.signals",
+    "TorchTask": "lrgym.torch_trainee",
+    "XGBoostTask": "lrgym.xgb_trainee",
+    "EvalReport": "lrgym.trainee",
+    "Trainee": "lrgym.trainee",
+    "TrainReport": "lrgym.trainee",
+}
+"""Public names loaded on first access (PEP 562), by defining module."""
 
-def make(task_id: str, **kwargs: Any) -> gymnasium.Env:
-    """``gymnasium.make`` for an lrgym task id (checks the id and names close matches)."""
-    spec(task_id)
-    return gymnasium.make(task_id, **kwargs)
+if _TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
+    from lrgym.agent import Agent, AgentLoadError, load_agent
+    from lrgym.scheduler import PolicyScheduler
+    from lrgym.signals import FEATURES, OBS_LAYOUT_VERSION
+    from lrgym.torch_trainee import TorchTask
+    from lrgym.trainee import EvalReport, Trainee, TrainReport
+    from lrgym.xgb_trainee import XGBoostTask
+
+
+def make(task_id: str, **kwargs) -> _gymnasium.Env:
+    """``gymnasium.make`` for an lrgym task id (checks the id and names close matches);
+    a task drawn from a family (``lrgym/ProceduralMLP-17-v0``) runs in its family's env."""
+    env_id, extra = _gymnasium_id(task_id)
+    return _gymnasium.make(env_id, **{**extra, **kwargs})
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is not None:
+        value = getattr(_importlib.import_module(module), name)
+        globals()[name] = value  # later lookups skip this hook
+        return value
+    if not name.startswith("_"):  # a submodule not imported yet, e.g. lrgym.compare
+        try:
+            return _importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*__all__, "__version__"])
 
 
 import lrgym.tasks  # noqa: E402,F401 - registers the built-in suite
@@ -48,12 +92,15 @@ __all__ = [
     "Task",
     "TaskInfo",
     "TorchTask",
+    "XGBoostTask",
     "ArraySplits",
     "TrainReport",
     "Trainee",
     "UnknownTaskError",
+    "import_user_modules",
     "make",
     "make_task",
+    "register_family",
     "register_task",
     "registry",
     "select_tasks",

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+_TEMP_NAME = re.compile(r"^\..*\.[a-z0-9_]{8}\.tmp")
+"""Names of :func:`atomic_path`'s temporary files (``mkstemp`` adds 8 random characters)."""
 
 
 @contextmanager
@@ -38,3 +42,26 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def is_temp_name(name: str) -> bool:
+    """True for the name of one of :func:`atomic_path`'s temporary files."""
+    return bool(_TEMP_NAME.match(name))
+
+
+def remove_stale_temp_files(directory: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files :func:`atomic_path` left in ``directory`` when a process
+    was killed mid-write (``.<stem>.<random>.tmp<suffix>``); returns what was removed.
+
+    Call it only when no other process is writing into ``directory``.
+    """
+    folder = Path(directory)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for path in folder.iterdir():
+        name = path.name
+        if _TEMP_NAME.match(name) and path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed

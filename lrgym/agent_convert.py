@@ -22,16 +22,8 @@ from typing import Any
 import numpy as np
 
 from lrgym._atomic import write_text_atomic
-from lrgym.agent import (
-    CARD,
-    LAYER_KINDS,
-    LEGACY_POLICY,
-    POLICY,
-    AgentLoadError,
-    PolicyWeights,
-    load_agent,
-    load_card,
-)
+from lrgym.agent import CARD, LEGACY_POLICY, AgentLoadError, load_agent, load_card
+from lrgym.policy_weights import LAYER_KINDS, POLICY, PolicyWeights
 
 CHECK_OBSERVATIONS = 10_000
 CHECK_ATOL = 1e-6

@@ -11,7 +11,7 @@ import gymnasium
 import numpy as np
 from gymnasium.utils.env_checker import check_env
 
-from lrgym.registration import make_task, spec
+from lrgym.registration import gymnasium_id, make_task, spec
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,8 @@ class CheckResult:
 def _env(task_id: str, steps: int) -> gymnasium.Env:
     info = make_task(task_id).info
     k = min(info.decision_interval, steps)
-    return gymnasium.make(task_id, total_steps=steps, decision_interval=k).unwrapped
+    env_id, extra = gymnasium_id(task_id)  # a drawn task runs in its family's env
+    return gymnasium.make(env_id, total_steps=steps, decision_interval=k, **extra).unwrapped
 
 
 def _check_info(task_id: str, steps: int) -> str:
@@ -35,7 +36,10 @@ def _check_info(task_id: str, steps: int) -> str:
     if missing:
         return f"TaskInfo fields are empty: {', '.join(missing)}"
     if not math.isfinite(info.target):
-        return f"target must be a finite number, got {info.target}"
+        return (
+            f"the target is not set (got {info.target}): measure it with `lrgym calibrate "
+            f"{task_id}`, which writes it where the task reads it, or set TaskInfo(target=...)"
+        )
     return ""
 
 
@@ -110,10 +114,15 @@ def check_task(task_id: str, steps: int = 60) -> list[CheckResult]:
     """
     spec(task_id)
     results = []
+    raised: dict[str, str] = {}  # error -> first check that raised it
     for name, check in CHECKS.items():
         try:
             problem = check(task_id, steps)
         except Exception as exc:  # noqa: BLE001 - report, don't crash, on a broken task
             problem = f"raised {type(exc).__name__}: {exc}"
+            if problem in raised:  # e.g. data that cannot be loaded: say it once
+                problem = f"raised the same error as {raised[problem]!r}"
+            else:
+                raised[problem] = name
         results.append(CheckResult(name, not problem, problem))
     return results

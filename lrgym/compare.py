@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+import numbers
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -20,10 +21,12 @@ import pandas as pd
 import torch
 
 from lrgym._atomic import atomic_path
+from lrgym._lifetime import stop_pool, watch_parent
 from lrgym.controllers import make_controller
 from lrgym.env import check_initial_lr
-from lrgym.registration import make_task
+from lrgym.registration import TaskSpec, ensure_registered, make_task, portable_specs
 from lrgym.trainee import is_diverged
+from lrgym.validate import whole_number
 
 RUN_COLUMNS = (
     "task", "split", "scheduler", "seed", "initial_lr", "default_lr", "metric", "target",
@@ -61,7 +64,7 @@ def run_one(spec: RunSpec, total_steps: int | None = None) -> RunResult:
     task = make_task(spec.task)
     info = task.info
     lr0 = check_initial_lr(info.default_lr if spec.initial_lr is None else spec.initial_lr)
-    total = int(total_steps or info.total_steps)
+    total = info.total_steps if total_steps is None else whole_number("total_steps", total_steps, 1)
     interval = min(info.decision_interval, total)
     spec = replace(spec, initial_lr=lr0)
     controller = make_controller(spec.scheduler)
@@ -148,6 +151,12 @@ def grid(
     """
     if not seeds:
         raise ValueError("no seeds given; pass at least one seed (e.g. --seeds 3)")
+    for kind, names in (("task", tasks), ("scheduler", schedulers)):
+        wrong = [n for n in names if not isinstance(n, str)]
+        if wrong:
+            raise ValueError(f"{kind} names must be text, got {wrong[0]!r}")
+    if any(isinstance(s, bool) or not isinstance(s, numbers.Integral) for s in seeds):
+        raise ValueError(f"seeds must be whole numbers, got {list(seeds)!r}")
     controllers = {name: make_controller(name) for name in schedulers}
     specs: dict[RunSpec, None] = {}  # ordered set: 'default' and an equal LR run once
     for t in tasks:
@@ -168,27 +177,66 @@ def _run_in_worker(spec: RunSpec, total_steps: int | None) -> RunResult:
     return run_one(spec, total_steps)
 
 
+def _init_worker(task_specs: list[TaskSpec]) -> None:
+    """A spawned worker: one torch thread, and the parent's own tasks registered (a
+    user's tasks exist only in the process that imported their module)."""
+    torch.set_num_threads(1)
+    ensure_registered(task_specs)
+    watch_parent()  # never outlive the parent, even after a kill -9
+
+
 def run_grid(
     specs: Sequence[RunSpec],
     total_steps: int | None = None,
     workers: int = 1,
     on_done: Callable[[RunResult], None] | None = None,
+    on_spec: Callable[[RunSpec, RunResult], None] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Run every spec (in ``workers`` processes if > 1); returns (runs, curves) frames."""
+    """Run every spec (in ``workers`` processes if > 1); returns (runs, curves) frames.
+
+    ``on_done(result)`` and ``on_spec(spec, result)`` are called in this process as each
+    run finishes (in finishing order); the frames keep the order of ``specs``. If this
+    process stops early (an error, Ctrl-C), the workers are killed at once.
+
+    Every run uses one torch thread (restored afterwards when ``workers`` is 1). Worker
+    processes receive the specs of tasks registered in this process only (a user's
+    module), so they can run them too.
+    """
     results: list[RunResult] = []
     if workers <= 1:
-        for s in specs:
-            results.append(run_one(s, total_steps))
-            if on_done:
-                on_done(results[-1])
-    else:
-        spawn = multiprocessing.get_context("spawn")  # fork after torch threads is unsafe
-        with ProcessPoolExecutor(max_workers=workers, mp_context=spawn) as pool:
-            futures = [pool.submit(_run_in_worker, s, total_steps) for s in specs]
-            for f in futures:
-                results.append(f.result())
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # as in a worker: tiny models run fastest on one thread
+        try:
+            for s in specs:
+                results.append(run_one(s, total_steps))
+                if on_spec:
+                    on_spec(s, results[-1])
                 if on_done:
                     on_done(results[-1])
+        finally:
+            torch.set_num_threads(threads)
+    else:
+        spawn = multiprocessing.get_context("spawn")  # fork after torch threads is unsafe
+        own_tasks = portable_specs(s.task for s in specs)
+        with ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=spawn,
+            initializer=_init_worker,
+            initargs=(own_tasks,),
+        ) as pool:
+            futures = {pool.submit(_run_in_worker, s, total_steps): s for s in specs}
+            finished: dict[RunSpec, RunResult] = {}
+            try:
+                for f in as_completed(futures):
+                    finished[futures[f]] = f.result()
+                    if on_spec:
+                        on_spec(futures[f], finished[futures[f]])
+                    if on_done:
+                        on_done(finished[futures[f]])
+            except BaseException:
+                stop_pool(pool)
+                raise
+            results = [finished[s] for s in specs]
     runs = pd.DataFrame([r.row for r in results])
     curves = pd.DataFrame([c for r in results for c in r.curve])
     return runs, curves

@@ -133,9 +133,18 @@ class DecisionPath:
         return {"prev_action": self.prev_action, "tracker": self.tracker.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned."""
-        self.prev_action = float(state["prev_action"])
+        """Restore what :meth:`state_dict` returned.
+
+        Raises:
+            ValueError: a key is missing or a value is out of range (nothing is changed).
+        """
+        from lrgym.validate import real_number
+
+        if not isinstance(state, dict) or not {"prev_action", "tracker"} <= set(state):
+            raise ValueError(f"path state must hold 'prev_action' and 'tracker', got {state!r}")
+        prev = real_number("path.prev_action", state["prev_action"], -1.0, 1.0)
         self.tracker.load_state_dict(state["tracker"])
+        self.prev_action = prev
 
     def _with_hparams(self, obs: np.ndarray, optimizer: Optimizer) -> np.ndarray:
         """``obs`` followed by the extra hyperparameters' features (if any)."""

@@ -17,19 +17,29 @@ from lrgym.registration import make_task
 from lrgym.signals import OBS_BOUND
 from lrgym.task import Task
 from lrgym.trainee import DIVERGENCE_FACTOR, Trainee, is_diverged
+from lrgym.validate import real_number, whole_number
 
 INITIAL_LR_RANGE = (1e-5, 1e-1)
 """Initial LRs are drawn log-uniformly from this range unless ``options`` fixes one."""
 
+MAX_INITIAL_LR = 1e6
+"""Largest initial LR accepted: far beyond any useful LR (divergence experiments use
+10-100), and small enough that optimizers compute with it in float32 (above about 3e38 it
+overflows, e.g. inside Adam)."""
+
 
 def check_initial_lr(lr: Any) -> float:
     """``lr`` as a float, or a ``ValueError`` saying what a valid initial LR is."""
+    if isinstance(lr, bool):
+        raise ValueError(f"initial LR must be a positive number, got {lr!r}")
     try:
         value = float(lr)
     except (TypeError, ValueError):
         raise ValueError(f"initial LR must be a positive number, got {lr!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"initial LR must be a finite number > 0, got {lr!r}")
+    if not (math.isfinite(value) and 0 < value <= MAX_INITIAL_LR):
+        raise ValueError(
+            f"initial LR must be a finite number > 0 and <= {MAX_INITIAL_LR:g}, got {lr!r}"
+        )
     return value
 
 
@@ -47,8 +57,10 @@ class LRControlEnv(gym.Env):
     ``Box(-1, 1, (n,), float32)``, one dimension per name in ``hparams`` (default
     ``["lr"]``, n = 1). Dimension 0 is a log2 LR multiplier,
     ``lr *= 2 ** (a * max_log2_step)`` (default ``max_log2_step=1``: ×0.5 … ×2), clipped
-    to ``[min_lr, max_lr]``. Further dimensions move the hyperparameters of
-    :data:`lrgym.hyperparams.HYPERPARAMS` in every param group, each on its scale and
+    to ``[min_lr, max_lr]``. Values are clipped to [-1, 1]; a non-finite value (NaN,
+    inf) counts as 0, i.e. holds that hyperparameter (never an error). Further dimensions
+    move the hyperparameters of :data:`lrgym.hyperparams.HYPERPARAMS` in every param
+    group, each on its scale and
     within its bounds: ``momentum`` (SGD momentum or Adam β1; logit, [0.1, 0.99], ±1
     nat), ``weight_decay`` (log2, [1e-6, 0.1], ×0.5 … ×2; 0 starts from 1e-6),
     ``max_depth`` (integer, [2, 10], ±1) and ``subsample`` (logit, [0.5, 0.99], ±1 nat).
@@ -79,7 +91,9 @@ class LRControlEnv(gym.Env):
 
     ## Arguments
     ``gymnasium.make("lrgym/DigitsMLP-v0", decision_interval=25, total_steps=1000)``;
-    unset arguments come from the task's :class:`~lrgym.task.TaskInfo`.
+    unset arguments (``None``) come from the task's :class:`~lrgym.task.TaskInfo`; both
+    must be whole numbers >= 1 (0, negative or fractional values are refused), and
+    ``divergence_factor`` (> 0) and ``divergence_penalty`` (>= 0) finite numbers.
     ``gymnasium.make("lrgym/DigitsMLP-v0", hparams=["lr", "momentum", "weight_decay"])``
     controls more hyperparameters; ``lrgym/<Task>-MultiHP-v0`` ids fix that set.
 
@@ -105,16 +119,23 @@ class LRControlEnv(gym.Env):
         self.hparams = HyperParamSet(hparams)
         self.hparams.check_backend(self.task.backend, self.task_id)
         info = self.task.info
-        self.decision_interval = int(decision_interval or info.decision_interval)
-        self.total_steps = int(total_steps or info.total_steps)
+        # None means the task's own value; anything else must be a whole number >= 1
+        self.decision_interval = whole_number(
+            "decision_interval",
+            info.decision_interval if decision_interval is None else decision_interval,
+            1,
+        )
+        self.total_steps = whole_number(
+            "total_steps", info.total_steps if total_steps is None else total_steps, 1
+        )
         if not 1 <= self.decision_interval <= self.total_steps:
             raise ValueError(
                 f"need 1 <= decision_interval <= total_steps, got {self.decision_interval} "
                 f"and {self.total_steps}"
             )
         self.action_map = action_map or LogLRAction()
-        self.divergence_factor = divergence_factor
-        self.divergence_penalty = divergence_penalty
+        self.divergence_factor = real_number("divergence_factor", divergence_factor, above=0)
+        self.divergence_penalty = real_number("divergence_penalty", divergence_penalty, 0)
         self.path = DecisionPath(self.hparams, self.action_map)
         n = len(self.hparams)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(n,), dtype=np.float32)

@@ -145,9 +145,34 @@ class FeedbackLRScheduler(LRScheduler):
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` saved."""
-        self.last_epoch = int(state_dict["last_epoch"])
-        self._step_count = int(state_dict["step_count"])
-        fed = state_dict["fed_loss"]
-        self._fed_loss = None if fed is None else float(fed)
-        self._last_lr = [float(x) for x in state_dict["last_lr"]]
+        """Restore what :meth:`state_dict` saved.
+
+        Raises:
+            ValueError: a key is missing or a value is not what :meth:`state_dict`
+                writes (negative counters, LRs that are not positive finite numbers, one
+                per param group); nothing is changed then.
+        """
+        from lrgym.validate import as_number, real_number, whole_number
+
+        state = require_keys(state_dict, ("last_epoch", "step_count", "fed_loss", "last_lr"))
+        last_epoch = whole_number("last_epoch", state["last_epoch"], 0)
+        step_count = whole_number("step_count", state["step_count"], 0)
+        fed = state["fed_loss"]
+        fed = None if fed is None else float(as_number("fed_loss", fed))
+        last_lr = state["last_lr"]
+        groups = len(self.optimizer.param_groups)
+        if not isinstance(last_lr, list | tuple) or len(last_lr) != groups:
+            raise ValueError(f"last_lr must be a list of {groups} LR(s), got {last_lr!r}")
+        lrs = [real_number(f"last_lr[{i}]", x, above=0) for i, x in enumerate(last_lr)]
+        self.last_epoch, self._step_count, self._fed_loss = last_epoch, step_count, fed
+        self._last_lr = lrs
+
+
+def require_keys(state: Any, keys: tuple[str, ...]) -> dict[str, Any]:
+    """``state`` if it is a dict holding every key, else a ``ValueError`` naming them."""
+    if not isinstance(state, dict):
+        raise ValueError(f"state_dict must be a dict, got {type(state).__name__}")
+    missing = [k for k in keys if k not in state]
+    if missing:
+        raise ValueError(f"state_dict is missing {missing}; pass what state_dict() returned")
+    return state

@@ -13,12 +13,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import torch
 
-from lrgym.signals import FEATURES
+if TYPE_CHECKING:  # the names below load without torch (task registration needs them)
+    import torch
 
 LR = "lr"
 """Name of action dimension 0: the learning rate (``eta`` for XGBoost)."""
@@ -124,7 +124,7 @@ class HyperParam:
         """Write ``value`` into one optimizer param group (replacing Adam's ``betas``)."""
         if self.name == "momentum" and "betas" in group:
             beta1, *rest = group["betas"]
-            if isinstance(beta1, torch.Tensor):
+            if hasattr(beta1, "fill_"):  # a tensor beta (torch's capturable Adam)
                 beta1.fill_(value)
             else:
                 group["betas"] = (float(value), *rest)
@@ -259,6 +259,8 @@ class HyperParamSet:
     @property
     def features(self) -> list[str]:
         """Observation feature names: :data:`~lrgym.signals.FEATURES`, then one per extra."""
+        from lrgym.signals import FEATURES
+
         return [*FEATURES, *(feature_name(h.name) for h in self.extras)]
 
     def check_backend(self, backend: str, task: str) -> None:

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch.optim import Optimizer
 
 from lrgym.agent import Agent, load_agent
 from lrgym.decision import DecisionPath
-from lrgym.feedback_scheduler import FeedbackLRScheduler, require_optimizer
+from lrgym.feedback_scheduler import FeedbackLRScheduler, require_keys, require_optimizer
 from lrgym.signals import UpdateTracker, grad_norm
+from lrgym.validate import as_number, real_number, whole_number
 
 
 class PolicyScheduler(FeedbackLRScheduler):
@@ -26,9 +29,12 @@ class PolicyScheduler(FeedbackLRScheduler):
     Follows the :class:`~lrgym.feedback_scheduler.FeedbackLRScheduler` contract: call
     :meth:`step` after ``optimizer.step()`` with the step's loss (``step(loss=loss)``),
     read :meth:`get_last_lr`, checkpoint with :meth:`state_dict` (floats, ints and lists
-    only, so a ``weights_only`` reload works). It reads gradient norm and update size
-    from the optimizer's own parameters, and observes and acts through the same
-    :class:`~lrgym.decision.DecisionPath` as the training environment.
+    only, so a ``weights_only`` reload works; :meth:`load_state_dict` refuses values it
+    would not have written). A non-finite step loss is left out of its window: the agent
+    decides on the window's finite losses, and holds the LR only when there are none. It
+    reads gradient norm and update size from the optimizer's own parameters, and observes
+    and acts through the same :class:`~lrgym.decision.DecisionPath` as the training
+    environment.
 
     The first decision is made when the run starts (before any training step, from the
     initial LR, as in the environment): at construction, or, with ``eval_feedback=True``,
@@ -69,29 +75,43 @@ class PolicyScheduler(FeedbackLRScheduler):
         eval_feedback: bool = False,
     ) -> None:
         require_optimizer(optimizer)
-        if total_steps < 1 or decision_interval < 1:
-            raise ValueError(
-                f"total_steps and decision_interval must be >= 1, got {total_steps} "
-                f"and {decision_interval}"
-            )
+        total_steps = whole_number("total_steps", total_steps, 1)
+        decision_interval = whole_number("decision_interval", decision_interval, 1)
+        bounds = {
+            k: real_number(k, v, above=0) for k, v in (("min_lr", min_lr), ("max_lr", max_lr))
+            if v is not None
+        }  # fmt: skip
         self.agent = agent if isinstance(agent, Agent) else load_agent(agent)
-        bounds = {"min_lr": min_lr, "max_lr": max_lr}
-        self.action_map = replace(
-            self.agent.action_map, **{k: float(v) for k, v in bounds.items() if v is not None}
-        )
+        self.action_map = replace(self.agent.action_map, **bounds)
         if not 0 < self.action_map.min_lr < self.action_map.max_lr:
             raise ValueError(f"need 0 < min_lr < max_lr, got {min_lr} and {max_lr}")
-        self.total_steps = int(total_steps)
-        self.decision_interval = int(decision_interval)
+        self.total_steps = total_steps
+        self.decision_interval = decision_interval
         self.eval_feedback = eval_feedback
         self.hparams = self.agent.hparams
         self.hparams.check_optimizer(optimizer)
         self.path = DecisionPath(self.hparams, self.action_map)
         self._params = [p for g in optimizer.param_groups for p in g["params"]]
+        self._warned_no_loss = False
         super().__init__(optimizer)
 
     def on_start(self) -> None:
-        """Start the run: reset the signals; decide now unless waiting for validation."""
+        """Start the run: reset the signals; decide now unless waiting for validation.
+
+        Raises:
+            ValueError: a param group's LR is not a positive finite number (the agent
+                multiplies the LR, so it cannot start from 0).
+        """
+        for i, group in enumerate(self.optimizer.param_groups):
+            lr = group["lr"]
+            if isinstance(lr, torch.Tensor):
+                lr = lr.item()
+            if not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
+                raise ValueError(
+                    f"PolicyScheduler needs a positive finite LR in every param group: the "
+                    f"agent multiplies it, so it cannot start from {lr!r} (group {i}); set "
+                    "the optimizer's lr (e.g. the task's usual LR)"
+                )
         self._updates = UpdateTracker(self._params)
         self._losses: list[float] = []
         self._val_loss: float | None = None
@@ -140,9 +160,22 @@ class PolicyScheduler(FeedbackLRScheduler):
     def _decide(self) -> None:
         self._pending = False
         losses, self._losses = self._losses, []
+        if not losses and self.decisions > 0 and not self._warned_no_loss:
+            self._warned_no_loss = True  # once per scheduler
+            warnings.warn(
+                f"PolicyScheduler: no loss was fed in the last {self.decision_interval} "
+                "steps, so the agent cannot decide and holds the LR. Pass each step's "
+                "loss: scheduler.step(loss=loss), or scheduler.observe_loss(loss) before "
+                "a plain scheduler.step()",
+                UserWarning,
+                stacklevel=5,
+            )
+        # A non-finite step loss (e.g. one bad batch under AMP) is left out of the window;
+        # the decision uses the finite ones, and only a window without any holds the LR.
+        losses = [x for x in losses if math.isfinite(x)]
         if self.decisions == 0:
             obs = self.path.start(self.optimizer, self._val_loss, self._val_metric)
-        elif not all(map(math.isfinite, losses)):
+        elif not losses:
             self._updates.measure()  # hold the LR; restart the update window
             self.path.hold()
             return
@@ -182,12 +215,35 @@ class PolicyScheduler(FeedbackLRScheduler):
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` saved."""
-        super().load_state_dict(state_dict)
-        self.decisions = int(state_dict["decisions"])
-        self._val_loss = state_dict["val_loss"]
-        self._val_metric = state_dict["val_metric"]
-        self._losses = [float(x) for x in state_dict["losses"]]
-        self._pending = bool(state_dict["pending"])
-        self.path.load_state_dict(state_dict["path"])
+        """Restore what :meth:`state_dict` saved.
+
+        Raises:
+            ValueError: a key is missing or a value is not what :meth:`state_dict`
+                writes (the message names it); the scheduler is left unchanged.
+        """
+        keys = ("decisions", "val_loss", "val_metric", "losses", "pending", "path")
+        state = require_keys(state_dict, keys)
+        decisions = whole_number("decisions", state["decisions"], 0)
+
+        def optional(key: str) -> float | None:
+            value = state[key]
+            return None if value is None else float(as_number(key, value))
+
+        val_loss, val_metric = optional("val_loss"), optional("val_metric")
+        if not isinstance(state["losses"], list | tuple):
+            raise ValueError(f"losses must be a list of numbers, got {state['losses']!r}")
+        losses = [float(as_number(f"losses[{i}]", x)) for i, x in enumerate(state["losses"])]
+        if not isinstance(state["pending"], bool):
+            raise ValueError(f"pending must be True or False, got {state['pending']!r}")
+        backup = (self.last_epoch, self._step_count, self._fed_loss, self._last_lr)
+        super().load_state_dict(state)
+        try:
+            self.path.load_state_dict(state["path"])
+        except ValueError:
+            self.last_epoch, self._step_count, self._fed_loss, self._last_lr = backup
+            raise
+        self.decisions = decisions
+        self._val_loss, self._val_metric = val_loss, val_metric
+        self._losses = losses
+        self._pending = state["pending"]
         self._updates = UpdateTracker(self._params)

@@ -162,8 +162,33 @@ class SignalTracker:
         return {k.lstrip("_"): v for k, v in vars(self).items()}
 
     def load_state_dict(self, state: dict[str, float | None]) -> None:
-        """Restore what :meth:`state_dict` returned."""
+        """Restore what :meth:`state_dict` returned.
+
+        Raises:
+            ValueError: a key is missing or unknown, or a value is not what
+                :meth:`state_dict` writes (e.g. a non-positive ``initial_lr``); nothing
+                is changed then.
+        """
+        from lrgym.validate import as_number, real_number
+
+        expected = set(self.state_dict())
+        if not isinstance(state, dict) or set(state) != expected:
+            got = sorted(state) if isinstance(state, dict) else state
+            raise ValueError(f"tracker state must have the keys {sorted(expected)}, got {got!r}")
+        values: dict[str, float | None] = {}
         for key, value in state.items():
+            name = f"tracker.{key}"
+            if key == "initial_lr":
+                values[key] = real_number(name, value, above=0)
+            elif key == "grad_ref":
+                values[key] = None if value is None else real_number(name, value, above=0)
+            elif key in ("val_metric", "best_metric"):
+                values[key] = float(as_number(name, value))
+            else:
+                values[key] = None if value is None else float(as_number(name, value))
+        if math.isnan(values["val_metric"]) or math.isnan(values["best_metric"]):
+            raise ValueError("tracker.val_metric and tracker.best_metric must not be NaN")
+        for key, value in values.items():
             setattr(self, key if key == "initial_lr" else f"_{key}", value)
 
     def observe(self, fb: Feedback) -> np.ndarray:

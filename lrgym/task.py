@@ -9,11 +9,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
 
-from lrgym.trainee import Trainee
+if TYPE_CHECKING:  # keeps `import lrgym` free of torch
+    from lrgym.trainee import Trainee
 
 Split = Literal["meta-train", "held-out", "real"]
 SPLITS: tuple[str, ...] = ("meta-train", "held-out", "real")

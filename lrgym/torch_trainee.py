@@ -5,6 +5,7 @@ A torch task is a model factory + loss + in-memory data; :class:`TorchTrainee` t
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -90,6 +91,16 @@ class TorchTrainee(Trainee):
         self._cursor = 0
         self._updates = UpdateTracker(self.params)
 
+    @property
+    def tensors(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """The run's ``(features, targets)`` tensors by split (``train``, ``val``, ``test``)."""
+        return self._data
+
+    @property
+    def batch_generator(self) -> torch.Generator:
+        """The generator that draws the minibatch order (seeded from the run's seed)."""
+        return self._generator
+
     def _targets(self, y: np.ndarray) -> torch.Tensor:
         if self.loss_name == "cross_entropy":
             return torch.as_tensor(y, dtype=torch.long)
@@ -145,15 +156,16 @@ class TorchTrainee(Trainee):
 
 def classification_metrics(pred: torch.Tensor, y: torch.Tensor, n_classes: int) -> dict[str, float]:
     """Accuracy and macro-F1 (classes absent from both ``pred`` and ``y`` are skipped)."""
-    accuracy = float((pred == y).float().mean())
-    f1s = []
-    for c in range(n_classes):
-        tp = float(((pred == c) & (y == c)).sum())
-        fp = float(((pred == c) & (y != c)).sum())
-        fn = float(((pred != c) & (y == c)).sum())
-        if tp + fp + fn > 0:
-            f1s.append(2 * tp / (2 * tp + fp + fn))
-    return {"accuracy": accuracy, "macro_f1": float(np.mean(f1s)) if f1s else 0.0}
+    hit = pred == y
+    accuracy = float(hit.float().mean())
+    # per class: F1 = 2·TP / (2·TP + FP + FN) = 2·TP / (#predicted + #true), in 3 bincounts
+    tp = torch.bincount(y[hit], minlength=n_classes).double()
+    support = (
+        torch.bincount(pred, minlength=n_classes) + torch.bincount(y, minlength=n_classes)
+    ).double()
+    present = support > 0
+    f1 = float((2 * tp[present] / support[present]).mean()) if bool(present.any()) else 0.0
+    return {"accuracy": accuracy, "macro_f1": f1}
 
 
 def regression_metrics(pred: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
@@ -165,8 +177,24 @@ def regression_metrics(pred: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
     return {"r2": r2, "mae": float(err.abs().mean()), "rmse": math.sqrt(mse)}
 
 
-ModelFactory = Callable[[int, int, np.random.Generator], nn.Module]
-"""``(n_inputs, n_outputs, rng) -> model``; ``rng`` draws architecture choices."""
+ModelFactory = Callable[..., nn.Module]
+"""``(n_inputs, n_outputs, rng) -> model``; ``rng`` draws architecture choices. A factory
+with a parameter ``input_shape`` (or ``**kwargs``) also gets the shape of one example,
+e.g. ``(1, 28, 28)`` for MNIST images, so a CNN need not hard-code it; ``n_inputs`` is
+that shape's product."""
+
+DEFAULT_WEIGHT_DECAY: dict[str, float] = {"adamw": 1e-2}
+"""Weight decay of a :class:`TorchTask` that sets none: torch's own AdamW default for
+``"adamw"`` (with 0 it would be plain Adam), 0 for ``"sgd"`` and ``"adam"``."""
+
+
+def takes_input_shape(factory: Callable[..., object]) -> bool:
+    """True if ``factory`` accepts an ``input_shape`` keyword."""
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):  # a builtin or C callable: call it the old way
+        return False
+    return any(p.name == "input_shape" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
 @dataclass
@@ -176,11 +204,13 @@ class TorchTask(Task):
     Attributes:
         info: Metadata, budget and target.
         data: Builds the data splits from an rng.
-        model: Builds the model from input/output sizes and an rng.
+        model: Builds the model from input/output sizes and an rng (and, if it takes
+            one, the ``input_shape`` of one example; see :data:`ModelFactory`).
         loss: ``"cross_entropy"`` or ``"mse"``.
         optimizer: ``"sgd"`` (momentum 0.9), ``"adam"`` or ``"adamw"``.
         batch_size: Minibatch size.
-        weight_decay: Optimizer weight decay.
+        weight_decay: Optimizer weight decay; None (the default) takes
+            :data:`DEFAULT_WEIGHT_DECAY`: 0.01 for ``"adamw"``, 0 otherwise.
     """
 
     backend: ClassVar[Backend] = "torch"
@@ -191,18 +221,28 @@ class TorchTask(Task):
     loss: str = "cross_entropy"
     optimizer: str = "adam"
     batch_size: int = 64
-    weight_decay: float = 0.0
+    weight_decay: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.weight_decay is None:
+            self.weight_decay = DEFAULT_WEIGHT_DECAY.get(self.optimizer, 0.0)
 
     def build(self, seed: int, lr: float) -> TorchTrainee:
         """Data split, model init and batch order all follow from ``seed``."""
         data_seq, model_seq, torch_seq = np.random.SeedSequence(int(seed)).spawn(3)
         splits = self.data(np.random.default_rng(data_seq))
-        n_in = int(np.prod(splits.x_train.shape[1:]))
-        n_out = int(splits.y_train.max()) + 1 if self.loss == "cross_entropy" else 1
+        shape = tuple(int(d) for d in splits.x_train.shape[1:])
+        n_in = int(np.prod(shape))
+        extra = {"input_shape": shape} if takes_input_shape(self.model) else {}
+        # classes from every split: a small table's training rows may miss the last one
+        labels = (splits.y_train, splits.y_val, splits.y_test)
+        n_out = (
+            int(max(y.max() for y in labels if len(y))) + 1 if self.loss == "cross_entropy" else 1
+        )
         torch_seed = int(torch_seq.generate_state(1)[0])
         with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG untouched
             torch.manual_seed(torch_seed)
-            model = self.model(n_in, n_out, np.random.default_rng(model_seq))
+            model = self.model(n_in, n_out, np.random.default_rng(model_seq), **extra)
         return TorchTrainee(
             model,
             splits,

@@ -11,8 +11,10 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch loads when a run is built, not on `import lrgym`
+    import torch
 
 StepHook = Callable[[float], None]
 """Called after every optimizer step with that step's training loss."""

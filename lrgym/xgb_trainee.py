@@ -111,7 +111,14 @@ class XGBoostTrainee(Trainee):
     ) -> None:
         self.objective = objective
         self.classification = not objective.startswith("reg:")
-        self.n_classes = int(np.max(splits.y_train)) + 1 if self.classification else 0
+        labels = [y for y in (splits.y_train, splits.y_val, splits.y_test) if len(y)]
+        # classes from every split: a small table's training rows may miss the last one
+        self.n_classes = int(max(np.max(y) for y in labels)) + 1 if self.classification else 0
+        if objective == "binary:logistic" and self.n_classes > 2:
+            raise ValueError(  # XGBoost itself fails with a C++ stack trace
+                f"objective binary:logistic takes labels 0 and 1, but the training labels "
+                f"go up to {self.n_classes - 1}; use multi:softprob or a binary target"
+            )
         self.metric = {"binary:logistic": "logloss", "multi:softprob": "mlogloss"}.get(
             objective, "rmse"
         )

@@ -25,5 +25,6 @@ _BUILTIN = {
 for _name, _factory in _BUILTIN.items():
     register_task(id=f"lrgym/{_name}", entry_point=f"lrgym.tasks.builtin:{_factory}")
 
-# the multi-hyperparameter envs, the real-world suite and its text tasks
-from lrgym.tasks import multi, real, text  # noqa: E402, F401
+# the multi-hyperparameter envs, the real-world suite and its text tasks, and the
+# procedural families (one id each; `--tasks procedural` selects drawn tasks)
+from lrgym.tasks import multi, procedural, real, text  # noqa: E402, F401

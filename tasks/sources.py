@@ -409,6 +409,73 @@ def train_eval_pools(
     return take_subset(train, subset, seed), evaluation
 
 
+MIN_ROWS = 10
+"""Fewest rows a table may have: training, validation and test splits each need some."""
+
+
+def check_rows(n: int, source: str, minimum: int = MIN_ROWS) -> None:
+    """A :class:`DataSourceError` if a table of ``n`` rows is too small to split."""
+    if n < minimum:
+        raise DataSourceError(
+            f"{source!r} has only {n} row(s); a task needs at least {minimum} (its training, "
+            "validation and test splits each need some): pass a larger file"
+        )
+
+
+def numeric_columns(frame: Any, columns: list[str], source: str) -> Any:
+    """``frame`` with ``columns`` as float64, checked: clear errors for text, infinities
+    and columns without any value, naming the file, the column and the fix.
+
+    Missing values (NaN, empty cells) stay: the tasks impute or refuse them.
+    """
+    import pandas as pd
+
+    frame = frame.copy()
+    for column in columns:
+        raw = frame[column]
+        values = pd.to_numeric(raw, errors="coerce")
+        bad = values.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataSourceError(
+                f"{source!r}: column {column!r} should be numeric but row {row} holds "
+                f"{raw.iloc[row]!r}; fix or blank out such values, or treat the column as "
+                "categorical (categorical=[...]) or drop it (drop=[...])"
+            )
+        values = values.astype(np.float64)
+        if values.isna().all():
+            raise DataSourceError(
+                f"{source!r}: numeric column {column!r} has no values at all; fill it, or "
+                "drop it (drop=[...])"
+            )
+        infinite = np.isinf(values.to_numpy())
+        if infinite.any():
+            row = int(np.flatnonzero(infinite)[0])
+            raise DataSourceError(
+                f"{source!r}: column {column!r} holds an infinite value (row {row}); "
+                "replace infinities (a blank cell is imputed) or drop the column (drop=[...])"
+            )
+        frame[column] = values
+    return frame
+
+
+def check_classes(codes: np.ndarray, column: str, source: str, maximum: int | None = None) -> None:
+    """A :class:`DataSourceError` if the label column has fewer than two classes, or more
+    than ``maximum`` (e.g. 2 for a binary XGBoost objective)."""
+    n = len(np.unique(codes))
+    if n < 2:
+        raise DataSourceError(
+            f"{source!r}: the target column {column!r} holds a single class; a classifier "
+            "needs at least two: pick another target column or a file with both classes"
+        )
+    if maximum is not None and n > maximum:
+        raise DataSourceError(
+            f"{source!r}: the target column {column!r} holds {n} classes, but this task "
+            f"takes at most {maximum} (a binary objective); pick a binary target column or a "
+            "task that takes several classes"
+        )
+
+
 def freeze(kwargs: dict[str, Any] | None) -> tuple[tuple[str, Any], ...]:
     """``read_kwargs`` as sorted, hashable pairs (lists become tuples) for cache keys."""
     items = sorted((kwargs or {}).items())

@@ -18,7 +18,15 @@ import pandas as pd
 
 from lrgym.task import ArraySplits, TaskInfo
 from lrgym.tasks.models import mlp
-from lrgym.tasks.sources import DataSourceError, freeze, load_source, thaw
+from lrgym.tasks.sources import (
+    DataSourceError,
+    check_classes,
+    check_rows,
+    freeze,
+    load_source,
+    numeric_columns,
+    thaw,
+)
 from lrgym.torch_trainee import TorchTask
 from lrgym.xgb_trainee import XGBoostTask
 
@@ -41,6 +49,12 @@ class TableData:
         fractions: Train and validation shares; the rest tests.
         subset: Rows to keep (seeded sample; ``None``: all).
         read_kwargs: Extra ``datasets.load_dataset`` arguments as ``(name, value)`` pairs.
+        max_classes: Most classes the task's model takes (2 for a binary XGBoost
+            objective; ``None``: any number). A table with one class is always refused.
+
+    Reading refuses, with a :class:`~lrgym.tasks.sources.DataSourceError` naming the file,
+    the column and the fix: fewer than 10 rows, text in a numeric column, a numeric
+    column without any value, infinities, a target with gaps, one class, or too many.
     """
 
     source: str
@@ -51,6 +65,7 @@ class TableData:
     fractions: tuple[float, float] = (0.6, 0.2)
     subset: int | None = None
     read_kwargs: tuple[tuple[str, Any], ...] = ()
+    max_classes: int | None = None
 
     def __post_init__(self) -> None:
         train, val = self.fractions
@@ -100,6 +115,7 @@ def preprocessor(numeric: list[str], categorical: list[str]):
 def _load_table(data: TableData) -> tuple[pd.DataFrame, list[str], list[str], np.ndarray]:
     """Read once per process: the feature frame, its column roles and the class ids."""
     frame = load_source(data.source, subset=data.subset, **thaw(data.read_kwargs)).to_pandas()
+    check_rows(len(frame), data.source)
     columns = list(frame.columns)
     named = [data.target, *data.drop, *(data.numeric or ()), *(data.categorical or ())]
     missing = [c for c in named if c not in columns]
@@ -109,7 +125,11 @@ def _load_table(data: TableData) -> tuple[pd.DataFrame, list[str], list[str], np
         )
     labels = frame[data.target]
     if labels.isna().any():
-        raise DataSourceError(f"{data.source!r}: the target column {data.target!r} has gaps")
+        row = int(np.flatnonzero(labels.isna().to_numpy())[0])
+        raise DataSourceError(
+            f"{data.source!r}: the target column {data.target!r} has gaps (e.g. row {row}); "
+            "fill them or drop those rows"
+        )
     rest = [c for c in columns if c != data.target and c not in data.drop]
     numeric = (
         list(data.numeric)
@@ -123,11 +143,12 @@ def _load_table(data: TableData) -> tuple[pd.DataFrame, list[str], list[str], np
     )
     if not numeric and not categorical:
         raise DataSourceError(f"{data.source!r}: no feature columns left besides the target")
-    features = frame[numeric + categorical].copy()
+    features = numeric_columns(frame[numeric + categorical], numeric, data.source)
     for c in categorical:  # compare categories as text (mixed ints/strings confuse encoders)
         features[c] = features[c].map(lambda v: str(v) if pd.notna(v) else np.nan).astype(object)
     values = labels.to_numpy() if pd.api.types.is_integer_dtype(labels) else labels.astype(str)
     _, codes = np.unique(np.asarray(values), return_inverse=True)
+    check_classes(codes, data.target, data.source, data.max_classes)
     return features, numeric, categorical, codes.astype(np.int64)
 
 
@@ -145,6 +166,7 @@ def table_data(
     drop: tuple[str, ...] | list[str] = (),
     subset: int | None = None,
     read_kwargs: dict[str, Any] | None = None,
+    max_classes: int | None = None,
 ) -> TableData:
     """:class:`TableData` from plain arguments (lists allowed, ``read_kwargs`` a dict)."""
     return TableData(
@@ -155,10 +177,13 @@ def table_data(
         drop=tuple(drop),
         subset=subset,
         read_kwargs=freeze(read_kwargs),
+        max_classes=max_classes,
     )
 
 
-def titanic_data(source: str, read_kwargs: dict[str, Any] | None = None) -> TableData:
+def titanic_data(
+    source: str, read_kwargs: dict[str, Any] | None = None, max_classes: int | None = None
+) -> TableData:
     """Titanic survival: numeric Age/SibSp/Parch/Fare, categorical Sex/Embarked/Pclass."""
     return table_data(
         source,
@@ -167,6 +192,7 @@ def titanic_data(source: str, read_kwargs: dict[str, Any] | None = None) -> Tabl
         categorical=TITANIC_CATEGORICAL,
         drop=TITANIC_DROP,
         read_kwargs=read_kwargs,
+        max_classes=max_classes,
     )
 
 
@@ -229,7 +255,7 @@ def titanic_xgb(
             total_steps=total_steps,
             decision_interval=decision_interval,
         ),
-        data=titanic_data(source, read_kwargs),
+        data=titanic_data(source, read_kwargs, max_classes=2),
         objective="binary:logistic",
         params={"max_depth": max_depth, "subsample": subsample, "colsample_bytree": 0.8},
     )

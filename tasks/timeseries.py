@@ -20,7 +20,14 @@ import torch
 from torch import nn
 
 from lrgym.task import ArraySplits, TaskInfo
-from lrgym.tasks.sources import DataSourceError, freeze, load_source, thaw
+from lrgym.tasks.sources import (
+    DataSourceError,
+    check_rows,
+    freeze,
+    load_source,
+    numeric_columns,
+    thaw,
+)
 from lrgym.torch_trainee import TorchTask
 
 
@@ -81,9 +88,14 @@ def _windows(data: WindowData) -> ArraySplits:
         raise DataSourceError(
             f"{data.source!r} has no column(s) {missing}; its columns are {list(frame.columns)}"
         )
-    values = frame[columns].to_numpy(dtype=np.float64)
+    check_rows(len(frame), data.source)
+    values = numeric_columns(frame[columns], columns, data.source).to_numpy(dtype=np.float64)
     if not np.isfinite(values).all():
-        raise DataSourceError(f"{data.source!r}: the series have gaps (NaN); fill them first")
+        column = columns[int(np.flatnonzero(~np.isfinite(values).all(0))[0])]
+        raise DataSourceError(
+            f"{data.source!r}: the series have gaps (NaN), e.g. in column {column!r}; "
+            "fill them first (e.g. forward-fill)"
+        )
     n = len(values)
     n_train, n_val = int(data.fractions[0] * n), int(data.fractions[1] * n)
     bounds = (0, n_train, n_train + n_val, n)

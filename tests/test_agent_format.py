@@ -36,13 +36,12 @@ from lrgym.agent import (
     Agent,
     AgentCard,
     AgentLoadError,
-    PolicyWeights,
-    export_policy,
     load_agent,
     resolve_agent,
 )
 from lrgym.agent_convert import check_observations, convert_agent
 from lrgym.cli import app
+from lrgym.policy_weights import PolicyWeights, export_policy
 from lrgym.signals import FEATURES, OBS_LAYOUT_VERSION
 
 REFERENCE = Path(__file__).parent / "data" / "default_agent_reference.npz"

@@ -20,7 +20,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
 import lrgym
-from lrgym.agent import CARD, POLICY, SB3_MODEL, VECNORMALIZE
+from lrgym.agent import CARD, SB3_MODEL, VECNORMALIZE
 from lrgym.agents.config import ConfigError, load_config
 from lrgym.agents.meta_env import TRAIN_SEEDS, VALIDATION_SEEDS, MetaTaskEnv, zero_features
 from lrgym.agents.train import (
@@ -30,6 +30,7 @@ from lrgym.agents.train import (
     train,
     validation_episodes,
 )
+from lrgym.policy_weights import POLICY
 from lrgym.signals import FEATURES, feature_indices
 
 TASK = "lrgym/DigitsMLP-v0"
@@ -140,7 +141,7 @@ def _sha(path: Path) -> str:
 def test_resume_continues_from_latest_checkpoint(agent_dir, tmp_path):
     out = copy_agent(agent_dir, tmp_path)
     ckpt = out / CHECKPOINTS
-    before = {p.name: _sha(p) for p in ckpt.iterdir()}
+    before = {p.name: _sha(p) for p in ckpt.iterdir() if p.name != "manifest.json"}
     train(tiny_config(out, total_timesteps=256), resume=True, progress_bar=False)
 
     card = json.loads((out / CARD).read_text())

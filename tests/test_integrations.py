@@ -190,7 +190,8 @@ def test_hf_lr_used_each_step_is_the_decision_and_losses_come_first(tmp_path, ac
 
 @needs_hf
 def test_hf_nan_loss_holds_that_windows_decision_and_run_finishes(tmp_path):
-    model = Classifier(nan_at={8, 17, 18, 19, 20})  # step 8 ends window 2
+    # window 2 (steps 5-8) all NaN: held; one NaN in window 3 (step 10): decides on the rest
+    model = Classifier(nan_at={5, 6, 7, 8, 10, 17, 18, 19, 20})
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     sched = lrgym.PolicyScheduler(opt, constant_agent(0.5), decision_interval=4)
     used = LRsUsed()
@@ -427,7 +428,7 @@ def test_lightning_lr_used_each_step_is_the_decision_and_losses_come_first(accum
 def test_lightning_nan_loss_holds_that_windows_decision_and_run_finishes():
     module = LitClassifier(
         lambda opt: lrgym.PolicyScheduler(opt, constant_agent(0.5), decision_interval=4),
-        nan_at={8, 17, 18, 19, 20},
+        nan_at={5, 6, 7, 8, 10, 17, 18, 19, 20},  # as in the HF test above
     )
     used = LitLRsUsed()
     trainer = lit_trainer([LightningPolicyCallback(), used])

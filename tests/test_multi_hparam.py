@@ -19,10 +19,11 @@ import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
 from test_agent_training import tiny_config as tiny_training_config
+from test_policy_scheduler import linear_tanh
 from torch import nn
 
 import lrgym
-from lrgym.agent import CARD, Agent, AgentCard, PolicyWeights
+from lrgym.agent import CARD, Agent, AgentCard
 from lrgym.agents.config import ConfigError, load_config
 from lrgym.agents.meta_env import MetaTaskEnv
 from lrgym.agents.train import meta_train_tasks, train
@@ -33,6 +34,7 @@ from lrgym.hyperparams import (
     HyperParam,
     HyperParamSet,
 )
+from lrgym.policy_weights import PolicyWeights
 from lrgym.signals import FEATURES, OBS_LAYOUT_VERSION
 from lrgym.tasks.multi import MULTI_HP_VARIANTS
 from lrgym.xgb_trainee import EtaFromOptimizer, proxy_optimizer
@@ -380,19 +382,6 @@ class Recording(Agent):
     def act(self, obs: np.ndarray):
         self.seen.append(np.array(obs, dtype=np.float32, copy=True))
         return super().act(obs)
-
-
-def linear_tanh(w: torch.Tensor) -> PolicyWeights:
-    """``tanh(obs @ w)`` (no normalisation, no clip)."""
-    w = w.numpy().astype(np.float32)
-    n_features, n_actions = w.shape
-    return PolicyWeights(
-        mean=np.zeros(n_features, np.float32),
-        std=np.ones(n_features, np.float32),
-        clip_obs=math.inf,
-        layers=("linear", "tanh"),
-        linear=((w.T, np.zeros(n_actions, np.float32)),),
-    )
 
 
 def sensitive_agent(hparams: tuple[str, ...]) -> Recording:

@@ -22,9 +22,10 @@ import torch
 from torch import nn
 
 import lrgym
-from lrgym.agent import Agent, AgentCard, PolicyWeights
+from lrgym.agent import Agent, AgentCard
 from lrgym.agents.config import load_config
 from lrgym.agents.train import train
+from lrgym.policy_weights import PolicyWeights
 from lrgym.signals import FEATURES, OBS_LAYOUT_VERSION
 
 TASK = "lrgym/DigitsMLP-v0"
@@ -332,12 +333,23 @@ def test_nan_window_holds_lr_and_training_continues():
     assert all(math.isfinite(x) for x in lrs)
 
 
-def test_single_nan_step_also_holds():
+def test_single_nan_step_does_not_block_the_decision():
+    """One non-finite loss in a window: the decision uses the window's finite losses
+    (issue 14: a NaN in every window used to block every decision)."""
     model, opt = build()
     sched = lrgym.PolicyScheduler(opt, sensitive_agent(), total_steps=20, decision_interval=5)
     lrs = train_steps(model, opt, sched, 0, 20, nan_steps={7})
-    assert lrs[9] == lrs[4]
+    assert lrs[9] != lrs[4]  # decided at step 10 despite the NaN at step 7
     assert lrs[14] != lrs[9]
+    assert all(math.isfinite(x) for x in lrs)
+
+
+def test_a_nan_in_every_window_still_decides_every_window():
+    model, opt = build()
+    sched = lrgym.PolicyScheduler(opt, sensitive_agent(), total_steps=40, decision_interval=5)
+    lrs = train_steps(model, opt, sched, 0, 40, nan_steps=set(range(2, 40, 5)))
+    assert sched.decisions == 1 + 40 // 5
+    assert len(set(lrs)) >= 7
 
 
 def test_max_lr_clamps():

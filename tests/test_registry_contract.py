@@ -167,3 +167,26 @@ def test_every_task_is_a_gymnasium_env():
     for task_id in lrgym.task_ids():
         assert task_id in gymnasium.registry
         assert gymnasium.spec(task_id).kwargs["task"] == task_id
+
+
+def test_no_split_has_extreme_standardised_features():
+    """A pixel constant in a run's training split must not explode in its other splits."""
+    from lrgym.tasks.data import STANDARD_CLIP, sklearn_data
+
+    for seed in range(200):
+        splits = sklearn_data(np.random.default_rng(seed), "digits")
+        for x in (splits.x_train, splits.x_val, splits.x_test):
+            assert np.isfinite(x).all() and np.abs(x).max() <= STANDARD_CLIP
+
+
+def test_standardisation_keeps_ordinary_data_sets_unchanged():
+    """Below the clip nothing changes: breast cancer's splits equal plain standardisation."""
+    from lrgym.tasks.data import _load_sklearn, sklearn_data
+
+    x, _ = _load_sklearn("breast_cancer")
+    for seed in range(20):
+        splits = sklearn_data(np.random.default_rng(seed), "breast_cancer")
+        order = np.random.default_rng(seed).permutation(len(x))
+        train = x[order[: len(splits.x_train)]]
+        want = (train - train.mean(0)) / (train.std(0) + 1e-6)
+        np.testing.assert_array_equal(splits.x_train, want.astype(np.float32))

@@ -10,14 +10,14 @@ import pytest
 from scipy import stats
 
 from lrgym.compare import grid, run_grid
-from lrgym.report import (
+from lrgym.measures import (
     SUMMARY_COLUMNS,
     lr_robustness,
     mean_ci,
     performance_profile,
     summary_table,
-    write_report,
 )
+from lrgym.report import write_report
 
 INF = math.inf
 

@@ -10,7 +10,7 @@ import gymnasium
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
-from user_tasks_example import PLUGIN_ID, TINY_ID
+from user_tasks_example import PLUGIN_ID, TINY_ID, make_tiny
 
 import lrgym
 from lrgym.compare import RunSpec, run_one
@@ -97,9 +97,17 @@ def test_entry_point_must_return_a_task(clean_registry):
 
 def test_reregistering_warns(tiny):
     with pytest.warns(UserWarning) as record:  # Gymnasium warns about its own copy too
-        lrgym.register_task(id=tiny, entry_point="user_tasks_example:make_tiny")
+        lrgym.register_task(id=tiny, entry_point=make_tiny)  # a different spec
     assert any("overriding the already registered task" in str(w.message) for w in record)
     assert lrgym.make_task(tiny).info.split == "held-out"
+
+
+def test_registering_the_same_spec_again_is_silent(tiny):
+    """A module that registers its tasks may be imported twice (e.g. by a worker that
+    received the spec and then imports the entry point's module)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        lrgym.register_task(id=tiny, entry_point="user_tasks_example:make_tiny")
 
 
 @pytest.mark.parametrize("bad_id", ["Tiny", "bad id-v0", "testuser/Tiny", "testuser/Tiny-v"])

@@ -78,7 +78,9 @@ def make_controller(name: str) -> Controller:
     except KeyError:
         raise ValueError(
             f"unknown scheduler {name!r}.{did_you_mean(name, CONTROLLERS)} Available: "
-            f"{', '.join(CONTROLLERS)}, {LEARNED_PREFIX}NAME|PATH, {PREDICTOR_PREFIX}PATH"
+            f"{', '.join(CONTROLLERS)}, {LEARNED_PREFIX}NAME|PATH (a trained agent), "
+            f"{PREDICTOR_PREFIX}PATH (a trained LR predictor), or in `lrgym compare` "
+            "'baselines' (the seven static schedules)"
         ) from None
 
 

@@ -10,8 +10,11 @@ size). Both come from optional packages (``pip install "lrgym[optim]"``):
   (``y``): the optimizer is put in train mode before every training chunk and in eval
   mode before every evaluation, including the final test, as its documentation demands.
 * ``prodigy``: ``prodigyopt.Prodigy`` (Mishchenko & Defazio, 2024), which estimates its own
-  step size ``d``; its LR multiplier stays at the recommended 1.0 and the run's initial
-  LR is its initial estimate ``d0`` (``d`` only grows from there).
+  step size ``d``, configured as its authors recommend (the prodigyopt README): LR
+  multiplier ``lr=1.0`` and its own small initial estimate ``d0`` (1e-6, the package
+  default), so the run's initial LR does not enter. (An earlier lrgym passed the run's
+  LR as ``d0``; since ``d`` only grows, a large task LR then skipped Prodigy's own
+  estimate, and it collapsed to chance on an unseen CNN task.)
 
 Both keep the task's weight decay (decoupled). They need a torch model: they do not apply
 to XGBoost tasks, and the comparison grid leaves those runs out.
@@ -152,7 +155,7 @@ class ScheduleFreeAdamW(OptimizerBaseline):
 
 
 class ProdigyBaseline(OptimizerBaseline):
-    """``prodigyopt.Prodigy`` with LR multiplier 1.0 and ``d0`` = the run's initial LR.
+    """``prodigyopt.Prodigy`` as recommended: LR multiplier 1.0, its default ``d0``.
 
     Args:
         d_coef: Prodigy's coefficient on its step-size estimate (its preferred knob).
@@ -165,8 +168,9 @@ class ProdigyBaseline(OptimizerBaseline):
         self.d_coef = d_coef
 
     def make_optimizer(self, params: list[torch.Tensor], lr: float, weight_decay: float):
-        """``Prodigy(params, lr=1.0, d0=lr, weight_decay=weight_decay)`` (decoupled)."""
+        """``Prodigy(params, lr=1.0, weight_decay=weight_decay)`` (decoupled); ``lr``, the
+        run's initial LR, is not used: Prodigy finds its own step size."""
         with contextlib.redirect_stdout(io.StringIO()):  # it prints on weight decay
             return self.module.Prodigy(
-                params, lr=1.0, d0=lr, d_coef=self.d_coef, weight_decay=weight_decay
+                params, lr=1.0, d_coef=self.d_coef, weight_decay=weight_decay
             )

@@ -70,13 +70,19 @@ from lrgym.tasks.text.hub import (
     minilm_path,
     resolve_encoder,
 )
-from lrgym.tasks.text.models import (
-    BiLSTMClassifier,
-    EncoderClassifier,
-    bilstm_classifier,
-    encoder_classifier,
-)
 from lrgym.tasks.text.tokenizers import load_tokenizer, word_tokenizer
+
+_MODELS = ("BiLSTMClassifier", "EncoderClassifier", "bilstm_classifier", "encoder_classifier")
+
+
+def __getattr__(name: str):
+    """The model classes load (with torch) on first use, not when the presets register."""
+    if name in _MODELS:
+        from lrgym.tasks.text import models
+
+        return getattr(models, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "BERT_BASE",

@@ -10,13 +10,14 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from lrgym.task import Split, TaskInfo
 from lrgym.tasks.sources import freeze
 from lrgym.tasks.text.data import TextData
-from lrgym.tasks.text.models import bilstm_classifier, encoder_classifier
-from lrgym.torch_trainee import TorchTask
+
+if TYPE_CHECKING:  # torch loads when a task is made, not when the presets register
+    from lrgym.torch_trainee import TorchTask
 
 
 @dataclass(frozen=True)
@@ -196,6 +197,9 @@ def text_task(preset: str, **overrides: Any) -> TorchTask:
 
 def make_text_task(config: TextTaskConfig) -> TorchTask:
     """A :class:`~lrgym.task.TorchTask` for ``config`` (cheap: nothing loads yet)."""
+    from lrgym.tasks.text.models import bilstm_classifier, encoder_classifier
+    from lrgym.torch_trainee import TorchTask
+
     data = TextData(config)
     if config.model == "encoder":
         model = partial(encoder_classifier, data=data)

@@ -1,0 +1,215 @@
+"""Incremental, resumable comparison results: every finished run is kept.
+
+`lrgym compare` and `lrgym evaluate` append each run to ``OUT/runs.jsonl`` the moment it
+finishes (one JSON line: the run's key, its ``runs.csv`` row and its ``curves.csv``
+rows; flushed and fsynced), so an interruption, even ``kill -9``, loses at most the runs
+in progress. Run the same command again and the runs already recorded are skipped; the
+rest run. ``runs.csv``, ``curves.csv``, ``summary.md`` and the plots are then rebuilt
+from the recorded runs of the requested grid, in grid order, so an interrupted and
+resumed comparison gives the same files as an uninterrupted one.
+
+A run is the same run if its task, scheduler, seed, initial LR, step budget and lrgym
+version match, and, for a scheduler read from a file (``learned:PATH``,
+``lr-predictor:PATH``), that file's SHA-256: a retrained agent is run again. Delete
+``runs.jsonl`` to start over.
+
+The set of report files is written with ``summary.md`` last and removed first: while it
+is missing (an interrupted rebuild), the other files may be from different moments, and
+running the command again rebuilds them all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+import lrgym
+from lrgym._atomic import remove_stale_temp_files
+from lrgym.compare import RunResult, RunSpec, run_grid, write_frames
+
+JOURNAL = "runs.jsonl"
+SUMMARY = "summary.md"
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def scheduler_fingerprint(name: str) -> str:
+    """SHA-256 of the file a scheduler is read from (``""`` for built-in schedulers)."""
+    from lrgym.controllers import LEARNED_PREFIX, PREDICTOR_PREFIX
+    from lrgym.manifest import sha256
+
+    if name.startswith(LEARNED_PREFIX):
+        from lrgym.agent import AgentLoadError, resolve_agent
+        from lrgym.policy_weights import POLICY
+
+        try:
+            path = resolve_agent(name[len(LEARNED_PREFIX) :]) / POLICY
+        except AgentLoadError:
+            return ""
+    elif name.startswith(PREDICTOR_PREFIX):
+        path = Path(name[len(PREDICTOR_PREFIX) :])
+    else:
+        return ""
+    return sha256(path) if path.is_file() else ""
+
+
+def run_key(spec: RunSpec, total_steps: int | None, fingerprints: dict[str, str]) -> str:
+    """The identity of a run in the journal (see the module docstring)."""
+    lr = None if spec.initial_lr is None else float(spec.initial_lr).hex()  # exact
+    return json.dumps(
+        [
+            spec.task,
+            spec.scheduler,
+            int(spec.seed),
+            lr,
+            total_steps,
+            fingerprints.get(spec.scheduler, ""),
+            lrgym.__version__,
+        ]
+    )
+
+
+class ResultsStore:
+    """The append-only journal ``OUT/runs.jsonl`` of finished runs."""
+
+    def __init__(self, out: str | os.PathLike[str]) -> None:
+        self.out = Path(out)
+        self.path = self.out / JOURNAL
+
+    def load(self) -> dict[str, RunResult]:
+        """Every recorded run by key. A torn last line (a kill mid-append) is cut off."""
+        if not self.path.is_file():
+            return {}
+        data = self.path.read_bytes()
+        end = data.rfind(b"\n") + 1
+        if end < len(data):  # an interrupted append: drop it so the next one starts clean
+            with open(self.path, "r+b") as f:
+                f.truncate(end)
+                f.flush()
+                os.fsync(f.fileno())
+        records: dict[str, RunResult] = {}
+        for number, line in enumerate(data[:end].splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                key, row, curve = record["key"], record["row"], record["curve"]
+            except (ValueError, KeyError, TypeError):
+                raise ValueError(
+                    f"{self.path} line {number} is not a recorded run; the file was changed "
+                    f"outside lrgym: delete it to start over, or restore it from a copy"
+                ) from None
+            records[key] = RunResult(row, curve)
+        return records
+
+    def append(self, key: str, result: RunResult) -> None:
+        """Record one finished run durably (written, flushed and fsynced)."""
+        line = json.dumps({"key": key, "row": result.row, "curve": result.curve}, default=_plain)
+        self.out.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def run_recorded(
+    out: str | os.PathLike[str],
+    specs: Sequence[RunSpec],
+    total_steps: int | None = None,
+    workers: int = 1,
+    on_done: Callable[[RunResult], None] | None = None,
+    on_skip: Callable[[int], None] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Run the specs not yet recorded in ``out``, recording each as it finishes.
+
+    Args:
+        out: Output directory (holds ``runs.jsonl``).
+        specs: The grid.
+        total_steps: Step budget override, as in :func:`lrgym.compare.run_grid`.
+        workers: Worker processes.
+        on_done: Called with each newly finished run.
+        on_skip: Called once with the number of runs already recorded.
+
+    Returns:
+        ``(runs, curves)`` of the whole grid, rows in grid order.
+    """
+    store = ResultsStore(out)
+    fingerprints = {s.scheduler: scheduler_fingerprint(s.scheduler) for s in specs}
+    keys = [run_key(s, total_steps, fingerprints) for s in specs]
+    recorded = store.load()
+    todo = [(k, s) for k, s in zip(keys, specs, strict=True) if k not in recorded]
+    todo = list(dict((k, s) for k, s in todo).items())  # a repeated spec runs once
+    if on_skip is not None:
+        on_skip(len(specs) - len(todo))
+    by_spec = {s: k for k, s in todo}
+
+    def record(spec: RunSpec, result: RunResult) -> None:
+        key = by_spec[spec]
+        store.append(key, result)
+        recorded[key] = result
+        if on_done is not None:
+            on_done(result)
+
+    with _sigterm_as_exit():
+        run_grid([s for _, s in todo], total_steps=total_steps, workers=workers, on_spec=record)
+    results = [recorded[k] for k in keys]
+    return frames(results)
+
+
+def frames(results: Sequence[RunResult]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(runs, curves)`` frames of ``results`` (in that order)."""
+    runs = pd.DataFrame([r.row for r in results])
+    curves = pd.DataFrame([c for r in results for c in r.curve])
+    return runs, curves
+
+
+def write_results(out: str | os.PathLike[str], runs: pd.DataFrame, curves: pd.DataFrame) -> Path:
+    """Write ``runs.csv``, ``curves.csv``, the plots and ``summary.md`` (last) into ``out``.
+
+    ``summary.md`` is removed first, so its presence means the files belong together;
+    temporary files of an interrupted earlier write are removed.
+    """
+    from lrgym.report import write_report
+
+    root = Path(out)
+    with _sigterm_as_exit():  # a SIGTERM mid-write still removes the temporary file
+        for folder in (root, root / "plots"):
+            remove_stale_temp_files(folder)
+        (root / SUMMARY).unlink(missing_ok=True)
+        write_frames(root, runs, curves)
+        return write_report(root, runs, curves)
+
+
+class _sigterm_as_exit:
+    """While active (main thread only), SIGTERM raises ``SystemExit(143)`` instead of
+    killing the process outright, so worker pools are shut down and temporary files
+    removed on the way out."""
+
+    def __enter__(self) -> None:
+        self._previous = None
+        if threading.current_thread() is threading.main_thread():
+            if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+                self._previous = signal.signal(signal.SIGTERM, _raise_exit)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+
+def _raise_exit(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+__all__ = ["JOURNAL", "ResultsStore", "frames", "run_key", "run_recorded", "write_results"]

@@ -1,0 +1,366 @@
+"""K training runs of one torch task, trained as one stacked computation.
+
+Each run (a *slot*) is built by the task's own :meth:`~lrgym.torch_trainee.TorchTask.build`
+(same data split, initialisation and minibatch order as the per-run trainee), then its
+parameters are stacked with the other slots' and trained with ``torch.func``:
+``vmap(grad_and_value(functional_call(...)))`` gives every slot's loss and gradients in
+one call, and the optimizer update runs on the stacked tensors with one learning rate
+(and momentum, weight decay) per slot.
+
+The optimizers are written here because torch's own ``torch.optim`` classes take one
+LR per param group, not one per slot of a stacked tensor; the update rules follow
+``torch.optim.SGD`` (momentum, dampening 0), ``Adam`` and ``AdamW`` (no amsgrad) line by
+line and are tested against them on the same seeds.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call, grad_and_value, vmap
+
+from lrgym.torch_trainee import TorchTask, TorchTrainee, regression_metrics
+from lrgym.trainee import EvalReport, TrainReport
+
+UNBATCHABLE_MODULES = (
+    nn.modules.batchnorm._BatchNorm,
+    nn.modules.dropout._DropoutNd,
+    nn.RNNBase,
+)
+"""Modules the batched engine does not run: batch statistics, randomness, fused RNNs."""
+
+
+class NotBatchable(ValueError):
+    """A task cannot be trained by :class:`BatchedRuns`; the message says why."""
+
+
+class SlotOptimizer:
+    """One slot's hyperparameters as an optimizer-like object with ``param_groups``.
+
+    It lets a :class:`~lrgym.decision.DecisionPath` (and every hyperparameter helper)
+    read and write one run's LR, momentum or β1 and weight decay exactly as it would on
+    a ``torch.optim`` optimizer; :class:`BatchedRuns` reads the groups before each chunk.
+    """
+
+    def __init__(self, group: dict[str, Any]) -> None:
+        self.param_groups = [group]
+        self.defaults = dict(group)
+
+
+def _optimizer_kind(optimizer: torch.optim.Optimizer) -> str:
+    """``"sgd"``, ``"adam"`` or ``"adamw"``, or :class:`NotBatchable`."""
+    if len(optimizer.param_groups) != 1:
+        raise NotBatchable("the optimizer has several param groups")
+    group = optimizer.param_groups[0]
+    if type(optimizer) is torch.optim.SGD:
+        if group["nesterov"] or group["dampening"] != 0 or group.get("maximize"):
+            raise NotBatchable("only SGD with plain momentum is batched")
+        return "sgd"
+    if type(optimizer) in (torch.optim.Adam, torch.optim.AdamW):
+        if group["amsgrad"] or group.get("maximize"):
+            raise NotBatchable("Adam/AdamW with amsgrad or maximize is not batched")
+        return "adamw" if type(optimizer) is torch.optim.AdamW else "adam"
+    raise NotBatchable(f"{type(optimizer).__name__} is not batched (SGD, Adam, AdamW are)")
+
+
+def check_batchable(task: Any) -> None:
+    """Raise :class:`NotBatchable` unless ``task`` can run in :class:`BatchedRuns`."""
+    if task.backend != "torch":
+        raise NotBatchable(f"{type(task).__name__} is not a torch task (backend {task.backend!r})")
+    probe = task.build(0, 1e-3)
+    if not isinstance(probe, TorchTrainee):
+        raise NotBatchable(f"{type(task).__name__} does not build a TorchTrainee")
+    _optimizer_kind(probe.optimizer)
+    bad = [type(m).__name__ for m in probe.model.modules() if isinstance(m, UNBATCHABLE_MODULES)]
+    if bad:
+        raise NotBatchable(f"the model uses {', '.join(sorted(set(bad)))}")
+    if any(True for _ in probe.model.buffers()):
+        raise NotBatchable("the model has buffers")
+    other = task.build(1, 1e-3)
+    shapes = [[tuple(p.shape) for p in t.model.parameters()] for t in (probe, other)]
+    if shapes[0] != shapes[1]:
+        raise NotBatchable("runs of this task differ in architecture (drawn per seed)")
+
+
+class BatchedRuns:
+    """K runs of one :class:`~lrgym.torch_trainee.TorchTask`, trained together.
+
+    Every slot has its own data split, initialisation, minibatch order, learning rate
+    and optimizer state. A slot whose training loss turns non-finite stops for the rest
+    of the chunk (as :meth:`TorchTrainee.train` does) and touches no other slot.
+
+    Args:
+        task: The task; every run must have the same architecture and data shapes.
+        num_slots: K, the number of runs.
+
+    Raises:
+        NotBatchable: The task's model or optimizer is not supported.
+    """
+
+    def __init__(self, task: TorchTask, num_slots: int) -> None:
+        check_batchable(task)
+        self.task = task
+        self.num_slots = int(num_slots)
+        self.optimizers: list[SlotOptimizer] = []
+        self._template: nn.Module | None = None
+        self._names: list[str] = []
+        self.params: dict[str, torch.Tensor] = {}
+        self._state: dict[str, dict[str, torch.Tensor]] = {}
+        self._loaded = np.zeros(self.num_slots, dtype=bool)
+
+    # --- slots ----------------------------------------------------------------------------
+
+    def load(self, slot: int, seed: int, lr: float) -> SlotOptimizer:
+        """Start a fresh run in ``slot`` (as ``task.build(seed, lr)`` would); returns its
+        optimizer-like hyperparameter holder."""
+        trainee = self.task.build(seed, lr)
+        kind = _optimizer_kind(trainee.optimizer)
+        if self._template is None:
+            self._init_storage(trainee, kind)
+        self._check_same_shapes(trainee)
+        for name, p in trainee.model.named_parameters():
+            self.params[name][slot] = p.detach()
+            for buf in self._state.values():
+                buf[name][slot] = 0.0
+        self._steps[slot] = 0
+        for split, (x, y) in trainee.tensors.items():
+            self._x[split][slot] = x
+            self._y[split][slot] = y
+        self._generators[slot] = trainee.batch_generator
+        self._order[slot] = torch.randperm(self._n_train, generator=trainee.batch_generator)
+        self._cursor[slot] = 0
+        self._start[slot] = self._flat(slot)
+        self._prev_update[slot] = None
+        self._prev_norm[slot] = 0.0
+        group = {k: v for k, v in trainee.optimizer.param_groups[0].items() if k != "params"}
+        optimizer = SlotOptimizer(group)
+        if slot < len(self.optimizers):
+            self.optimizers[slot] = optimizer
+        else:
+            self.optimizers.extend([optimizer] * (slot + 1 - len(self.optimizers)))
+            self.optimizers[slot] = optimizer
+        self._loaded[slot] = True
+        trainee.close()
+        return optimizer
+
+    def _init_storage(self, trainee: TorchTrainee, kind: str) -> None:
+        k = self.num_slots
+        self.kind = kind
+        self.loss_name = trainee.loss_name
+        self.batch_size = trainee.batch_size
+        self._template = copy.deepcopy(trainee.model).to("meta")
+        self._names = [n for n, _ in trainee.model.named_parameters()]
+        self.params = {
+            n: torch.zeros((k, *p.shape), dtype=p.dtype)
+            for n, p in trainee.model.named_parameters()
+        }
+        zeros = {n: torch.zeros_like(p) for n, p in self.params.items()}
+        if kind == "sgd":
+            self._state = {"momentum_buffer": zeros}
+        else:
+            self._state = {"exp_avg": zeros, "exp_avg_sq": {n: p.clone() for n, p in zeros.items()}}
+        self._steps = torch.zeros(k, dtype=torch.float64)
+        self._x = {
+            s: torch.zeros((k, *x.shape), dtype=x.dtype) for s, (x, _) in trainee.tensors.items()
+        }
+        self._y = {
+            s: torch.zeros((k, *y.shape), dtype=y.dtype) for s, (_, y) in trainee.tensors.items()
+        }
+        self._n_train = int(trainee.tensors["train"][0].shape[0])
+        if self._n_train < self.batch_size:
+            raise NotBatchable("the training split is smaller than one batch")
+        self._generators: list[torch.Generator | None] = [None] * k
+        self._order = torch.zeros((k, self._n_train), dtype=torch.long)
+        self._cursor = np.zeros(k, dtype=np.int64)
+        n_flat = sum(p[0].numel() for p in self.params.values())
+        self._start = torch.zeros((k, n_flat))
+        self._prev_update: list[torch.Tensor | None] = [None] * k
+        self._prev_norm = np.zeros(k)
+
+        def loss_of(params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor):
+            out = functional_call(self._template, params, (x,))
+            return trainee.loss_fn(out, y)
+
+        self._grad = vmap(grad_and_value(loss_of))
+        self._forward = vmap(lambda params, x: functional_call(self._template, params, (x,)))
+        self._loss_fn = trainee.loss_fn
+
+    def _check_same_shapes(self, trainee: TorchTrainee) -> None:
+        shapes = {n: tuple(p.shape) for n, p in trainee.model.named_parameters()}
+        want = {n: tuple(p.shape[1:]) for n, p in self.params.items()}
+        if shapes != want:
+            raise NotBatchable(
+                "runs of this task differ in architecture (e.g. a width drawn per seed)"
+            )
+        for split, (x, y) in trainee.tensors.items():
+            if x.shape != self._x[split].shape[1:] or y.shape != self._y[split].shape[1:]:
+                raise NotBatchable(f"runs of this task differ in their {split} split's shape")
+
+    def _flat(self, slot: int) -> torch.Tensor:
+        return torch.cat([self.params[n][slot].reshape(-1) for n in self._names])
+
+    # --- training ------------------------------------------------------------------------
+
+    def _next_indices(self, running: np.ndarray) -> torch.Tensor:
+        """Every slot's next minibatch indices, shape (K, B); only ``running`` slots
+        advance (and reshuffle at the end of an epoch, from their own generator)."""
+        b = self.batch_size
+        for slot in np.flatnonzero(running & (self._cursor + b > self._n_train)):
+            self._order[slot] = torch.randperm(self._n_train, generator=self._generators[slot])
+            self._cursor[slot] = 0
+        offsets = torch.as_tensor(np.minimum(self._cursor, self._n_train - b))[:, None]
+        self._cursor += np.where(running, b, 0)
+        return torch.gather(self._order, 1, offsets + torch.arange(b)[None, :])
+
+    def _hyper(self, key: str, index: int | None = None) -> torch.Tensor:
+        """One hyperparameter of every slot as a (K,) float64 tensor."""
+        values = []
+        for opt in self.optimizers:
+            v = opt.param_groups[0][key]
+            values.append(float(v[index] if index is not None else v))
+        return torch.tensor(values, dtype=torch.float64)
+
+    def train(self, steps: int | np.ndarray) -> list[TrainReport]:
+        """Train every slot for its number of ``steps`` (an int for all, or one per slot;
+        0 leaves a slot untouched).
+
+        Returns one :class:`~lrgym.trainee.TrainReport` per slot (an empty one for an
+        untouched slot), with the numbers :meth:`TorchTrainee.train` reports: a slot
+        whose loss turns non-finite stops there, keeping its parameters.
+        """
+        k = self.num_slots
+        budget = np.broadcast_to(np.asarray(steps, dtype=np.int64), (k,)) * self._loaded
+        n_steps = int(budget.max(initial=0))
+        running = budget > 0
+        losses = np.full((n_steps, k), math.nan)
+        counts = np.zeros(k, dtype=np.int64)
+        norms = np.full(k, math.nan)
+        rows = torch.arange(k)[:, None]
+        hyper = self._hyperparameters()  # decisions change them between chunks only
+        for i in range(n_steps):
+            running &= budget > i
+            if not running.any():
+                break
+            idx = self._next_indices(running)
+            grads, loss = self._grad(
+                self.params, self._x["train"][rows, idx], self._y["train"][rows, idx]
+            )
+            losses[i] = loss.numpy()
+            counts += running
+            running &= np.isfinite(losses[i])  # a non-finite loss stops that slot
+            last = running & (budget == i + 1)
+            if last.any():
+                sq = sum(g.reshape(k, -1).double().pow(2).sum(1) for g in grads.values())
+                norms[last] = np.sqrt(sq.numpy())[last]
+            self._update(grads, torch.as_tensor(running), hyper)
+        reports = []
+        for slot in range(k):
+            if not counts[slot]:
+                reports.append(TrainReport(0, ()))
+                continue
+            ratio, cosine = self._measure(slot)
+            values = tuple(losses[: counts[slot], slot].tolist())
+            reports.append(TrainReport(int(counts[slot]), values, norms[slot], ratio, cosine))
+        return reports
+
+    def _hyperparameters(self) -> dict[str, torch.Tensor]:
+        """Every slot's hyperparameters as (K,) float64 tensors."""
+        hyper = {"lr": self._hyper("lr"), "wd": self._hyper("weight_decay")}
+        if self.kind == "sgd":
+            hyper["momentum"] = self._hyper("momentum")
+        else:
+            hyper["beta1"], hyper["beta2"] = self._hyper("betas", 0), self._hyper("betas", 1)
+            hyper["eps"] = self._hyper("eps")
+        return hyper
+
+    @torch.no_grad()
+    def _update(
+        self, grads: dict[str, torch.Tensor], mask: torch.Tensor, hyper: dict[str, torch.Tensor]
+    ) -> None:
+        """One optimizer step on every slot where ``mask`` is set (the others keep their
+        parameters and optimizer state), with each slot's own hyperparameters."""
+        h = dict(hyper)
+        if self.kind != "sgd":
+            self._steps += mask.double()
+            # torch computes the bias corrections in Python floats (float64)
+            h["step_size"] = h["lr"] / (1 - h["beta1"] ** self._steps)
+            h["bias2_sqrt"] = (1 - h["beta2"] ** self._steps).sqrt()
+            h["one_minus_beta1"] = 1 - h["beta1"]
+            h["one_minus_beta2"] = 1 - h["beta2"]
+            h["decay"] = 1 - h["lr"] * h["wd"]
+        h["keep"] = mask.double()
+        views: dict[int, dict[str, torch.Tensor]] = {}  # per parameter rank, (K, 1, ...)
+        for name, p in self.params.items():
+            if p.dim() not in views:
+                shape = (-1, *([1] * (p.dim() - 1)))
+                views[p.dim()] = {key: v.to(p.dtype).reshape(shape) for key, v in h.items()}
+            v = views[p.dim()]
+            g = grads[name]
+            keep = v["keep"].bool()
+            if self.kind == "sgd":  # torch.optim.SGD, dampening 0, not nesterov
+                g = g + v["wd"] * p
+                buf = self._state["momentum_buffer"][name]
+                new_buf = v["momentum"] * buf + g  # a zero buffer: the first step is g
+                new_p = p - v["lr"] * new_buf
+                buf.copy_(torch.where(keep, new_buf, buf))
+            else:  # torch.optim.Adam / AdamW, single-tensor path, no amsgrad
+                if self.kind == "adamw":
+                    base = p * v["decay"]
+                else:
+                    base = p
+                    g = g + v["wd"] * p
+                exp_avg = self._state["exp_avg"][name]
+                exp_avg_sq = self._state["exp_avg_sq"][name]
+                new_avg = exp_avg.lerp(g, v["one_minus_beta1"])
+                new_sq = exp_avg_sq * v["beta2"] + v["one_minus_beta2"] * g * g
+                denom = new_sq.sqrt() / v["bias2_sqrt"] + v["eps"]
+                new_p = base - v["step_size"] * (new_avg / denom)
+                exp_avg.copy_(torch.where(keep, new_avg, exp_avg))
+                exp_avg_sq.copy_(torch.where(keep, new_sq, exp_avg_sq))
+            p.copy_(torch.where(keep, new_p, p))
+
+    def _measure(self, slot: int) -> tuple[float, float]:
+        """``(|Δθ| / |θ|, update cosine)`` of ``slot`` since its last measure (as
+        :class:`~lrgym.signals.UpdateTracker`)."""
+        end = self._flat(slot)
+        update = end - self._start[slot]
+        norm = float(update.norm())
+        start_norm = float(self._start[slot].norm())
+        prev = self._prev_update[slot]
+        cosine = math.nan
+        if prev is not None:
+            cosine = float(update @ prev) / max(norm * self._prev_norm[slot], 1e-12)
+        self._start[slot] = end
+        self._prev_update[slot] = update
+        self._prev_norm[slot] = norm
+        return norm / max(start_norm, 1e-12), cosine
+
+    # --- evaluation ----------------------------------------------------------------------
+
+    @torch.no_grad()
+    def evaluate(self, split: str = "val", slots: Sequence[int] | None = None) -> list[EvalReport]:
+        """Loss and headline metric (accuracy or R²) of ``slots`` (default: all) on ``split``."""
+        chosen = list(range(self.num_slots)) if slots is None else list(slots)
+        index = torch.as_tensor(chosen, dtype=torch.long)
+        params = {n: p[index] for n, p in self.params.items()}
+        out = self._forward(params, self._x[split][index])
+        y = self._y[split][index]
+        reports = []
+        for o, t in zip(out, y, strict=True):
+            loss = float(self._loss_fn(o, t))
+            if self.loss_name == "cross_entropy":
+                acc = float((o.argmax(dim=1) == t).float().mean())
+                reports.append(EvalReport(loss, acc, {"accuracy": acc}))
+            else:
+                r2 = regression_metrics(o, t)["r2"]
+                reports.append(EvalReport(loss, r2, {"r2": r2}))
+        return reports
+
+
+__all__ = ["BatchedRuns", "NotBatchable", "SlotOptimizer", "check_batchable"]

@@ -1,0 +1,474 @@
+"""Procedural task families for meta-training: thousands of seeded, distinct torch tasks.
+
+Four families, each registered under one id (split ``meta-train``) that draws
+:data:`FAMILY_SIZE` tasks by index::
+
+    lrgym.make_task("lrgym/ProceduralMLP-v0", index=17)   # = make_task("lrgym/ProceduralMLP-17-v0")
+    draw_task(17, family="mlp")                            # the same task
+
+======================  ============================================================
+family                  architecture (drawn once per task)
+======================  ============================================================
+ProceduralMLP-v0        MLP, 1-4 layers of width 8-256 (constant, tapering or mixed)
+                        or residual blocks with LayerNorm; 7 activations; on tabular
+                        data (85%) or flattened synthetic images (15%)
+ProceduralCNN-v0        1-3 conv blocks (4-64 channels, 3×3 or 5×5, max/avg/no
+                        pooling), flatten or global-average head, optional hidden
+                        layer; on synthetic images (1 or 3 channels, 8×8 to 16×16)
+ProceduralAttention-v0  1-2 transformer blocks (width 16-64, 1-4 heads, pre/post
+                        LayerNorm, learned positions or none, mean/last pooling); on
+                        synthetic token or real-valued sequences (length 8-24)
+ProceduralRNN-v0        GRU or LSTM (hidden 16-64, 1-2 layers, last/mean read-out),
+                        written with ``nn.Linear`` gates; on synthetic sequences
+                        (length 8-16)
+======================  ============================================================
+
+Data (fixed per task; a run's seed draws only its 60/20/20 split, stratified by class):
+teacher networks (MLP, CNN, sequence teachers), scikit-learn's bundled
+``load_breast_cancer`` and ``load_iris`` (random feature subsets), its generators
+``make_classification``, ``make_regression``, ``make_moons``, ``make_circles``,
+``make_blobs``, ``make_gaussian_quantiles``, ``make_hastie_10_2``,
+``make_sparse_uncorrelated``, ``make_swiss_roll`` and ``make_s_curve``, synthetic images
+(gratings, shapes, blob counts and positions) and sequences (majority, count modulo,
+order, first-equals-last, token sums, sines, AR processes, trends); classification (2-8
+classes, random class merges, label noise up to 20%) and regression (target noise). Up
+to 16 pure-noise features are added to a quarter of the tabular tasks. See
+:mod:`lrgym.tasks.procedural_data`.
+
+Training: SGD with momentum 0.9, Adam or AdamW (each a third), a default LR of 3e-3 to
+3e-2 (SGD; 1e-3 to 1e-2 on regression) or 3e-4 to 3e-3 (Adam, AdamW), weight decay
+(AdamW 1e-4 to 5e-2, otherwise 0 or up to 5e-4), batch size 16-256 (at most half the
+training split, and halved while a step would cost more than :data:`MAX_STEP_MACS`), a
+step budget of 200-3,000 (log-uniform) and a decision interval giving 8-50 decisions per
+run.
+
+Exclusions (:data:`EXCLUDED_DATA`): nothing is built from the data of a held-out or real
+task: no ``load_wine`` (WineMLP-v0), ``load_diabetes`` (DiabetesXGB-v0), ``load_digits``
+(DigitsCNN-v0), ``make_friedman*`` (FriedmanMLP-v0), ill-conditioned linear data
+(IllConditionedClassification-v0), and no downloaded data (the real tasks). Every drawn
+task names its source in ``info.data``; the tests check it against the registry.
+
+Targets: drawn tasks are not calibrated. Meta-training reads no target (the reward is
+the drop in log validation loss, and model selection scores validation-slice returns),
+so each drawn task's ``target`` is the trivial floor: chance accuracy ``1 / classes`` or
+R² 0 (the mean predictor). Time-to-target on a drawn task is therefore no benchmark.
+
+Batching: every family's models use only parameters (no buffers, batch-norm, dropout or
+fused RNN modules), the architecture and data shapes are fixed per task and the
+optimizers are SGD, Adam or AdamW, so :class:`lrgym.vector.BatchedRuns` trains K runs of
+a drawn task as one computation (:data:`BATCHABLE`).
+
+Selection: ``select_tasks(["procedural"])`` (``lrgym train --tasks
+meta-train,procedural``) gives :data:`SELECTED_PER_FAMILY` tasks of each family, indices
+0 to 7 (32 tasks); ``procedural:N`` gives N tasks, the families taking turns, index by
+index. Neither ``meta-train`` nor ``all`` includes them.
+
+The generator is version 0 of each family id: changing what an index draws means a new
+id version.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from functools import lru_cache, partial
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from lrgym.registration import drawn_id, register_family, register_group
+from lrgym.task import TaskInfo
+from lrgym.tasks import procedural_data
+
+if TYPE_CHECKING:
+    from lrgym.torch_trainee import TorchTask
+
+FAMILIES: dict[str, str] = {
+    "mlp": "lrgym/ProceduralMLP-v0",
+    "cnn": "lrgym/ProceduralCNN-v0",
+    "attention": "lrgym/ProceduralAttention-v0",
+    "rnn": "lrgym/ProceduralRNN-v0",
+}
+"""Family name → registered family id."""
+
+FAMILY_SIZE = 2000
+"""Tasks each family draws (indices 0 to 1999): 8,000 in all."""
+
+SELECTED_PER_FAMILY = 8
+"""Tasks of each family in the ``procedural`` selection (indices 0-7: 32 tasks)."""
+
+BATCHABLE: dict[str, bool] = dict.fromkeys(FAMILIES, True)
+"""Whether :class:`lrgym.vector.BatchedRuns` trains a family's tasks (all of them do)."""
+
+EXCLUDED_DATA: dict[str, str] = {
+    "load_wine": "lrgym/WineMLP-v0 (held-out)",
+    "load_diabetes": "lrgym/DiabetesXGB-v0 (held-out)",
+    "load_digits": "lrgym/DigitsCNN-v0 (held-out)",
+    "make_friedman1": "lrgym/FriedmanMLP-v0 (held-out)",
+    "make_friedman2": "lrgym/FriedmanMLP-v0 (held-out; same family of generators)",
+    "make_friedman3": "lrgym/FriedmanMLP-v0 (held-out; same family of generators)",
+    "ill-conditioned": "lrgym/IllConditionedClassification-v0 (held-out)",
+    "downloaded data": "every real task (CIFAR-10, MNIST, Fashion-MNIST, Titanic, ETTh1, "
+    "AG News, IMDB, SST-2)",
+}
+"""Data no procedural task uses, and the held-out or real task that uses it."""
+
+MAX_STEP_MACS = 4_000_000
+"""Most multiply-accumulates of one forward pass over a minibatch: a drawn task whose
+step would cost more gets a smaller batch (down to 16), then a narrower model."""
+
+_FAMILY_CODES = {"mlp": 1, "cnn": 2, "attention": 3, "rnn": 4}
+ACTIVATION_NAMES = ("relu", "tanh", "gelu", "silu", "elu", "leaky_relu", "softplus")
+SGD_LRS = (3e-3, 1e-2, 3e-2)
+SGD_REGRESSION_LRS = (1e-3, 3e-3, 1e-2)
+ADAM_LRS = (3e-4, 1e-3, 3e-3)
+
+
+def _choice(rng: np.random.Generator, options) -> Any:
+    return options[int(rng.integers(len(options)))]
+
+
+# --- architectures --------------------------------------------------------------------------
+
+
+def _draw_mlp(rng: np.random.Generator) -> dict[str, Any]:
+    act = _choice(rng, ACTIVATION_NAMES)
+    if rng.uniform() < 0.25:
+        return {
+            "style": "residual",
+            "width": int(_choice(rng, (16, 32, 64, 128))),
+            "blocks": int(rng.integers(1, 4)),
+            "activation": act,
+        }
+    depth = int(rng.integers(1, 5))
+    first = int(_choice(rng, (16, 32, 64, 128, 256)))
+    pattern = _choice(rng, ("constant", "taper", "mixed"))
+    if pattern == "constant":
+        hidden = [first] * depth
+    elif pattern == "taper":
+        hidden = [max(8, first >> i) for i in range(depth)]
+    else:
+        hidden = [first] + [int(_choice(rng, (16, 32, 64, 128))) for _ in range(depth - 1)]
+    return {"style": "plain", "hidden": hidden, "activation": act}
+
+
+def _draw_cnn(rng: np.random.Generator, size: int) -> dict[str, Any]:
+    blocks = int(rng.integers(1, 4))
+    width = int(_choice(rng, (4, 8, 16)))
+    growth = int(_choice(rng, (1, 2)))
+    channels, pools = [], []
+    for _ in range(blocks):
+        channels.append(width)
+        pool = _choice(rng, ("max", "avg", "none")) if size >= 4 else "none"
+        pools.append(pool)
+        if pool != "none":
+            size //= 2
+        width = min(64, width * growth)
+    return {
+        "channels": channels,
+        "pools": pools,
+        "kernel": int(_choice(rng, (3, 5))) if size >= 6 else 3,
+        "head": _choice(rng, ("flatten", "gap")),
+        "fc": int(_choice(rng, (0, 0, 32, 64))),
+        "activation": _choice(rng, ACTIVATION_NAMES),
+    }
+
+
+def _draw_attention(rng: np.random.Generator) -> dict[str, Any]:
+    dim = int(_choice(rng, (16, 32, 64)))
+    heads = int(_choice(rng, [h for h in (1, 2, 4) if dim // h >= 8]))
+    return {
+        "dim": dim,
+        "heads": heads,
+        "layers": int(rng.integers(1, 3)),
+        "ratio": int(_choice(rng, (2, 4))),
+        "norm": _choice(rng, ("pre", "post")),
+        "positions": bool(rng.uniform() < 0.85),
+        "pool": _choice(rng, ("mean", "last")),
+        "activation": _choice(rng, ("gelu", "relu", "silu")),
+    }
+
+
+def _draw_rnn(rng: np.random.Generator) -> dict[str, Any]:
+    return {
+        "cell": _choice(rng, ("gru", "lstm")),
+        "hidden": int(_choice(rng, (16, 24, 32, 48, 64))),
+        "embed": int(_choice(rng, (8, 16, 32))),
+        "layers": 2 if rng.uniform() < 0.15 else 1,
+        "readout": _choice(rng, ("last", "mean")),
+    }
+
+
+def _input_size(data: Mapping[str, Any]) -> int:
+    if data["kind"] == "image":
+        return int(np.prod(data["shape"]))
+    if data["kind"] == "tabular":
+        return data["features_kept"] + data["noise_features"]
+    return data["length"] * (1 if data["kind"] == "tokens" else data["features"])
+
+
+def macs(family: str, arch: Mapping[str, Any], data: Mapping[str, Any], n_out: int) -> int:
+    """Multiply-accumulates of one sample's forward pass (a cost estimate)."""
+    if family == "mlp":
+        n_in = _input_size(data)
+        if arch["style"] == "residual":
+            w = arch["width"]
+            return n_in * w + arch["blocks"] * 4 * w * w + w * n_out
+        sizes = [n_in, *arch["hidden"], n_out]
+        return sum(a * b for a, b in zip(sizes, sizes[1:], strict=False))
+    if family == "cnn":
+        c, size, _ = data["shape"]
+        total = 0
+        for out, pool in zip(arch["channels"], arch["pools"], strict=True):
+            total += c * out * arch["kernel"] ** 2 * size * size
+            size //= 2 if pool != "none" else 1
+            c = out
+        feat = c if arch["head"] == "gap" else c * size * size
+        if arch["fc"]:
+            total += feat * arch["fc"]
+            feat = arch["fc"]
+        return total + feat * n_out
+    t = data["length"]
+    f = data.get("features", 1)
+    if family == "attention":
+        d = arch["dim"]
+        per_layer = t * (4 * d * d + 2 * arch["ratio"] * d * d) + 2 * t * t * d
+        return t * f * d + arch["layers"] * per_layer + d * n_out
+    gates = 3 if arch["cell"] == "gru" else 4
+    h, e = arch["hidden"], arch["embed"]
+    first = t * (f * e + e * gates * h + h * gates * h)
+    return first + (arch["layers"] - 1) * t * 2 * h * gates * h + h * n_out
+
+
+def _shrink(family: str, arch: dict[str, Any]) -> bool:
+    """Halve the model's widths (none below 8 unless it already was); False when nothing
+    can shrink."""
+    key = {"cnn": "channels", "attention": "dim", "rnn": "hidden"}.get(family)
+    if family == "mlp":
+        key = "width" if arch["style"] == "residual" else "hidden"
+    value = arch[key]
+    if isinstance(value, list):
+        smaller = [max(min(v, 8), v // 2) for v in value]
+    else:
+        smaller = max(min(value, 8), value // 2)
+    if smaller == value:
+        return False
+    arch[key] = smaller
+    if family == "attention":
+        arch["heads"] = max(h for h in (1, 2, 4) if h <= arch["heads"] and arch["dim"] // h >= 8)
+    return True
+
+
+# --- drawing ----------------------------------------------------------------------------------
+
+
+def draw_spec(index: int, family: str = "mlp", seed: int = 0) -> dict[str, Any]:
+    """Everything that defines drawn task ``index`` of ``family``, as plain data.
+
+    Deterministic in ``(family, index, seed)``, in any process; cheap (no data is made).
+    ``seed`` selects another universe of tasks (the registered ids use 0).
+    """
+    if family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}; use one of {', '.join(FAMILIES)}")
+    index = int(index)
+    if not 0 <= index < FAMILY_SIZE:
+        raise ValueError(f"index must be in [0, {FAMILY_SIZE}), got {index}")
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), _FAMILY_CODES[family], index]))
+    if family == "mlp":
+        kind = "image" if rng.uniform() < 0.15 else "tabular"
+    elif family == "cnn":
+        kind = "image"
+    else:
+        kind = "tokens" if rng.uniform() < (0.6 if family == "attention" else 0.5) else "series"
+    data = procedural_data.draw_data(rng, kind, max_length=16 if family == "rnn" else 24)
+    if family == "mlp":
+        arch = _draw_mlp(rng)
+    elif family == "cnn":
+        arch = _draw_cnn(rng, data["shape"][1])
+    elif family == "attention":
+        arch = _draw_attention(rng)
+    else:
+        arch = _draw_rnn(rng)
+
+    optimizer = _choice(rng, ("sgd", "adam", "adamw"))
+    lrs = ADAM_LRS
+    if optimizer == "sgd":  # MSE gradients scale with the targets: a step lower
+        lrs = SGD_LRS if data["task"] == "classification" else SGD_REGRESSION_LRS
+    default_lr = float(_choice(rng, lrs))
+    if optimizer == "adamw":
+        weight_decay = float(_choice(rng, (1e-4, 1e-3, 1e-2, 5e-2)))
+    else:
+        weight_decay = 0.0 if rng.uniform() < 0.6 else float(_choice(rng, (1e-5, 1e-4, 5e-4)))
+    n_train = _train_size(data)
+    batch = int(_choice(rng, (16, 32, 64, 128, 256)))
+    while batch > 16 and batch > n_train // 2:
+        batch //= 2
+    n_out = max(data["classes"], 1)
+    while macs(family, arch, data, n_out) * batch > MAX_STEP_MACS:
+        if batch > 16:
+            batch //= 2
+        elif not _shrink(family, arch):
+            break
+    total_steps = int(round(math.exp(rng.uniform(math.log(200), math.log(3000))) / 10) * 10)
+    decisions = int(rng.integers(8, 51))
+    interval = max(5, total_steps // decisions)
+    return {
+        "family": family,
+        "index": index,
+        "seed": int(seed),
+        "data": data,
+        "arch": arch,
+        "optimizer": optimizer,
+        "default_lr": default_lr,
+        "weight_decay": weight_decay,
+        "batch_size": batch,
+        "total_steps": total_steps,
+        "decision_interval": interval,
+    }
+
+
+def _train_size(data: Mapping[str, Any]) -> int:
+    """Size of every run's training split (the stratified split keeps it fixed)."""
+    if data["task"] == "regression":
+        return int(0.6 * data["n"])
+    # at least: each class loses under one sample to rounding
+    return int(0.6 * data["n"]) - max(data["classes"], 1)
+
+
+@lru_cache(maxsize=256)
+def _full_data(family: str, index: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A drawn task's whole data set, made once per process (kept for 256 tasks)."""
+    x, y = procedural_data.generate(draw_spec(index, family, seed)["data"])
+    x.setflags(write=False)
+    y.setflags(write=False)
+    return x, y
+
+
+def _run_data(rng: np.random.Generator, family: str, index: int, seed: int):
+    x, y = _full_data(family, index, seed)
+    classification = draw_spec(index, family, seed)["data"]["task"] == "classification"
+    return procedural_data.split(x, y, rng, classification)
+
+
+def _model(
+    n_in: int,
+    n_out: int,
+    rng: np.random.Generator,
+    family: str,
+    arch: Mapping[str, Any],
+    data: Mapping[str, Any],
+):
+    from lrgym.tasks.procedural_nets import build_model
+
+    return build_model(family, arch, data, n_in, max(n_out, data["classes"], 1))
+
+
+def describe(spec: Mapping[str, Any]) -> tuple[str, str, str]:
+    """``(domain, model, data)`` strings of a drawn task's :class:`~lrgym.task.TaskInfo`."""
+    data, arch, family = spec["data"], spec["arch"], spec["family"]
+    task = data["task"]
+    kind = {"tabular": "tabular", "image": "image", "tokens": "sequence", "series": "sequence"}
+    if task == "regression":
+        domain = "regression" if data["kind"] == "tabular" else f"{kind[data['kind']]} regression"
+    else:
+        domain = f"{kind[data['kind']]} classification"
+    if family == "mlp" and arch["style"] == "residual":
+        model = f"residual MLP {arch['width']}x{arch['blocks']} blocks ({arch['activation']})"
+    elif family == "mlp":
+        model = f"MLP {'-'.join(map(str, arch['hidden']))} ({arch['activation']})"
+    elif family == "cnn":
+        convs = "-".join(
+            f"{c}{'' if p == 'none' else p[0]}"
+            for c, p in zip(arch["channels"], arch["pools"], strict=True)
+        )
+        head = "global-average" if arch["head"] == "gap" else "flatten"
+        fc = f", fc {arch['fc']}" if arch["fc"] else ""
+        model = f"CNN conv{convs} k{arch['kernel']}, {head} head{fc} ({arch['activation']})"
+    elif family == "attention":
+        model = (
+            f"attention {arch['layers']}x(d{arch['dim']}, {arch['heads']} heads, "
+            f"{arch['norm']}-LN), {arch['pool']} pool"
+            + ("" if arch["positions"] else ", no positions")
+        )
+    else:
+        model = f"{arch['cell'].upper()} {arch['hidden']}x{arch['layers']} ({arch['readout']})"
+    source = data["source"]
+    if source in ("load_breast_cancer", "load_iris"):
+        text = f"scikit-learn bundled ({source})"
+    elif source.startswith("make_"):
+        text = f"scikit-learn {source} (seeded)"
+    elif data["kind"] == "image":
+        text = f"synthetic images ({source}, {'x'.join(map(str, data['shape']))})"
+    elif data["kind"] in ("tokens", "series"):
+        what = (
+            f"vocab {data['vocab']}" if data["kind"] == "tokens" else f"{data['features']} features"
+        )
+        text = f"synthetic sequences ({source}, length {data['length']}, {what})"
+    else:
+        text = f"teacher MLP (depth {data['depth']}, width {data['width']})"
+    details = [f"n={data['n']}"]
+    if data["kind"] == "tabular":
+        details.append(f"{data['features_kept']} features")
+        if data["noise_features"]:
+            details.append(f"+{data['noise_features']} noise features")
+    if task == "classification":
+        merged = " (merged)" if data["classes"] < data["raw_classes"] else ""
+        details.append(f"{data['classes']} classes{merged}")
+        if data["label_noise"]:
+            details.append(f"label noise {data['label_noise']:g}")
+    elif data["target_noise"]:
+        details.append(f"target noise {data['target_noise']:g}")
+    return domain, model, f"procedural: {text}; {', '.join(details)}"
+
+
+def draw_task(index: int = 0, family: str = "mlp", seed: int = 0) -> TorchTask:
+    """Drawn task ``index`` of ``family`` (``mlp``, ``cnn``, ``attention`` or ``rnn``).
+
+    The architecture, data set, optimizer, batch size, budget and decision interval are
+    fixed by ``(family, index, seed)``; a run's seed draws its split, initialisation and
+    minibatch order, as for every task. Entry point of the ``lrgym/Procedural*-v0`` ids.
+    """
+    from lrgym.torch_trainee import TorchTask
+
+    spec = draw_spec(index, family, seed)
+    data = spec["data"]
+    domain, model, source = describe(spec)
+    classification = data["task"] == "classification"
+    info = TaskInfo(
+        domain,
+        model,
+        source,
+        "accuracy" if classification else "r2",
+        "meta-train",
+        target=1.0 / data["classes"] if classification else 0.0,
+        default_lr=spec["default_lr"],
+        total_steps=spec["total_steps"],
+        decision_interval=spec["decision_interval"],
+    )
+    return TorchTask(
+        info,
+        data=partial(_run_data, family=family, index=spec["index"], seed=spec["seed"]),
+        model=partial(_model, family=family, arch=spec["arch"], data=data),
+        loss="cross_entropy" if classification else "mse",
+        optimizer=spec["optimizer"],
+        batch_size=spec["batch_size"],
+        weight_decay=spec["weight_decay"],
+    )
+
+
+def selection(count: int | None = None) -> list[str]:
+    """Ids of the ``procedural`` selection: :data:`SELECTED_PER_FAMILY` tasks of each
+    family (``count`` None), or ``count`` tasks with the families taking turns."""
+    total = len(FAMILIES) * FAMILY_SIZE
+    n = len(FAMILIES) * SELECTED_PER_FAMILY if count is None else int(count)
+    if not 1 <= n <= total:
+        raise ValueError(f"procedural:N draws 1 to {total} tasks, got {n}")
+    ids = list(FAMILIES.values())
+    return [drawn_id(ids[i % len(ids)], i // len(ids)) for i in range(n)]
+
+
+for _family, _id in FAMILIES.items():
+    register_family(
+        _id, "lrgym.tasks.procedural:draw_task", size=FAMILY_SIZE, kwargs={"family": _family}
+    )
+register_group("procedural", selection)

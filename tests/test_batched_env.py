@@ -1,0 +1,205 @@
+"""The batched engine: K runs of one task as one computation, equal to K separate runs.
+
+* Optimizers: every slot's parameters equal ``torch.optim``'s (SGD with momentum, Adam,
+  AdamW, with weight decay) after the same steps on the same seeds.
+* Equivalence: each slot of :class:`~lrgym.vector.BatchedLRControlEnv` gives the same
+  observations, rewards and LRs as :class:`~lrgym.env.LRControlEnv` over a full episode
+  (MLP and CNN, SGD and Adam), within 1e-4.
+* Isolation, autoreset, seeding, spaces, the fallback for unbatchable tasks, the SB3
+  adapter and a tiny ``lrgym train --batched`` end to end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from stable_baselines3.common.vec_env import VecEnv
+from typer.testing import CliRunner
+
+import lrgym
+from lrgym.cli import app
+from lrgym.env import LRControlEnv
+from lrgym.vector import BatchedLRControlEnv, BatchedRuns, NotBatchable, check_batchable
+from lrgym.vector.sb3 import ConcatVecEnv, VectorEnvAdapter
+
+MLP, CNN, XGB = "lrgym/DigitsMLP-v0", "lrgym/DigitsCNN-v0", "lrgym/BreastCancerXGB-v0"
+K_STEPS, TOTAL = 10, 60
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread, as in every lrgym worker (reductions then run in one order)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def task_with(task_id: str, **fields) -> lrgym.TorchTask:
+    return dataclasses.replace(lrgym.make_task(task_id), **fields)
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "weight_decay"), [("sgd", 0.0), ("sgd", 1e-3), ("adam", 1e-3), ("adamw", 1e-2)]
+)
+def test_slots_match_torch_optimizers(optimizer, weight_decay):
+    task = task_with(MLP, optimizer=optimizer, weight_decay=weight_decay)
+    seeds, lrs = [3, 4], [1e-2, 3e-3]
+    runs = BatchedRuns(task, 2)
+    for slot, (seed, lr) in enumerate(zip(seeds, lrs, strict=True)):
+        runs.load(slot, seed, lr)
+    runs.train(30)
+    for slot, (seed, lr) in enumerate(zip(seeds, lrs, strict=True)):
+        reference = task.build(seed, lr)
+        reference.train(30)
+        for name, p in reference.model.named_parameters():
+            torch.testing.assert_close(runs.params[name][slot], p.detach(), rtol=1e-4, atol=2e-5)
+
+
+def _episodes(task, hparams, lrs, seeds, actions):
+    """Run the batched env and K single envs on the same actions; their traces."""
+    k = len(lrs)
+    venv = BatchedLRControlEnv(task, k, K_STEPS, TOTAL, hparams)
+    assert venv.batched
+    obs, _ = venv.reset(seed=0, options={"initial_lr": lrs, "run_seed": seeds})
+    envs = [LRControlEnv(task, K_STEPS, TOTAL, hparams=hparams) for _ in range(k)]
+    firsts = [
+        e.reset(options={"initial_lr": lrs[i], "run_seed": seeds[i]})[0] for i, e in enumerate(envs)
+    ]
+    batched, single = [[obs[i]] for i in range(k)], [[o] for o in firsts]
+    alive = np.ones(k, dtype=bool)
+    for a in actions:
+        obs, rewards, terminated, _, infos = venv.step(a)
+        for i in np.flatnonzero(alive):
+            o, r, done, _, info = envs[i].step(a[i])
+            mine = infos["final_obs"][i] if terminated[i] else obs[i]
+            batched[i].append((mine, rewards[i], infos["lr"][i], terminated[i]))
+            single[i].append((o, r, info["lr"], done))
+            alive[i] = not done
+    return batched, single
+
+
+def _assert_close(batched, single):
+    for b, s in zip(batched, single, strict=True):
+        np.testing.assert_allclose(b[0], s[0], rtol=1e-4, atol=1e-4)
+        for (ob, rb, lb, db), (os_, rs, ls, ds) in zip(b[1:], s[1:], strict=True):
+            assert db == ds
+            np.testing.assert_allclose(ob, os_, rtol=1e-4, atol=1e-4)
+            assert rb == pytest.approx(rs, rel=1e-4, abs=1e-4)
+            assert lb == pytest.approx(ls, rel=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("task_id", "optimizer"), [(MLP, "adam"), (MLP, "sgd"), (CNN, "sgd"), (CNN, "adam")]
+)
+def test_each_slot_equals_the_single_env(task_id, optimizer):
+    # Initial LRs where training is not chaotic: at 1e-2 the CNN with Adam amplifies
+    # float rounding so much that one single env differs from itself by about 2e-4
+    # between 1 and 2 torch threads, which is float-order noise, not the engine.
+    task = task_with(task_id, optimizer=optimizer)
+    actions = np.random.default_rng(0).uniform(-1, 1, (TOTAL // K_STEPS, 3, 1)).astype(np.float32)
+    _assert_close(*_episodes(task, ["lr"], [1e-3, 3e-3, 3e-4], [4, 5, 6], actions))
+
+
+def test_each_slot_equals_the_single_env_with_more_hyperparameters():
+    hparams = ["lr", "momentum", "weight_decay"]
+    actions = np.random.default_rng(1).uniform(-1, 1, (TOTAL // K_STEPS, 2, 3)).astype(np.float32)
+    _assert_close(*_episodes(lrgym.make_task(MLP), hparams, [1e-3, 1e-2], [7, 8], actions))
+
+
+def test_a_diverging_slot_leaves_the_others_untouched():
+    task = lrgym.make_task(MLP)
+    hold = np.zeros((TOTAL // K_STEPS, 3, 1), dtype=np.float32)
+    with_bad, single = _episodes(task, ["lr"], [1e-3, 50.0, 3e-3], [1, 2, 3], hold)
+    assert with_bad[1][-1][3] and len(with_bad[1]) < len(with_bad[0])  # slot 1 diverged early
+    _assert_close([with_bad[0], with_bad[2]], [single[0], single[2]])
+
+
+def test_autoreset_starts_a_new_run_in_the_same_step():
+    venv = BatchedLRControlEnv(MLP, 2, K_STEPS, 20)
+    venv.reset(seed=3, options={"initial_lr": [1e-3, 1e-3], "run_seed": [1, 2]})
+    first_seeds = venv.run_seed.copy()
+    venv.step(np.zeros((2, 1), np.float32))
+    obs, _, terminated, truncated, infos = venv.step(np.zeros((2, 1), np.float32))
+    assert terminated.all() and not truncated.any()
+    assert infos["_final_obs"].all() and infos["final_obs"][0].shape == obs[0].shape
+    assert infos["final_obs"][0][-2] == pytest.approx(1.0)  # progress at the end
+    assert (obs[:, -2] == 0).all()  # the new runs start at progress 0
+    assert (venv.run_seed != first_seeds).all() and (venv.steps_done == 0).all()
+
+
+def test_same_seed_same_trajectories():
+    def trace(seed: int):
+        venv = BatchedLRControlEnv(MLP, 3, K_STEPS, 30)
+        out = [venv.reset(seed=seed)[0]]
+        rng = np.random.default_rng(0)
+        for _ in range(5):
+            out.append(venv.step(rng.uniform(-1, 1, (3, 1)).astype(np.float32))[0])
+        return np.stack(out)
+
+    np.testing.assert_array_equal(trace(11), trace(11))
+    assert not np.array_equal(trace(11), trace(12))
+
+
+def test_spaces_and_values():
+    venv = BatchedLRControlEnv(CNN, 4, K_STEPS, 20)
+    obs, infos = venv.reset(seed=0)
+    assert obs.shape == (4, *venv.single_observation_space.shape) and obs.dtype == np.float32
+    assert venv.observation_space.contains(obs)
+    assert venv.action_space.shape == (4, 1)
+    for _ in range(3):
+        obs, rewards, terminated, truncated, infos = venv.step(venv.action_space.sample())
+        assert venv.observation_space.contains(obs)
+        assert rewards.shape == terminated.shape == truncated.shape == (4,)
+        assert np.isfinite(rewards).all()
+        assert set(infos["task"]) == {CNN}
+
+
+def test_unbatchable_tasks_fall_back_to_the_single_env_loop():
+    with pytest.raises(NotBatchable, match="not a torch task"):
+        check_batchable(lrgym.make_task(XGB))
+    with pytest.raises(NotBatchable, match="architecture"):
+        check_batchable(lrgym.make_task("lrgym/TeacherStudentRegression-v0"))
+    venv = BatchedLRControlEnv(XGB, 2, 5, 10)
+    assert not venv.batched and "not a torch task" in venv.not_batched_because
+    venv.reset(seed=0)
+    obs, rewards, terminated, _, infos = venv.step(np.zeros((2, 1), np.float32))
+    assert obs.shape == (2, venv.single_observation_space.shape[0])
+    with pytest.raises(NotBatchable):
+        BatchedLRControlEnv(XGB, 2, batched=True)
+
+
+def test_sb3_adapter_reports_terminal_observations():
+    adapter = ConcatVecEnv(
+        [VectorEnvAdapter(BatchedLRControlEnv(t, 2, K_STEPS, 20)) for t in (MLP, XGB)]
+    )
+    assert isinstance(adapter, VecEnv) and adapter.num_envs == 4
+    adapter.seed(0)
+    obs = adapter.reset()
+    assert obs.shape == (4, adapter.observation_space.shape[0])
+    for _ in range(2):
+        obs, rewards, dones, infos = adapter.step(np.zeros((4, 1), np.float32))
+    assert dones.all() and len(infos) == 4
+    assert all("terminal_observation" in i for i in infos)
+    assert [i["task"] for i in infos] == [MLP, MLP, XGB, XGB]
+    adapter.close()
+
+
+def test_train_batched_end_to_end(tmp_path):
+    out = tmp_path / "agent"
+    result = CliRunner().invoke(
+        app,
+        [
+            "train", "--tasks", f"{MLP},{XGB}", "--total-timesteps", "64", "--n-envs", "1",
+            "--batched", "8", "--episode-steps", "20", "--decision-interval", "10",
+            "--n-steps", "4", "--batch-size", "16", "--eval-every", "64", "--out", str(out),
+            "--no-progress",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    agent = lrgym.load_agent(out)
+    assert agent.card.config["batched"] == 8
+    assert agent.card.total_timesteps >= 64

@@ -1,0 +1,323 @@
+"""The procedural task families: determinism, distinctness, split hygiene, batching, CLI.
+
+* Determinism: an index always draws the same task, data and model initialisation (in
+  this process and in a fresh one).
+* Distinctness: many indices draw many different architectures and data sets.
+* Split hygiene: no drawn task is a held-out or real task or uses their data (checked
+  against the live registry, and by making every source's data with the held-out
+  loaders replaced by ones that fail).
+* Each family passes ``lrgym check``, the batched engine takes every family marked
+  batchable, and ``lrgym train --tasks meta-train,procedural --batched 4`` runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import lrgym
+from lrgym.agents.config import load_config
+from lrgym.agents.train import meta_train_tasks, validation_episodes
+from lrgym.check import check_task
+from lrgym.cli import app
+from lrgym.registration import UnknownTaskError, drawn_id
+from lrgym.tasks import procedural, procedural_data
+from lrgym.tasks.procedural import (
+    BATCHABLE,
+    EXCLUDED_DATA,
+    FAMILIES,
+    FAMILY_SIZE,
+    SELECTED_PER_FAMILY,
+    draw_spec,
+    draw_task,
+)
+from lrgym.vector import BatchedRuns, check_batchable
+
+N_DRAWS = 300
+"""Indices per family drawn (specs only: cheap) for distinctness and hygiene."""
+
+
+def _digest(*arrays: np.ndarray) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def _spec_key(spec: dict) -> str:
+    return json.dumps({k: v for k, v in spec.items() if k != "index"}, sort_keys=True)
+
+
+# --- registration and selection ------------------------------------------------------------
+
+
+def test_families_registered_but_not_in_split_selections():
+    for family_id in FAMILIES.values():
+        assert lrgym.spec(family_id).is_family
+        assert lrgym.spec(family_id).size == FAMILY_SIZE
+        assert family_id in lrgym.task_ids(variants=True)
+        assert family_id not in lrgym.task_ids()
+    for name in ("meta-train", "all"):
+        assert not any("Procedural" in t for t in lrgym.select_tasks([name]))
+
+
+def test_drawn_ids_resolve_to_the_indexed_task():
+    task = lrgym.make_task("lrgym/ProceduralMLP-17-v0")
+    same = lrgym.make_task("lrgym/ProceduralMLP-v0", index=17)
+    assert task.info == same.info == draw_task(17, "mlp").info
+    assert lrgym.spec("lrgym/ProceduralMLP-17-v0").family == "lrgym/ProceduralMLP-v0"
+    assert drawn_id("lrgym/ProceduralCNN-v0", 5) == "lrgym/ProceduralCNN-5-v0"
+    with pytest.raises(UnknownTaskError, match="0 to 1999"):
+        lrgym.spec(f"lrgym/ProceduralMLP-{FAMILY_SIZE}-v0")
+    with pytest.raises(UnknownTaskError):
+        lrgym.spec("lrgym/ProceduralMLP-017-v0")  # one spelling per index
+    env = lrgym.make("lrgym/ProceduralRNN-3-v0", total_steps=4, decision_interval=2)
+    assert env.unwrapped.task_id == "lrgym/ProceduralRNN-3-v0"
+    env.reset(seed=0)
+    assert env.step(np.zeros(1, np.float32))[2] is False
+    env.close()
+
+
+def test_a_users_family_reaches_worker_processes():
+    """A family registered only in this process travels to workers with its drawn ids."""
+    from lrgym.registration import ensure_registered, portable_specs, registry
+
+    family = "testlab/Drawn-v0"
+    lrgym.register_family(family, "lrgym.tasks.procedural:draw_task", 10, {"family": "cnn"})
+    try:
+        specs = portable_specs(["testlab/Drawn-3-v0", "testlab/Drawn-4-v0"])
+        assert [s.id for s in specs] == [family] and specs[0].size == 10
+        assert lrgym.make_task("testlab/Drawn-3-v0").info == draw_task(3, "cnn").info
+        registry.pop(family)  # a fresh worker process knows nothing of it
+        gymnasium.registry.pop(family)
+        ensure_registered(specs)  # what a worker does
+        assert lrgym.spec("testlab/Drawn-9-v0").family == family
+        with pytest.raises(UnknownTaskError):
+            lrgym.spec("testlab/Drawn-10-v0")
+    finally:
+        registry.pop(family, None)
+        gymnasium.registry.pop(family, None)
+
+
+def test_procedural_selection():
+    chosen = lrgym.select_tasks(["procedural"])
+    assert len(chosen) == len(FAMILIES) * SELECTED_PER_FAMILY == 32
+    expected = {drawn_id(f, i) for f in FAMILIES.values() for i in range(SELECTED_PER_FAMILY)}
+    assert set(chosen) == expected
+    assert len(lrgym.select_tasks(["procedural:10"])) == 10
+    assert len(lrgym.select_tasks(["procedural:2000"])) == 2000  # thousands, by name
+    mixed = lrgym.select_tasks(["meta-train", "procedural"])
+    assert mixed[: len(lrgym.task_ids("meta-train"))] == lrgym.task_ids("meta-train")
+    assert len(mixed) == len(lrgym.task_ids("meta-train")) + 32
+    for bad in ("procedural:0", "procedural:x", f"procedural:{4 * FAMILY_SIZE + 1}"):
+        with pytest.raises(ValueError):
+            lrgym.select_tasks([bad])
+
+
+def test_meta_train_accepts_procedural_and_validates_each_drawn_task_once(tmp_path):
+    config = load_config(None, tasks=["meta-train", "procedural"], out=str(tmp_path / "a"))
+    tasks = meta_train_tasks(config)
+    named = len(lrgym.task_ids("meta-train"))
+    assert len(tasks) == named + 32
+    episodes = validation_episodes(tasks, config)
+    assert len(episodes) == named * (1 + len(config.val_lrs)) + 32
+    drawn_lrs = {e["initial_lr"] for e in episodes if "Procedural" in e["task"]}
+    assert set(config.val_lrs) <= drawn_lrs  # the LRs take turns over the drawn tasks
+
+
+# --- determinism and distinctness ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_same_index_same_task_data_and_init(family):
+    assert draw_spec(11, family) == draw_spec(11, family)
+    a, b = draw_task(11, family), draw_task(11, family)
+    assert a.info == b.info
+    run_a, run_b = a.build(5, a.info.default_lr), b.build(5, b.info.default_lr)
+    for split in ("train", "val", "test"):
+        for x, y in zip(run_a.tensors[split], run_b.tensors[split], strict=True):
+            assert torch.equal(x, y)
+    state_a, state_b = run_a.model.state_dict(), run_b.model.state_dict()
+    assert state_a.keys() == state_b.keys()
+    assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
+    # another run of the same task: same architecture and split sizes, another split/init
+    other = a.build(6, a.info.default_lr)
+    shapes = [p.shape for p in other.model.parameters()]
+    assert shapes == [p.shape for p in run_a.model.parameters()]
+    assert other.tensors["train"][0].shape == run_a.tensors["train"][0].shape
+    assert not torch.equal(other.tensors["val"][0], run_a.tensors["val"][0])  # its own split
+    params = zip(other.model.parameters(), run_a.model.parameters(), strict=True)
+    assert not all(torch.equal(p, q) for p, q in params)  # and its own initialisation
+    # a different generator seed draws a different universe of tasks
+    assert draw_spec(11, family, seed=1) != draw_spec(11, family)
+
+
+def test_data_is_the_same_in_a_fresh_process():
+    """No hash-seeded or global randomness: another interpreter draws the same data."""
+    picks = [(family, 3) for family in FAMILIES]
+    here = [_digest(*procedural_data.generate(draw_spec(i, f)["data"])) for f, i in picks]
+    code = (
+        "import hashlib, numpy as np\n"
+        "from lrgym.tasks.procedural import draw_spec\n"
+        "from lrgym.tasks.procedural_data import generate\n"
+        "def digest(*arrays):\n"
+        "    h = hashlib.sha256()\n"
+        "    for a in arrays: h.update(np.ascontiguousarray(a).tobytes())\n"
+        "    return h.hexdigest()\n"
+        f"for f, i in {picks!r}: print(digest(*generate(draw_spec(i, f)['data'])))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONHASHSEED": "123"},
+    ).stdout.split()
+    assert out == here
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_many_indices_draw_many_distinct_tasks(family):
+    specs = [draw_spec(i, family) for i in range(N_DRAWS)]
+    assert len({_spec_key(s) for s in specs}) == N_DRAWS
+    # the model: architecture and the input and output it is built for
+    inputs = ("kind", "shape", "features_kept", "noise_features", "length", "vocab", "features")
+    models = {
+        json.dumps([s["arch"], [s["data"].get(k) for k in inputs], s["data"]["classes"]])
+        for s in specs
+    }
+    assert len(models) >= 0.9 * N_DRAWS
+    assert len({json.dumps(s["arch"], sort_keys=True) for s in specs}) >= 40
+    assert len({json.dumps(s["data"], sort_keys=True) for s in specs}) == N_DRAWS
+    # the stated ranges
+    assert {s["optimizer"] for s in specs} == {"sgd", "adam", "adamw"}
+    assert all(16 <= s["batch_size"] <= 256 for s in specs)
+    assert all(200 <= s["total_steps"] <= 3000 for s in specs)
+    assert all(1 <= s["decision_interval"] <= s["total_steps"] for s in specs)
+    tasks = {s["data"]["task"] for s in specs}
+    assert tasks == {"classification", "regression"}
+
+
+def test_every_source_is_drawn():
+    sources = {draw_spec(i, f)["data"]["source"] for f in FAMILIES for i in range(N_DRAWS)}
+    assert sources == set(procedural_data.SOURCES)
+
+
+# --- split hygiene -------------------------------------------------------------------------
+
+_DATA_NAME = re.compile(r"\b(?:load|make|fetch)_\w+")
+
+
+def _protected_tasks() -> dict[str, lrgym.TaskInfo]:
+    ids = lrgym.task_ids("held-out") + lrgym.task_ids("real")
+    return {i: lrgym.make_task(i).info for i in ids}
+
+
+def test_no_drawn_task_is_or_uses_a_held_out_or_real_task():
+    protected = _protected_tasks()
+    assert {"lrgym/WineMLP-v0", "lrgym/DigitsCNN-v0", "lrgym/DiabetesXGB-v0"} <= set(protected)
+    # every scikit-learn data set a protected task names is excluded by the generator
+    protected_names = {m for info in protected.values() for m in _DATA_NAME.findall(info.data)}
+    assert protected_names, "the held-out tasks name their scikit-learn data"
+    assert protected_names <= set(EXCLUDED_DATA)
+    assert not protected_names & set(procedural_data.SOURCES)
+    assert not set(EXCLUDED_DATA) & set(procedural_data.SOURCES)
+    protected_data = {info.data for info in protected.values()}
+    for family in FAMILIES:
+        for i in range(0, FAMILY_SIZE, FAMILY_SIZE // 100):  # 100 per family, all over
+            info = draw_task(i, family).info
+            assert info.split == "meta-train"
+            assert info.data not in protected_data
+            assert not set(_DATA_NAME.findall(info.data)) & set(EXCLUDED_DATA), info.data
+            assert "ill-conditioned" not in info.data
+            assert info.data.startswith("procedural: ")  # each drawn task names its source
+
+
+def test_sources_never_touch_excluded_loaders(monkeypatch):
+    """Make one task of every source with the excluded loaders made to fail."""
+    import sklearn.datasets
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a procedural task loaded held-out data")
+
+    for name in EXCLUDED_DATA:
+        if hasattr(sklearn.datasets, name):
+            monkeypatch.setattr(sklearn.datasets, name, refuse)
+    first: dict[str, tuple[str, int]] = {}
+    for family in FAMILIES:
+        for i in range(N_DRAWS):
+            first.setdefault(draw_spec(i, family)["data"]["source"], (family, i))
+    assert set(first) == set(procedural_data.SOURCES)
+    for family, i in first.values():
+        data = draw_spec(i, family)["data"]
+        x, y = procedural_data.generate(data)
+        assert len(x) == len(y) == data["n"]
+        assert np.isfinite(x).all() and np.isfinite(y).all()
+        if data["task"] == "classification":
+            assert np.bincount(y).size == data["classes"]
+    code = "".join(Path(m.__file__).read_text() for m in (procedural, procedural_data))
+    calls = re.findall(r"\b(load_wine|load_diabetes|load_digits|make_friedman\d?)\s*\(", code)
+    assert calls == []
+
+
+# --- contract, batching, training ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_family_passes_lrgym_check(family):
+    task_id = drawn_id(FAMILIES[family], 1)
+    results = check_task(task_id, steps=10)
+    assert all(r.passed for r in results), [(r.name, r.detail) for r in results if not r.passed]
+
+
+@pytest.mark.parametrize("family", [f for f, ok in BATCHABLE.items() if ok])
+def test_batched_engine_takes_the_family(family):
+    for index in range(3):
+        check_batchable(draw_task(index, family))
+    task = draw_task(0, family)
+    runs = BatchedRuns(task, 2)
+    lr = task.info.default_lr
+    for slot in range(2):
+        runs.load(slot, 40 + slot, lr)
+    reports = runs.train(5)
+    for slot in range(2):
+        single = task.build(40 + slot, lr)
+        losses = single.train(5).losses
+        np.testing.assert_allclose(reports[slot].losses, losses, rtol=1e-4)
+        assert runs.evaluate("val", [slot])[0].loss == pytest.approx(
+            single.evaluate("val").loss, rel=1e-4
+        )
+
+
+def test_train_named_and_procedural_batched_end_to_end(tmp_path):
+    """A named task beside one drawn task of each family (``procedural:4``), 4 runs each.
+
+    (``--tasks meta-train,procedural`` takes the same path with 41 tasks; its expansion
+    and validation slice are checked above, without the minutes of training.)"""
+    out = tmp_path / "agent"
+    result = CliRunner().invoke(
+        app,
+        [
+            "train", "--tasks", "lrgym/DigitsMLP-v0,procedural:4", "--total-timesteps", "32",
+            "--n-envs", "1", "--batched", "4", "--episode-steps", "20",
+            "--decision-interval", "10", "--n-steps", "4", "--batch-size", "16",
+            "--eval-every", "100000", "--out", str(out), "--no-progress",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    card = lrgym.load_agent(out).card
+    assert card.config["batched"] == 4
+    assert card.tasks == ["lrgym/DigitsMLP-v0"] + [drawn_id(f, 0) for f in FAMILIES.values()]
+    table = next(iter(card.evaluation.values()))
+    assert all(task in table for task in card.tasks)
