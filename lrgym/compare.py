@@ -31,7 +31,8 @@ from lrgym.validate import whole_number
 RUN_COLUMNS = (
     "task", "split", "scheduler", "seed", "initial_lr", "default_lr", "metric", "target",
     "final_val_metric", "best_val_metric", "final_test_metric", "reached_target",
-    "steps_to_target", "seconds_to_target", "steps", "total_steps", "wall_seconds", "diverged",
+    "touched_target", "steps_to_target", "seconds_to_target", "steps", "total_steps",
+    "wall_seconds", "diverged",
 )  # fmt: skip
 """Columns of ``runs.csv`` (test metrics by name follow as ``test_<name>``)."""
 
@@ -94,6 +95,11 @@ def run_one(spec: RunSpec, total_steps: int | None = None) -> RunResult:
     test = trainee.evaluate("test")
     trainee.close()
     final_val = curve[-1]["val_metric"]
+    # A run reaches the target only if it ends at or above it without diverging; one that
+    # touched it and then fell back or diverged counts as "touched", not "reached".
+    touched = reached_at is not None
+    reached = touched and not diverged and final_val >= info.target
+    reached_at = reached_at if reached else None
     row = {
         "task": spec.task,
         "split": info.split,
@@ -106,7 +112,8 @@ def run_one(spec: RunSpec, total_steps: int | None = None) -> RunResult:
         "final_val_metric": final_val,
         "best_val_metric": best,
         "final_test_metric": _finite_or_nan(test.metric),
-        "reached_target": reached_at is not None,
+        "reached_target": reached,
+        "touched_target": touched,
         "steps_to_target": reached_at[0] if reached_at else math.inf,
         "seconds_to_target": reached_at[1] if reached_at else math.inf,
         "steps": steps,

@@ -127,7 +127,7 @@ def lr_robustness(runs: pd.DataFrame) -> pd.DataFrame:
 
 SUMMARY_COLUMNS = (
     "metric", "test_mean", "test_ci", "val_mean", "val_ci", "median_steps_to_target",
-    "reach_rate", "diverged_share", "n_runs",
+    "reach_rate", "touch_rate", "diverged_share", "n_runs",
 )  # fmt: skip
 """Columns of :func:`summary_table`."""
 
@@ -141,7 +141,9 @@ def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
     Returns:
         Indexed by (task, scheduler) with :data:`SUMMARY_COLUMNS`: the final test and
         validation metric mean and 95% CI half-width (NaN runs, e.g. diverged, are
-        left out), median steps to target (``inf`` when most seeds missed), reach rate,
+        left out), median steps to target (``inf`` when most seeds missed), reach rate
+        (ended at or above the target without diverging), touch rate (any evaluation at
+        or above it; the same as reach in files written before touches were recorded),
         share of diverged runs and number of runs.
     """
     check_columns(runs, REQUIRED_RUN_COLUMNS, "runs")
@@ -163,6 +165,9 @@ def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
                     np.median(g["steps_to_target"].astype(float).fillna(math.inf))
                 ),
                 "reach_rate": float(g["reached_target"].astype(float).mean()),
+                "touch_rate": float(
+                    g.get("touched_target", g["reached_target"]).astype(float).mean()
+                ),
                 "diverged_share": float(g["diverged"].astype(float).mean()),
                 "n_runs": len(g),
             }

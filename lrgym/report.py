@@ -147,11 +147,12 @@ def _summary_markdown(
         "## Measures",
         "",
         "- **target**: a per-task validation-metric threshold fixed in advance "
-        "(`TaskInfo.target`); a run reaches it at the first evaluation with validation "
-        "metric >= target.",
-        "- **steps to target**: optimizer steps at that evaluation (resolution: the "
-        "evaluation interval); the median over seeds is 'not reached' when most seeds "
-        "missed.",
+        "(`TaskInfo.target`). A run *reaches* it if it ends at or above it without "
+        "diverging; it *touched* it if any evaluation was at or above it (it may have "
+        "fallen back or diverged after).",
+        "- **steps to target**: for a run that reaches the target, optimizer steps at its "
+        "first evaluation at or above it (resolution: the evaluation interval); the "
+        "median over seeds is 'not reached' when most seeds missed.",
         "- **test metric**: the task's headline metric on the test split at the end of "
         "the run, mean ± 95% CI (Student's t) over seeds at the task's default LR; "
         "diverged runs without a finite metric are left out.",
@@ -191,6 +192,7 @@ def _summary_markdown(
                         _fmt_mean_ci(r["val_mean"], r["val_ci"]),
                         _fmt_steps(r["median_steps_to_target"]),
                         _fmt_share(r["reach_rate"]),
+                        _fmt_share(r["touch_rate"]),
                         _fmt_share(r["diverged_share"]),
                         int(r["n_runs"]),
                     ]
@@ -202,6 +204,7 @@ def _summary_markdown(
                 f"final val {info['metric']}",
                 "median steps to target",
                 "reached",
+                "touched",
                 "diverged",
                 "n",
             ]
@@ -256,8 +259,9 @@ def _divergence_note(runs: pd.DataFrame) -> str:
     at_default = int((diverged & runs["default_lr"].astype(bool)).sum())
     return (
         f"{n} of {len(runs)} runs diverged ({at_default} at the default LR); by "
-        f"scheduler: {parts}. A diverged run stops early and counts as not reaching "
-        f"the target; its curve ends at its last healthy evaluation."
+        f"scheduler: {parts}. A diverged run stops early and never counts as reaching "
+        f"the target (it may have touched it); its curve ends at its last healthy "
+        f"evaluation."
     )
 
 

@@ -8,6 +8,7 @@ up as a different LR trace.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -229,6 +230,20 @@ def test_run_one_records_divergence_without_raising():
     assert result.row["steps"] < 50
     assert result.row["reached_target"] is False
     assert result.row["steps_to_target"] == math.inf
+
+
+def test_touching_the_target_then_diverging_is_not_reaching_it():
+    """A run reaches the target only if it ends at or above it without diverging."""
+    base = lrgym.make_task("lrgym/WineMLP-v0")
+    low = dataclasses.replace(base, info=dataclasses.replace(base.info, target=-1.0))
+    lrgym.register_task("testlab/LowTarget-v0", lambda: low)
+    diverging = run_one(RunSpec("testlab/LowTarget-v0", "constant", 0, 1e3), total_steps=50)
+    assert diverging.row["diverged"] is True
+    assert diverging.row["touched_target"] is True  # the first evaluation is above -1
+    assert diverging.row["reached_target"] is False
+    assert diverging.row["steps_to_target"] == math.inf
+    healthy = run_one(RunSpec("testlab/LowTarget-v0", "constant", 0, 1e-3), total_steps=50)
+    assert healthy.row["reached_target"] is True and healthy.row["steps_to_target"] == 0
 
 
 def test_run_one_is_deterministic():

@@ -26,7 +26,9 @@ import lrgym
 from lrgym import cli
 from lrgym.agents.config import TrainConfig
 from lrgym.calibrate import Calibration, calibrate, target_rule, write_calibration
-from lrgym.cli import SCHEDULERS_HELP, TRAIN_DEFAULTS, app
+from lrgym.cli import app
+from lrgym.cli.compare_commands import SCHEDULERS_HELP
+from lrgym.cli.train_commands import TRAIN_DEFAULTS
 from lrgym.compare import grid, run_grid
 from lrgym.controllers import BASELINES, CONTROLLERS
 from lrgym.registration import UnknownTaskError
@@ -128,7 +130,7 @@ def test_command_list_descriptions_are_whole_sentences():
 
 
 def test_tasks_fits_80_columns_and_keeps_ids_whole(monkeypatch):
-    monkeypatch.setattr(cli, "console", Console(width=80, force_terminal=False))
+    monkeypatch.setattr(cli.task_commands, "console", Console(width=80, force_terminal=False))
     result = runner.invoke(app, ["tasks"])
     assert result.exit_code == 0, result.output
     assert max(len(line.rstrip()) for line in result.output.splitlines()) <= 80
@@ -353,7 +355,7 @@ def test_ctrl_c_prints_the_resume_hint_and_exits_130(monkeypatch, tmp_path):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(training, "train", interrupted)
-    monkeypatch.setattr(cli, "_newest_checkpoint", lambda out: 4096)
+    monkeypatch.setattr(cli.train_commands, "_newest_checkpoint", lambda out: 4096)
     result = runner.invoke(app, ["train", "--out", str(tmp_path / "run"), "--no-progress"])
     assert result.exit_code == 130
     assert f"lrgym train --resume {tmp_path / 'run'}" in flat(result.output)

@@ -1,0 +1,166 @@
+"""`lrgym compare` and `lrgym evaluate`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lrgym.cli import (
+    InitialLrsOption,
+    OutOption,
+    SeedsOption,
+    SeedStartOption,
+    TasksOption,
+    TotalStepsOption,
+    WorkersOption,
+    _check_out_dir,
+    _fail,
+    _grid_progress,
+    _help,
+    _parse_lrs,
+    _split_values,
+    app,
+    console,
+)
+
+SCHEDULERS_HELP = (
+    "Comma-separated scheduler names: 'baselines' (the seven static schedules constant, "
+    "step, exponential, cosine, cyclic, onecycle, plateau), any of those, feedback-rule, "
+    "hypergradient, schedulefree-adamw, prodigy, learned:NAME|PATH (a trained agent, e.g. "
+    "learned:default or learned:runs/agent) or lr-predictor:PATH (a trained LR predictor)."
+)
+"""Kept in step with :data:`lrgym.controllers.CONTROLLERS` by tests/test_cli_help.py."""
+
+
+@app.command(
+    help=_help(
+        "Train every task with every scheduler; write runs, curves, a summary and plots.",
+        "Every (task, scheduler, seed, initial LR) is one plain training run. OUT gets "
+        "runs.csv, curves.csv, summary.md and plots/. Each finished run is kept in "
+        "OUT/runs.jsonl at once: after an interruption, the same command runs only the rest.",
+    )
+)
+def compare(
+    tasks: TasksOption = ["held-out"],  # noqa: B006 - typer reads list defaults this way
+    schedulers: Annotated[
+        list[str], typer.Option("--schedulers", metavar="NAME,...", help=SCHEDULERS_HELP)
+    ] = ["baselines"],  # noqa: B006
+    seeds: SeedsOption = 3,
+    initial_lrs: InitialLrsOption = ["default"],  # noqa: B006
+    out: OutOption = Path("results/compare"),
+    total_steps: TotalStepsOption = None,
+    workers: WorkersOption = 1,
+    seed_start: SeedStartOption = 0,
+) -> None:
+    """Train every task with every scheduler (see the help text above)."""
+    from lrgym.controllers import BASELINES
+
+    names = [n for s in _split_values(schedulers) for n in (BASELINES if s == "baselines" else [s])]
+    _run_comparison(
+        tasks, names, seeds, initial_lrs, out, total_steps, workers, seed_start=seed_start
+    )
+
+
+def _run_comparison(
+    tasks: list[str],
+    schedulers: list[str],
+    seeds: int,
+    initial_lrs: list[str],
+    out: Path,
+    total_steps: int | None,
+    workers: int,
+    seed_start: int = 0,
+):
+    """Validate, run the grid with a progress bar, write runs, curves, summary and plots.
+
+    Each finished run is recorded in OUT/runs.jsonl at once; runs already recorded there
+    are not run again (see :mod:`lrgym.results_store`).
+    """
+    from lrgym.compare import grid
+    from lrgym.registration import UnknownTaskError, select_tasks
+    from lrgym.results_store import JOURNAL, run_recorded, write_results
+    from lrgym.tasks.sources import DataSourceError
+
+    if seeds < 1:
+        raise _fail("--seeds must be at least 1")
+    lrs = _parse_lrs(initial_lrs)
+    if not _split_values(tasks):
+        raise _fail("--tasks is empty; pass task ids, 'meta-train', 'held-out', 'real' or 'all'")
+    if not schedulers:
+        raise _fail("--schedulers is empty; pass scheduler names or 'baselines'")
+    try:
+        seed_range = range(seed_start, seed_start + seeds)
+        specs = grid(select_tasks(_split_values(tasks)), schedulers, seed_range, lrs)
+    except (UnknownTaskError, ValueError, ImportError) as exc:  # ImportError: optional extra
+        raise _fail(str(exc)) from None
+    if not specs:
+        raise _fail(
+            f"nothing to run: the schedulers ({', '.join(schedulers)}) apply to none of the "
+            "tasks (e.g. optimizer-level controllers skip XGBoost tasks); pick others"
+        )
+    _check_out_dir(out)
+    progress = _grid_progress()
+    with progress:
+        bar = progress.add_task("runs", total=len(specs))
+
+        def done(result) -> None:
+            row = result.row
+            progress.update(bar, advance=1, description=f"{row['task']} {row['scheduler']}")
+
+        def skipped(n: int) -> None:
+            if n:
+                progress.update(bar, advance=n)
+                console.print(f"{n} of {len(specs)} runs already recorded in {out / JOURNAL}")
+
+        try:
+            runs, curves = run_recorded(
+                out, specs, total_steps, workers, on_done=done, on_skip=skipped
+            )
+        except DataSourceError as exc:  # a real task's data could not be read
+            raise _fail(f"{exc} (finished runs are kept in {out / JOURNAL})") from None
+        except ValueError as exc:  # e.g. a runs.jsonl changed by hand
+            raise _fail(str(exc)) from None
+    summary = write_results(out, runs, curves)
+    console.print(f"wrote {len(runs)} runs to {out}/runs.csv; summary: {summary}")
+    return summary
+
+
+@app.command()
+def evaluate(
+    agent: Annotated[str, typer.Option(help="Shipped agent name or agent directory.")] = "default",
+    tasks: TasksOption = ["held-out"],  # noqa: B006
+    seeds: SeedsOption = 5,
+    initial_lrs: InitialLrsOption = ["default"],  # noqa: B006
+    out: OutOption = Path("results/evaluate"),
+    total_steps: TotalStepsOption = None,
+    workers: WorkersOption = 1,
+    update_card: Annotated[
+        bool, typer.Option(help="Also write the summary into the agent's card.")
+    ] = False,
+    seed_start: SeedStartOption = 0,
+) -> None:
+    """Compare a learned agent with every static baseline; same report as `compare`."""
+    from lrgym.agent import AgentLoadError, is_shipped, load_agent
+    from lrgym.controllers import BASELINES, LEARNED_PREFIX
+
+    try:
+        loaded = load_agent(agent)
+    except AgentLoadError as exc:
+        raise _fail(str(exc)) from None
+    if update_card and is_shipped(loaded.path):
+        raise _fail(
+            f"--update-card: {agent!r} is shipped with lrgym and its card is part of the "
+            f"installed package; copy it first (cp -r {loaded.path} my-agent) and pass "
+            "--agent my-agent --update-card"
+        )
+    names = [f"{LEARNED_PREFIX}{agent}", *BASELINES]
+    summary = _run_comparison(
+        tasks, names, seeds, initial_lrs, out, total_steps, workers, seed_start=seed_start
+    )
+    if update_card:
+        card = loaded.card
+        card.evaluation[", ".join(_split_values(tasks))] = summary.read_text(encoding="utf-8")
+        card.save(loaded.path)
+        console.print(f"updated {loaded.path / 'card.json'}")

@@ -1,0 +1,307 @@
+"""`lrgym train`, `lrgym train-predictor` and `lrgym convert-agent`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lrgym.cli import (
+    _fail,
+    _folder,
+    _help,
+    _split_values,
+    app,
+    console,
+)
+
+TRAIN_DEFAULTS = {
+    "tasks": "meta-train",
+    "total_timesteps": "30000",
+    "n_envs": "4",
+    "decision_interval": "each task's",
+    "episode_steps": "each task's",
+    "seed": "0",
+    "out": "runs/agent",
+    "name": "my-agent",
+    "learning_rate": "0.0003",
+    "n_steps": "128",
+    "batch_size": "64",
+    "ent_coef": "0.005",
+    "gamma": "0.99",
+    "eval_every": "6000",
+    "checkpoint_every": "2000",
+    "default_lr_share": "0.0",
+    "hparams": "lr",
+    "drop_features": "none",
+}
+"""`lrgym train`'s defaults as `--help` shows them (the flags default to None so that a
+--config file can set them); tests/test_cli_help.py checks them against TrainConfig."""
+
+
+def _train_option(name: str, help: str, *decls: str, **kwargs) -> typer.models.OptionInfo:
+    default = f" \\[default: {TRAIN_DEFAULTS[name]}]"  # escaped: help text is rich markup
+    return typer.Option(*decls, help=help + default, show_default=False, **kwargs)
+
+
+@app.command(
+    help=_help(
+        "Meta-train a PPO agent on the meta-train tasks and write an agent folder.",
+        "The defaults are the recipe of the shipped agent (trained_agents/default). Needs "
+        'the training extra: pip install "lrgym\\[train]".',
+    )
+)
+def train(
+    config: Annotated[Path | None, typer.Option(help="YAML config (flags override it).")] = None,
+    tasks: Annotated[
+        list[str] | None,
+        _train_option(
+            "tasks",
+            "Comma-separated meta-train task ids, meta-train, and/or procedural (32 drawn "
+            "tasks; procedural:N for N).",
+            "--tasks",
+            metavar="TASK,...",
+        ),
+    ] = None,
+    total_timesteps: Annotated[
+        int | None, _train_option("total_timesteps", "Env steps (agent decisions) to train.")
+    ] = None,
+    n_envs: Annotated[
+        int | None,
+        _train_option(
+            "n_envs",
+            "Environment worker processes (0: one per core). Part of the recipe: a rollout "
+            "is n-steps × n-envs.",
+        ),
+    ] = None,
+    decision_interval: Annotated[
+        int | None, _train_option("decision_interval", "Optimizer steps per decision.")
+    ] = None,
+    episode_steps: Annotated[
+        int | None, _train_option("episode_steps", "Optimizer steps per episode.")
+    ] = None,
+    seed: Annotated[int | None, _train_option("seed", "Seed of everything random.")] = None,
+    out: Annotated[
+        Path | None, _train_option("out", "Agent output folder.", parser=_folder)
+    ] = None,
+    name: Annotated[str | None, _train_option("name", "Agent name for its card.")] = None,
+    learning_rate: Annotated[
+        float | None, _train_option("learning_rate", "PPO learning rate.")
+    ] = None,
+    n_steps: Annotated[int | None, _train_option("n_steps", "PPO rollout steps per env.")] = None,
+    batch_size: Annotated[int | None, _train_option("batch_size", "PPO minibatch size.")] = None,
+    ent_coef: Annotated[float | None, _train_option("ent_coef", "PPO entropy coefficient.")] = None,
+    gamma: Annotated[float | None, _train_option("gamma", "PPO discount factor.")] = None,
+    eval_every: Annotated[
+        int | None,
+        _train_option("eval_every", "Score the validation slice every N steps (model selection)."),
+    ] = None,
+    checkpoint_every: Annotated[
+        int | None,
+        _train_option("checkpoint_every", "Save a resumable checkpoint every N steps."),
+    ] = None,
+    default_lr_share: Annotated[
+        float | None,
+        _train_option("default_lr_share", "Share of episodes starting at the task's default LR."),
+    ] = None,
+    hparams: Annotated[
+        list[str] | None,
+        _train_option(
+            "hparams",
+            "Comma-separated hyperparameters to control, lr first (e.g. "
+            "lr,momentum,weight_decay or lr,max_depth,subsample).",
+            "--hparams",
+            metavar="NAME,...",
+        ),
+    ] = None,
+    drop_features: Annotated[
+        list[str] | None,
+        _train_option(
+            "drop_features",
+            "Comma-separated feature groups or features to hide (ablations).",
+            "--drop-features",
+            metavar="NAME,...",
+        ),
+    ] = None,
+    batched: Annotated[
+        int | None,
+        typer.Option(
+            help="Runs per task in each worker, trained as one stacked computation (0: off)."
+        ),
+    ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(help="Continue the interrupted run in this folder (its --out)."),
+    ] = None,
+    overwrite: Annotated[
+        bool,
+        typer.Option(help="Replace an earlier run in --out (a new run needs an empty --out)."),
+    ] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Meta-train a PPO agent (see the help text above)."""
+    try:
+        import stable_baselines3  # noqa: F401
+    except ImportError:
+        raise _fail(
+            "`lrgym train` needs the training extra (stable-baselines3, TensorBoard): "
+            'pip install "lrgym[train]"'
+        ) from None
+    from lrgym.agent import load_card
+    from lrgym.agents.config import ConfigError, load_config
+    from lrgym.agents.train import CONFIG
+    from lrgym.agents.train import train as run_training
+    from lrgym.registration import UnknownTaskError
+    from lrgym.train_report import TrainReporter, cli_command
+
+    reporter = TrainReporter(console, progress=progress)
+
+    ppo = {
+        k: v
+        for k, v in dict(
+            learning_rate=learning_rate,
+            n_steps=n_steps,
+            batch_size=batch_size,
+            ent_coef=ent_coef,
+            gamma=gamma,
+        ).items()
+        if v is not None
+    }
+    if resume is not None:
+        if overwrite:
+            raise _fail("--resume continues a run and --overwrite replaces it: pass one")
+        if not (resume / CONFIG).is_file():
+            raise _fail(f"--resume {resume}: no {CONFIG} there; pass the --out of the run")
+        config = resume / CONFIG
+        out = resume
+    try:
+        cfg = load_config(
+            config,
+            tasks=_split_values(tasks) if tasks else None,
+            total_timesteps=total_timesteps,
+            n_envs=n_envs,
+            decision_interval=decision_interval,
+            episode_steps=episode_steps,
+            seed=seed,
+            out=str(out) if out else None,
+            name=name,
+            default_lr_share=default_lr_share,
+            eval_every=eval_every,
+            checkpoint_every=checkpoint_every,
+            drop_features=_split_values(drop_features) if drop_features else None,
+            hparams=_split_values(hparams) if hparams else None,
+            batched=batched,
+            ppo=ppo or None,
+        )
+        path = run_training(
+            cfg,
+            resume=resume is not None,
+            progress_bar=progress,
+            overwrite=overwrite,
+            command=cli_command(),
+            reporter=reporter,
+        )
+    except (ConfigError, UnknownTaskError, ValueError) as exc:
+        reporter.close()
+        raise _fail(str(exc)) from None
+    except KeyboardInterrupt:
+        run_dir = Path(reporter.out or out or TRAIN_DEFAULTS["out"])
+        reporter.interrupted(run_dir, _newest_checkpoint(run_dir))
+        raise typer.Exit(code=130) from None
+    reporter.summary(path, load_card(path))
+
+
+def _newest_checkpoint(out: Path) -> int | None:
+    """Timesteps of the newest checkpoint `--resume` would load, or None."""
+    try:
+        from lrgym.agents.checkpoints import find_checkpoint
+
+        found = find_checkpoint(out)
+    except Exception:  # noqa: BLE001 - only a hint after Ctrl-C
+        return None
+    return None if found is None else found.steps
+
+
+@app.command("convert-agent")
+def convert_agent(
+    directory: Annotated[Path, typer.Argument(help="Agent directory with card.json + policy.pt.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Write the converted agent here (default: in place).")
+    ] = None,
+) -> None:
+    """Convert an old TorchScript agent (policy.pt) to policy.safetensors.
+
+    This loads and RUNS the TorchScript in policy.pt: convert only agents you trust.
+
+    The result must match it within 1e-6 on 10,000 seeded observations.
+
+    Then policy.pt is removed (in place), or the source is left as it is (--out).
+    """
+    from lrgym.agent import AgentLoadError
+    from lrgym.agent_convert import convert_agent as run_conversion
+
+    try:
+        done = run_conversion(directory, out)
+    except AgentLoadError as exc:
+        raise _fail(str(exc)) from None
+    except OSError as exc:
+        raise _fail(f"cannot write the converted agent: {exc.strerror or exc}") from None
+    console.print(
+        f"converted {directory} -> {done.path}: max |action difference| "
+        f"{done.max_abs_diff:.3g} on {done.observations} observations"
+    )
+
+
+@app.command(
+    "train-predictor",
+    help=_help(
+        "Train the LR predictor (a 2×64 ReLU MLP) on the runs logged by `lrgym compare`.",
+        "Use the result as `--schedulers lr-predictor:OUT`.",
+    ),
+)
+def train_predictor(
+    runs: Annotated[
+        list[Path],
+        typer.Option(
+            "--runs",
+            metavar="DIR",
+            help="Output folder of an `lrgym compare` on meta-train tasks; repeat --runs "
+            "for several.",
+        ),
+    ],
+    out: Annotated[Path, typer.Option(help="Predictor file to write.")] = Path(
+        "runs/lr_predictor.pt"
+    ),
+    epochs: Annotated[int, typer.Option(min=1, help="Training epochs.")] = 40,
+    seed: Annotated[int, typer.Option(help="Seed of the split, init and batch order.")] = 0,
+) -> None:
+    """Train the LR predictor (see the help text above)."""
+    import pandas as pd
+
+    from lrgym.controllers.lr_predictor import PredictorTraining, training_data
+    from lrgym.controllers.lr_predictor import train_predictor as fit
+
+    frames: dict[str, list[pd.DataFrame]] = {"runs.csv": [], "curves.csv": []}
+    for directory in runs:
+        for name, found in frames.items():
+            path = directory / name
+            if not path.is_file():
+                raise _fail(f"--runs {directory}: no {name} there; pass an `lrgym compare --out`")
+            found.append(pd.read_csv(path))
+    if out.exists() and out.is_dir():
+        raise _fail(f"--out {out} is a directory; pass a file path such as {out}/lr_predictor.pt")
+    try:
+        data = training_data(pd.concat(frames["runs.csv"]), pd.concat(frames["curves.csv"]))
+        predictor = fit(data, PredictorTraining(epochs=epochs, seed=seed))
+        path = predictor.save(out)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    except OSError as exc:
+        raise _fail(f"cannot write --out {out}: {exc.strerror or exc}") from None
+    info = predictor.info
+    console.print(
+        f"trained on {info['rows']} decisions from {len(info['tasks'])} tasks; validation MSE "
+        f"{info['validation_mse']:.4f} (keeping the LR: {info['validation_mse_keep_lr']:.4f})"
+    )
+    console.print(f"predictor written to {path} (use it as --schedulers lr-predictor:{path})")
