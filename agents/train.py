@@ -122,6 +122,27 @@ def make_vec_env(tasks: list[str], config: TrainConfig) -> VecEnv:
     return SubprocVecEnv(fns) if config.n_envs > 1 else DummyVecEnv(fns)
 
 
+def make_ppo(env: VecEnv, config: TrainConfig, tensorboard_log: str | None = None) -> PPO:
+    """A fresh SB3 PPO with ``config.ppo``'s settings on ``env``."""
+    ppo = config.ppo
+    return PPO(
+        "MlpPolicy",
+        env,
+        learning_rate=ppo.learning_rate,
+        n_steps=ppo.n_steps,
+        batch_size=ppo.batch_size,
+        n_epochs=ppo.n_epochs,
+        gamma=ppo.gamma,
+        gae_lambda=ppo.gae_lambda,
+        clip_range=ppo.clip_range,
+        ent_coef=ppo.ent_coef,
+        policy_kwargs={"net_arch": list(ppo.net_arch)},
+        tensorboard_log=tensorboard_log,
+        seed=config.seed,
+        verbose=0,
+    )
+
+
 def validation_episodes(tasks: list[str], config: TrainConfig) -> list[dict[str, Any]]:
     """The fixed validation slice: every meta-train task × (its default LR and ``val_lrs``),
     on run seeds training never draws. A task drawn from a procedural family gets one
@@ -292,23 +313,7 @@ def _train(
         restore_state(model, env, state)
     else:
         env = VecNormalize(venv, norm_obs=True, norm_reward=True, gamma=config.ppo.gamma)
-        ppo = config.ppo
-        model = PPO(
-            "MlpPolicy",
-            env,
-            learning_rate=ppo.learning_rate,
-            n_steps=ppo.n_steps,
-            batch_size=ppo.batch_size,
-            n_epochs=ppo.n_epochs,
-            gamma=ppo.gamma,
-            gae_lambda=ppo.gae_lambda,
-            clip_range=ppo.clip_range,
-            ent_coef=ppo.ent_coef,
-            policy_kwargs={"net_arch": list(ppo.net_arch)},
-            tensorboard_log=str(out / "tb"),
-            seed=config.seed,
-            verbose=0,
-        )
+        model = make_ppo(env, config, tensorboard_log=str(out / "tb"))
     if reporter is not None:
         reporter.start(config, tasks, model.num_timesteps, model.n_steps * model.n_envs)
     val_env = meta_env(tasks, config, VALIDATION_SEEDS)

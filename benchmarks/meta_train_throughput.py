@@ -14,12 +14,11 @@ from __future__ import annotations
 import argparse
 import time
 
-from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecNormalize
 
 from lrgym.agents.config import load_config
-from lrgym.agents.train import make_vec_env, meta_train_tasks
+from lrgym.agents.train import make_ppo, make_vec_env, meta_train_tasks
 
 
 class Clock(BaseCallback):
@@ -57,22 +56,7 @@ def measure(batched: int, args: argparse.Namespace) -> dict[str, float]:
     )
     tasks = meta_train_tasks(config)
     venv = VecNormalize(make_vec_env(tasks, config), gamma=config.ppo.gamma)
-    ppo = config.ppo
-    model = PPO(
-        "MlpPolicy",
-        venv,
-        learning_rate=ppo.learning_rate,
-        n_steps=ppo.n_steps,
-        batch_size=ppo.batch_size,
-        n_epochs=ppo.n_epochs,
-        gamma=ppo.gamma,
-        gae_lambda=ppo.gae_lambda,
-        clip_range=ppo.clip_range,
-        ent_coef=ppo.ent_coef,
-        policy_kwargs={"net_arch": list(ppo.net_arch)},
-        seed=0,
-        device="cpu",
-    )
+    model = make_ppo(venv, config)
     clock = Clock(args.seconds)
     model.learn(10**9, callback=clock)
     wall = time.perf_counter() - clock.start

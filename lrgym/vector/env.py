@@ -79,16 +79,21 @@ class BatchedLRControlEnv(VectorEnv):
         self.num_envs = int(num_envs)
         self.seed_range = seed_range
         self.default_lr_share = float(default_lr_share)
-        template = LRControlEnv(
-            self.task,
-            decision_interval,
-            total_steps,
-            None,
-            divergence_factor,
-            divergence_penalty,
-            hparams,
-        )
-        template.task_id = self.task_id
+
+        def single() -> LRControlEnv:
+            env = LRControlEnv(
+                self.task,
+                decision_interval,
+                total_steps,
+                None,
+                divergence_factor,
+                divergence_penalty,
+                hparams,
+            )
+            env.task_id = self.task_id
+            return env
+
+        template = single()
         self.decision_interval = template.decision_interval
         self.total_steps = template.total_steps
         self.divergence_factor = divergence_factor
@@ -110,20 +115,7 @@ class BatchedLRControlEnv(VectorEnv):
                     raise
                 self.not_batched_because = str(exc)
         if self.runs is None:
-            self.fallback = [template] + [
-                LRControlEnv(
-                    self.task,
-                    decision_interval,
-                    total_steps,
-                    None,
-                    divergence_factor,
-                    divergence_penalty,
-                    hparams,
-                )
-                for _ in range(self.num_envs - 1)
-            ]
-            for env in self.fallback:
-                env.task_id = self.task_id
+            self.fallback = [template] + [single() for _ in range(self.num_envs - 1)]
         else:
             template.close()
         k = self.num_envs
