@@ -10,8 +10,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import gymnasium
 import pytest
 import torch
+
+import lrgym
 
 TESTS_DIR = str(Path(__file__).resolve().parent)
 if TESTS_DIR not in sys.path:
@@ -25,3 +28,13 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def forget_tasks():
+    """Removes every task a test registers."""
+    before = set(lrgym.registry)
+    yield
+    for task_id in set(lrgym.registry) - before:
+        lrgym.registry.pop(task_id, None)
+        gymnasium.registry.pop(task_id, None)

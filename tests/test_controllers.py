@@ -232,7 +232,7 @@ def test_run_one_records_divergence_without_raising():
     assert result.row["steps_to_target"] == math.inf
 
 
-def test_touching_the_target_then_diverging_is_not_reaching_it():
+def test_touching_the_target_then_diverging_is_not_reaching_it(forget_tasks):
     """A run reaches the target only if it ends at or above it without diverging."""
     base = lrgym.make_task("lrgym/WineMLP-v0")
     low = dataclasses.replace(base, info=dataclasses.replace(base.info, target=-1.0))

@@ -12,7 +12,6 @@ import warnings
 from dataclasses import replace
 from pathlib import Path
 
-import gymnasium
 import numpy as np
 import pandas as pd
 import pytest
@@ -44,16 +43,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def flat(text: str) -> str:
     return " ".join(text.split())
-
-
-@pytest.fixture
-def forget_tasks():
-    """Removes every task a test registers."""
-    before = set(lrgym.registry)
-    yield
-    for task_id in set(lrgym.registry) - before:
-        lrgym.registry.pop(task_id, None)
-        gymnasium.registry.pop(task_id, None)
 
 
 # --- import time and the namespace ------------------------------------------------------------
