@@ -77,6 +77,9 @@ class TrainConfig:
             (:class:`lrgym.vector.BatchedLRControlEnv`); 0 keeps one run per worker
             (:class:`~lrgym.agents.meta_env.MetaTaskEnv`). Tasks that cannot be batched
             run their K runs one after another.
+        init_from: An agent directory to continue training from (its ``ppo.zip`` and
+            ``vecnormalize.pkl``, verified against its manifest; PPO keeps the agent's own
+            settings) instead of a fresh PPO.
         ppo: PPO hyperparameters.
     """
 
@@ -95,6 +98,7 @@ class TrainConfig:
     drop_features: list[str] = field(default_factory=list)
     hparams: list[str] = field(default_factory=lambda: [LR])
     batched: int = 0
+    init_from: str | None = None
     ppo: PPOConfig = field(default_factory=PPOConfig)
 
     def __post_init__(self) -> None:
@@ -116,6 +120,8 @@ class TrainConfig:
         )
         self.n_envs = check.whole_number("n_envs", self.n_envs, 0, MAX_ENVS, error=E)
         self.batched = check.whole_number("batched", self.batched, 0, MAX_BATCHED, error=E)
+        if self.init_from is not None:
+            self.init_from = check.text("init_from", self.init_from, E)
         for key in ("decision_interval", "episode_steps"):
             if getattr(self, key) is not None:
                 setattr(self, key, check.whole_number(key, getattr(self, key), 1, error=E))

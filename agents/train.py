@@ -47,6 +47,7 @@ from lrgym.agents.checkpoints import (
 )
 from lrgym.agents.config import ConfigError, TrainConfig, load_config
 from lrgym.agents.meta_env import TRAIN_SEEDS, VALIDATION_SEEDS, MetaTaskEnv, zero_features
+from lrgym.agents.sb3_files import check_init_from, load_for_training, make_ppo
 from lrgym.hyperparams import HyperParamSet
 from lrgym.policy_weights import PolicyWeights, export_policy
 from lrgym.registration import ensure_registered, make_task, portable_specs, select_tasks, spec
@@ -120,27 +121,6 @@ def make_vec_env(tasks: list[str], config: TrainConfig) -> VecEnv:
         return make_batched_vec_env(tasks, config)
     fns = [_make_env(tasks, config, rank) for rank in range(config.n_envs)]
     return SubprocVecEnv(fns) if config.n_envs > 1 else DummyVecEnv(fns)
-
-
-def make_ppo(env: VecEnv, config: TrainConfig, tensorboard_log: str | None = None) -> PPO:
-    """A fresh SB3 PPO with ``config.ppo``'s settings on ``env``."""
-    ppo = config.ppo
-    return PPO(
-        "MlpPolicy",
-        env,
-        learning_rate=ppo.learning_rate,
-        n_steps=ppo.n_steps,
-        batch_size=ppo.batch_size,
-        n_epochs=ppo.n_epochs,
-        gamma=ppo.gamma,
-        gae_lambda=ppo.gae_lambda,
-        clip_range=ppo.clip_range,
-        ent_coef=ppo.ent_coef,
-        policy_kwargs={"net_arch": list(ppo.net_arch)},
-        tensorboard_log=tensorboard_log,
-        seed=config.seed,
-        verbose=0,
-    )
 
 
 def validation_episodes(tasks: list[str], config: TrainConfig) -> list[dict[str, Any]]:
@@ -263,6 +243,7 @@ def train(
             usable as asked, or no checkpoint verifies (:class:`RunFolderError`).
     """
     tasks = meta_train_tasks(config)
+    check_init_from(config)
     out = Path(config.out)
     prepare_run_dir(out, resume, overwrite)
     checkpoint = None
@@ -311,6 +292,8 @@ def _train(
             force_reset=state["envs"] is None,  # else the envs replay their episodes
         )
         restore_state(model, env, state)
+    elif config.init_from is not None:  # checked by check_init_from before anything ran
+        model, env = load_for_training(config.init_from, venv, str(out / "tb"))
     else:
         env = VecNormalize(venv, norm_obs=True, norm_reward=True, gamma=config.ppo.gamma)
         model = make_ppo(env, config, tensorboard_log=str(out / "tb"))

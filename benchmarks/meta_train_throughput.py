@@ -18,7 +18,8 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecNormalize
 
 from lrgym.agents.config import load_config
-from lrgym.agents.train import make_ppo, make_vec_env, meta_train_tasks
+from lrgym.agents.sb3_files import make_ppo
+from lrgym.agents.train import make_vec_env, meta_train_tasks
 
 
 class Clock(BaseCallback):

@@ -72,6 +72,8 @@ class AgentCard:
         policy: The structure of ``policy.safetensors`` (:meth:`PolicyWeights.spec`:
             format, version, ``clip_obs``, layer list); empty in cards of agents in the
             old TorchScript format.
+        notes: What a reader of the card must know that no other field says (e.g. how
+            the directory's SB3 files were made).
     """
 
     name: str
@@ -90,6 +92,7 @@ class AgentCard:
     hparams: list[str] = field(default_factory=lambda: [LR])
     hparam_specs: dict[str, dict[str, Any]] = field(default_factory=dict)
     policy: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     def save(self, directory: str | Path) -> None:
         """Write ``card.json`` into ``directory`` atomically, as strict JSON.
@@ -120,6 +123,7 @@ _CARD_TYPES: dict[str, tuple[type, ...]] = {
     "selected_timesteps": (int,),
     "config": (dict,),
     "evaluation": (dict,),
+    "notes": (list,),
     "hparams": (list,),
     "hparam_specs": (dict,),
     "policy": (dict,),

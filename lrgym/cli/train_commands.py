@@ -124,6 +124,13 @@ def train(
             metavar="NAME,...",
         ),
     ] = None,
+    init_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="Continue training from this agent directory's PPO and normalisation "
+            "(e.g. trained_agents/default) instead of a fresh PPO."
+        ),
+    ] = None,
     batched: Annotated[
         int | None,
         typer.Option(
@@ -192,6 +199,7 @@ def train(
             drop_features=_split_values(drop_features) if drop_features else None,
             hparams=_split_values(hparams) if hparams else None,
             batched=batched,
+            init_from=str(init_from) if init_from else None,
             ppo=ppo or None,
         )
         path = run_training(
