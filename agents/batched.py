@@ -20,10 +20,19 @@ from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
 from lrgym.agents.config import TrainConfig
 from lrgym.agents.meta_env import TRAIN_SEEDS
-from lrgym.registration import ensure_registered, portable_specs
+from lrgym.registration import TaskSpec, ensure_registered, portable_specs
 from lrgym.signals import feature_indices
 from lrgym.vector.env import BatchedLRControlEnv
 from lrgym.vector.sb3 import ConcatVecEnv, SubprocVecEnvGroup, VectorEnvAdapter
+
+
+def start_worker(own_tasks: Sequence[TaskSpec]) -> None:
+    """Set up a meta-training environment worker (a process, or the parent with one env):
+    Ctrl-C is the parent's to report, one torch thread, the user's tasks registered."""
+    if multiprocessing.parent_process() is not None:  # a worker process
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the parent reports it
+    torch.set_num_threads(1)  # one core per worker; PPO's update runs in the parent
+    ensure_registered(own_tasks)
 
 
 def deal_tasks(tasks: Sequence[str], workers: int) -> list[list[str]]:
@@ -36,10 +45,7 @@ def _worker_factory(tasks: list[str], config: TrainConfig) -> Callable[[], VecEn
     own_tasks = portable_specs(tasks)  # a user's tasks, registered here only
 
     def factory() -> VecEnv:
-        if multiprocessing.parent_process() is not None:  # a worker process
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the parent reports it
-        torch.set_num_threads(1)  # one core per worker; PPO's update runs in the parent
-        ensure_registered(own_tasks)
+        start_worker(own_tasks)
         envs = [
             BatchedLRControlEnv(
                 task,

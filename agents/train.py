@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import multiprocessing
-import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,7 @@ import lrgym
 from lrgym import manifest
 from lrgym._atomic import atomic_path, write_text_atomic
 from lrgym.agent import SB3_MODEL, VECNORMALIZE, AgentCard
-from lrgym.agents.batched import make_batched_vec_env
+from lrgym.agents.batched import make_batched_vec_env, start_worker
 from lrgym.agents.checkpoints import (
     BEST,
     CHECKPOINTS,
@@ -50,7 +48,7 @@ from lrgym.agents.meta_env import TRAIN_SEEDS, VALIDATION_SEEDS, MetaTaskEnv, ze
 from lrgym.agents.sb3_files import check_init_from, load_for_training, make_ppo
 from lrgym.hyperparams import HyperParamSet
 from lrgym.policy_weights import PolicyWeights, export_policy
-from lrgym.registration import ensure_registered, make_task, portable_specs, select_tasks, spec
+from lrgym.registration import make_task, portable_specs, select_tasks, spec
 from lrgym.signals import OBS_LAYOUT_VERSION, feature_indices
 from lrgym.train_report import TrainReporter, cli_command
 
@@ -90,10 +88,7 @@ def _make_env(tasks: list[str], config: TrainConfig, rank: int):
     own_tasks = portable_specs(tasks)  # a user's tasks, registered here only
 
     def factory() -> ResumableMonitor:
-        if multiprocessing.parent_process() is not None:  # a worker process
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the parent reports it
-        torch.set_num_threads(1)  # one core per worker; PPO's update runs in the parent
-        ensure_registered(own_tasks)
+        start_worker(own_tasks)
         env = meta_env(tasks, config, TRAIN_SEEDS)
         env.reset(seed=config.seed + rank)
         return ResumableMonitor(env)

@@ -50,7 +50,6 @@ class SlotOptimizer:
 
     def __init__(self, group: dict[str, Any]) -> None:
         self.param_groups = [group]
-        self.defaults = dict(group)
 
 
 def _optimizer_kind(optimizer: torch.optim.Optimizer) -> str:
@@ -112,7 +111,7 @@ class BatchedRuns:
         check_batchable(task)
         self.task = task
         self.num_slots = int(num_slots)
-        self.optimizers: list[SlotOptimizer] = []
+        self.optimizers: list[SlotOptimizer | None] = [None] * self.num_slots
         self._template: nn.Module | None = None
         self._names: list[str] = []
         self.params: dict[str, torch.Tensor] = {}
@@ -143,12 +142,7 @@ class BatchedRuns:
         self._start[slot] = self._flat(torch.tensor([slot]))[0]
         self._has_prev[slot] = False
         group = {k: v for k, v in trainee.optimizer.param_groups[0].items() if k != "params"}
-        optimizer = SlotOptimizer(group)
-        if slot < len(self.optimizers):
-            self.optimizers[slot] = optimizer
-        else:
-            self.optimizers.extend([optimizer] * (slot + 1 - len(self.optimizers)))
-            self.optimizers[slot] = optimizer
+        optimizer = self.optimizers[slot] = SlotOptimizer(group)
         self._loaded[slot] = True
         trainee.close()
         return optimizer
@@ -231,9 +225,12 @@ class BatchedRuns:
         return torch.gather(self._order, 1, offsets + torch.arange(b)[None, :])
 
     def _hyper(self, key: str, index: int | None = None) -> torch.Tensor:
-        """One hyperparameter of every slot as a (K,) float64 tensor."""
+        """One hyperparameter of every slot as a (K,) float64 tensor (0 for empty slots)."""
         values = []
         for opt in self.optimizers:
+            if opt is None:
+                values.append(0.0)
+                continue
             v = opt.param_groups[0][key]
             values.append(float(v[index] if index is not None else v))
         return torch.tensor(values, dtype=torch.float64)

@@ -17,7 +17,7 @@ from lrgym.hyperparams import LR, HyperParamSet
 from lrgym.registration import make_task
 from lrgym.task import Task
 from lrgym.trainee import DIVERGENCE_FACTOR, is_diverged
-from lrgym.vector.batched_runs import BatchedRuns, NotBatchable, check_batchable
+from lrgym.vector.batched_runs import BatchedRuns, NotBatchable
 
 RUN_SEEDS = (0, 2**31 - 1)
 """Run seeds are drawn from this half-open range unless ``seed_range`` narrows it."""
@@ -108,8 +108,7 @@ class BatchedLRControlEnv(VectorEnv):
         self.fallback: list[LRControlEnv] = []
         if batched is not False:
             try:
-                check_batchable(self.task)
-                self.runs = BatchedRuns(self.task, self.num_envs)
+                self.runs = BatchedRuns(self.task, self.num_envs)  # checks batchability
             except NotBatchable as exc:
                 if batched:
                     raise
