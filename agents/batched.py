@@ -55,6 +55,7 @@ def _worker_factory(tasks: list[str], config: TrainConfig) -> Callable[[], VecEn
                 config.hparams,
                 seed_range=TRAIN_SEEDS,
                 default_lr_share=config.default_lr_share,
+                val_every=config.val_every,
             )
             for task in tasks
         ]

@@ -73,6 +73,11 @@ class TrainConfig:
             first: ``["lr"]`` (default), ``["lr", "momentum", "weight_decay"]`` for torch
             tasks or ``["lr", "max_depth", "subsample"]`` for XGBoost tasks (see
             :data:`lrgym.hyperparams.HYPERPARAMS`). Every task must accept them.
+        val_every: Validation cadences, one drawn per training episode: the agent sees
+            a fresh validation at every n-th decision and the latest one in between (0:
+            never), so that it works with however often its user validates. ``[1]``
+            (always fresh) is the environment's default. The validation slice cycles
+            through them.
         batched: Runs per task in each worker, trained as one stacked computation
             (:class:`lrgym.vector.BatchedLRControlEnv`); 0 keeps one run per worker
             (:class:`~lrgym.agents.meta_env.MetaTaskEnv`). Tasks that cannot be batched
@@ -97,6 +102,7 @@ class TrainConfig:
     default_lr_share: float = 0.0
     drop_features: list[str] = field(default_factory=list)
     hparams: list[str] = field(default_factory=lambda: [LR])
+    val_every: list[int] = field(default_factory=lambda: [1])
     batched: int = 0
     init_from: str | None = None
     ppo: PPOConfig = field(default_factory=PPOConfig)
@@ -120,6 +126,17 @@ class TrainConfig:
         )
         self.n_envs = check.whole_number("n_envs", self.n_envs, 0, MAX_ENVS, error=E)
         self.batched = check.whole_number("batched", self.batched, 0, MAX_BATCHED, error=E)
+        if isinstance(self.val_every, int) and not isinstance(self.val_every, bool):
+            self.val_every = [self.val_every]
+        if not isinstance(self.val_every, list | tuple) or not self.val_every:
+            raise ConfigError(
+                f"val_every must be a list of validation cadences (0: never), "
+                f"got {self.val_every!r}"
+            )
+        self.val_every = [
+            check.whole_number(f"val_every[{i}]", n, 0, error=E)
+            for i, n in enumerate(self.val_every)
+        ]
         if self.init_from is not None:
             self.init_from = check.text("init_from", self.init_from, E)
         for key in ("decision_interval", "episode_steps"):

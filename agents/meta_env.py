@@ -37,6 +37,8 @@ class MetaTaskEnv(gym.Env):
         default_lr_share: Probability of starting an episode at the task's default LR.
         hparams: Hyperparameters the agent controls (``"lr"`` first); every task must
             accept them (torch tasks: momentum, weight_decay; XGBoost: max_depth, subsample).
+        val_every: Validation cadences, one drawn per episode (see
+            :class:`~lrgym.env.LRControlEnv`); ``options["val_every"]`` fixes it.
     """
 
     metadata: dict[str, Any] = {"render_modes": []}
@@ -49,12 +51,14 @@ class MetaTaskEnv(gym.Env):
         total_steps: int | None = None,
         default_lr_share: float = 0.0,
         hparams: Sequence[str] = (LR,),
+        val_every: Sequence[int] = (1,),
     ) -> None:
         if not tasks:
             raise ValueError("MetaTaskEnv needs at least one task")
         self.tasks = list(tasks)
         self.seed_range = seed_range
         self.default_lr_share = default_lr_share
+        self.val_every = list(val_every) or [1]
         self._envs = {
             t: LRControlEnv(
                 t, decision_interval=decision_interval, total_steps=total_steps, hparams=hparams
@@ -87,6 +91,11 @@ class MetaTaskEnv(gym.Env):
             drawn_lr = self.current.task.info.default_lr
         options.setdefault("initial_lr", drawn_lr)
         options.setdefault("run_seed", int(self.np_random.integers(*self.seed_range)))
+        if len(self.val_every) > 1:  # no draw for one cadence: seeded streams stay as they were
+            drawn = self.val_every[int(self.np_random.integers(len(self.val_every)))]
+            options.setdefault("val_every", drawn)
+        else:
+            options.setdefault("val_every", self.val_every[0])
         return self.current.reset(options=options)
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -105,13 +106,19 @@ def meta_env(tasks: list[str], config: TrainConfig, seeds: tuple[int, int]) -> g
         config.episode_steps,
         config.default_lr_share,
         config.hparams,
+        config.val_every,
     )
     return zero_features(env, config.drop_features) if config.drop_features else env
 
 
 def make_vec_env(tasks: list[str], config: TrainConfig) -> VecEnv:
-    """``n_envs`` meta-task workers (subprocesses when more than one); with
-    ``config.batched``, each worker trains K runs per task at once."""
+    """``n_envs`` meta-task workers (subprocesses when more than one, Ray actors with
+    ``config.backend == "ray"``); with ``config.batched``, each worker trains K runs per
+    task at once."""
+    if config.backend == "ray":
+        from lrgym.ray_vec_env import make_ray_vec_env
+
+        return make_ray_vec_env(tasks, config)
     if config.batched:
         return make_batched_vec_env(tasks, config)
     fns = [_make_env(tasks, config, rank) for rank in range(config.n_envs)]
@@ -122,7 +129,8 @@ def validation_episodes(tasks: list[str], config: TrainConfig) -> list[dict[str,
     """The fixed validation slice: every meta-train task × (its default LR and ``val_lrs``),
     on run seeds training never draws. A task drawn from a procedural family gets one
     episode, the drawn tasks taking those LRs in turn (so `--tasks procedural` adds one
-    episode per drawn task, not four)."""
+    episode per drawn task, not four). Episodes take ``config.val_every``'s cadences in
+    turn."""
     rng = np.random.default_rng(config.seed + 12345)
     episodes: list[dict[str, Any]] = []
     drawn = 0
@@ -133,7 +141,10 @@ def validation_episodes(tasks: list[str], config: TrainConfig) -> list[dict[str,
             drawn += 1
         for lr in lrs:
             seed = int(rng.integers(*VALIDATION_SEEDS))
-            episodes.append({"task": t, "initial_lr": float(lr), "run_seed": seed})
+            cadence = config.val_every[len(episodes) % len(config.val_every)]
+            episodes.append(
+                {"task": t, "initial_lr": float(lr), "run_seed": seed, "val_every": cadence}
+            )
     return episodes
 
 
@@ -239,6 +250,10 @@ def train(
     """
     tasks = meta_train_tasks(config)
     check_init_from(config)
+    if config.backend == "ray":  # Ray installed and the cluster reachable, or a clear error
+        from lrgym.ray_backend import connect
+
+        connect(config.address)
     out = Path(config.out)
     prepare_run_dir(out, resume, overwrite)
     checkpoint = None
@@ -246,8 +261,11 @@ def train(
         checkpoint = find_checkpoint(out)
         if checkpoint is None:  # before any file is written or worker process starts
             raise ConfigError(f"--resume: no checkpoint found in {out / CHECKPOINTS}")
-        if (out / CONFIG).is_file():
-            check_resume_config(load_config(out / CONFIG), config)
+        if (out / CONFIG).is_file():  # where the envs run does not change the run
+            saved = load_config(out / CONFIG)
+            placement = ("backend", "address", "cpus_per_env", "gpus_per_env")
+            saved = replace(saved, **{k: getattr(config, k) for k in placement})
+            check_resume_config(saved, config)
     elif overwrite:
         clear_run_dir(out)
     threads = torch.get_num_threads()

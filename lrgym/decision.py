@@ -29,6 +29,12 @@ class DecisionPath:
     Call :meth:`start` once when the run starts, then alternate :meth:`apply` (the
     agent's action) and :meth:`observe` (feedback of the chunk trained since).
 
+    ``start(..., val_every=n)`` shows the agent validation feedback only at every n-th
+    decision (the start counts as decision 0) and the latest shown values in between, as
+    a user's loop that validates every n decisions does; ``val_every=0`` never shows
+    any. Meta-training draws it per episode so that the deployed agent does not depend
+    on how often its user validates; the deployed scheduler shows what it is fed (1).
+
     Args:
         hparams: The controlled hyperparameters (action dimensions), ``"lr"`` first.
         action_map: How action dimension 0 changes the LR.
@@ -39,6 +45,9 @@ class DecisionPath:
         self.action_map = action_map
         self.tracker = SignalTracker()
         self.prev_action = 0.0
+        self.val_every = 1
+        self._decisions = 0
+        self._shown: tuple[float | None, float | None] = (None, None)
 
     @property
     def size(self) -> int:
@@ -51,12 +60,29 @@ class DecisionPath:
         return float(optimizer.param_groups[0]["lr"])
 
     def start(
-        self, optimizer: Optimizer, val_loss: float | None = None, val_metric: float | None = None
+        self,
+        optimizer: Optimizer,
+        val_loss: float | None = None,
+        val_metric: float | None = None,
+        *,
+        val_every: int = 1,
     ) -> np.ndarray:
-        """Start a run at the optimizer's current LR; returns the first observation."""
+        """Start a run at the optimizer's current LR; returns the first observation.
+
+        Args:
+            optimizer: The run's optimizer.
+            val_loss: Validation loss before training (None if unknown).
+            val_metric: Validation metric before training (None if unknown).
+            val_every: Show validation feedback at every n-th decision (0: never).
+        """
+        if isinstance(val_every, bool) or not isinstance(val_every, int) or val_every < 0:
+            raise ValueError(f"val_every must be a whole number >= 0, got {val_every!r}")
         self.prev_action = 0.0
+        self.val_every = val_every
+        self._decisions = 0
+        self._shown = (val_loss, val_metric) if val_every else (None, None)
         return self._with_hparams(
-            self.tracker.reset(self.lr(optimizer), val_loss, val_metric), optimizer
+            self.tracker.reset(self.lr(optimizer), *self._shown), optimizer
         )
 
     def observe(
@@ -83,6 +109,10 @@ class DecisionPath:
             val_metric: Latest validation metric (None if none yet).
             progress: Fraction of the step budget done, in [0, 1].
         """
+        self._decisions += 1
+        if self.val_every and self._decisions % self.val_every == 0:
+            self._shown = (val_loss, val_metric)
+        val_loss, val_metric = self._shown
         feedback = Feedback(
             lr=self.lr(optimizer),
             train_losses=train_losses,

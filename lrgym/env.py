@@ -78,6 +78,12 @@ class LRControlEnv(gym.Env):
     floored at 1e-8), so an episode's return is ``log(L_0 / L_T)`` whatever the task's
     loss scale. A diverged run gets ``-divergence_penalty`` instead.
 
+    With ``val_every=n`` (or ``options["val_every"]``) the validation features show a
+    fresh validation only at every n-th decision and the latest shown one in between, as
+    in a loop that validates every n decisions (0: never); rewards always use the
+    fresh validation loss. Meta-training draws n per episode (``lrgym train
+    --val-every``) so that an agent does not depend on its user's validation cadence.
+
     ## Starting State
     Initial LR from ``options["initial_lr"]`` or log-uniform over ``[1e-5, 1e-1]``; the
     run's seed from ``options["run_seed"]`` or drawn from the env's ``np_random``. Extra
@@ -113,6 +119,7 @@ class LRControlEnv(gym.Env):
         divergence_factor: float = DIVERGENCE_FACTOR,
         divergence_penalty: float = 3.0,
         hparams: Sequence[str] = (LR,),
+        val_every: int = 1,
     ) -> None:
         self.task = make_task(task) if isinstance(task, str) else task
         self.task_id = task if isinstance(task, str) else type(task).__name__
@@ -136,6 +143,7 @@ class LRControlEnv(gym.Env):
         self.action_map = action_map or LogLRAction()
         self.divergence_factor = real_number("divergence_factor", divergence_factor, above=0)
         self.divergence_penalty = real_number("divergence_penalty", divergence_penalty, 0)
+        self.val_every = whole_number("val_every", val_every, 0)
         self.path = DecisionPath(self.hparams, self.action_map)
         n = len(self.hparams)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(n,), dtype=np.float32)
@@ -164,7 +172,8 @@ class LRControlEnv(gym.Env):
         self.initial_val_loss = ev.loss
         self.val_loss, self.val_metric = ev.loss, ev.metric
         self.steps_done = 0
-        obs = self.path.start(self.trainee.optimizer, ev.loss, ev.metric)
+        val_every = whole_number("val_every", options.get("val_every", self.val_every), 0)
+        obs = self.path.start(self.trainee.optimizer, ev.loss, ev.metric, val_every=val_every)
         return obs, self._info(train_loss=math.nan, diverged=False)
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:

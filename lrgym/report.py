@@ -83,7 +83,7 @@ def write_report(out_dir: str | Path, runs: pd.DataFrame, curves: pd.DataFrame) 
 # --- markdown -------------------------------------------------------------------------
 
 
-def _md_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+def md_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """A GitHub-flavoured markdown table.
 
     ``DataFrame.to_markdown`` needs ``tabulate``, which is not a dependency of lrgym;
@@ -208,7 +208,7 @@ def _summary_markdown(
                 "diverged",
                 "n",
             ]
-            lines += [_md_table(headers, rows), ""]
+            lines += [md_table(headers, rows), ""]
         else:
             lines += ["No runs at the default LR.", ""]
         val_png, lr_png = plot_names[task]
@@ -217,7 +217,7 @@ def _summary_markdown(
     lines += ["## Profile score (steps to target, default LR)", ""]
     if runs["default_lr"].astype(bool).any():
         score = performance_profile(runs, tau_max=tau_max)
-        lines += [_md_table(["scheduler", "score"], [[s, f"{v:.3f}"] for s, v in score.items()])]
+        lines += [md_table(["scheduler", "score"], [[s, f"{v:.3f}"] for s, v in score.items()])]
     else:
         lines += ["No runs at the default LR."]
     lines += ["", "## LR robustness (share of runs reaching the target)", ""]
@@ -227,7 +227,7 @@ def _summary_markdown(
         [s, *[_fmt_share(robustness.loc[s, c]) for c in lr_columns], _fmt_share(r["all"])]
         for s, r in robustness.iterrows()
     ]
-    lines += [_md_table(headers, rows), ""]
+    lines += [md_table(headers, rows), ""]
     defaults = runs[runs["default_lr"].astype(bool)].groupby("task")["initial_lr"].first()
     if len(defaults):
         listed = ", ".join(f"{t} {lr:g}" for t, lr in defaults.items())

@@ -28,6 +28,7 @@ TRAIN_DEFAULTS = {
     "learning_rate": "0.0003",
     "n_steps": "128",
     "batch_size": "64",
+    "val_every": "1",
     "ent_coef": "0.005",
     "gamma": "0.99",
     "eval_every": "6000",
@@ -124,6 +125,16 @@ def train(
             metavar="NAME,...",
         ),
     ] = None,
+    val_every: Annotated[
+        list[str] | None,
+        _train_option(
+            "val_every",
+            "Comma-separated validation cadences drawn per episode: the agent sees a fresh "
+            "validation every N-th decision (0: never), e.g. 1,2,4,0.",
+            "--val-every",
+            metavar="N,...",
+        ),
+    ] = None,
     init_from: Annotated[
         Path | None,
         typer.Option(
@@ -198,6 +209,7 @@ def train(
             checkpoint_every=checkpoint_every,
             drop_features=_split_values(drop_features) if drop_features else None,
             hparams=_split_values(hparams) if hparams else None,
+            val_every=_split_values(val_every) if val_every else None,
             batched=batched,
             init_from=str(init_from) if init_from else None,
             ppo=ppo or None,

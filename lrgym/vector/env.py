@@ -13,6 +13,7 @@ from gymnasium.vector.utils import batch_space
 from lrgym.actions import LogLRAction
 from lrgym.decision import DecisionPath
 from lrgym.env import INITIAL_LR_RANGE, LRControlEnv, check_initial_lr
+from lrgym.validate import whole_number
 from lrgym.hyperparams import LR, HyperParamSet
 from lrgym.registration import make_task
 from lrgym.task import Task
@@ -52,9 +53,11 @@ class BatchedLRControlEnv(VectorEnv):
         divergence_factor: As in :class:`~lrgym.env.LRControlEnv`.
         divergence_penalty: As in :class:`~lrgym.env.LRControlEnv`.
         batched: ``None`` batches when the task allows it; ``False`` forces the loop.
+        val_every: Validation cadences (see :class:`~lrgym.env.LRControlEnv`), one drawn
+            per run.
 
-    ``reset(options=...)`` takes ``initial_lr`` and ``run_seed`` as one value per slot
-    (sequences of length K) to fix the first runs.
+    ``reset(options=...)`` takes ``initial_lr``, ``run_seed`` and ``val_every`` as one
+    value per slot (sequences of length K) to fix the first runs.
     """
 
     metadata: dict[str, Any] = {"autoreset_mode": AutoresetMode.SAME_STEP}
@@ -71,6 +74,7 @@ class BatchedLRControlEnv(VectorEnv):
         divergence_factor: float = DIVERGENCE_FACTOR,
         divergence_penalty: float = 3.0,
         batched: bool | None = None,
+        val_every: Sequence[int] = (1,),
     ) -> None:
         if int(num_envs) < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
@@ -79,6 +83,7 @@ class BatchedLRControlEnv(VectorEnv):
         self.num_envs = int(num_envs)
         self.seed_range = seed_range
         self.default_lr_share = float(default_lr_share)
+        self.val_every = [whole_number("val_every", n, 0) for n in val_every] or [1]
 
         def single() -> LRControlEnv:
             env = LRControlEnv(
@@ -134,14 +139,19 @@ class BatchedLRControlEnv(VectorEnv):
 
     # --- reset ---------------------------------------------------------------------------
 
-    def _draw(self) -> tuple[float, int]:
+    def _draw(self) -> tuple[float, int, int]:
+        """A new run's initial LR, run seed and validation cadence."""
         low, high = np.log(INITIAL_LR_RANGE)
         lr = float(np.exp(self.np_random.uniform(low, high)))
         if self.default_lr_share and self.np_random.uniform() < self.default_lr_share:
             lr = self.task.info.default_lr
-        return lr, int(self.np_random.integers(*self.seed_range))
+        seed = int(self.np_random.integers(*self.seed_range))
+        val_every = self.val_every[0]
+        if len(self.val_every) > 1:  # no draw for one cadence: seeded streams stay as they were
+            val_every = self.val_every[int(self.np_random.integers(len(self.val_every)))]
+        return lr, seed, val_every
 
-    def _start(self, slot: int, lr: float, seed: int) -> np.ndarray:
+    def _start(self, slot: int, lr: float, seed: int, val_every: int = 1) -> np.ndarray:
         """Start a new run in ``slot``; its first observation."""
         self.initial_lr[slot] = check_initial_lr(lr)
         self.run_seed[slot] = int(seed)
@@ -153,9 +163,12 @@ class BatchedLRControlEnv(VectorEnv):
             self.initial_val_loss[slot] = ev.loss
             self.val_loss[slot], self.val_metric[slot] = ev.loss, ev.metric
             self.steps_done[slot] = 0
-            return self.paths[slot].start(self.optimizers[slot], ev.loss, ev.metric)
+            return self.paths[slot].start(
+                self.optimizers[slot], ev.loss, ev.metric, val_every=val_every
+            )
         env = self.fallback[slot]
-        obs, info = env.reset(options={"initial_lr": float(lr), "run_seed": int(seed)})
+        options = {"initial_lr": float(lr), "run_seed": int(seed), "val_every": val_every}
+        obs, info = env.reset(options=options)
         self.optimizers[slot] = env.trainee.optimizer
         self.paths[slot] = env.path
         self.val_loss[slot], self.val_metric[slot] = info["val_loss"], info["val_metric"]
@@ -171,12 +184,14 @@ class BatchedLRControlEnv(VectorEnv):
         obs = np.zeros(self.observation_space.shape, dtype=np.float32)
         infos: dict[str, Any] = {}
         for slot in range(self.num_envs):
-            lr, run_seed = self._draw()
+            lr, run_seed, val_every = self._draw()
             if "initial_lr" in options:
                 lr = options["initial_lr"][slot]
             if "run_seed" in options:
                 run_seed = options["run_seed"][slot]
-            obs[slot] = self._start(slot, lr, run_seed)
+            if "val_every" in options:
+                val_every = options["val_every"][slot]
+            obs[slot] = self._start(slot, lr, run_seed, val_every)
             infos = self._add_info(infos, self._info(slot, math.nan, False), slot)
         return obs, infos
 

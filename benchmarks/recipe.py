@@ -1,0 +1,280 @@
+"""The learned-scheduler recipe against every controller, for each of its training seeds.
+
+One command regenerates the issue-13 evidence (bars 1-5) for agents trained with the same
+recipe and different training seeds (``lrgym train --config agents/recipes/default.yaml
+--seed S``):
+
+1. Peers: every other controller (the seven static schedules, feedback rule,
+   hypergradient, schedule-free AdamW, Prodigy and the LR predictor, retrained here on
+   meta-train logs only) on the held-out tasks (``--seeds`` seeds, at each task's default
+   LR and over the initial-LR sweep 1e-5 … 1e-1) and on the real tasks with a local data
+   copy (``--real-seeds`` seeds, default LR). Run once, reused by every agent.
+2. Each agent on the same grids, and in the README's plain loop (``user_loop.py``), fed
+   validation at every decision, every fourth decision and never.
+3. Per agent, the bar: (1) profile score (steps to target at the default LR) at least
+   every other controller's, on held-out and on real tasks; (2) reach (ended at or above
+   the target without diverging) over the sweep >= 0.90 and >= every other controller's;
+   (3) no task where its final test metric is below the best controller's beyond the
+   95% CI; (4) in the plain loop, in each cadence, mean final validation loss <= and
+   metric >= constant LR's on every task. Printed as one row per agent; the rows and
+   the shipped agent's full tables go to ``docs/results/recipe/summary.md``.
+
+    python benchmarks/recipe.py --agents runs/recipe/seed0 runs/recipe/seed1 \\
+        runs/recipe/seed2 runs/recipe/seed3 --seeds 5 --real-seeds 3 --workers 2
+
+Which agent ships is fixed before this runs (seed 0); this script only measures.
+Results land in ``results/recipe/`` (not committed; a stage whose files exist is reused,
+so an interrupted run continues). The two heavy real tasks (ResNet-18, MiniLM: about
+90-120 s per 100 steps on 2 CPU cores) are left out of the grids here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import user_loop  # noqa: E402
+from controllers import log_meta_train  # noqa: E402
+from heldout import SWEEP, worse_beyond_ci  # noqa: E402
+from real_tasks import BENCHMARKED  # noqa: E402  (registers shared/<Name>-v0)
+
+from lrgym._atomic import write_text_atomic  # noqa: E402
+from lrgym.agent import load_agent  # noqa: E402
+from lrgym.compare import grid, run_grid, write_frames  # noqa: E402
+from lrgym.controllers import ADAPTIVE, BASELINES, LEARNED_PREFIX, PREDICTOR_PREFIX  # noqa: E402
+from lrgym.controllers.lr_predictor import (  # noqa: E402
+    PredictorTraining,
+    train_predictor,
+    training_data,
+)
+from lrgym.measures import lr_robustness, performance_profile, summary_table  # noqa: E402
+from lrgym.registration import make_task, task_ids  # noqa: E402
+from lrgym.report import md_table  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+PREDICTOR = "lr-predictor"
+REACH_BAR = 0.90
+REAL_TASKS = [b.id for b in BENCHMARKED if not b.heavy]
+
+
+def _frames(path: Path) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    if (path / "runs.csv").exists() and (path / "curves.csv").exists():
+        return pd.read_csv(path / "runs.csv"), pd.read_csv(path / "curves.csv")
+    return None
+
+
+def _run(path: Path, specs: list, workers: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``specs`` run on ``workers`` processes, or the frames an earlier call left in ``path``."""
+    cached = _frames(path)
+    if cached is not None:
+        print(f"reusing {path}", flush=True)
+        return cached
+    start = time.perf_counter()
+    print(f"{len(specs)} runs -> {path} ...", flush=True)
+    runs, curves = run_grid(specs, workers=workers)
+    for frame in (runs, curves):  # one name for the predictor, whatever its file
+        frame.loc[frame["scheduler"].str.startswith(PREDICTOR_PREFIX), "scheduler"] = PREDICTOR
+    write_frames(path, runs, curves)
+    print(f"  {time.perf_counter() - start:.0f} s", flush=True)
+    return runs, curves
+
+
+def peers(args: argparse.Namespace) -> dict[str, pd.DataFrame]:
+    """Every non-learned controller's runs: held-out (default LR + sweep) and real."""
+    predictor = args.out / "lr_predictor.pt"
+    if not predictor.exists():
+        meta_runs, meta_curves = log_meta_train(args.train_seeds, args.workers, args.out / "meta")
+        model = train_predictor(training_data(meta_runs, meta_curves), PredictorTraining())
+        model.save(predictor)
+        print(f"predictor: {model.info}", flush=True)
+    names = [*BASELINES, *ADAPTIVE, f"{PREDICTOR_PREFIX}{predictor}"]
+    held_out = grid(task_ids("held-out"), names, range(args.seeds), [None, *SWEEP])
+    real = grid(REAL_TASKS, names, range(args.real_seeds))
+    return {
+        "held-out": _run(args.out / "peers-held-out", held_out, args.workers)[0],
+        "real": _run(args.out / "peers-real", real, args.workers)[0],
+    }
+
+
+def agent_runs(args: argparse.Namespace, agent: str) -> dict[str, pd.DataFrame]:
+    """The agent's runs on the same grids as :func:`peers`."""
+    name = [f"{LEARNED_PREFIX}{agent}"]
+    tag = Path(agent).name
+    held_out = grid(task_ids("held-out"), name, range(args.seeds), [None, *SWEEP])
+    real = grid(REAL_TASKS, name, range(args.real_seeds))
+    return {
+        "held-out": _run(args.out / f"{tag}-held-out", held_out, args.workers)[0],
+        "real": _run(args.out / f"{tag}-real", real, args.workers)[0],
+    }
+
+
+def plain_loop(args: argparse.Namespace, agent: str) -> pd.DataFrame:
+    """Bar 4: the README's plain loop at three validation cadences, against constant LR."""
+    path = args.out / f"{Path(agent).name}-user-loop.csv"
+    if path.exists():
+        return pd.read_csv(path)
+    loaded = load_agent(agent)
+    rows = []
+    torch_tasks = [t for t in [*task_ids("held-out"), *REAL_TASKS] if make_task(t).has_gradients]
+    for task in torch_tasks:
+        seeds = range(args.seeds if task.startswith("lrgym/") else args.real_seeds)
+        constant = [user_loop.run(task, s, None, 0) for s in seeds]
+        for mode, every in user_loop.CADENCES.items():
+            learned = [user_loop.run(task, s, loaded, every) for s in seeds]
+            rows.append(
+                {
+                    "task": task,
+                    "validation": mode,
+                    "agent_loss": statistics.mean(v[0] for v in learned),
+                    "constant_loss": statistics.mean(v[0] for v in constant),
+                    "agent_metric": statistics.mean(v[1] for v in learned),
+                    "constant_metric": statistics.mean(v[1] for v in constant),
+                }
+            )
+    frame = pd.DataFrame(rows)
+    frame["ok"] = (frame["agent_loss"] <= frame["constant_loss"]) & (
+        frame["agent_metric"] >= frame["constant_metric"]
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False)
+    return frame
+
+
+def _markdown(frame: pd.DataFrame) -> str:
+    """``frame`` as a markdown table, floats to 3 decimals."""
+    rows = [[f"{v:.3f}" if isinstance(v, float) else v for v in r] for r in frame.to_numpy()]
+    return md_table(list(frame.columns), rows)
+
+
+def bar_row(
+    agent: str, mine: dict[str, pd.DataFrame], others: dict[str, pd.DataFrame], loop: pd.DataFrame
+) -> dict[str, object]:
+    """The bar's measures for one agent against every other controller."""
+    learned = f"{LEARNED_PREFIX}{agent}"
+    row: dict[str, object] = {"agent": agent}
+    losses: list[str] = []
+    for suite in ("held-out", "real"):
+        runs = pd.concat([others[suite], mine[suite]], ignore_index=True)
+        profile = performance_profile(runs)
+        rivals = profile.drop(index=learned)
+        row[f"profile {suite}"] = float(profile[learned])
+        row[f"best other {suite}"] = f"{rivals.max():.3f} ({rivals.idxmax()})"
+        row[f"bar1 {suite}"] = bool(profile[learned] >= rivals.max())
+        summary = summary_table(runs)
+        losses += [
+            t for t in sorted(runs["task"].unique()) if worse_beyond_ci(summary, t, learned)[0]
+        ]
+        if suite == "held-out":
+            robust = lr_robustness(runs[~runs["default_lr"] | runs["initial_lr"].isin(SWEEP)])
+            reach, best = robust.loc[learned, "all"], robust["all"].drop(index=learned)
+            row["reach"] = float(reach)
+            row["best other reach"] = f"{best.max():.2f} ({best.idxmax()})"
+            row["bar2"] = bool(reach >= REACH_BAR and reach >= best.max())
+    row["worse beyond CI"] = ", ".join(t.split("/")[-1] for t in losses) or "none"
+    row["bar3"] = not losses
+    row["plain loop ok"] = f"{int(loop['ok'].sum())}/{len(loop)}"
+    row["bar4"] = bool(loop["ok"].all())
+    row["bars met"] = sum(
+        bool(row[k]) for k in ("bar1 held-out", "bar1 real", "bar2", "bar3", "bar4")
+    )
+    return row
+
+
+def tables(agent: str, mine: dict, others: dict, loop: pd.DataFrame) -> str:
+    """Full tables for one agent: every controller per task (test metric, reach, steps)."""
+    learned = f"{LEARNED_PREFIX}{agent}"
+    parts = []
+    for suite in ("held-out", "real"):
+        runs = pd.concat([others[suite], mine[suite]], ignore_index=True)
+        summary = summary_table(runs)
+        profile = performance_profile(runs)
+        test = summary["test_mean"].unstack("task")
+        ci = summary["test_ci"].unstack("task")
+        steps = summary["median_steps_to_target"].unstack("task")
+        tasks = list(test.columns)
+        head = " | ".join(t.split("/")[-1].removesuffix("-v0") for t in tasks)
+        parts += [
+            f"**{suite}**: final test metric, mean ± 95% CI at the default LR (median steps"
+            " to target in brackets; – missed); best per task in bold.",
+            "",
+            f"| controller | profile | {head} |",
+            "| --- | ---: | " + " | ".join("---:" for _ in tasks) + " |",
+        ]
+        for sched in profile.index:
+            cells = []
+            for t in tasks:
+                v = test.loc[sched, t] if sched in test.index else math.nan
+                if not math.isfinite(v):
+                    cells.append("n/a")
+                    continue
+                s = steps.loc[sched, t]
+                reached = "–" if not math.isfinite(s) else f"{s:g}"
+                text = f"{v:.3f} ± {ci.loc[sched, t]:.3f} ({reached})"
+                cells.append(f"**{text}**" if v >= test[t].max() else text)
+            name = f"**{sched}**" if sched == learned else sched
+            parts.append(f"| {name} | {profile[sched]:.3f} | " + " | ".join(cells) + " |")
+        if suite == "held-out":
+            robust = lr_robustness(runs[~runs["default_lr"] | runs["initial_lr"].isin(SWEEP)])
+            cols = [c for c in robust.columns if c != "all"]
+            parts += [
+                "",
+                "Reach over the initial-LR sweep (ended at or above the target, not diverged):",
+                "",
+                "| controller | " + " | ".join(f"{c:g}" for c in cols) + " | all |",
+                "| --- | " + " | ".join("---:" for _ in cols) + " | ---: |",
+            ]
+            for sched in robust.sort_values("all", ascending=False).index:
+                cells = " | ".join(f"{robust.loc[sched, c]:.2f}" for c in cols)
+                parts.append(f"| {sched} | {cells} | {robust.loc[sched, 'all']:.2f} |")
+        parts.append("")
+    parts += [
+        "**Plain loop** (`benchmarks/user_loop.py`'s loop; means over seeds, final validation):",
+        "",
+        _markdown(loop),
+    ]
+    return "\n".join(parts)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agents", nargs="+", required=True, help="agent folders or names")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--real-seeds", type=int, default=3)
+    parser.add_argument("--train-seeds", type=int, default=2, help="LR predictor's log seeds")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "recipe")
+    parser.add_argument("--docs", type=Path, default=ROOT / "docs" / "results" / "recipe")
+    parser.add_argument("--peers-only", action="store_true", help="stage 1 only")
+    args = parser.parse_args()
+    for agent in args.agents:
+        load_agent(agent)  # fail fast on a bad agent
+    torch.set_num_threads(1)
+    others = peers(args)
+    if args.peers_only:
+        return
+    rows, details = [], []
+    for agent in args.agents:
+        mine = agent_runs(args, agent)
+        loop = plain_loop(args, agent)
+        rows.append(bar_row(agent, mine, others, loop))
+        details.append(f"## {agent}\n\n{tables(agent, mine, others, loop)}\n")
+    table = _markdown(pd.DataFrame(rows))
+    command = " ".join(["python benchmarks/recipe.py", *sys.argv[1:]])
+    text = f"# The recipe, every training seed\n\nMeasured with `{command}`.\n\n{table}\n\n"
+    print(text, flush=True)
+    args.docs.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(args.docs / "summary.md", text + "\n".join(details))
+    print(f"wrote {args.docs / 'summary.md'}")
+
+
+if __name__ == "__main__":
+    main()
