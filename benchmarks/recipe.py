@@ -31,10 +31,12 @@ so an interrupted run continues). The two heavy real tasks (ResNet-18, MiniLM: a
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import statistics
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -47,6 +49,7 @@ from controllers import log_meta_train  # noqa: E402
 from heldout import SWEEP, worse_beyond_ci  # noqa: E402
 from real_tasks import BENCHMARKED  # noqa: E402  (registers shared/<Name>-v0)
 
+import lrgym  # noqa: E402
 from lrgym._atomic import write_text_atomic  # noqa: E402
 from lrgym.agent import load_agent  # noqa: E402
 from lrgym.compare import grid, run_grid, write_frames  # noqa: E402
@@ -117,19 +120,36 @@ def agent_runs(args: argparse.Namespace, agent: str) -> dict[str, pd.DataFrame]:
     }
 
 
+@functools.cache
+def _agent(path: str) -> lrgym.Agent:
+    return load_agent(path)
+
+
+def _loop_run(task: str, seed: int, agent: str | None, every: int) -> tuple[float, float]:
+    """One :func:`user_loop.run` in a worker process (one torch thread)."""
+    torch.set_num_threads(1)
+    return user_loop.run(task, seed, None if agent is None else _agent(agent), every)
+
+
 def plain_loop(args: argparse.Namespace, agent: str) -> pd.DataFrame:
     """Bar 4: the README's plain loop at three validation cadences, against constant LR."""
     path = args.out / f"{Path(agent).name}-user-loop.csv"
     if path.exists():
         return pd.read_csv(path)
-    loaded = load_agent(agent)
-    rows = []
     torch_tasks = [t for t in [*task_ids("held-out"), *REAL_TASKS] if make_task(t).has_gradients]
+    jobs = {}
+    with ProcessPoolExecutor(args.workers) as pool:
+        for task in torch_tasks:
+            for seed in range(args.seeds if task.startswith("lrgym/") else args.real_seeds):
+                jobs[task, "constant", seed] = pool.submit(_loop_run, task, seed, None, 0)
+                for mode, every in user_loop.CADENCES.items():
+                    jobs[task, mode, seed] = pool.submit(_loop_run, task, seed, agent, every)
+        done = {key: job.result() for key, job in jobs.items()}
+    rows = []
     for task in torch_tasks:
-        seeds = range(args.seeds if task.startswith("lrgym/") else args.real_seeds)
-        constant = [user_loop.run(task, s, None, 0) for s in seeds]
-        for mode, every in user_loop.CADENCES.items():
-            learned = [user_loop.run(task, s, loaded, every) for s in seeds]
+        constant = [v for (t, m, _), v in done.items() if t == task and m == "constant"]
+        for mode in user_loop.CADENCES:
+            learned = [v for (t, m, _), v in done.items() if t == task and m == mode]
             rows.append(
                 {
                     "task": task,

@@ -471,3 +471,44 @@ def test_parity_env_and_scheduler(request, which, task, hparams, total, k, lr0):
         assert all(in_bounds(name, v) for v in values)
         if which == "sensitive":
             assert len(set(values)) > 1, f"{name} never moved: parity would be vacuous"
+
+
+def test_xgboost_callback_drives_every_hyperparameter_of_a_multi_hp_agent():
+    # An agent that raises max_depth and lowers subsample at every decision: the callback
+    # starts both from the booster's params and sets all three each round.
+    import xgboost as xgb
+    from test_policy_scheduler import card
+
+    from lrgym.integrations.xgboost_callback import XGBoostPolicyCallback
+
+    hparams = ["lr", "max_depth", "subsample"]
+    agent_card = card()
+    agent_card.features = [*FEATURES, "hp_max_depth", "hp_subsample"]
+    agent_card.hparams = hparams
+    agent_card.hparam_specs = HyperParamSet(hparams).specs()
+    n = len(agent_card.features)
+    policy = PolicyWeights(
+        mean=np.zeros(n, np.float32),
+        std=np.ones(n, np.float32),
+        clip_obs=np.inf,
+        layers=("linear",),
+        linear=((np.zeros((3, n), np.float32), np.array([0.0, 1.0, -1.0], np.float32)),),
+    )
+    agent = Agent(Path("synthetic"), agent_card, policy)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 5))
+    y = x @ rng.normal(size=5) + rng.normal(scale=0.5, size=300)
+    dtrain, dval = xgb.DMatrix(x[:200], y[:200]), xgb.DMatrix(x[200:], y[200:])
+    callback = XGBoostPolicyCallback(total_rounds=30, agent=agent, decision_interval=10)
+    params = {"eta": 0.3, "max_depth": 3, "subsample": 0.9, "seed": 0}
+    booster = xgb.train(
+        params, dtrain, 30, evals=[(dtrain, "train"), (dval, "val")], callbacks=[callback]
+    )
+    depths = [h["max_depth"] for h in callback.hparams]
+    assert depths == [4] * 10 + [5] * 10 + [6] * 10  # 3, then +1 at each decision
+    subsample = [h["subsample"] for h in callback.hparams]
+    assert subsample[0] < 0.9 and subsample[10] < subsample[0] and subsample[20] < subsample[10]
+    trees = [tree_depth(d) for d in booster.get_dump()]
+    assert max(trees[20:]) == 6 and max(trees[:10]) <= 4
+    config = json.loads(booster.save_config())
+    assert config["learner"]["gradient_booster"]["tree_train_param"]["max_depth"] == "6"

@@ -16,8 +16,10 @@ optimizer (:func:`lrgym.xgb_trainee.proxy_optimizer`), and
 :class:`lrgym.xgb_trainee.EtaFromOptimizer` copies its LR into the booster before each
 round. After each round the callback reads ``evals_log``: the training loss from the
 first evaluation set, the validation loss and metric from the last one (when there are
-two or more), feeds them to the scheduler and steps it. ``eta`` is the only parameter
-the shipped agents control.
+two or more), feeds them to the scheduler and steps it. An agent trained to control
+``max_depth`` and ``subsample`` too (``lrgym train --hparams lr,max_depth,subsample``,
+e.g. ``trained_agents/multi-hp-xgb``) sets them the same way each round, starting from
+the booster's own values.
 
 Needs no extra: XGBoost is a core dependency of lrgym.
 """
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +37,13 @@ import xgboost as xgb
 
 from lrgym.agent import Agent, load_agent
 from lrgym.scheduler import PolicyScheduler
-from lrgym.xgb_trainee import EtaFromOptimizer, proxy_optimizer
+from lrgym.xgb_trainee import BOOSTER_HPARAMS, EtaFromOptimizer, proxy_optimizer
 
 DEFAULT_ETA = 0.3
 """XGBoost's own default ``eta``."""
+
+XGBOOST_DEFAULTS: dict[str, float] = {"max_depth": 6, "subsample": 1.0}
+"""XGBoost's own defaults of the booster parameters an agent may control."""
 
 MAX_ETA = 1.0
 """Default upper bound on ``eta``: above 1 every tree overshoots its own Newton step."""
@@ -79,6 +84,20 @@ def booster_eta(model: xgb.Booster) -> float | None:
     return float(str(np.float32(value)))  # XGBoost stores float32: 0.1 reads "0.100000001"
 
 
+def booster_params(model: xgb.Booster, names: Sequence[str]) -> dict[str, float]:
+    """The booster's values of the :data:`~lrgym.xgb_trainee.BOOSTER_HPARAMS` in ``names``
+    (XGBoost's defaults where its config has none)."""
+    config = json.loads(model.save_config())
+    values = {}
+    for name in names:
+        if name in BOOSTER_HPARAMS:
+            value = _find(config, name)
+            values[name] = BOOSTER_HPARAMS[name](
+                float(value) if value is not None else XGBOOST_DEFAULTS[name]
+            )
+    return values
+
+
 class XGBoostPolicyCallback(EtaFromOptimizer):
     """Sets XGBoost's ``eta`` each round from a learned policy.
 
@@ -108,6 +127,8 @@ class XGBoostPolicyCallback(EtaFromOptimizer):
         scheduler: The run's :class:`~lrgym.PolicyScheduler` (made anew in each
             training run, so one callback serves repeated ``fit`` calls).
         etas: ``eta`` used in each round of the last run.
+        hparams: Every controlled booster parameter in each round of the last run
+            (``{"eta": ..., "max_depth": ..., ...}``).
         losses: Training loss of each round of the last run.
 
     A round whose training loss is NaN or infinite ends boosting without an error, as in
@@ -143,13 +164,14 @@ class XGBoostPolicyCallback(EtaFromOptimizer):
         self.loss_metric, self.val_metric = loss_metric, val_metric
         self.scheduler: PolicyScheduler | None = None
         self.etas: list[float] = []
+        self.hparams: list[dict[str, float]] = []
         super().__init__(proxy_optimizer(eta or DEFAULT_ETA), loss_key=("", ""))
         self._resolved = False
 
     def before_training(self, model: xgb.Booster) -> xgb.Booster:
         """Start a fresh scheduler at the initial ``eta``."""
         eta = self.eta if self.eta is not None else booster_eta(model) or DEFAULT_ETA
-        self.optimizer = proxy_optimizer(eta)
+        self.optimizer = proxy_optimizer(eta, **booster_params(model, self.agent.card.hparams))
         self.scheduler = PolicyScheduler(
             self.optimizer,
             self.agent,
@@ -159,7 +181,7 @@ class XGBoostPolicyCallback(EtaFromOptimizer):
             max_lr=self.max_lr if self.max_lr is not None else min(self._agent_max, MAX_ETA),
         )
         self.on_step = self._step_scheduler
-        self.losses, self.etas = [], []
+        self.losses, self.etas, self.hparams = [], [], []
         self._resolved = False
         return model
 
@@ -167,7 +189,10 @@ class XGBoostPolicyCallback(EtaFromOptimizer):
         self.scheduler.step(loss=loss)
 
     def before_iteration(self, model: xgb.Booster, epoch: int, evals_log: dict) -> bool:
-        self.etas.append(float(self.optimizer.param_groups[0]["lr"]))
+        group = self.optimizer.param_groups[0]
+        self.etas.append(float(group["lr"]))
+        booster = {k: BOOSTER_HPARAMS[k](group[k]) for k in BOOSTER_HPARAMS if k in group}
+        self.hparams.append({"eta": float(group["lr"]), **booster})
         return super().before_iteration(model, epoch, evals_log)
 
     def _resolve(self, evals_log: Mapping[str, Mapping[str, Any]]) -> None:
