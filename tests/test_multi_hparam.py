@@ -512,3 +512,12 @@ def test_xgboost_callback_drives_every_hyperparameter_of_a_multi_hp_agent():
     assert max(trees[20:]) == 6 and max(trees[:10]) <= 4
     config = json.loads(booster.save_config())
     assert config["learner"]["gradient_booster"]["tree_train_param"]["max_depth"] == "6"
+
+
+def test_the_harness_leaves_out_tasks_that_do_not_take_the_agents_hyperparameters(agent_dir):
+    from lrgym.controllers.learned import LearnedController
+
+    controller = LearnedController(str(agent_dir))  # controls momentum and weight decay
+    assert controller.applies_to(lrgym.make_task(TORCH_TASK))
+    assert not controller.applies_to(lrgym.make_task("lrgym/DiabetesXGB-v0"))
+    assert LearnedController("default").applies_to(lrgym.make_task("lrgym/DiabetesXGB-v0"))
