@@ -85,6 +85,14 @@ class TrainConfig:
         init_from: An agent directory to continue training from (its ``ppo.zip`` and
             ``vecnormalize.pkl``, verified against its manifest; PPO keeps the agent's own
             settings) instead of a fresh PPO.
+        backend: Where the environments run: ``"local"`` (worker processes here) or
+            ``"ray"`` (Ray actors on a cluster, :mod:`lrgym.ray_vec_env`; needs
+            ``pip install "lrgym[ray]"``). Same seed and ``n_envs``, same agent.
+        address: Ray cluster address (``HEAD:6379``) for ``backend: ray``; default
+            ``RAY_ADDRESS``, else a new local Ray instance.
+        cpus_per_env: CPUs each Ray environment actor reserves (``backend: ray``).
+        gpus_per_env: GPUs each Ray environment actor reserves (``backend: ray``; Ray sets
+            ``CUDA_VISIBLE_DEVICES`` for it).
         ppo: PPO hyperparameters.
     """
 
@@ -105,6 +113,10 @@ class TrainConfig:
     val_every: list[int] = field(default_factory=lambda: [1])
     batched: int = 0
     init_from: str | None = None
+    backend: str = "local"
+    address: str | None = None
+    cpus_per_env: float = 1.0
+    gpus_per_env: float = 0.0
     ppo: PPOConfig = field(default_factory=PPOConfig)
 
     def __post_init__(self) -> None:
@@ -139,6 +151,7 @@ class TrainConfig:
         ]
         if self.init_from is not None:
             self.init_from = check.text("init_from", self.init_from, E)
+        self._check_placement()
         for key in ("decision_interval", "episode_steps"):
             if getattr(self, key) is not None:
                 setattr(self, key, check.whole_number(key, getattr(self, key), 1, error=E))
@@ -181,6 +194,25 @@ class TrainConfig:
             HyperParamSet(self.hparams)
         except ValueError as exc:
             raise ConfigError(f"hparams: {exc}") from None
+
+    def _check_placement(self) -> None:
+        """Check where the environments run (``backend`` and the Ray settings)."""
+        from lrgym.ray_backend import check_backend
+
+        E = ConfigError
+        self.backend = check_backend(check.text("backend", self.backend, E), None, E)
+        if self.address is not None:
+            self.address = check.text("address", self.address, E)
+        self.cpus_per_env = check.real_number("cpus_per_env", self.cpus_per_env, above=0, error=E)
+        self.gpus_per_env = check.real_number("gpus_per_env", self.gpus_per_env, 0, error=E)
+        if self.backend == "local":
+            defaults = {"address": None, "cpus_per_env": 1.0, "gpus_per_env": 0.0}
+            ray_only = [key for key, value in defaults.items() if getattr(self, key) != value]
+            if ray_only:
+                raise ConfigError(
+                    f"Ray settings without backend: ray ({', '.join(ray_only)}); pass "
+                    "--backend ray (backend: ray) with them, or drop them"
+                )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (for YAML and the agent card)."""

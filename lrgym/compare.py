@@ -198,6 +198,8 @@ def run_grid(
     workers: int = 1,
     on_done: Callable[[RunResult], None] | None = None,
     on_spec: Callable[[RunSpec, RunResult], None] | None = None,
+    backend: str = "local",
+    address: str | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run every spec (in ``workers`` processes if > 1); returns (runs, curves) frames.
 
@@ -208,9 +210,26 @@ def run_grid(
     Every run uses one torch thread (restored afterwards when ``workers`` is 1). Worker
     processes receive the specs of tasks registered in this process only (a user's
     module), so they can run them too.
+
+    ``backend="ray"`` runs every spec as a Ray task on the cluster at ``address``
+    (:func:`lrgym.ray_backend.run_grid_on_ray`; ``workers`` is then unused: the cluster's
+    CPUs set how many run at once); the results are the same.
     """
+    from lrgym.ray_backend import check_backend
+
     results: list[RunResult] = []
-    if workers <= 1:
+    check_backend(backend, address)
+    if backend == "ray":
+        from lrgym.ray_backend import run_grid_on_ray
+
+        def finished(spec: RunSpec, result: RunResult) -> None:
+            if on_spec:
+                on_spec(spec, result)
+            if on_done:
+                on_done(result)
+
+        results = run_grid_on_ray(specs, run_one, total_steps, finished, address)
+    elif workers <= 1:
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # as in a worker: tiny models run fastest on one thread
         try:
@@ -258,4 +277,12 @@ def write_frames(out_dir: str | Path, runs: pd.DataFrame, curves: pd.DataFrame) 
         curves.to_csv(tmp, index=False)
 
 
-__all__ = ["RUN_COLUMNS", "RunResult", "RunSpec", "grid", "run_grid", "run_one", "write_frames"]
+__all__ = [
+    "RUN_COLUMNS",
+    "RunResult",
+    "RunSpec",
+    "grid",
+    "run_grid",
+    "run_one",
+    "write_frames",
+]

@@ -131,6 +131,8 @@ def run_recorded(
     workers: int = 1,
     on_done: Callable[[RunResult], None] | None = None,
     on_skip: Callable[[int], None] | None = None,
+    backend: str = "local",
+    address: str | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run the specs not yet recorded in ``out``, recording each as it finishes.
 
@@ -141,6 +143,9 @@ def run_recorded(
         workers: Worker processes.
         on_done: Called with each newly finished run.
         on_skip: Called once with the number of runs already recorded.
+        backend: ``"local"`` or ``"ray"`` (at the cluster ``address``), as in
+            :func:`lrgym.compare.run_grid`.
+        address: Ray cluster address for ``backend="ray"``.
 
     Returns:
         ``(runs, curves)`` of the whole grid, rows in grid order.
@@ -163,7 +168,14 @@ def run_recorded(
             on_done(result)
 
     with _sigterm_as_exit():
-        run_grid([s for _, s in todo], total_steps=total_steps, workers=workers, on_spec=record)
+        run_grid(
+            [s for _, s in todo],
+            total_steps=total_steps,
+            workers=workers,
+            on_spec=record,
+            backend=backend,
+            address=address,
+        )
     results = [recorded[k] for k in keys]
     return frames(results)
 

@@ -152,7 +152,38 @@ OutOption = Annotated[
 TotalStepsOption = Annotated[
     int | None, typer.Option(min=1, help="Override every task's step budget.")
 ]
-WorkersOption = Annotated[int, typer.Option(min=1, help="Parallel worker processes.")]
+WorkersOption = Annotated[
+    int, typer.Option(min=1, help="Parallel worker processes (local backend).")
+]
+BackendOption = Annotated[
+    str,
+    typer.Option(
+        metavar="local|ray",
+        help="Where the runs execute: local (worker processes here) or ray (one Ray task per "
+        'run on a Ray cluster; pip install "lrgym\\[ray]"). Same results either way.',
+    ),
+]
+AddressOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="HOST:PORT",
+        help="Ray cluster address (what `ray start --head` printed); default RAY_ADDRESS, "
+        "else a new local Ray instance. Needs --backend ray.",
+    ),
+]
+
+
+def _connect_backend(backend: str, address: str | None) -> None:
+    """Check ``--backend``/``--address`` and, for Ray, connect now: a missing extra or an
+    unreachable cluster fails in seconds, before any run or file."""
+    from lrgym.ray_backend import RayBackendError, check_backend, connect
+
+    try:
+        check_backend(backend, address)
+        if backend == "ray":
+            connect(address)
+    except (ValueError, RayBackendError) as exc:
+        raise _fail(str(exc)) from None
 
 
 def _grid_progress() -> Progress:

@@ -8,6 +8,8 @@ from typing import Annotated
 import typer
 
 from lrgym.cli import (
+    AddressOption,
+    BackendOption,
     InitialLrsOption,
     OutOption,
     SeedsOption,
@@ -16,6 +18,7 @@ from lrgym.cli import (
     TotalStepsOption,
     WorkersOption,
     _check_out_dir,
+    _connect_backend,
     _fail,
     _grid_progress,
     _help,
@@ -28,8 +31,10 @@ from lrgym.cli import (
 SCHEDULERS_HELP = (
     "Comma-separated scheduler names: 'baselines' (the seven static schedules constant, "
     "step, exponential, cosine, cyclic, onecycle, plateau), any of those, feedback-rule, "
-    "hypergradient, schedulefree-adamw, prodigy, learned:NAME|PATH (a trained agent, e.g. "
-    "learned:default or learned:runs/agent) or lr-predictor:PATH (a trained LR predictor)."
+    "hypergradient, schedulefree-adamw, prodigy, pbt (Ray Tune's population-based training; "
+    "pbt:P or pbt:P:I for population P, PBT every I evaluations), learned:NAME|PATH (a trained "
+    "agent, e.g. learned:default or learned:runs/agent) or lr-predictor:PATH (a trained LR "
+    "predictor)."
 )
 """Kept in step with :data:`lrgym.controllers.CONTROLLERS` by tests/test_cli_help.py."""
 
@@ -53,13 +58,24 @@ def compare(
     total_steps: TotalStepsOption = None,
     workers: WorkersOption = 1,
     seed_start: SeedStartOption = 0,
+    backend: BackendOption = "local",
+    address: AddressOption = None,
 ) -> None:
     """Train every task with every scheduler (see the help text above)."""
     from lrgym.controllers import BASELINES
 
     names = [n for s in _split_values(schedulers) for n in (BASELINES if s == "baselines" else [s])]
     _run_comparison(
-        tasks, names, seeds, initial_lrs, out, total_steps, workers, seed_start=seed_start
+        tasks,
+        names,
+        seeds,
+        initial_lrs,
+        out,
+        total_steps,
+        workers,
+        seed_start=seed_start,
+        backend=backend,
+        address=address,
     )
 
 
@@ -72,11 +88,14 @@ def _run_comparison(
     total_steps: int | None,
     workers: int,
     seed_start: int = 0,
+    backend: str = "local",
+    address: str | None = None,
 ):
     """Validate, run the grid with a progress bar, write runs, curves, summary and plots.
 
     Each finished run is recorded in OUT/runs.jsonl at once; runs already recorded there
-    are not run again (see :mod:`lrgym.results_store`).
+    are not run again (see :mod:`lrgym.results_store`). ``backend="ray"`` runs each run
+    as a Ray task (at the cluster ``address``).
     """
     from lrgym.compare import grid
     from lrgym.registration import UnknownTaskError, select_tasks
@@ -100,6 +119,7 @@ def _run_comparison(
             f"nothing to run: the schedulers ({', '.join(schedulers)}) apply to none of the "
             "tasks (e.g. optimizer-level controllers skip XGBoost tasks); pick others"
         )
+    _connect_backend(backend, address)
     _check_out_dir(out)
     progress = _grid_progress()
     with progress:
@@ -116,7 +136,14 @@ def _run_comparison(
 
         try:
             runs, curves = run_recorded(
-                out, specs, total_steps, workers, on_done=done, on_skip=skipped
+                out,
+                specs,
+                total_steps,
+                workers,
+                on_done=done,
+                on_skip=skipped,
+                backend=backend,
+                address=address,
             )
         except DataSourceError as exc:  # a real task's data could not be read
             raise _fail(f"{exc} (finished runs are kept in {out / JOURNAL})") from None
@@ -140,6 +167,8 @@ def evaluate(
         bool, typer.Option(help="Also write the summary into the agent's card.")
     ] = False,
     seed_start: SeedStartOption = 0,
+    backend: BackendOption = "local",
+    address: AddressOption = None,
 ) -> None:
     """Compare a learned agent with every static baseline; same report as `compare`."""
     from lrgym.agent import AgentLoadError, is_shipped, load_agent
@@ -157,7 +186,16 @@ def evaluate(
         )
     names = [f"{LEARNED_PREFIX}{agent}", *BASELINES]
     summary = _run_comparison(
-        tasks, names, seeds, initial_lrs, out, total_steps, workers, seed_start=seed_start
+        tasks,
+        names,
+        seeds,
+        initial_lrs,
+        out,
+        total_steps,
+        workers,
+        seed_start=seed_start,
+        backend=backend,
+        address=address,
     )
     if update_card:
         card = loaded.card

@@ -36,6 +36,9 @@ TRAIN_DEFAULTS = {
     "default_lr_share": "0.0",
     "hparams": "lr",
     "drop_features": "none",
+    "backend": "local",
+    "cpus_per_env": "1.0",
+    "gpus_per_env": "0.0",
 }
 """`lrgym train`'s defaults as `--help` shows them (the flags default to None so that a
 --config file can set them); tests/test_cli_help.py checks them against TrainConfig."""
@@ -49,8 +52,9 @@ def _train_option(name: str, help: str, *decls: str, **kwargs) -> typer.models.O
 @app.command(
     help=_help(
         "Meta-train a PPO agent on the meta-train tasks and write an agent folder.",
-        "The defaults are the recipe of the shipped agent (trained_agents/default). Needs "
-        'the training extra: pip install "lrgym\\[train]".',
+        "The defaults are a quick recipe; the shipped agents' recipes are YAML files in "
+        "agents/recipes/ (--config agents/recipes/default.yaml retrains "
+        'trained_agents/default). Needs the training extra: pip install "lrgym\\[train]".',
     )
 )
 def train(
@@ -148,6 +152,31 @@ def train(
             help="Runs per task in each worker, trained as one stacked computation (0: off)."
         ),
     ] = None,
+    backend: Annotated[
+        str | None,
+        _train_option(
+            "backend",
+            "Where the environments run: local (worker processes here) or ray (Ray actors on "
+            'a Ray cluster; pip install "lrgym\\[ray]"). Same seed and --n-envs, same agent.',
+            metavar="local|ray",
+        ),
+    ] = None,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            metavar="HOST:PORT",
+            help="Ray cluster address (what `ray start --head` printed); default "
+            "RAY_ADDRESS, else a new local Ray instance. Needs --backend ray.",
+        ),
+    ] = None,
+    cpus_per_env: Annotated[
+        float | None,
+        _train_option("cpus_per_env", "CPUs each Ray environment actor reserves."),
+    ] = None,
+    gpus_per_env: Annotated[
+        float | None,
+        _train_option("gpus_per_env", "GPUs each Ray environment actor reserves."),
+    ] = None,
     resume: Annotated[
         Path | None,
         typer.Option(help="Continue the interrupted run in this folder (its --out)."),
@@ -170,6 +199,7 @@ def train(
     from lrgym.agents.config import ConfigError, load_config
     from lrgym.agents.train import CONFIG
     from lrgym.agents.train import train as run_training
+    from lrgym.ray_backend import RayBackendError
     from lrgym.registration import UnknownTaskError
     from lrgym.train_report import TrainReporter, cli_command
 
@@ -212,6 +242,10 @@ def train(
             val_every=_split_values(val_every) if val_every else None,
             batched=batched,
             init_from=str(init_from) if init_from else None,
+            backend=backend,
+            address=address,
+            cpus_per_env=cpus_per_env,
+            gpus_per_env=gpus_per_env,
             ppo=ppo or None,
         )
         path = run_training(
@@ -222,7 +256,7 @@ def train(
             command=cli_command(),
             reporter=reporter,
         )
-    except (ConfigError, UnknownTaskError, ValueError) as exc:
+    except (ConfigError, UnknownTaskError, ValueError, RayBackendError) as exc:
         reporter.close()
         raise _fail(str(exc)) from None
     except KeyboardInterrupt:

@@ -4,6 +4,7 @@
 * :mod:`~lrgym.controllers.feedback_rule`, :mod:`~lrgym.controllers.hypergradient`,
   :mod:`~lrgym.controllers.lr_predictor`: adaptive LR schedulers;
 * :mod:`~lrgym.controllers.optimizer_baselines`: schedule-free AdamW and Prodigy;
+* :mod:`~lrgym.controllers.pbt`: Ray Tune's population-based training over the LR;
 * :mod:`~lrgym.controllers.learned`: a trained agent.
 
 The contract is :class:`lrgym.controller.Controller`; add a controller with
@@ -20,6 +21,7 @@ from lrgym.controllers.hypergradient import HypergradientLR
 from lrgym.controllers.learned import LEARNED_PREFIX, LearnedController
 from lrgym.controllers.lr_predictor import PredictorController
 from lrgym.controllers.optimizer_baselines import ProdigyBaseline, ScheduleFreeAdamW
+from lrgym.controllers.pbt import PBT_PREFIX, PBTController
 from lrgym.controllers.scheduler_adapter import SchedulerController
 from lrgym.controllers.static import STATIC_SCHEDULES, PlateauSchedule, TorchSchedule
 from lrgym.registration import did_you_mean
@@ -46,6 +48,7 @@ CONTROLLERS: dict[str, Callable[[], Controller]] = {
     "hypergradient": _hypergradient,
     "schedulefree-adamw": ScheduleFreeAdamW,
     "prodigy": ProdigyBaseline,
+    "pbt": PBTController,
 }
 """Every controller the harness can run, by name: a factory making a fresh one."""
 
@@ -73,13 +76,16 @@ def make_controller(name: str) -> Controller:
         return LearnedController(name[len(LEARNED_PREFIX) :])
     if name.startswith(PREDICTOR_PREFIX):
         return PredictorController(name[len(PREDICTOR_PREFIX) :])
+    if name.startswith(PBT_PREFIX):
+        return PBTController.from_name(name)
     try:
         return CONTROLLERS[name]()
     except KeyError:
         raise ValueError(
             f"unknown scheduler {name!r}.{did_you_mean(name, CONTROLLERS)} Available: "
             f"{', '.join(CONTROLLERS)}, {LEARNED_PREFIX}NAME|PATH (a trained agent), "
-            f"{PREDICTOR_PREFIX}PATH (a trained LR predictor), or in `lrgym compare` "
+            f"{PREDICTOR_PREFIX}PATH (a trained LR predictor), {PBT_PREFIX}P[:I] (PBT with "
+            "population P, every I evaluations), or in `lrgym compare` "
             "'baselines' (the seven static schedules)"
         ) from None
 
@@ -89,6 +95,7 @@ __all__ = [
     "BASELINES",
     "CONTROLLERS",
     "LEARNED_PREFIX",
+    "PBT_PREFIX",
     "PREDICTOR_PREFIX",
     "STATIC_SCHEDULES",
     "Controller",
