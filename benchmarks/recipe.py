@@ -20,7 +20,8 @@ recipe and different training seeds (``lrgym train --config agents/recipes/defau
    the shipped agent's full tables go to ``docs/results/recipe/summary.md``.
 
     python benchmarks/recipe.py --agents runs/recipe/seed0 runs/recipe/seed1 \\
-        runs/recipe/seed2 runs/recipe/seed3 --seeds 5 --real-seeds 3 --workers 2
+        runs/recipe/seed2 runs/recipe/seed3 --seeds 5 --real-seeds 3 --workers 2 \\
+        --readme README.md --card trained_agents/default
 
 Which agent ships is fixed before this runs (seed 0); this script only measures.
 Results land in ``results/recipe/`` (not committed; a stage whose files exist is reused,
@@ -33,6 +34,7 @@ from __future__ import annotations
 import argparse
 import functools
 import math
+import re
 import statistics
 import sys
 import time
@@ -66,6 +68,7 @@ from lrgym.report import md_table  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 PREDICTOR = "lr-predictor"
 REACH_BAR = 0.90
+START, END = "<!-- recipe:start -->", "<!-- recipe:end -->"
 REAL_TASKS = [b.id for b in BENCHMARKED if not b.heavy]
 
 
@@ -274,6 +277,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "recipe")
     parser.add_argument("--docs", type=Path, default=ROOT / "docs" / "results" / "recipe")
     parser.add_argument("--peers-only", action="store_true", help="stage 1 only")
+    parser.add_argument(
+        "--readme",
+        type=Path,
+        help="write the seed rows and the first agent's tables between the README's recipe markers",
+    )
+    parser.add_argument(
+        "--card", type=Path, help="an agent folder whose card gets the same text (evaluation)"
+    )
     args = parser.parse_args()
     for agent in args.agents:
         load_agent(agent)  # fail fast on a bad agent
@@ -294,6 +305,18 @@ def main() -> None:
     args.docs.mkdir(parents=True, exist_ok=True)
     write_text_atomic(args.docs / "summary.md", text + "\n".join(details))
     print(f"wrote {args.docs / 'summary.md'}")
+    shipped = f"Measured with `{command}`.\n\n{table}\n\n{details[0]}"
+    if args.readme:
+        readme = args.readme.read_text(encoding="utf-8")
+        if START not in readme or END not in readme:
+            raise SystemExit(f"{args.readme} has no {START} ... {END} markers")
+        section = f"{START}\n{shipped}\n{END}"
+        readme = re.sub(f"{START}.*?{END}", lambda _: section, readme, flags=re.S)
+        write_text_atomic(args.readme, readme)
+    if args.card:
+        agent = load_agent(args.card)
+        agent.card.evaluation["recipe"] = shipped
+        agent.card.save(agent.path)
 
 
 if __name__ == "__main__":
