@@ -6,9 +6,11 @@ recipe and different training seeds (``lrgym train --config agents/recipes/defau
 
 1. Peers: every other controller (the seven static schedules, feedback rule,
    hypergradient, schedule-free AdamW, Prodigy and the LR predictor, retrained here on
-   meta-train logs only) on the held-out tasks (``--seeds`` seeds, at each task's default
-   LR and over the initial-LR sweep 1e-5 … 1e-1) and on the real tasks with a local data
-   copy (``--real-seeds`` seeds, default LR). Run once, reused by every agent.
+   meta-train logs only; with ``--pbt-seeds N`` also Ray Tune's PBT, at the default LR
+   only, as each of its runs trains a population) on the held-out tasks (``--seeds``
+   seeds, at each task's default LR and over the initial-LR sweep 1e-5 … 1e-1) and on
+   the real tasks with a local data copy (``--real-seeds`` seeds, default LR). Run
+   once, reused by every agent.
 2. Each agent on the same grids, and in the README's plain loop (``user_loop.py``), fed
    validation at every decision, every fourth decision and never.
 3. Per agent, the bar: (1) profile score (steps to target at the default LR) at least
@@ -105,10 +107,22 @@ def peers(args: argparse.Namespace) -> dict[str, pd.DataFrame]:
     names = [*BASELINES, *ADAPTIVE, f"{PREDICTOR_PREFIX}{predictor}"]
     held_out = grid(task_ids("held-out"), names, range(args.seeds), [None, *SWEEP])
     real = grid(REAL_TASKS, names, range(args.real_seeds))
-    return {
+    frames = {
         "held-out": _run(args.out / "peers-held-out", held_out, args.workers)[0],
         "real": _run(args.out / "peers-real", real, args.workers)[0],
     }
+    if args.pbt_seeds:  # PBT runs a population per run: default LR only, fewer seeds
+        pbt = grid(task_ids("held-out"), ["pbt"], range(args.pbt_seeds))
+        pbt_runs = _run(args.out / "peers-pbt", pbt, args.workers)[0]
+        frames["held-out"] = pd.concat([frames["held-out"], pbt_runs], ignore_index=True)
+    return frames
+
+
+def _sweep(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs of the initial-LR sweep, of the controllers that ran all of it."""
+    sweep = runs[~runs["default_lr"] | runs["initial_lr"].isin(SWEEP)]
+    lrs = sweep.groupby("scheduler")["initial_lr"].nunique()
+    return sweep[sweep["scheduler"].isin(lrs[lrs >= len(SWEEP)].index)]
 
 
 def agent_runs(args: argparse.Namespace, agent: str) -> dict[str, pd.DataFrame]:
@@ -197,7 +211,7 @@ def bar_row(
             t for t in sorted(runs["task"].unique()) if worse_beyond_ci(summary, t, learned)[0]
         ]
         if suite == "held-out":
-            robust = lr_robustness(runs[~runs["default_lr"] | runs["initial_lr"].isin(SWEEP)])
+            robust = lr_robustness(_sweep(runs))
             reach, best = robust.loc[learned, "all"], robust["all"].drop(index=learned)
             row["reach"] = float(reach)
             row["best other reach"] = f"{best.max():.2f} ({best.idxmax()})"
@@ -246,7 +260,7 @@ def tables(agent: str, mine: dict, others: dict, loop: pd.DataFrame) -> str:
             name = f"**{sched}**" if sched == learned else sched
             parts.append(f"| {name} | {profile[sched]:.3f} | " + " | ".join(cells) + " |")
         if suite == "held-out":
-            robust = lr_robustness(runs[~runs["default_lr"] | runs["initial_lr"].isin(SWEEP)])
+            robust = lr_robustness(_sweep(runs))
             cols = [c for c in robust.columns if c != "all"]
             parts += [
                 "",
@@ -273,6 +287,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--real-seeds", type=int, default=3)
     parser.add_argument("--train-seeds", type=int, default=2, help="LR predictor's log seeds")
+    parser.add_argument(
+        "--pbt-seeds", type=int, default=0, help="seeds of pbt on held-out tasks (default LR)"
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "recipe")
     parser.add_argument("--docs", type=Path, default=ROOT / "docs" / "results" / "recipe")
