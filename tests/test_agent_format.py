@@ -1,7 +1,8 @@
 """The agent format: ``policy.safetensors`` + the card's ``policy`` entry, run in NumPy.
 
-* the shipped agent, converted from TorchScript, acts as the TorchScript did (reference
-  actions recorded before the conversion, ``tests/data/default_agent_reference.npz``);
+* the shipped agent's NumPy policy acts as its SB3 model did when it shipped (reference
+  actions recorded from ``ppo.zip`` behind ``vecnormalize.pkl``,
+  ``tests/data/default_agent_reference.npz``);
 * export -> save -> load gives SB3's deterministic prediction behind ``VecNormalize``;
 * an old-format directory (``policy.pt``) is refused with the conversion command, and
   ``lrgym convert-agent`` converts it to the same actions;
@@ -69,7 +70,7 @@ def synthetic_card(**fields) -> AgentCard:
 # --- the shipped agent --------------------------------------------------------------------
 
 
-def test_shipped_agent_acts_as_its_torchscript_did():
+def test_shipped_agent_acts_as_its_sb3_model_did():
     obs = check_observations(N)  # the seeded draw the reference actions were recorded on
     want = np.load(REFERENCE)["actions"].astype(np.float64)
     agent = load_agent("default")
