@@ -58,6 +58,7 @@ from lrgym._atomic import write_text_atomic  # noqa: E402
 from lrgym.agent import load_agent  # noqa: E402
 from lrgym.compare import grid, run_grid, write_frames  # noqa: E402
 from lrgym.controllers import ADAPTIVE, BASELINES, LEARNED_PREFIX, PREDICTOR_PREFIX  # noqa: E402
+from lrgym.controllers.learned import LearnedController
 from lrgym.controllers.lr_predictor import (  # noqa: E402
     PredictorTraining,
     train_predictor,
@@ -71,6 +72,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PREDICTOR = "lr-predictor"
 REACH_BAR = 0.90
 START, END = "<!-- recipe:start -->", "<!-- recipe:end -->"
+LOOP_COLUMNS = [
+    "task", "validation", "agent_loss", "constant_loss", "agent_metric", "constant_metric"
+]  # fmt: skip
 REAL_TASKS = [b.id for b in BENCHMARKED if not b.heavy]
 
 
@@ -153,7 +157,12 @@ def plain_loop(args: argparse.Namespace, agent: str) -> pd.DataFrame:
     path = args.out / f"{Path(agent).name}-user-loop.csv"
     if path.exists():
         return pd.read_csv(path)
-    torch_tasks = [t for t in [*task_ids("held-out"), *REAL_TASKS] if make_task(t).has_gradients]
+    controller = LearnedController(agent)  # a multi-hp agent runs only on its backend
+    torch_tasks = [
+        t
+        for t in [*task_ids("held-out"), *REAL_TASKS]
+        if make_task(t).has_gradients and controller.applies_to(make_task(t))
+    ]
     jobs = {}
     with ProcessPoolExecutor(args.workers) as pool:
         for task in torch_tasks:
@@ -177,7 +186,7 @@ def plain_loop(args: argparse.Namespace, agent: str) -> pd.DataFrame:
                     "constant_metric": statistics.mean(v[1] for v in constant),
                 }
             )
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame(rows, columns=LOOP_COLUMNS)
     frame["ok"] = (frame["agent_loss"] <= frame["constant_loss"]) & (
         frame["agent_metric"] >= frame["constant_metric"]
     )
@@ -219,7 +228,7 @@ def bar_row(
     row["worse beyond CI"] = ", ".join(t.split("/")[-1] for t in losses) or "none"
     row["bar3"] = not losses
     row["plain loop ok"] = f"{int(loop['ok'].sum())}/{len(loop)}"
-    row["bar4"] = bool(loop["ok"].all())
+    row["bar4"] = bool(len(loop) and loop["ok"].all())  # no torch task: not shown
     row["bars met"] = sum(
         bool(row[k]) for k in ("bar1 held-out", "bar1 real", "bar2", "bar3", "bar4")
     )
