@@ -23,7 +23,7 @@ from user_tasks_example import TINY_ID, make_tiny, tiny_regression
 
 import lrgym
 from lrgym import cli
-from lrgym.agents.config import TrainConfig
+from lrgym.agents.config import TrainConfig, load_config
 from lrgym.calibrate import Calibration, calibrate, target_rule, write_calibration
 from lrgym.cli import app
 from lrgym.cli.compare_commands import SCHEDULERS_HELP
@@ -94,15 +94,15 @@ def test_train_help_defaults_are_the_config_defaults():
     assert "[default: 30000]" in out and "[default: 0.005]" in out
 
 
-def test_defaults_are_the_shipped_recipe():
+def test_the_shipped_agent_comes_from_its_recipe_file():
     shipped = json.loads((ROOT / "trained_agents" / "default" / "card.json").read_text())
-    recipe = shipped["config"]
-    mine = TrainConfig().to_dict()
-    for key in ("tasks", "total_timesteps", "n_envs", "seed", "eval_every", "val_lrs", "ppo"):
-        assert mine[key] == recipe[key], key
-    assert mine["default_lr_share"] == recipe["default_lr_share"]
+    recipe = load_config(ROOT / "agents" / "recipes" / "default.yaml", seed=shipped["seed"])
+    mine = recipe.to_dict()
+    keys = ("tasks", "total_timesteps", "n_envs", "batched", "val_every", "seed", "eval_every")
+    for key in (*keys, "val_lrs", "default_lr_share", "hparams", "ppo"):
+        assert mine[key] == shipped["config"][key], key
+    assert shipped["command"].startswith("lrgym train --config agents/recipes/default.yaml")
     assert TrainConfig().checkpoint_every <= 2000  # an interrupted default run can resume
-    assert shipped["command"].startswith("lrgym train")
 
 
 def test_scheduler_help_names_every_controller():
