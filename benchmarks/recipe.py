@@ -216,9 +216,8 @@ def bar_row(
         row[f"best other {suite}"] = f"{rivals.max():.3f} ({rivals.idxmax()})"
         row[f"bar1 {suite}"] = bool(profile[learned] >= rivals.max())
         summary = summary_table(runs)
-        losses += [
-            t for t in sorted(runs["task"].unique()) if worse_beyond_ci(summary, t, learned)[0]
-        ]
+        mine_tasks = sorted(mine[suite]["task"].unique())  # a multi-hp agent skips some
+        losses += [t for t in mine_tasks if worse_beyond_ci(summary, t, learned)[0]]
         if suite == "held-out":
             robust = lr_robustness(_sweep(runs))
             reach, best = robust.loc[learned, "all"], robust["all"].drop(index=learned)

@@ -71,3 +71,23 @@ def test_init_from_is_checked_before_anything_runs(tmp_path):
     (bare / SB3_MODEL).unlink()
     with pytest.raises(ConfigError, match="rebuild_sb3_files"):
         check_init_from(load_config(None, init_from=str(bare)))
+
+
+@pytest.mark.parametrize(
+    ("name", "hparams"),
+    [
+        ("multi-hp", ["lr", "momentum", "weight_decay"]),
+        ("multi-hp-xgb", ["lr", "max_depth", "subsample"]),
+    ],
+)
+def test_multi_hp_agents_are_complete_and_drive_their_hyperparameters(name, hparams):
+    path = resolve_agent(name)
+    for file in (CARD, POLICY, SB3_MODEL, VECNORMALIZE):
+        assert (path / file).is_file(), file
+    manifest.verify(path, SB3_FILES)
+    agent = lrgym.load_agent(name)
+    assert agent.card.hparams == hparams and agent.card.notes
+    obs = np.random.default_rng(0).uniform(-3, 3, (50, len(agent.card.features)))
+    actions = np.array([agent.act(o.astype(np.float32)) for o in obs])
+    assert actions.shape == (50, 3) and np.all(np.abs(actions) <= 1)
+    assert np.ptp(actions, axis=0).min() > 0  # every dimension responds to the run
