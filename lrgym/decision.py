@@ -81,9 +81,7 @@ class DecisionPath:
         self.val_every = val_every
         self._decisions = 0
         self._shown = (val_loss, val_metric) if val_every else (None, None)
-        return self._with_hparams(
-            self.tracker.reset(self.lr(optimizer), *self._shown), optimizer
-        )
+        return self._with_hparams(self.tracker.reset(self.lr(optimizer), *self._shown), optimizer)
 
     def observe(
         self,

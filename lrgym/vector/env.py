@@ -13,11 +13,11 @@ from gymnasium.vector.utils import batch_space
 from lrgym.actions import LogLRAction
 from lrgym.decision import DecisionPath
 from lrgym.env import INITIAL_LR_RANGE, LRControlEnv, check_initial_lr
-from lrgym.validate import whole_number
 from lrgym.hyperparams import LR, HyperParamSet
 from lrgym.registration import make_task
 from lrgym.task import Task
 from lrgym.trainee import DIVERGENCE_FACTOR, is_diverged
+from lrgym.validate import whole_number
 from lrgym.vector.batched_runs import BatchedRuns, NotBatchable
 
 RUN_SEEDS = (0, 2**31 - 1)
