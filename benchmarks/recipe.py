@@ -23,7 +23,7 @@ recipe and different training seeds (``lrgym train --config agents/recipes/defau
 
     python benchmarks/recipe.py --agents runs/recipe/seed0 runs/recipe/seed1 \\
         runs/recipe/seed2 runs/recipe/seed3 --seeds 5 --real-seeds 3 --workers 2 \\
-        --readme README.md --card trained_agents/default
+        --pbt-seeds 1 --readme README.md --card trained_agents/default
 
 Which agent ships is fixed before this runs (seed 0); this script only measures.
 Results land in ``results/recipe/`` (not committed; a stage whose files exist is reused,
