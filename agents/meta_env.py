@@ -91,11 +91,10 @@ class MetaTaskEnv(gym.Env):
             drawn_lr = self.current.task.info.default_lr
         options.setdefault("initial_lr", drawn_lr)
         options.setdefault("run_seed", int(self.np_random.integers(*self.seed_range)))
+        val_every = self.val_every[0]
         if len(self.val_every) > 1:  # no draw for one cadence: seeded streams stay as they were
-            drawn = self.val_every[int(self.np_random.integers(len(self.val_every)))]
-            options.setdefault("val_every", drawn)
-        else:
-            options.setdefault("val_every", self.val_every[0])
+            val_every = self.val_every[int(self.np_random.integers(len(self.val_every)))]
+        options.setdefault("val_every", val_every)
         return self.current.reset(options=options)
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
