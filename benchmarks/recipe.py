@@ -41,6 +41,7 @@ import statistics
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -201,25 +202,43 @@ def _markdown(frame: pd.DataFrame) -> str:
     return md_table(list(frame.columns), rows)
 
 
+@dataclass
+class Suite:
+    """One suite's runs (every other controller and the agent) and their measures."""
+
+    runs: pd.DataFrame
+    summary: pd.DataFrame
+    profile: pd.Series
+    robust: pd.DataFrame | None  # reach over the sweep (held-out only)
+
+
+def measure(mine: dict, others: dict) -> dict[str, Suite]:
+    """Each suite's runs and measures, computed once for the row and the tables."""
+    suites = {}
+    for suite in ("held-out", "real"):
+        runs = pd.concat([others[suite], mine[suite]], ignore_index=True)
+        robust = lr_robustness(_sweep(runs)) if suite == "held-out" else None
+        suites[suite] = Suite(runs, summary_table(runs), performance_profile(runs), robust)
+    return suites
+
+
 def bar_row(
-    agent: str, mine: dict[str, pd.DataFrame], others: dict[str, pd.DataFrame], loop: pd.DataFrame
+    agent: str, mine: dict[str, pd.DataFrame], suites: dict[str, Suite], loop: pd.DataFrame
 ) -> dict[str, object]:
     """The bar's measures for one agent against every other controller."""
     learned = f"{LEARNED_PREFIX}{agent}"
     row: dict[str, object] = {"agent": agent}
     losses: list[str] = []
-    for suite in ("held-out", "real"):
-        runs = pd.concat([others[suite], mine[suite]], ignore_index=True)
-        profile = performance_profile(runs)
+    for suite, measured in suites.items():
+        profile, summary = measured.profile, measured.summary
         rivals = profile.drop(index=learned)
         row[f"profile {suite}"] = float(profile[learned])
         row[f"best other {suite}"] = f"{rivals.max():.3f} ({rivals.idxmax()})"
         row[f"bar1 {suite}"] = bool(profile[learned] >= rivals.max())
-        summary = summary_table(runs)
         mine_tasks = sorted(mine[suite]["task"].unique())  # a multi-hp agent skips some
         losses += [t for t in mine_tasks if worse_beyond_ci(summary, t, learned)[0]]
-        if suite == "held-out":
-            robust = lr_robustness(_sweep(runs))
+        if measured.robust is not None:
+            robust = measured.robust
             reach, best = robust.loc[learned, "all"], robust["all"].drop(index=learned)
             row["reach"] = float(reach)
             row["best other reach"] = f"{best.max():.2f} ({best.idxmax()})"
@@ -234,14 +253,12 @@ def bar_row(
     return row
 
 
-def tables(agent: str, mine: dict, others: dict, loop: pd.DataFrame) -> str:
+def tables(agent: str, suites: dict[str, Suite], loop: pd.DataFrame) -> str:
     """Full tables for one agent: every controller per task (test metric, reach, steps)."""
     learned = f"{LEARNED_PREFIX}{agent}"
     parts = []
-    for suite in ("held-out", "real"):
-        runs = pd.concat([others[suite], mine[suite]], ignore_index=True)
-        summary = summary_table(runs)
-        profile = performance_profile(runs)
+    for suite, measured in suites.items():
+        summary, profile = measured.summary, measured.profile
         test = summary["test_mean"].unstack("task")
         ci = summary["test_ci"].unstack("task")
         steps = summary["median_steps_to_target"].unstack("task")
@@ -267,8 +284,8 @@ def tables(agent: str, mine: dict, others: dict, loop: pd.DataFrame) -> str:
                 cells.append(f"**{text}**" if v >= test[t].max() else text)
             name = f"**{sched}**" if sched == learned else sched
             parts.append(f"| {name} | {profile[sched]:.3f} | " + " | ".join(cells) + " |")
-        if suite == "held-out":
-            robust = lr_robustness(_sweep(runs))
+        if measured.robust is not None:
+            robust = measured.robust
             cols = [c for c in robust.columns if c != "all"]
             parts += [
                 "",
@@ -321,8 +338,9 @@ def main() -> None:
     for agent in args.agents:
         mine = agent_runs(args, agent)
         loop = plain_loop(args, agent)
-        rows.append(bar_row(agent, mine, others, loop))
-        details.append(f"## {agent}\n\n{tables(agent, mine, others, loop)}\n")
+        suites = measure(mine, others)
+        rows.append(bar_row(agent, mine, suites, loop))
+        details.append(f"## {agent}\n\n{tables(agent, suites, loop)}\n")
     table = _markdown(pd.DataFrame(rows))
     command = " ".join(["python benchmarks/recipe.py", *sys.argv[1:]])
     text = f"# The recipe, every training seed\n\nMeasured with `{command}`.\n\n{table}\n\n"

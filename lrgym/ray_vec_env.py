@@ -233,17 +233,8 @@ class RayVecEnvGroup(SubprocVecEnvGroup):
     def __init__(
         self, factories: Sequence[Callable[[], VecEnv]], cpus: float = 1.0, gpus: float = 0.0
     ) -> None:
-        # SubprocVecEnvGroup.__init__ starts processes; its state is set up here instead
-        self.remotes, self.processes = _start_actors(lrgym_sb3._worker, factories, cpus, gpus)
-        sizes = []
-        for remote in self.remotes:
-            remote.send(("spaces", None))
-            n, observation_space, action_space = remote.recv()
-            sizes.append(n)
-        self._bounds = np.cumsum([0, *sizes])
-        self._seed: int | None = None
-        self.closed = False
-        VecEnv.__init__(self, int(self._bounds[-1]), observation_space, action_space)
+        # SubprocVecEnvGroup.__init__ starts processes; actors take their place here
+        self._connect(*_start_actors(lrgym_sb3._worker, factories, cpus, gpus))
 
 
 def make_ray_vec_env(tasks: list[str], config: TrainConfig) -> VecEnv:

@@ -13,11 +13,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from test_agent_training import tiny_config as training_config
 from typer.testing import CliRunner
 
 ray = pytest.importorskip("ray")
 
-from lrgym.agents.config import ConfigError, load_config  # noqa: E402
+from lrgym.agents.config import ConfigError  # noqa: E402
 from lrgym.agents.train import train  # noqa: E402
 from lrgym.cli import app  # noqa: E402
 from lrgym.compare import RunSpec, grid, run_grid, run_one, write_frames  # noqa: E402
@@ -62,20 +63,17 @@ def closed_port() -> int:
 
 
 def tiny_config(out: Path, **overrides):
+    """test_agent_training's tiny run with two envs and a 32-step budget."""
     values = dict(
         tasks=["lrgym/DigitsMLP-v0"],
         total_timesteps=32,
         n_envs=2,
         episode_steps=40,
-        decision_interval=10,
         eval_every=32,
         checkpoint_every=32,
-        val_lrs=[1e-3],
-        out=str(out),
         ppo={"n_steps": 16, "batch_size": 16, "n_epochs": 2},
     )
-    values.update(overrides)
-    return load_config(None, **values)
+    return training_config(out, **{**values, **overrides})
 
 
 def policy_parameters(agent: Path) -> torch.Tensor:

@@ -215,15 +215,19 @@ class SubprocVecEnvGroup(VecEnv):
     ) -> None:
         ctx = mp.get_context(start_method)
         pipes = [ctx.Pipe() for _ in factories]
-        self.remotes = [p[0] for p in pipes]
-        self.processes = []
+        processes = []
         for (remote, child), factory in zip(pipes, factories, strict=True):
             process = ctx.Process(
                 target=_worker, args=(child, remote, CloudpickleWrapper(factory)), daemon=True
             )
             process.start()
             child.close()
-            self.processes.append(process)
+            processes.append(process)
+        self._connect([p[0] for p in pipes], processes)
+
+    def _connect(self, remotes: Sequence[Any], processes: Sequence[Any]) -> None:
+        """Take over started workers: ask each for its env count and spaces."""
+        self.remotes, self.processes = list(remotes), list(processes)
         sizes = []
         for remote in self.remotes:
             remote.send(("spaces", None))
@@ -232,7 +236,7 @@ class SubprocVecEnvGroup(VecEnv):
         self._bounds = np.cumsum([0, *sizes])
         self._seed: int | None = None
         self.closed = False
-        super().__init__(int(self._bounds[-1]), observation_space, action_space)
+        VecEnv.__init__(self, int(self._bounds[-1]), observation_space, action_space)
 
     def seed(self, seed: int | None = None) -> Sequence[None | int]:
         """Seed worker ``i`` with ``seed`` plus its first slot index at the next reset."""
