@@ -41,11 +41,14 @@ _LAZY = {
     "EvalReport": "lrgym.trainee",
     "Trainee": "lrgym.trainee",
     "TrainReport": "lrgym.trainee",
+    "load_init": "lrgym.meta_init.checkpoint",
+    "InitLoadError": "lrgym.meta_init.checkpoint",
 }
 """Public names loaded on first access (PEP 562), by defining module."""
 
 if _TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
     from lrgym.agent import Agent, AgentLoadError, load_agent
+    from lrgym.meta_init.checkpoint import InitLoadError, load_init
     from lrgym.scheduler import PolicyScheduler
     from lrgym.signals import FEATURES, OBS_LAYOUT_VERSION
     from lrgym.torch_trainee import TorchTask
@@ -86,6 +89,8 @@ __all__ = [
     "AgentLoadError",
     "PolicyScheduler",
     "load_agent",
+    "InitLoadError",
+    "load_init",
     "FEATURES",
     "OBS_LAYOUT_VERSION",
     "EvalReport",

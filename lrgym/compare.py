@@ -39,12 +39,14 @@ RUN_COLUMNS = (
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One run of the grid. ``initial_lr=None`` means the task's default LR."""
+    """One run of the grid. ``initial_lr=None`` means the task's default LR; ``init`` is
+    an init folder (``lrgym meta-init``) loaded into the model after it is built."""
 
     task: str
     scheduler: str
     seed: int
     initial_lr: float | None = None
+    init: str | None = None
 
 
 @dataclass
@@ -69,7 +71,12 @@ def run_one(spec: RunSpec, total_steps: int | None = None) -> RunResult:
     interval = min(info.decision_interval, total)
     spec = replace(spec, initial_lr=lr0)
     controller = make_controller(spec.scheduler)
-    trainee = controller.wrap(task.build(spec.seed, lr0))
+    built = task.build(spec.seed, lr0)
+    if spec.init is not None:  # a learned init replaces the model's random one
+        from lrgym.meta_init.checkpoint import apply_init
+
+        apply_init(built, spec.init)
+    trainee = controller.wrap(built)
     controller.start(trainee.optimizer, total, interval)
     ev = trainee.evaluate("val")
     controller.observe(ev)
@@ -150,8 +157,11 @@ def grid(
     schedulers: Sequence[str],
     seeds: Sequence[int],
     initial_lrs: Sequence[float | None] = (None,),
+    init: str | None = None,
 ) -> list[RunSpec]:
     """Every combination, validated up front so a typo fails before hours of runs.
+
+    ``init`` (an init folder) is loaded into every run's model (see :class:`RunSpec`).
 
     A (task, scheduler) pair whose controller does not apply to the task (e.g. an
     optimizer-level baseline on an XGBoost task) is left out.
@@ -175,7 +185,7 @@ def grid(
                 continue
             for seed in seeds:
                 for lr in lrs or [default]:
-                    specs[RunSpec(t, s, int(seed), lr)] = None
+                    specs[RunSpec(t, s, int(seed), lr, init)] = None
     return list(specs)
 
 

@@ -1,8 +1,9 @@
 """The `lrgym` command line: the Typer app, shared option helpers, and its commands.
 
 Commands live in one module per group: :mod:`lrgym.cli.task_commands` (tasks, check,
-calibrate), :mod:`lrgym.cli.compare_commands` (compare, evaluate) and
-:mod:`lrgym.cli.train_commands` (train, train-predictor, convert-agent).
+calibrate), :mod:`lrgym.cli.compare_commands` (compare, evaluate),
+:mod:`lrgym.cli.train_commands` (train, train-predictor, convert-agent) and
+:mod:`lrgym.cli.meta_init_commands` (meta-init).
 """
 
 from __future__ import annotations
@@ -204,5 +205,5 @@ def main() -> None:
 
 
 # the commands register themselves on `app`, in the order `lrgym --help` lists them
-for _module in ("task_commands", "compare_commands", "train_commands"):
+for _module in ("task_commands", "compare_commands", "train_commands", "meta_init_commands"):
     importlib.import_module(f"lrgym.cli.{_module}")

@@ -38,6 +38,43 @@ SCHEDULERS_HELP = (
 )
 """Kept in step with :data:`lrgym.controllers.CONTROLLERS` by tests/test_cli_help.py."""
 
+InitOption = Annotated[
+    str | None,
+    typer.Option(
+        "--init",
+        metavar="DIR",
+        help="Start every run's model from this init (`lrgym meta-init --out DIR`) instead of "
+        "its random init; the task's model must have the init's architecture (e.g. --tasks "
+        "meta-init-digits, the init family's meta-test tasks).",
+    ),
+]
+
+
+def _prepare_init(init: str | None, out: Path) -> str | None:
+    """Check ``--init`` (an init folder), register its family's meta-test tasks, and tie
+    ``out`` to it: a run journal is reused only for the same init."""
+    if init is None:
+        return None
+    import json
+
+    from lrgym.manifest import sha256
+    from lrgym.meta_init import register_meta_test_tasks
+    from lrgym.meta_init.checkpoint import WEIGHTS, InitLoadError, read_init, resolve_init
+
+    path = resolve_init(init)
+    try:
+        _, card = read_init(path)
+    except InitLoadError as exc:
+        raise _fail(f"--init: {exc}") from None
+    register_meta_test_tasks(card.family, **card.family_options)
+    marker = out / "init.json"
+    mine = {"init": str(path.resolve()), "sha256": sha256(path / WEIGHTS)}
+    if marker.is_file() and json.loads(marker.read_text(encoding="utf-8")) != mine:
+        raise _fail(f"{out} holds runs of another --init ({marker}); pass another --out")
+    if not marker.exists() and (out / "runs.jsonl").exists():
+        raise _fail(f"{out} holds runs without --init; pass another --out")
+    return str(path)
+
 
 @app.command(
     help=_help(
@@ -60,6 +97,7 @@ def compare(
     seed_start: SeedStartOption = 0,
     backend: BackendOption = "local",
     address: AddressOption = None,
+    init: InitOption = None,
 ) -> None:
     """Train every task with every scheduler (see the help text above)."""
     from lrgym.controllers import BASELINES
@@ -76,6 +114,7 @@ def compare(
         seed_start=seed_start,
         backend=backend,
         address=address,
+        init=init,
     )
 
 
@@ -90,12 +129,14 @@ def _run_comparison(
     seed_start: int = 0,
     backend: str = "local",
     address: str | None = None,
+    init: str | None = None,
 ):
     """Validate, run the grid with a progress bar, write runs, curves, summary and plots.
 
     Each finished run is recorded in OUT/runs.jsonl at once; runs already recorded there
     are not run again (see :mod:`lrgym.results_store`). ``backend="ray"`` runs each run
-    as a Ray task (at the cluster ``address``).
+    as a Ray task (at the cluster ``address``). ``init`` is an init folder every run's
+    model starts from (OUT/init.json names it).
     """
     from lrgym.compare import grid
     from lrgym.registration import UnknownTaskError, select_tasks
@@ -109,9 +150,12 @@ def _run_comparison(
         raise _fail("--tasks is empty; pass task ids, 'meta-train', 'held-out', 'real' or 'all'")
     if not schedulers:
         raise _fail("--schedulers is empty; pass scheduler names or 'baselines'")
+    init = _prepare_init(init, out)
     try:
         seed_range = range(seed_start, seed_start + seeds)
-        specs = grid(select_tasks(_split_values(tasks)), schedulers, seed_range, lrs)
+        specs = grid(select_tasks(_split_values(tasks)), schedulers, seed_range, lrs, init)
+        if init is not None:  # an architecture mismatch fails now, not in a worker
+            _check_init_fits(specs, init)
     except (UnknownTaskError, ValueError, ImportError) as exc:  # ImportError: optional extra
         raise _fail(str(exc)) from None
     if not specs:
@@ -121,6 +165,15 @@ def _run_comparison(
         )
     _connect_backend(backend, address)
     _check_out_dir(out)
+    if init is not None:
+        import json
+
+        from lrgym._atomic import write_text_atomic
+        from lrgym.manifest import sha256
+        from lrgym.meta_init.checkpoint import WEIGHTS
+
+        mine = {"init": str(Path(init).resolve()), "sha256": sha256(Path(init) / WEIGHTS)}
+        write_text_atomic(out / "init.json", json.dumps(mine) + "\n")
     progress = _grid_progress()
     with progress:
         bar = progress.add_task("runs", total=len(specs))
@@ -169,6 +222,7 @@ def evaluate(
     seed_start: SeedStartOption = 0,
     backend: BackendOption = "local",
     address: AddressOption = None,
+    init: InitOption = None,
 ) -> None:
     """Compare a learned agent with every static baseline; same report as `compare`."""
     from lrgym.agent import AgentLoadError, is_shipped, load_agent
@@ -196,9 +250,24 @@ def evaluate(
         seed_start=seed_start,
         backend=backend,
         address=address,
+        init=init,
     )
     if update_card:
         card = loaded.card
         card.evaluation[", ".join(_split_values(tasks))] = summary.read_text(encoding="utf-8")
         card.save(loaded.path)
         console.print(f"updated {loaded.path / 'card.json'}")
+
+
+def _check_init_fits(specs, init: str) -> None:
+    """Build each task's model once and load the init into it (a mismatch is a clear
+    error naming both architectures, raised before any run)."""
+    from lrgym.meta_init.checkpoint import InitLoadError, apply_init
+    from lrgym.registration import make_task
+
+    for task in dict.fromkeys(s.task for s in specs):
+        t = make_task(task)
+        try:
+            apply_init(t.build(0, t.info.default_lr), init)
+        except InitLoadError as exc:
+            raise ValueError(f"--init {init} on {task}: {exc}") from None

@@ -1,0 +1,210 @@
+"""Init checkpoints: ``init.safetensors`` (the parameters) and ``card.json`` (how it was
+made), and :func:`load_init`, which puts them into a model.
+
+Nothing in an init folder is executed when it loads: the weights are safetensors, the
+card is JSON, and the architecture is rebuilt from the card's model spec.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from lrgym._atomic import atomic_path, write_text_atomic
+from lrgym.meta_init.families import ModelSpec
+from lrgym.meta_init.models import build_model
+
+WEIGHTS = "init.safetensors"
+CARD = "card.json"
+CARD_FORMAT = "lrgym-meta-init"
+CARD_VERSION = 1
+
+
+class InitLoadError(ValueError):
+    """An init folder is missing, malformed, or does not fit the model."""
+
+
+@dataclass
+class InitCard:
+    """What an init is and how it was made (``card.json``).
+
+    Attributes:
+        family: The task family's registered name.
+        family_options: Options the family was built with (e.g. ``data``), as given.
+        model: Architecture (``ModelSpec.to_json``).
+        splits: Per split (meta-train, meta-val, meta-test): sources, classes, examples.
+        algorithm: ``fomaml``, ``reptile`` or ``multitask``.
+        config: Every meta-training setting (inner steps and LR, meta-batch, meta-LR,
+            meta-iterations, seed ...).
+        selected_iteration: Iteration chosen on meta-val.
+        val_history: ``[iteration, meta-val accuracy]`` pairs.
+        wall_seconds: Meta-training wall time.
+        cpu_seconds: Meta-training CPU time.
+        finetune: The family's fine-tuning settings (LR, steps, target ...).
+        evaluation: Fine-tuning results on meta-test tasks (rows of a table), if run.
+        command: The command line that made it.
+        lrgym_version: lrgym's version.
+    """
+
+    family: str
+    model: dict[str, Any]
+    splits: dict[str, Any]
+    algorithm: str
+    config: dict[str, Any]
+    selected_iteration: int
+    val_history: list[list[float]]
+    wall_seconds: float
+    cpu_seconds: float
+    finetune: dict[str, Any]
+    family_options: dict[str, Any] = field(default_factory=dict)
+    evaluation: list[dict[str, Any]] = field(default_factory=list)
+    command: str = ""
+    lrgym_version: str = ""
+    format: str = CARD_FORMAT
+    version: int = CARD_VERSION
+
+    @property
+    def model_spec(self) -> ModelSpec:
+        """The architecture as a :class:`ModelSpec`."""
+        return ModelSpec.from_json(self.model)
+
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        """Write ``card.json`` atomically into ``directory``."""
+        path = Path(directory) / CARD
+        write_text_atomic(path, json.dumps(asdict(self), indent=2, default=float) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str]) -> InitCard:
+        """Read ``directory/card.json``.
+
+        Raises:
+            InitLoadError: Missing or not an lrgym init card.
+        """
+        path = Path(directory) / CARD
+        if not path.is_file():
+            raise InitLoadError(
+                f"{os.fspath(directory)!r} is not an init folder (no {CARD}); make one with "
+                "`lrgym meta-init --family digits --out DIR`"
+            )
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if data.get("format") != CARD_FORMAT:
+                raise ValueError(f"format is {data.get('format')!r}, not {CARD_FORMAT!r}")
+            if int(data.get("version", 0)) > CARD_VERSION:
+                raise ValueError(f"card version {data['version']} is newer than this lrgym's")
+            known = set(cls.__dataclass_fields__)
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except (ValueError, TypeError, KeyError) as exc:
+            raise InitLoadError(f"{path} is not a valid init card: {exc}") from None
+
+
+def save_init(
+    directory: str | os.PathLike[str], state: dict[str, torch.Tensor], card: InitCard
+) -> Path:
+    """Write an init: weights (safetensors) first, then the card (both atomically)."""
+    from safetensors.torch import save_file
+
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().to(torch.float32).contiguous().clone() for k, v in state.items()}
+    with atomic_path(out / WEIGHTS) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": CARD_FORMAT, "family": card.family})
+    card.save(out)
+    return out
+
+
+def read_init(directory: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], InitCard]:
+    """The weights and card of an init folder (no model built)."""
+    from safetensors.torch import load_file
+
+    card = InitCard.load(directory)
+    path = Path(directory) / WEIGHTS
+    if not path.is_file():
+        raise InitLoadError(f"{os.fspath(directory)!r} has a card but no {WEIGHTS}")
+    try:
+        return load_file(str(path)), card
+    except Exception as exc:  # noqa: BLE001 - a corrupt file becomes one clear error
+        raise InitLoadError(f"cannot read {path}: {exc}") from None
+
+
+def _shapes(named: dict[str, torch.Tensor]) -> str:
+    return ", ".join(f"{k} {tuple(v.shape)}" for k, v in named.items())
+
+
+def load_state_into(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> nn.Module:
+    """Copy ``state`` into ``model``'s parameters in place (optimizers keep working).
+
+    Raises:
+        InitLoadError: Names or shapes differ; the message gives both architectures.
+    """
+    own = dict(model.state_dict())
+    mismatch = set(own) != set(state) or any(
+        tuple(own[k].shape) != tuple(state[k].shape) for k in own
+    )
+    if mismatch:
+        raise InitLoadError(
+            f"the init {source} does not match the model ({type(model).__name__}): the init "
+            f"has [{_shapes(state)}], the model has [{_shapes(own)}]. Fine-tune the task the "
+            "init was made for, or build the model with lrgym.load_init(DIR)."
+        )
+    with torch.no_grad():
+        for k, t in own.items():
+            t.copy_(state[k].to(dtype=t.dtype, device=t.device))
+    return model
+
+
+def load_init(directory: str | os.PathLike[str], model: nn.Module | None = None) -> nn.Module:
+    """A model initialized from an init folder, ready to fine-tune on a new task.
+
+    Args:
+        directory: An init folder (``lrgym meta-init --out DIR``) or a shipped init's
+            name (e.g. ``"meta-init-digits"``).
+        model: Load into this model (same architecture) instead of building the card's.
+
+    Raises:
+        InitLoadError: Not an init folder, or ``model``'s architecture differs (both
+            shapes named).
+    """
+    path = resolve_init(directory)
+    state, card = read_init(path)
+    if model is None:
+        model = build_model(card.model_spec)
+    return load_state_into(model, state, repr(os.fspath(path)))
+
+
+def resolve_init(name: str | os.PathLike[str]) -> Path:
+    """A folder path, or a shipped init's name under ``lrgym.trained_agents``."""
+    path = Path(name).expanduser()
+    if path.is_dir() or os.sep in os.fspath(name) or (path / CARD).exists():
+        return path
+    import lrgym.trained_agents as shipped
+
+    candidate = Path(shipped.__file__).parent / os.fspath(name)
+    return candidate if (candidate / CARD).is_file() else path
+
+
+def apply_init(trainee: Any, directory: str | os.PathLike[str]) -> Any:
+    """Load an init into a freshly built torch trainee's model (``--init`` of compare).
+
+    Raises:
+        InitLoadError: The trainee has no torch model, or its architecture differs.
+    """
+    model = getattr(trainee, "model", None)
+    if not isinstance(model, nn.Module):
+        raise InitLoadError(
+            f"--init applies to torch tasks only; this run's trainee is {type(trainee).__name__}"
+        )
+    load_init(directory, model)
+    tracker = getattr(trainee, "_updates", None)
+    if tracker is not None:  # update sizes are measured from the loaded weights
+        from lrgym.signals import UpdateTracker
+
+        trainee._updates = UpdateTracker(tracker.params)
+    return trainee

@@ -1,0 +1,145 @@
+"""Fine-tuning on meta-test tasks: steps and seconds to target, final accuracy and F1.
+
+Each fine-tuning run is an ordinary comparison-harness run
+(:func:`lrgym.compare.run_one`) of a meta-test task (:mod:`lrgym.meta_init.tasks`) with a
+scheduler (``constant``, ``learned:default`` …) from an init folder or from the task's
+random init, exactly what ``lrgym compare --init DIR`` runs.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from lrgym.meta_init.tasks import register_meta_test_tasks, task_id
+
+RANDOM_INIT = "random"
+"""Label of the task's own random initialization."""
+
+
+@dataclass(frozen=True)
+class FinetuneSpec:
+    """A fine-tuning grid: meta-test tasks × inits × schedulers × seeds.
+
+    Attributes:
+        family: Family name.
+        inits: Label → init folder (None: random init).
+        schedulers: Comparison-harness scheduler names.
+        tasks: Number of meta-test tasks (``0 … tasks-1``).
+        seeds: Fine-tuning seeds (model init of the random baseline, batch order).
+        family_options: Options of the family (``data``, ``cache_dir``).
+        optimizer: Fine-tune with this optimizer instead of the family's (``"adam"``).
+        lr: Fine-tuning LR instead of the family's.
+    """
+
+    family: str
+    inits: dict[str, str | None]
+    schedulers: tuple[str, ...] = ("constant",)
+    tasks: int = 20
+    seeds: tuple[int, ...] = (0,)
+    family_options: tuple[tuple[str, str], ...] = ()
+    optimizer: str | None = None
+    lr: float | None = None
+
+
+def finetune(spec: FinetuneSpec, on_run: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+    """Run the grid (one process, one torch thread); one row per run.
+
+    Columns: ``init``, ``scheduler``, ``task_index``, ``seed``, ``steps_to_target``
+    (∞ when missed), ``seconds_to_target``, ``final_val_accuracy``, ``test_accuracy``,
+    ``test_macro_f1``, ``wall_seconds``.
+    """
+    import torch
+
+    from lrgym.compare import RunSpec, run_one
+
+    register_meta_test_tasks(
+        spec.family, optimizer=spec.optimizer, lr=spec.lr, **dict(spec.family_options)
+    )
+    runs = [
+        (label, path, sched, i, seed)
+        for label, path in spec.inits.items()
+        for sched in spec.schedulers
+        for i in range(spec.tasks)
+        for seed in spec.seeds
+    ]
+    rows = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for n, (label, path, sched, i, seed) in enumerate(runs):
+            init = None if path is None else os.fspath(path)
+            run = RunSpec(task_id(spec.family, i, spec.optimizer), sched, seed, None, init)
+            row = run_one(run).row
+            rows.append(
+                {
+                    "init": label,
+                    "scheduler": sched,
+                    "task_index": i,
+                    "seed": seed,
+                    "steps_to_target": row["steps_to_target"],
+                    "seconds_to_target": row["seconds_to_target"],
+                    "final_val_accuracy": row["final_val_metric"],
+                    "test_accuracy": row.get("test_accuracy", math.nan),
+                    "test_macro_f1": row.get("test_macro_f1", math.nan),
+                    "wall_seconds": row["wall_seconds"],
+                }
+            )
+            if on_run is not None:
+                on_run(n + 1, len(runs))
+    finally:
+        torch.set_num_threads(threads)
+    return pd.DataFrame(rows)
+
+
+def summarize(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per (init, scheduler): medians of steps/seconds to target (∞ if most missed),
+    reach rate, mean final test accuracy and macro-F1, and the number of runs."""
+    out = []
+    for (init, sched), g in runs.groupby(["init", "scheduler"], sort=False):
+        out.append(
+            {
+                "init": init,
+                "scheduler": sched,
+                "runs": len(g),
+                "reached": float(np.isfinite(g["steps_to_target"]).mean()),
+                "median_steps": float(np.median(g["steps_to_target"])),
+                "median_seconds": float(np.median(g["seconds_to_target"])),
+                "test_accuracy": float(g["test_accuracy"].mean()),
+                "test_macro_f1": float(g["test_macro_f1"].mean()),
+            }
+        )
+    return pd.DataFrame(out)
+
+
+def ratio(a: float, b: float) -> float:
+    """``a / b`` for step counts: NaN when both are 0 or both ∞, ∞ when only ``b`` is 0."""
+    if (a == 0 and b == 0) or (math.isinf(a) and math.isinf(b)):
+        return math.nan
+    if b == 0:
+        return math.inf
+    return a / b
+
+
+def markdown_table(summary: pd.DataFrame, columns: Sequence[str] | None = None) -> str:
+    """A summary frame as a Markdown table (numbers to 3 significant figures)."""
+    cols = list(columns or summary.columns)
+
+    def fmt(v) -> str:
+        if isinstance(v, float):
+            if math.isnan(v):
+                return "n/a"
+            if math.isinf(v):
+                return "∞"
+            return f"{v:.3g}"
+        return str(v)
+
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, r in summary.iterrows():
+        lines.append("| " + " | ".join(fmt(r[c]) for c in cols) + " |")
+    return "\n".join(lines)
