@@ -43,6 +43,9 @@ _LAZY = {
     "TrainReport": "lrgym.trainee",
     "load_init": "lrgym.meta_init.checkpoint",
     "InitLoadError": "lrgym.meta_init.checkpoint",
+    "suggest": "lrgym.suggester",
+    "SearchSpace": "lrgym.suggester",
+    "Knob": "lrgym.suggester",
 }
 """Public names loaded on first access (PEP 562), by defining module."""
 
@@ -51,6 +54,7 @@ if _TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eager
     from lrgym.meta_init.checkpoint import InitLoadError, load_init
     from lrgym.scheduler import PolicyScheduler
     from lrgym.signals import FEATURES, OBS_LAYOUT_VERSION
+    from lrgym.suggester import Knob, SearchSpace, suggest
     from lrgym.torch_trainee import TorchTask
     from lrgym.trainee import EvalReport, Trainee, TrainReport
     from lrgym.xgb_trainee import XGBoostTask
@@ -111,4 +115,7 @@ __all__ = [
     "select_tasks",
     "spec",
     "task_ids",
+    "suggest",
+    "SearchSpace",
+    "Knob",
 ]

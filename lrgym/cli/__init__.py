@@ -205,5 +205,11 @@ def main() -> None:
 
 
 # the commands register themselves on `app`, in the order `lrgym --help` lists them
-for _module in ("task_commands", "compare_commands", "train_commands", "meta_init_commands"):
+for _module in (
+    "task_commands",
+    "compare_commands",
+    "train_commands",
+    "meta_init_commands",
+    "suggest_commands",
+):
     importlib.import_module(f"lrgym.cli.{_module}")

@@ -1,0 +1,215 @@
+"""The meta-model: predicts a configuration's validation metric from the task's probes.
+
+A bootstrap ensemble of ridge regressions on ``[1, t, z, t ⊗ z]``, where ``t`` are the
+task's probe features and ``z`` encodes a configuration (log LR and its square, each
+also for SGD only, batch size, layers, units, dropout, and XGBoost's depth, subsample
+and rounds). The target is the run's final validation metric minus the best probe's
+(the *anchor*), so tasks with different metric levels share one model. The ensemble's
+spread plus the cross-validated residual gives the uncertainty. Weights are plain JSON
+(NumPy arrays as lists): loading one executes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lrgym._atomic import write_text_atomic
+from lrgym.suggester.probes import ProbeSettings
+from lrgym.suggester.space import Config
+
+FORMAT = "lrgym-suggester"
+FORMAT_VERSION = 1
+
+CONFIG_FEATURES = (
+    "log_lr",
+    "log_lr_sq",
+    "sgd",
+    "sgd_log_lr",
+    "sgd_log_lr_sq",
+    "log_batch",
+    "layers",
+    "log_units",
+    "dropout",
+    "max_depth",
+    "subsample",
+    "log_rounds",
+)
+"""How :func:`encode_config` lays out a configuration (0 = the knob's centre or absent)."""
+
+
+def encode_config(config: Config) -> np.ndarray:
+    """The configuration's feature vector ``z`` (knobs the model does not know are ignored)."""
+    lr = float(config.get("lr", 10**-2.5))
+    log_lr = math.log10(lr) + 2.5
+    sgd = 1.0 if config.get("optimizer") == "sgd" else 0.0
+    return np.array(
+        [
+            log_lr,
+            log_lr**2,
+            sgd,
+            sgd * log_lr,
+            sgd * log_lr**2,
+            math.log2(float(config.get("batch_size", 64)) / 64),
+            float(config.get("layers", 3)) - 3,
+            math.log2(float(config.get("units", 128)) / 128),
+            float(config.get("dropout", 0.3)) - 0.3,
+            float(config.get("max_depth", 4)) - 4,
+            float(config.get("subsample", 0.8)) - 0.8,
+            math.log2(float(config.get("rounds", 100)) / 100),
+        ]
+    )
+
+
+def design(task_features: np.ndarray, configs: np.ndarray) -> np.ndarray:
+    """Rows ``[t, z, t ⊗ z]`` for one task's features and a matrix of encoded configs."""
+    t = np.broadcast_to(task_features, (configs.shape[0], task_features.shape[-1]))
+    inter = (t[:, :, None] * configs[:, None, :]).reshape(configs.shape[0], -1)
+    return np.concatenate([t, configs, inter], axis=1)
+
+
+def _ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> np.ndarray:
+    """Ridge weights with an unpenalised intercept (``x`` already standardised)."""
+    xa = np.concatenate([np.ones((x.shape[0], 1)), x], axis=1)
+    penalty = alpha * np.eye(xa.shape[1])
+    penalty[0, 0] = 0.0
+    return np.linalg.solve(xa.T @ xa + penalty, xa.T @ y)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Predicted validation metric of configurations.
+
+    Attributes:
+        mean: Predicted final validation metric of each configuration.
+        std: Its uncertainty (one standard deviation).
+    """
+
+    mean: np.ndarray
+    std: np.ndarray
+
+
+@dataclass
+class Suggester:
+    """A trained meta-model (see the module docstring).
+
+    Attributes:
+        probe: The probe settings its training features were computed with (a new task
+            is probed the same way).
+        feature_names: Names of the task features ``t``.
+        x_mean: Means of the design columns (standardisation).
+        x_std: Standard deviations of the design columns.
+        members: Ridge weights of each ensemble member (intercept first).
+        resid_std: Cross-validated residual standard deviation (leave-task-out).
+        alpha: Ridge penalty.
+        final_steps: Optimizer steps of the logged runs it learned from.
+        card: What it was trained on and how it scored (written as ``card.json``).
+    """
+
+    probe: ProbeSettings
+    feature_names: tuple[str, ...]
+    x_mean: np.ndarray
+    x_std: np.ndarray
+    members: np.ndarray
+    resid_std: float
+    alpha: float
+    final_steps: int
+    card: dict = field(default_factory=dict)
+
+    def predict(
+        self, task_features: np.ndarray, anchor: float, configs: Sequence[Config]
+    ) -> Prediction:
+        """Predicted final validation metric (mean ± std) of each configuration."""
+        if task_features.shape != (len(self.feature_names),):
+            raise ValueError(
+                f"expected {len(self.feature_names)} task features, got {task_features.shape}; "
+                "probe the task with this suggester's probe settings"
+            )
+        z = np.stack([encode_config(c) for c in configs])
+        x = (design(task_features, z) - self.x_mean) / self.x_std
+        xa = np.concatenate([np.ones((x.shape[0], 1)), x], axis=1)
+        preds = xa @ self.members.T  # (configs, members)
+        mean = anchor + preds.mean(axis=1)
+        std = np.sqrt(preds.var(axis=1) + self.resid_std**2)
+        return Prediction(mean, std)
+
+    def to_json(self) -> dict:
+        """The weights as JSON-ready data."""
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "probe": {"n_probes": self.probe.n_probes, "steps": self.probe.steps},
+            "feature_names": list(self.feature_names),
+            "config_features": list(CONFIG_FEATURES),
+            "x_mean": [float(f"{v:.7g}") for v in self.x_mean],
+            "x_std": [float(f"{v:.7g}") for v in self.x_std],
+            "members": [[float(f"{v:.7g}") for v in row] for row in self.members],
+            "resid_std": self.resid_std,
+            "alpha": self.alpha,
+            "final_steps": self.final_steps,
+        }
+
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        """Write ``suggester.json`` and ``card.json`` into ``directory`` (atomically)."""
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path / "suggester.json", json.dumps(self.to_json()) + "\n")
+        write_text_atomic(path / "card.json", json.dumps(self.card, indent=2) + "\n")
+        return path
+
+    @classmethod
+    def from_json(cls, data: Mapping, card: dict | None = None) -> Suggester:
+        """Rebuild a suggester from :meth:`to_json`'s data."""
+        if data.get("format") != FORMAT or data.get("format_version") != FORMAT_VERSION:
+            raise ValueError(
+                f"not a {FORMAT} v{FORMAT_VERSION} file (format={data.get('format')!r}, "
+                f"version={data.get('format_version')!r}); retrain with `lrgym train-suggester`"
+            )
+        if list(data["config_features"]) != list(CONFIG_FEATURES):
+            raise ValueError("the suggester encodes configurations differently; retrain it")
+        return cls(
+            probe=ProbeSettings(**data["probe"]),
+            feature_names=tuple(data["feature_names"]),
+            x_mean=np.asarray(data["x_mean"], dtype=float),
+            x_std=np.asarray(data["x_std"], dtype=float),
+            members=np.asarray(data["members"], dtype=float),
+            resid_std=float(data["resid_std"]),
+            alpha=float(data["alpha"]),
+            final_steps=int(data["final_steps"]),
+            card=card or {},
+        )
+
+
+DEFAULT_SUGGESTER = "default"
+"""Name of the suggester that ships with lrgym (``trained_agents/suggester``)."""
+
+
+def default_path() -> Path:
+    """Directory of the shipped suggester."""
+    import lrgym.trained_agents
+
+    return Path(next(iter(lrgym.trained_agents.__path__))) / "suggester"
+
+
+def load_suggester(path: str | os.PathLike[str] | None = None) -> Suggester:
+    """Load a suggester directory (``suggester.json`` + ``card.json``); None: the shipped one.
+
+    Raises:
+        FileNotFoundError: If the directory has no ``suggester.json``.
+    """
+    directory = default_path() if path in (None, DEFAULT_SUGGESTER) else Path(path)
+    weights = directory / "suggester.json"
+    if not weights.is_file():
+        raise FileNotFoundError(
+            f"no suggester.json in {directory}; train one with `lrgym train-suggester "
+            "--runs DIR --out DIR`"
+        )
+    card_path = directory / "card.json"
+    card = json.loads(card_path.read_text()) if card_path.is_file() else {}
+    return Suggester.from_json(json.loads(weights.read_text()), card)

@@ -1,0 +1,266 @@
+"""`lrgym suggest`: the knob contract, probes, the meta-model and the search backends.
+
+Fast by construction: a tiny in-memory user task, a random-weight suggester for the
+determinism checks, synthetic log frames for training, budgets of a few hundred steps.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, replace
+from functools import partial
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import lrgym
+from lrgym import ArraySplits, Task, TaskInfo, TorchTask
+from lrgym.cli import app
+from lrgym.suggester import (
+    PLAN_SPACE,
+    BudgetError,
+    Knob,
+    NoKnobsError,
+    ProbeSettings,
+    SearchSpace,
+    Suggester,
+    load_suggester,
+    suggest,
+    train_suggester,
+    tunable,
+)
+from lrgym.suggester.model import CONFIG_FEATURES, design
+from lrgym.suggester.probes import feature_names, probe_task, run_config
+from lrgym.tasks.models import mlp
+
+torch.set_num_threads(1)
+
+INFO = TaskInfo(
+    domain="tabular classification",
+    model="MLP",
+    data="synthetic",
+    metric="accuracy",
+    split="held-out",
+    target=math.inf,
+    default_lr=1e-2,
+    total_steps=40,
+    decision_interval=10,
+)
+
+
+def tiny_data(rng: np.random.Generator) -> ArraySplits:
+    x = rng.standard_normal((240, 5)).astype(np.float32)
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(np.int64)
+    return ArraySplits(x[:160], y[:160], x[160:200], y[160:200], x[200:], y[200:])
+
+
+@dataclass
+class UserTask(Task):
+    """A user's task that declares its own knobs: an LR range and a hidden width."""
+
+    info: TaskInfo = INFO
+    backend = "torch"
+    search_space = SearchSpace(
+        (
+            Knob("lr", default=1e-2, low=1e-3, high=1e-1),
+            Knob("width", default=8, choices=(4, 8, 16)),
+            Knob("optimizer", default="adam", choices=("sgd", "adam")),
+        )
+    )
+
+    def build(self, seed: int, lr: float):
+        return self.build_config(seed, {"lr": lr, "width": 8, "optimizer": "adam"})
+
+    def build_config(self, seed: int, config):
+        task = TorchTask(
+            self.info,
+            data=tiny_data,
+            model=partial(mlp, hidden=(int(config["width"]),)),
+            optimizer=str(config["optimizer"]),
+            batch_size=32,
+        )
+        return task.build(seed, float(config["lr"]))
+
+
+def random_suggester() -> Suggester:
+    probe = ProbeSettings(2, 10)
+    names = feature_names(probe)
+    dim = design(np.zeros(len(names)), np.zeros((1, len(CONFIG_FEATURES)))).shape[1]
+    rng = np.random.default_rng(0)
+    return Suggester(
+        probe=probe,
+        feature_names=names,
+        x_mean=np.zeros(dim),
+        x_std=np.ones(dim),
+        members=rng.normal(scale=0.01, size=(4, dim + 1)),
+        resid_std=0.05,
+        alpha=10.0,
+        final_steps=40,
+    )
+
+
+def test_plan_space_is_the_plans():
+    assert PLAN_SPACE.names == ("lr", "batch_size", "layers", "units", "dropout", "optimizer")
+    assert (PLAN_SPACE["lr"].low, PLAN_SPACE["lr"].high) == (1e-4, 1e-1)
+    assert PLAN_SPACE["batch_size"].choices == (32, 64, 128)
+    assert PLAN_SPACE["layers"].choices == (2, 3, 4)
+    assert PLAN_SPACE["units"].choices == (64, 128, 256)
+    assert PLAN_SPACE["dropout"].choices == (0.1, 0.3, 0.5)
+    assert PLAN_SPACE["optimizer"].choices == ("sgd", "adam")
+    with pytest.raises(ValueError, match="takes a number in"):
+        PLAN_SPACE.validate({"lr": 1.0})
+    with pytest.raises(ValueError, match="unknown knobs"):
+        PLAN_SPACE.validate({"momentum": 0.9})
+
+
+def test_user_task_knob_contract():
+    tt = tunable(UserTask())
+    assert tt.kind == "user" and tt.space.names == ("lr", "width", "optimizer")
+    trainee = tt.build(0, {"width": 16})  # missing knobs take their defaults
+    assert trainee.model[0].out_features == 16 and trainee.lr == pytest.approx(1e-2)
+    out = run_config(tt, {"lr": 0.05, "width": 4}, seed=0, steps=20)
+    assert out.steps == 20 and 0.0 <= out.test_metric <= 1.0
+    with pytest.raises(ValueError, match="width"):
+        tt.build(0, {"width": 5})
+
+
+def test_builtin_tasks_accept_the_knobs_that_fit():
+    wine = tunable(lrgym.make_task("lrgym/WineMLP-v0"))
+    assert wine.space.names == PLAN_SPACE.names
+    trainee = wine.build(0, {"layers": 3, "units": 128, "dropout": 0.5, "optimizer": "sgd"})
+    linears = [m for m in trainee.model if isinstance(m, torch.nn.Linear)]
+    assert [m.out_features for m in linears[:-1]] == [128] * 3
+    assert isinstance(trainee.optimizer, torch.optim.SGD)
+    assert tunable(lrgym.make_task("lrgym/IllConditionedClassification-v0")).space.names == (
+        "lr",
+        "batch_size",
+        "optimizer",
+    )
+    xgb = tunable(lrgym.make_task("lrgym/DiabetesXGB-v0"))
+    assert xgb.space.names == ("lr", "max_depth", "subsample", "rounds")
+    assert xgb.steps({"rounds": 50}, 999) == 50
+    # the task's own build(seed, lr) is untouched
+    assert lrgym.make_task("lrgym/WineMLP-v0").build(0, 1e-3).batch_size == 16
+
+
+def test_task_without_knobs_is_a_clear_error():
+    task = TorchTask(
+        INFO, data=tiny_data, model=lambda n_in, n_out, rng: torch.nn.Linear(n_in, n_out)
+    )
+    with pytest.raises(NoKnobsError, match="declares no knobs.*search_space.*build_config"):
+        tunable(task)
+    with pytest.raises(NoKnobsError):
+        suggest(task, budget=1000, suggester=random_suggester())
+
+
+def test_budget_smaller_than_the_probes_names_the_minimum():
+    with pytest.raises(BudgetError, match="pass --budget 20 or more"):
+        suggest(UserTask(), budget=19, suggester=random_suggester())
+    with pytest.raises(BudgetError, match="pass --budget 60 or more"):  # probes 20 + final 40
+        suggest(UserTask(), budget=59, suggester=random_suggester(), train=True)
+
+
+def test_suggestion_is_deterministic_under_a_seed():
+    model = random_suggester()
+    a = suggest(UserTask(), budget=100, seed=3, suggester=model, train=True)
+    b = suggest(UserTask(), budget=100, seed=3, suggester=model, train=True)
+    assert a.config == b.config and a.predicted_val == b.predicted_val
+    assert a.final == replace(b.final, wall_seconds=a.final.wall_seconds)
+    assert a.steps_used == 20 + 40 <= a.budget
+    assert set(a.config) == {"lr", "width", "optimizer"}
+    assert a.config["width"] == 8  # a knob the meta-model does not know stays at its default
+    assert math.isfinite(a.predicted_std) and a.predicted_std > 0
+    assert "lrgym train-config" in a.command() and '"optimizer"' in a.command()
+
+
+def test_probe_features_have_the_suggesters_layout():
+    settings = ProbeSettings(2, 10)
+    probe = probe_task(tunable(UserTask()), 0, settings)
+    assert probe.features.shape == (len(feature_names(settings)),)
+    assert np.all(np.isfinite(probe.features)) and probe.steps == 20
+
+
+def _logs(split_of: dict[str, str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Synthetic logs: each task's best LR sits where its probe feature says."""
+    probe = ProbeSettings(2, 10)
+    names = feature_names(probe)
+    rng = np.random.default_rng(0)
+    runs, probes = [], []
+    for i, (task, split) in enumerate(split_of.items()):
+        best = -3.5 + 0.5 * i
+        probes.append(
+            {
+                "task": task, "split": split, "seed": 0, "anchor": 0.5,
+                "n_probes": 2, "probe_steps": 10, "final_steps": 40,
+                **{n: (best if n == "p0_log_loss_ratio" else 0.0) for n in names},
+            }
+        )  # fmt: skip
+        for _ in range(20):
+            lr = float(10 ** rng.uniform(-4, -1))
+            val = 0.9 - 0.1 * (math.log10(lr) - best) ** 2
+            runs.append(
+                {
+                    "task": task, "split": split, "seed": 0, "config": json.dumps({"lr": lr}),
+                    "final_val_metric": val, "final_test_metric": val, "total_steps": 40,
+                }
+            )  # fmt: skip
+    return pd.DataFrame(runs), pd.DataFrame(probes)
+
+
+def test_train_suggester_learns_and_round_trips(tmp_path):
+    runs, probes = _logs({f"lrgym/T{i}-v0": "meta-train" for i in range(4)})
+    model = train_suggester(runs, probes)
+    assert model.card["tasks"] == [f"lrgym/T{i}-v0" for i in range(4)]
+    assert model.card["cross_validation"]["chosen"]["median_regret"] < 0.05
+    loaded = load_suggester(model.save(tmp_path / "s"))
+    assert json.loads((tmp_path / "s" / "card.json").read_text())["runs"] == len(runs)
+    t = probes.loc[0, list(model.feature_names)].to_numpy(dtype=float)
+    configs = [{"lr": 1e-4}, {"lr": 10**-3.5}, {"lr": 1e-2}]
+    assert np.allclose(loaded.predict(t, 0.5, configs).mean, model.predict(t, 0.5, configs).mean)
+    assert int(np.argmax(loaded.predict(t, 0.5, configs).mean)) == 1
+
+
+@pytest.mark.parametrize("split", ["held-out", "real"])
+def test_training_refuses_held_out_and_real_runs(split):
+    runs, probes = _logs({"lrgym/A-v0": "meta-train", "lrgym/B-v0": "meta-train", "x/C-v0": split})
+    with pytest.raises(ValueError, match=r"held-out or real tasks \['x/C-v0'\]"):
+        train_suggester(runs, probes)
+
+
+def test_train_suggester_cli_refuses_held_out(tmp_path):
+    runs, probes = _logs({"lrgym/A-v0": "meta-train", "lrgym/WineMLP-v0": "held-out"})
+    runs.to_csv(tmp_path / "runs.csv", index=False)
+    probes.to_csv(tmp_path / "probes.csv", index=False)
+    result = CliRunner().invoke(
+        app, ["train-suggester", "--runs", str(tmp_path), "--out", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 2 and "WineMLP" in result.output
+
+
+def test_cli_budget_error():
+    result = CliRunner().invoke(app, ["suggest", "lrgym/WineMLP-v0", "--budget", "10"])
+    assert result.exit_code == 2 and "smaller than the probes" in result.output
+
+
+def test_shipped_suggester_is_meta_train_only():
+    model = load_suggester()
+    assert model.card["splits"] == ["meta-train"]
+    held = set(lrgym.task_ids("held-out")) | set(lrgym.task_ids("real"))
+    assert not held & set(model.card["tasks"])
+    assert model.probe.cost < 200
+
+
+def test_optuna_searches_stay_within_budget():
+    pytest.importorskip("optuna")
+    tt = tunable(UserTask())
+    for method in ("tpe", "random", "grid"):
+        a = suggest(UserTask(), budget=130, seed=1, search=method)
+        b = suggest(UserTask(), budget=130, seed=1, search=method)
+        assert a.steps_used == 120 and len(a.search.trials) == 3  # 3 runs of 40 steps fit
+        assert a.config == b.config and tt.space.validate(a.config) == a.config
+    with pytest.raises(BudgetError, match="pass --budget 40"):
+        suggest(UserTask(), budget=39, search="tpe")
