@@ -204,3 +204,17 @@ def test_uci_sentiment_family_domains_are_held_out(tmp_path):
     assert splits["meta-train"]["sources"] == ["domain:amazon"]
     result = meta_train(fam, MetaInitConfig(**TINY))
     assert result.state["body.1.weight"].shape == (32, 384)
+
+
+def test_shipped_init_loads_by_name_and_is_small():
+    from lrgym.agent import shipped_agents
+    from lrgym.meta_init.checkpoint import read_init, resolve_init, shipped_inits
+
+    assert "meta-init-digits" in shipped_inits()
+    assert "meta-init-digits" not in shipped_agents()  # inits are not agents
+    path = resolve_init("meta-init-digits")
+    assert sum(f.stat().st_size for f in path.iterdir()) < 2_000_000
+    _, card = read_init(path)
+    assert card.family == "digits" and card.evaluation
+    model = lrgym.load_init("meta-init-digits")
+    assert model(torch.zeros(1, 64)).shape == (1, 2)

@@ -121,7 +121,7 @@ def meta_init(
         wall_seconds=round(result.wall_seconds, 2),
         cpu_seconds=round(result.cpu_seconds, 2),
         finetune={
-            "optimizer": "adam",
+            "optimizer": s.finetune_optimizer,
             "lr": s.finetune_lr,
             "steps": s.finetune_steps,
             "eval_interval": s.decision_interval,
@@ -150,10 +150,10 @@ def meta_init(
         card.evaluation = summary.to_dict("records")
         card.save(out)
         console.print(
-            f"fine-tuning {eval_tasks} meta-test tasks ({s.finetune_steps} Adam steps at LR "
-            f"{s.finetune_lr:g}, target accuracy {s.target:g}):"
+            f"fine-tuning {eval_tasks} meta-test tasks ({s.finetune_steps} steps of "
+            f"{s.finetune_optimizer} at LR {s.finetune_lr:g}, target accuracy {s.target:g}):"
         )
-        console.print(markdown_table(summary), markup=False)
+        typer.echo(markdown_table(summary))
     console.print(f"wrote {out / 'init.safetensors'} and {out / CARD}")
     console.print(
         f"next: lrgym compare --tasks meta-init-{family} --schedulers constant,learned:default "

@@ -89,9 +89,10 @@ class InitCard:
         """
         path = Path(directory) / CARD
         if not path.is_file():
+            shipped = ", ".join(shipped_inits()) or "none"
             raise InitLoadError(
-                f"{os.fspath(directory)!r} is not an init folder (no {CARD}); make one with "
-                "`lrgym meta-init --family digits --out DIR`"
+                f"{os.fspath(directory)!r} is not an init folder (no {CARD}) nor a shipped "
+                f"init ({shipped}); make one with `lrgym meta-init --family digits --out DIR`"
             )
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -179,14 +180,28 @@ def load_init(directory: str | os.PathLike[str], model: nn.Module | None = None)
     return load_state_into(model, state, repr(os.fspath(path)))
 
 
-def resolve_init(name: str | os.PathLike[str]) -> Path:
-    """A folder path, or a shipped init's name under ``lrgym.trained_agents``."""
-    path = Path(name).expanduser()
-    if path.is_dir() or os.sep in os.fspath(name) or (path / CARD).exists():
-        return path
-    import lrgym.trained_agents as shipped
+SHIPPED_DIR = "inits"
+"""Shipped inits live in ``lrgym.trained_agents/inits/NAME`` (apart from the agents)."""
 
-    candidate = Path(shipped.__file__).parent / os.fspath(name)
+
+def shipped_inits() -> list[str]:
+    """Names of the inits shipped with lrgym (e.g. ``meta-init-digits``)."""
+    root = _shipped_root()
+    return sorted(p.name for p in root.iterdir() if (p / CARD).is_file()) if root.is_dir() else []
+
+
+def _shipped_root() -> Path:
+    from importlib import resources
+
+    return Path(str(resources.files("lrgym.trained_agents"))) / SHIPPED_DIR
+
+
+def resolve_init(name: str | os.PathLike[str]) -> Path:
+    """A folder path, or the name of a shipped init (:func:`shipped_inits`)."""
+    path = Path(name).expanduser()
+    if path.is_dir() or os.sep in os.fspath(name):
+        return path
+    candidate = _shipped_root() / os.fspath(name)
     return candidate if (candidate / CARD).is_file() else path
 
 
