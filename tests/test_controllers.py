@@ -176,15 +176,21 @@ def test_plateau_keeps_lr_while_improving():
 def test_xgboost_follows_a_torch_schedule(monkeypatch):
     """With ``step`` on an XGBoost task, every round's eta is StepLR's LR for that round."""
     total, lr0 = 12, 0.3
-    etas: list[float] = []
-    original = xgb.Booster.set_param
+    etas: list[float] = []  # the eta in force at each boosting round
+    current: dict[str, float] = {}
+    set_param, update = xgb.Booster.set_param, xgb.Booster.update
 
-    def spy(self, params, value=None):
+    def spy_set_param(self, params, value=None):
         if params == "eta":
-            etas.append(float(value))
-        return original(self, params, value)
+            current["eta"] = float(value)
+        return set_param(self, params, value)
 
-    monkeypatch.setattr(xgb.Booster, "set_param", spy)
+    def spy_update(self, *args, **kwargs):
+        etas.append(current["eta"])
+        return update(self, *args, **kwargs)
+
+    monkeypatch.setattr(xgb.Booster, "set_param", spy_set_param)
+    monkeypatch.setattr(xgb.Booster, "update", spy_update)
     trainee = lrgym.make_task(XGB_TASK).build(0, lr0)
     controller = make_controller("step")
     controller.start(trainee.optimizer, total, total)
@@ -217,6 +223,18 @@ def test_xgboost_eta_follows_chunked_schedule():
     trace, losses = controlled_trace(XGB_TASK, "exponential", lr0, total, chunk=4)
     np.testing.assert_allclose(trace, reference_trace("exponential", lr0, total), rtol=1e-12)
     assert len(losses) == total
+
+
+@pytest.mark.parametrize("task_id", [XGB_TASK, "lrgym/TeacherStudentXGB-v0"])
+def test_xgboost_runs_do_not_depend_on_the_decision_interval(task_id):
+    """Rounds trained in chunks grow the same trees as rounds trained in one call."""
+    task = lrgym.make_task(task_id)
+    whole, chunked = task.build(0, 0.3), task.build(0, 0.3)
+    losses = whole.train(24).losses
+    chunked_losses = [loss for _ in range(4) for loss in chunked.train(6).losses]
+    assert chunked_losses == list(losses)
+    x = whole._dmatrix["val"]
+    np.testing.assert_array_equal(whole.booster.predict(x), chunked.booster.predict(x))
 
 
 def test_unknown_controller_names_close_match():

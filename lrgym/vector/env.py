@@ -151,28 +151,38 @@ class BatchedLRControlEnv(VectorEnv):
             val_every = self.val_every[int(self.np_random.integers(len(self.val_every)))]
         return lr, seed, val_every
 
-    def _start(self, slot: int, lr: float, seed: int, val_every: int = 1) -> np.ndarray:
-        """Start a new run in ``slot``; its first observation."""
-        self.initial_lr[slot] = check_initial_lr(lr)
-        self.run_seed[slot] = int(seed)
-        if self.runs is not None:
+    def _start(self, starts: dict[int, tuple[float, int, int]]) -> dict[int, np.ndarray]:
+        """Start a new run in each slot of ``starts`` (slot → initial LR, run seed and
+        validation cadence); their first observations. Stacked slots are validated in
+        one call."""
+        for slot, (lr, seed, _) in starts.items():
+            self.initial_lr[slot] = check_initial_lr(lr)
+            self.run_seed[slot] = int(seed)
+            self.steps_done[slot] = 0
+        if self.runs is None:
+            return {slot: self._start_fallback(slot, *start) for slot, start in starts.items()}
+        for slot, (lr, seed, _) in starts.items():
             self.optimizers[slot] = self.runs.load(slot, int(seed), float(lr))
             if self.hparams.extras:
                 self.hparams.check_optimizer(self.optimizers[slot])
-            ev = self.runs.evaluate("val", [slot])[0]
+        evals = self.runs.evaluate("val", list(starts))
+        first = {}
+        for (slot, (_, _, val_every)), ev in zip(starts.items(), evals, strict=True):
             self.initial_val_loss[slot] = ev.loss
             self.val_loss[slot], self.val_metric[slot] = ev.loss, ev.metric
-            self.steps_done[slot] = 0
-            return self.paths[slot].start(
+            first[slot] = self.paths[slot].start(
                 self.optimizers[slot], ev.loss, ev.metric, val_every=val_every
             )
+        return first
+
+    def _start_fallback(self, slot: int, lr: float, seed: int, val_every: int) -> np.ndarray:
+        """Start a new run in the per-run env of ``slot``; its first observation."""
         env = self.fallback[slot]
         options = {"initial_lr": float(lr), "run_seed": int(seed), "val_every": val_every}
         obs, info = env.reset(options=options)
         self.optimizers[slot] = env.trainee.optimizer
         self.paths[slot] = env.path
         self.val_loss[slot], self.val_metric[slot] = info["val_loss"], info["val_metric"]
-        self.steps_done[slot] = 0
         return obs
 
     def reset(
@@ -183,6 +193,7 @@ class BatchedLRControlEnv(VectorEnv):
         options = options or {}
         obs = np.zeros(self.observation_space.shape, dtype=np.float32)
         infos: dict[str, Any] = {}
+        starts = {}
         for slot in range(self.num_envs):
             lr, run_seed, val_every = self._draw()
             if "initial_lr" in options:
@@ -191,7 +202,9 @@ class BatchedLRControlEnv(VectorEnv):
                 run_seed = options["run_seed"][slot]
             if "val_every" in options:
                 val_every = options["val_every"][slot]
-            obs[slot] = self._start(slot, lr, run_seed, val_every)
+            starts[slot] = (lr, run_seed, val_every)
+        for slot, first in self._start(starts).items():
+            obs[slot] = first
             infos = self._add_info(infos, self._info(slot, math.nan, False), slot)
         return obs, infos
 
@@ -261,7 +274,8 @@ class BatchedLRControlEnv(VectorEnv):
             for slot in ended:
                 final_obs[slot] = obs[slot].copy()
                 final_info = self._add_info(final_info, _slot_info(infos, slot), slot)
-                obs[slot] = self._start(slot, *self._draw())
+            for slot, first in self._start({int(s): self._draw() for s in ended}).items():
+                obs[slot] = first
             infos["final_obs"], infos["_final_obs"] = final_obs, terminated.copy()
             infos["final_info"], infos["_final_info"] = final_info, terminated.copy()
         return obs, rewards, terminated, truncated, infos
