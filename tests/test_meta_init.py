@@ -39,6 +39,17 @@ def invoke(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
+@pytest.fixture(autouse=True)
+def _forget_meta_init_tasks(forget_tasks):
+    """Meta-test tasks and groups registered by a test are removed after it."""
+    from lrgym.registration import groups
+
+    before = dict(groups)
+    yield
+    groups.clear()
+    groups.update(before)
+
+
 @pytest.mark.parametrize("split", ["meta-train", "meta-val"])
 def test_digits_meta_test_classes_never_in_training_or_validation(split):
     fam = make_family("digits")
@@ -146,7 +157,8 @@ def test_unknown_family_is_a_clear_error(tmp_path):
     assert missing.exit_code == 2 and "--data" in missing.output
 
 
-def test_compare_with_init_fine_tunes_meta_test_tasks(tmp_path):
+def test_compare_with_init_fine_tunes_meta_test_tasks(tmp_path, monkeypatch):
+    monkeypatch.delenv("LRGYM_IMPORT", raising=False)  # restored after --import below
     init = tmp_path / "init"
     fam = make_family("digits")
     result = meta_train(fam, MetaInitConfig(**TINY))
@@ -161,6 +173,13 @@ def test_compare_with_init_fine_tunes_meta_test_tasks(tmp_path):
     assert json.loads((out / "init.json").read_text())["init"] == str(init.resolve())
     runs = (out / "runs.csv").read_text()
     assert task_id("digits", 1) in runs
+    # the random-init baseline of the same tasks, through --import
+    res = invoke(
+        "--import", "lrgym.meta_init.builtin_tasks", "compare", "--tasks", "meta-init-digits:1",
+        "--schedulers", "constant", "--seeds", 1, "--total-steps", 10, "--out", tmp_path / "rnd",
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert not (tmp_path / "rnd" / "init.json").exists()
     # an init whose architecture does not fit the task is refused before any run
     other = tmp_path / "other"
     small = {k: v[:, :2] if k == "head.weight" else v for k, v in result.state.items()}

@@ -11,7 +11,10 @@
   for ``lrgym compare --init DIR``.
 * :mod:`~lrgym.meta_init.evaluation`: fine-tuning on meta-test tasks, steps to target.
 
-Importing this package registers the built-in families' meta-test tasks (no torch).
+Importing this package registers no lrgym task: a family's meta-test tasks are
+registered on demand (:func:`register_meta_test_tasks`; ``--init DIR`` registers those of
+the init's family with the card's data options; ``--import lrgym.meta_init.builtin_tasks``
+registers the offline ``digits`` ones).
 """
 
 from __future__ import annotations
@@ -47,8 +50,14 @@ _LAZY = {
 
 def register_init_family(name: str, factory) -> None:
     """Register a meta-init family (see :func:`lrgym.meta_init.families.register_init_family`)
-    and its meta-test tasks as the lrgym task family ``meta-init/NAME-v0``."""
+    and, if the factory builds it without options, its meta-test tasks as the lrgym task
+    family ``meta-init/NAME-v0`` (otherwise call :func:`register_meta_test_tasks` with
+    the options)."""
     _register_init_family(name, factory)
+    try:
+        make_family(name)
+    except (TypeError, ValueError):  # needs options such as data=...
+        return
     register_meta_test_tasks(name)
 
 
@@ -60,9 +69,6 @@ def __getattr__(name: str):
     globals()[name] = value
     return value
 
-
-for _name in family_names():
-    register_meta_test_tasks(_name)
 
 __all__ = [
     "META_SPLITS",
