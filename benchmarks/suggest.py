@@ -30,6 +30,7 @@ tasks (`trained_agents/suggester/card.json`); nothing here tunes it.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import sys
@@ -164,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     from lrgym.suggester import load_suggester
 
     suggester = load_suggester(args.suggester)
+    digest = hashlib.sha1(json.dumps(suggester.to_json()).encode()).hexdigest()[:8]
     tasks = [t for t in args.tasks.split(",") if t] or list(HELD_OUT) + list(REAL)
     skipped: list[str] = []
     chosen = []
@@ -179,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         results[task_id] = {m: [] for m in METHODS}
         for seed in range(args.seeds):
             for method in METHODS:
-                name = f"{task_id.split('/')[-1]}__s{seed}__{method}__{args.steps}.json"
+                tag = f"{method}-{digest}" if method == "suggest" else method
+                name = f"{task_id.split('/')[-1]}__s{seed}__{tag}__{args.steps}.json"
                 path = CACHE / "runs" / name
                 if path.is_file():
                     record = json.loads(path.read_text())
@@ -228,7 +231,7 @@ def _report(results, args, suggester, skipped) -> list[str]:
         "| suggest @3 | TPE @3 | random @3 | grid @3 | suggest ≥ TPE @1 | within 5% |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: | :---: |",
     ]
-    accurate, wins, held = [], [], []
+    accurate, wins, held, losses = [], [], [], []
     steps_rows = []
     pair_within = []
     for task_id, by_method in results.items():
@@ -251,6 +254,9 @@ def _report(results, args, suggester, skipped) -> list[str]:
         if task_id in HELD_OUT:
             wins.append(win)
             held.append(task_id)
+        why = [w for w, bad in (("below TPE @1", not win), ("not within 5%", not ok)) if bad]
+        if why:
+            losses.append(f"{task_id.split('/')[-1]} ({', '.join(why)})")
         row = [task_id.split("/")[-1], _fmt(ref)]
         row += [_fmt(cells[(m, 1)]) for m in METHODS] + [_fmt(cells[(m, TOP_K)]) for m in METHODS]
         row += ["yes" if win else "**no**", "yes" if ok else "**no**"]
@@ -284,25 +290,10 @@ def _report(results, args, suggester, skipped) -> list[str]:
         f"(bar: 80%); per (task, seed) pair: {np.mean(pair_within):.0%}.",
         f"- Equal compute (probes + 1 run), suggestion ≥ TPE on **{sum(wins)}/{len(wins)} "
         f"held-out tasks** (bar: 4 of 5).",
-        "- Where it loses: "
-        + (
-            ", ".join(
-                f"{t.split('/')[-1]} ({'below TPE' if not w else ''}"
-                f"{', ' if not w and not a else ''}{'not within 5%' if not a else ''})"
-                for t, w, a in zip(list(results), _pad(wins, results, held), accurate, strict=True)
-                if not (w and a)
-            )
-            or "nowhere in this run"
-        )
-        + ".",
+        f"- Where it loses: {'; '.join(losses) or 'nowhere in this run'}.",
         "",
     ]
     return lines
-
-
-def _pad(wins, results, held):
-    it = iter(wins)
-    return [next(it) if t in held else True for t in results]
 
 
 if __name__ == "__main__":

@@ -90,12 +90,12 @@ def tunable(task: Task) -> TunableTask:
                 f"got {type(space).__name__}"
             )
         return TunableTask(task, space, task.build_config, "user")
-    from lrgym.torch_trainee import TorchTask
-    from lrgym.xgb_trainee import XGBoostTask
-
-    if isinstance(task, XGBoostTask):
+    # dispatch on the declared backend and the dataclass fields the built-in tasks have
+    # (TorchTask: model, optimizer, batch_size; XGBoostTask: params), not on their classes
+    fields = {f.name for f in dataclasses.fields(task)} if dataclasses.is_dataclass(task) else ()
+    if task.backend == "xgboost" and "params" in fields:
         return TunableTask(task, XGB_SPACE, functools.partial(_build_xgb, task), "xgboost")
-    if isinstance(task, TorchTask):
+    if task.backend == "torch" and {"model", "optimizer", "batch_size"} <= set(fields):
         kind = _torch_kind(task.model)
         if kind is not None:
             space = PLAN_SPACE.subset(_TORCH_KNOBS[kind])
@@ -139,10 +139,11 @@ def _torch_kind(factory: Callable[..., Any]) -> str | None:
 
 
 def knob_mlp(n_in: int, n_out: int, layers: int, units: int, dropout: float) -> nn.Module:
-    """A ReLU MLP of ``layers`` hidden layers of ``units``, dropout after each."""
+    """A ReLU MLP of ``layers`` hidden layers of ``units``, dropout after each (inputs of
+    any shape are flattened first)."""
     from torch import nn
 
-    modules: list[nn.Module] = []
+    modules: list[nn.Module] = [nn.Flatten()]
     for _ in range(layers):
         modules += [nn.Linear(n_in, units), nn.ReLU(), nn.Dropout(dropout)]
         n_in = units

@@ -22,7 +22,14 @@ import pandas as pd
 
 from lrgym._atomic import atomic_path
 from lrgym.suggester.knobs import tunable
-from lrgym.suggester.model import CONFIG_FEATURES, Suggester, _ridge, design, encode_config
+from lrgym.suggester.model import (
+    CONFIG_FEATURES,
+    TARGET_CLIP,
+    Suggester,
+    _ridge,
+    design,
+    encode_config,
+)
 from lrgym.suggester.probes import ProbeSettings, feature_names, probe_task, run_config
 
 RUN_COLUMNS = (
@@ -156,7 +163,7 @@ class TrainSettings:
         seed: Seeds the bootstrap.
     """
 
-    alphas: tuple[float, ...] = (1.0, 10.0, 100.0, 1000.0)
+    alphas: tuple[float, ...] = (1.0, 10.0, 100.0, 1000.0, 10000.0)
     members: int = 16
     seed: int = 0
 
@@ -196,7 +203,7 @@ class TrainingSet:
 
 
 def training_set(runs: pd.DataFrame, probes: pd.DataFrame, names: Sequence[str]) -> TrainingSet:
-    """Rows ``design(t, z)`` with targets ``final val metric − anchor`` (clipped to ±1)."""
+    """Rows ``design(t, z)``, targets ``final val metric − anchor`` (clipped to ±TARGET_CLIP)."""
     probe_rows = {(r["task"], int(r["seed"])): r for _, r in probes.iterrows()}
     xs, ys, vals, tasks, groups = [], [], [], [], []
     keys = sorted({(t, int(s)) for t, s in zip(runs["task"], runs["seed"], strict=True)})
@@ -209,7 +216,7 @@ def training_set(runs: pd.DataFrame, probes: pd.DataFrame, names: Sequence[str])
         z = np.stack([encode_config(json.loads(c)) for c in part["config"]])
         val = part["final_val_metric"].to_numpy(dtype=float)
         xs.append(design(t, z))
-        ys.append(np.clip(val - float(prow["anchor"]), -1.0, 1.0))
+        ys.append(np.clip(val - float(prow["anchor"]), -TARGET_CLIP, TARGET_CLIP))
         vals.append(val)
         tasks += [key[0]] * len(part)
         groups += [gid] * len(part)

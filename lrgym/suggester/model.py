@@ -4,9 +4,9 @@ A bootstrap ensemble of ridge regressions on ``[1, t, z, t ⊗ z]``, where ``t``
 task's probe features and ``z`` encodes a configuration (log LR and its square, each
 also for SGD only, batch size, layers, units, dropout, and XGBoost's depth, subsample
 and rounds). The target is the run's final validation metric minus the best probe's
-(the *anchor*), so tasks with different metric levels share one model. The ensemble's
-spread plus the cross-validated residual gives the uncertainty. Weights are plain JSON
-(NumPy arrays as lists): loading one executes nothing.
+(the *anchor*), clipped to ±:data:`TARGET_CLIP`, so tasks with different metric levels
+share one model. The ensemble's spread plus the cross-validated residual gives the
+uncertainty. Weights are plain JSON (NumPy arrays as lists): loading one executes nothing.
 """
 
 from __future__ import annotations
@@ -26,6 +26,10 @@ from lrgym.suggester.space import Config
 
 FORMAT = "lrgym-suggester"
 FORMAT_VERSION = 1
+
+TARGET_CLIP = 0.5
+"""Targets (final val metric − anchor) are clipped to ±this, and so are predictions: a
+diverged run only needs to rank low, and its exact loss would dominate the squared error."""
 
 CONFIG_FEATURES = (
     "log_lr",
@@ -135,7 +139,7 @@ class Suggester:
         x = (design(task_features, z) - self.x_mean) / self.x_std
         xa = np.concatenate([np.ones((x.shape[0], 1)), x], axis=1)
         preds = xa @ self.members.T  # (configs, members)
-        mean = anchor + preds.mean(axis=1)
+        mean = anchor + np.clip(preds.mean(axis=1), -TARGET_CLIP, TARGET_CLIP)
         std = np.sqrt(preds.var(axis=1) + self.resid_std**2)
         return Prediction(mean, std)
 
