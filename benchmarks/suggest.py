@@ -176,10 +176,9 @@ def main(argv: list[str] | None = None) -> int:
             skipped.append(f"{task_id} (slow on CPU; pass --with-lstm)")
         else:
             chosen.append(task_id)
-    results: dict[str, dict[str, list[dict]]] = {}
-    for task_id in chosen:
-        results[task_id] = {m: [] for m in METHODS}
-        for seed in range(args.seeds):
+    results: dict[str, dict[str, list[dict]]] = {t: {m: [] for m in METHODS} for t in chosen}
+    for seed in range(args.seeds):  # seed-major: a cut-short run has every task's first seeds
+        for task_id in chosen:
             for method in METHODS:
                 tag = f"{method}-{digest}" if method == "suggest" else method
                 name = f"{task_id.split('/')[-1]}__s{seed}__{tag}__{args.steps}.json"

@@ -197,6 +197,9 @@ def train_suggester(
         "runs/suggester"
     ),
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap ensemble.")] = 0,
+    note: Annotated[
+        str, typer.Option(help="Free text for the card, e.g. how the logs were made.")
+    ] = "",
 ) -> None:
     """Train a suggester (see the help text above)."""
     import pandas as pd
@@ -212,6 +215,8 @@ def train_suggester(
             TrainSettings(seed=seed),
             source=", ".join(map(str, runs)),
         )
+        if note:
+            model.card["note"] = note
         path = model.save(out)
     except (FileNotFoundError, ValueError) as exc:
         raise _fail(str(exc)) from None

@@ -14,7 +14,7 @@ import json
 import os
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -280,7 +280,14 @@ def train_suggester(
     if n_tasks < 3:
         raise ValueError(f"need runs of at least 3 tasks to cross-validate, got {n_tasks}")
     scores = {alpha: _cv(ts, alpha) for alpha in settings.alphas}
-    alpha = min(settings.alphas, key=lambda a: (scores[a]["mean_regret"], scores[a]["rmse"]))
+    # the plan's measure first (top pick within 5% of the best), then the mean regret
+    alpha = min(
+        settings.alphas, key=lambda a: (-scores[a]["within_5pct"], scores[a]["mean_regret"])
+    )
+    # the same model without probe features: what the probes add
+    n_t = len(names)
+    z_only = replace(ts, x=ts.x[:, n_t : n_t + len(CONFIG_FEATURES)])
+    baseline = _cv(z_only, alpha)
     mean, std = ts.x.mean(axis=0), ts.x.std(axis=0)
     std[std < 1e-9] = 1.0
     xs = (ts.x - mean) / std
@@ -313,6 +320,7 @@ def train_suggester(
             "logged final val metric - that of the config the model ranks first",
             "by_alpha": {str(a): s for a, s in scores.items()},
             "chosen": scores[alpha],
+            "without_probe_features": baseline,
         },
     }
     return Suggester(
