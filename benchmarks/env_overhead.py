@@ -87,10 +87,19 @@ def main() -> None:
         steps, sec = env_loop(args.task, r)
         env.append(steps / sec)
     p, e = statistics.median(plain), statistics.median(env)
+    # each pair ran back to back on the same run seed: the median of the pairs' ratios is
+    # less exposed to a busy machine's drift than the ratio of the two medians
+    pairs = sorted(ev / pv for ev, pv in zip(env, plain, strict=True))
+    q1, q3 = pairs[len(pairs) // 4], pairs[(3 * len(pairs)) // 4]
     print(f"task {args.task}, torch threads {torch.get_num_threads()}, repeats {args.repeats}")
     print(f"plain loop : median {p:8.0f} steps/s  (runs: {', '.join(f'{v:.0f}' for v in plain)})")
     print(f"env.step   : median {e:8.0f} steps/s  (runs: {', '.join(f'{v:.0f}' for v in env)})")
     print(f"throughput ratio env/plain = {e / p:.3f}  (overhead {100 * (1 - e / p):.1f}%)")
+    pair = statistics.median(pairs)
+    print(
+        f"paired ratio env/plain = {pair:.3f} (quartiles {q1:.3f}-{q3:.3f}; "
+        f"overhead {100 * (1 - pair):.1f}%)"
+    )
 
 
 if __name__ == "__main__":

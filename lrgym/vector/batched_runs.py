@@ -207,9 +207,11 @@ class BatchedRuns:
             if x.shape != self._x[split].shape[1:] or y.shape != self._y[split].shape[1:]:
                 raise NotBatchable(f"runs of this task differ in their {split} split's shape")
 
-    def _flat(self, slots: torch.Tensor) -> torch.Tensor:
-        """The parameters of ``slots``, one flat row each."""
-        return torch.cat([self.params[n][slots].reshape(len(slots), -1) for n in self._names], 1)
+    def _flat(self, slots: torch.Tensor | None = None) -> torch.Tensor:
+        """The parameters of ``slots`` (default: all), one flat row each."""
+        if slots is None:
+            return torch.cat([self.params[n].flatten(1) for n in self._names], 1)
+        return torch.cat([self.params[n][slots].flatten(1) for n in self._names], 1)
 
     # --- training ------------------------------------------------------------------------
 
@@ -390,15 +392,20 @@ class BatchedRuns:
         """``|Δθ| / |θ|`` and update cosine of ``slots`` since their last measure (as
         :class:`~lrgym.signals.UpdateTracker` per run; NaN cosine after a fresh start)."""
         idx = torch.as_tensor(slots, dtype=torch.long)
-        end = self._flat(idx)
-        update = end - self._start[idx]
-        norm = update.norm(dim=1).double()
-        start_norm = self._start[idx].norm(dim=1).double()
-        dot = (update * self._prev_update[idx]).sum(dim=1).double()
+        every = len(slots) == self.num_slots  # the usual case: no gathers, no scatters
+        end = self._flat(None if every else idx)
+        start = self._start if every else self._start[idx]
+        prev = self._prev_update if every else self._prev_update[idx]
+        update = end - start
+        norm = torch.linalg.vector_norm(update, dim=1).double()
+        start_norm = torch.linalg.vector_norm(start, dim=1).double()
+        dot = torch.linalg.vecdot(update, prev).double()
         cosine = dot / torch.clamp(norm * self._prev_norm[idx], min=1e-12)
         cosine[~self._has_prev[idx]] = math.nan
-        self._start[idx] = end
-        self._prev_update[idx] = update
+        if every:
+            self._start, self._prev_update = end, update
+        else:
+            self._start[idx], self._prev_update[idx] = end, update
         self._prev_norm[idx] = norm
         self._has_prev[idx] = True
         return (norm / torch.clamp(start_norm, min=1e-12)).numpy(), cosine.numpy()
