@@ -207,3 +207,20 @@ def test_reset_leaves_global_torch_rng_alone(env):
     env.reset(seed=5)
     assert torch.equal(torch.get_rng_state(), before)
     assert torch.equal(torch.rand(3), expected)
+
+
+@pytest.mark.parametrize(("n", "classes"), [(1, 2), (7, 10), (359, 10), (1000, 3)])
+def test_classification_metrics_match_sklearn(n, classes):
+    """Accuracy is torch's float32 mean of hits; macro-F1 is scikit-learn's over the
+    classes present in predictions or labels."""
+    from sklearn.metrics import f1_score
+
+    from lrgym.torch_trainee import classification_metrics
+
+    g = torch.Generator().manual_seed(n)
+    pred = torch.randint(0, classes, (n,), generator=g)
+    y = torch.randint(0, classes, (n,), generator=g)
+    metrics = classification_metrics(pred, y, classes)
+    assert metrics["accuracy"] == float((pred == y).float().mean())
+    expected = f1_score(y.numpy(), pred.numpy(), average="macro", zero_division=0)
+    assert metrics["macro_f1"] == pytest.approx(expected, rel=1e-12)
