@@ -155,6 +155,8 @@ def test_unknown_family_is_a_clear_error(tmp_path):
     assert "unknown meta-init family 'digitz'" in result.output and "digits" in result.output
     missing = invoke("meta-init", "--family", "cifar10", "--out", tmp_path)
     assert missing.exit_code == 2 and "--data" in missing.output
+    extra = invoke("meta-init", "--family", "digits", "--data", "x.npz", "--out", tmp_path)
+    assert extra.exit_code == 2 and "takes no option(s) ['data']" in extra.output
 
 
 def test_compare_with_init_fine_tunes_meta_test_tasks(tmp_path, monkeypatch):
@@ -180,6 +182,19 @@ def test_compare_with_init_fine_tunes_meta_test_tasks(tmp_path, monkeypatch):
     )  # fmt: skip
     assert res.exit_code == 0, res.output
     assert not (tmp_path / "rnd" / "init.json").exists()
+    # evaluate: the learned agent and the baselines, all from the init
+    res = invoke(
+        "evaluate", "--tasks", "meta-init-digits:1", "--seeds", 1, "--total-steps", 10,
+        "--init", init, "--out", tmp_path / "ev",
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "learned:default" in (tmp_path / "ev" / "runs.csv").read_text()
+    # resuming a results folder with another init (or none) is refused
+    res = invoke(
+        "compare", "--tasks", "meta-init-digits:1", "--schedulers", "constant", "--seeds", 1,
+        "--total-steps", 10, "--out", tmp_path / "rnd", "--init", init,
+    )  # fmt: skip
+    assert res.exit_code == 2 and "without --init" in res.output
     # an init whose architecture does not fit the task is refused before any run
     other = tmp_path / "other"
     small = {k: v[:, :2] if k == "head.weight" else v for k, v in result.state.items()}

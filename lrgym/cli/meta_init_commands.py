@@ -93,7 +93,8 @@ def meta_init(
     except UnknownFamilyError as exc:
         raise _fail(str(exc)) from None
     except (ValueError, TypeError, ImportError, OSError, DataSourceError) as exc:
-        raise _fail(f"family {family!r}: {exc}") from None
+        message = str(exc)
+        raise _fail(message if family in message else f"family {family!r}: {message}") from None
     _check_out_dir(out)
     torch.set_num_threads(1)
     for name in ("meta-train", "meta-val", "meta-test"):
