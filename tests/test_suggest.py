@@ -28,6 +28,7 @@ from lrgym.suggester import (
     ProbeSettings,
     SearchSpace,
     Suggester,
+    TrainSettings,
     load_suggester,
     suggest,
     train_suggester,
@@ -213,7 +214,7 @@ def _logs(split_of: dict[str, str]) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def test_train_suggester_learns_and_round_trips(tmp_path):
     runs, probes = _logs({f"lrgym/T{i}-v0": "meta-train" for i in range(4)})
-    model = train_suggester(runs, probes)
+    model = train_suggester(runs, probes, TrainSettings(alphas=(10.0, 100.0), members=4))
     assert model.card["tasks"] == [f"lrgym/T{i}-v0" for i in range(4)]
     assert model.card["cross_validation"]["chosen"]["median_regret"] < 0.05
     loaded = load_suggester(model.save(tmp_path / "s"))

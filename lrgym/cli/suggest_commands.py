@@ -41,7 +41,7 @@ def suggest(
     ] = "suggest",
     train: Annotated[bool, typer.Option("--train", help="Train the suggestion.")] = False,
     steps: Annotated[
-        int | None, typer.Option(min=1, help="Steps of the final run [default: the task's].")
+        int | None, typer.Option(min=1, help="Steps of the final run \\[default: the task's].")
     ] = None,
     scheduler: Annotated[
         str | None,
@@ -107,7 +107,7 @@ def train_config(
     task: Annotated[str, typer.Argument(help="Task id.")],
     config: Annotated[str, typer.Option(help="Knob values as JSON, e.g. '{\"lr\": 0.003}'.")],
     steps: Annotated[
-        int | None, typer.Option(min=1, help="Optimizer steps [default: the task's].")
+        int | None, typer.Option(min=1, help="Optimizer steps \\[default: the task's].")
     ] = None,
     seed: Annotated[int, typer.Option(help="Run seed.")] = 0,
     scheduler: Annotated[
