@@ -56,6 +56,7 @@ def _worker_factory(tasks: list[str], config: TrainConfig) -> Callable[[], VecEn
                 seed_range=TRAIN_SEEDS,
                 default_lr_share=config.default_lr_share,
                 val_every=config.val_every,
+                compile=config.compile,
             )
             for task in tasks
         ]

@@ -82,6 +82,10 @@ class TrainConfig:
             (:class:`lrgym.vector.BatchedLRControlEnv`); 0 keeps one run per worker
             (:class:`~lrgym.agents.meta_env.MetaTaskEnv`). Tasks that cannot be batched
             run their K runs one after another.
+        compile: With ``batched``, compile each worker's stacked steps with
+            ``torch.compile`` (about 10-30 s per task and worker at start, then faster
+            steps; needs a C++ compiler, else a warning and the uncompiled path). It
+            changes speed, not the run (within float tolerance).
         init_from: An agent directory to continue training from (its ``ppo.zip`` and
             ``vecnormalize.pkl``, verified against its manifest; PPO keeps the agent's own
             settings) instead of a fresh PPO.
@@ -112,6 +116,7 @@ class TrainConfig:
     hparams: list[str] = field(default_factory=lambda: [LR])
     val_every: list[int] = field(default_factory=lambda: [1])
     batched: int = 0
+    compile: bool = False
     init_from: str | None = None
     backend: str = "local"
     address: str | None = None
@@ -138,6 +143,10 @@ class TrainConfig:
         )
         self.n_envs = check.whole_number("n_envs", self.n_envs, 0, MAX_ENVS, error=E)
         self.batched = check.whole_number("batched", self.batched, 0, MAX_BATCHED, error=E)
+        if not isinstance(self.compile, bool):
+            raise ConfigError(f"compile must be true or false, got {self.compile!r}")
+        if self.compile and not self.batched:
+            raise ConfigError("compile needs batched runs: pass --batched K (batched: K) too")
         if isinstance(self.val_every, int) and not isinstance(self.val_every, bool):
             self.val_every = [self.val_every]
         if not isinstance(self.val_every, list | tuple) or not self.val_every:

@@ -261,9 +261,9 @@ def train(
         checkpoint = find_checkpoint(out)
         if checkpoint is None:  # before any file is written or worker process starts
             raise ConfigError(f"--resume: no checkpoint found in {out / CHECKPOINTS}")
-        if (out / CONFIG).is_file():  # where the envs run does not change the run
+        if (out / CONFIG).is_file():  # where and how fast the envs run does not change it
             saved = load_config(out / CONFIG)
-            placement = ("backend", "address", "cpus_per_env", "gpus_per_env")
+            placement = ("backend", "address", "cpus_per_env", "gpus_per_env", "compile")
             saved = replace(saved, **{k: getattr(config, k) for k in placement})
             check_resume_config(saved, config)
     elif overwrite:

@@ -14,7 +14,10 @@ one decision (``decision_interval`` model-steps per run), with actions 0 (hold t
 Prints the medians over ``--repeats`` and the ratios to the SubprocVecEnv path.
 
     python benchmarks/batched_env.py --tasks lrgym/DigitsMLP-v0 lrgym/DigitsCNN-v0 \\
-        --ks 16 64 256 --workers 2 --seconds 20
+        --ks 16 64 256 --workers 2 --seconds 20 [--compile]
+
+With ``--compile`` every K is also timed with ``BatchedLRControlEnv(compile=True)``
+(``lrgym train --batched K --compile``); compiling happens in the untimed warm-up step.
 """
 
 from __future__ import annotations
@@ -45,10 +48,10 @@ def _single_env(task: str, rank: int):
     return factory
 
 
-def _batched_env(task: str, k: int):
+def _batched_env(task: str, k: int, compile: bool = False):
     def factory() -> VectorEnvAdapter:
         torch.set_num_threads(1)
-        return VectorEnvAdapter(BatchedLRControlEnv(task, k, INTERVAL, EPISODE))
+        return VectorEnvAdapter(BatchedLRControlEnv(task, k, INTERVAL, EPISODE, compile=compile))
 
     return factory
 
@@ -58,7 +61,7 @@ def _rate(venv, seconds: float) -> float:
     venv.seed(0)
     venv.reset()
     actions = np.zeros((venv.num_envs, 1), dtype=np.float32)
-    venv.step(actions)  # warm-up: first batches, lazy imports
+    venv.step(actions)  # warm-up: first batches, lazy imports, compiling
     steps, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
         venv.step(actions)
@@ -85,6 +88,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--compile", action="store_true", help="also time each K with torch.compile'd steps"
+    )
     args = parser.parse_args()
     print(f"| task | path | model-steps/s (median of {args.repeats}) | × SubprocVecEnv |")
     print("| --- | --- | ---: | ---: |")
@@ -98,11 +104,14 @@ def main() -> None:
             )
             venv.close()
             for k in args.ks:
-                venv = SubprocVecEnvGroup([_batched_env(task, k) for _ in range(args.workers)])
-                rates.setdefault(f"batched K={k} ({args.workers} workers)", []).append(
-                    _rate(venv, args.seconds)
-                )
-                venv.close()
+                for compile in (False, True) if args.compile else (False,):
+                    factories = [_batched_env(task, k, compile) for _ in range(args.workers)]
+                    venv = SubprocVecEnvGroup(factories)
+                    name = f"batched K={k}{', compiled' if compile else ''}"
+                    rates.setdefault(f"{name} ({args.workers} workers)", []).append(
+                        _rate(venv, args.seconds)
+                    )
+                    venv.close()
         medians = {name: statistics.median(v) for name, v in rates.items()}
         base = medians[f"SubprocVecEnv ({args.workers} workers)"]
         for name, value in medians.items():

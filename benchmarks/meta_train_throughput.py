@@ -6,7 +6,10 @@ side in one run on the same cores, and prints env steps (decisions) per second,
 optimizer steps per second (env steps × ``--decision-interval``), the share of wall time
 spent in PPO's updates, and the hours 1M env steps would take at that rate.
 
-    python benchmarks/meta_train_throughput.py --seconds 300 --n-envs 2 --batched 0 32
+    python benchmarks/meta_train_throughput.py --seconds 300 --n-envs 2 --batched 0 32 [--compile]
+
+With ``--compile`` the batched variants run ``lrgym train --batched K --compile``; the
+workers' compiling (tens of seconds) happens inside the timed window, as in a real run.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ def measure(batched: int, args: argparse.Namespace) -> dict[str, float]:
         tasks=args.tasks,
         n_envs=args.n_envs,
         batched=batched,
+        compile=bool(batched) and args.compile,
         decision_interval=args.decision_interval,
         episode_steps=args.episode_steps,
         total_timesteps=10**9,
@@ -83,6 +87,9 @@ def main() -> None:
     parser.add_argument("--episode-steps", type=int, default=500)
     parser.add_argument("--n-steps", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--compile", action="store_true", help="batched variants with --compile (timed)"
+    )
     args = parser.parse_args()
     rows = {b: measure(b, args) for b in args.batched}
     base = rows[args.batched[0]]["env_steps_per_s"]

@@ -203,3 +203,44 @@ def test_train_batched_end_to_end(tmp_path):
     agent = lrgym.load_agent(out)
     assert agent.card.config["batched"] == 8
     assert agent.card.total_timesteps >= 64
+
+
+def _trained(task, compile: bool) -> BatchedRuns:
+    runs = BatchedRuns(task, 2, compile=compile)
+    for slot, (seed, lr) in enumerate([(3, 1e-2), (4, 3e-3)]):
+        runs.load(slot, seed, lr)
+    runs.train(20)
+    return runs
+
+
+def test_compiled_steps_equal_the_eager_ones():
+    task = task_with("lrgym/IllConditionedRegression-v0", optimizer="adam", weight_decay=1e-3)
+    eager, compiled = _trained(task, False), _trained(task, True)
+    for name, p in eager.params.items():
+        torch.testing.assert_close(compiled.params[name], p, rtol=1e-5, atol=1e-6)
+    for a, b in zip(eager.evaluate(), compiled.evaluate(), strict=True):
+        assert b.loss == pytest.approx(a.loss, rel=1e-5)
+
+
+def test_a_failing_compiler_falls_back_to_the_eager_steps(monkeypatch):
+    def broken_compile(fn, **kwargs):
+        def run(*args):
+            raise RuntimeError("no C++ compiler")
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    task = lrgym.make_task(MLP)
+    with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler"):
+        compiled = _trained(task, True)
+    eager = _trained(task, False)
+    for name, p in eager.params.items():
+        assert torch.equal(compiled.params[name], p)
+
+
+def test_compile_needs_batched_runs():
+    from lrgym.agents.config import ConfigError, TrainConfig
+
+    with pytest.raises(ConfigError, match="--batched"):
+        TrainConfig(compile=True)
+    assert TrainConfig(batched=4, compile=True).compile

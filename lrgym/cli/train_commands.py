@@ -152,6 +152,14 @@ def train(
             help="Runs per task in each worker, trained as one stacked computation (0: off)."
         ),
     ] = None,
+    compile: Annotated[
+        bool | None,
+        typer.Option(
+            "--compile/--no-compile",
+            help="With --batched: compile each worker's stacked steps with torch.compile "
+            "(10-30 s per task and worker at start, then faster; needs a C++ compiler).",
+        ),
+    ] = None,
     backend: Annotated[
         str | None,
         _train_option(
@@ -241,6 +249,7 @@ def train(
             hparams=_split_values(hparams) if hparams else None,
             val_every=_split_values(val_every) if val_every else None,
             batched=batched,
+            compile=compile,
             init_from=str(init_from) if init_from else None,
             backend=backend,
             address=address,

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -87,6 +88,40 @@ def check_batchable(task: Any) -> None:
         raise NotBatchable("runs of this task differ in architecture (drawn per seed)")
 
 
+def _per_slot(h: dict[str, torch.Tensor], p: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-slot (K,) hyperparameters shaped (K, 1, ...) to broadcast against ``p``."""
+    shape = (-1, *([1] * (p.dim() - 1)))
+    return {key: v.to(p.dtype).reshape(shape) for key, v in h.items()}
+
+
+class CompiledOrEager:
+    """``torch.compile(fn)``, falling back to ``fn`` (with one warning) if compiling fails.
+
+    Inductor on CPU needs a C++ compiler and fuses the many small passes of a batched
+    step into a few kernels (about 2.5x faster here for an MLP's gradients); a machine
+    without a compiler, or a model torch cannot compile, keeps the eager path.
+    """
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+        self._compiled: Callable[..., Any] | None = torch.compile(fn, dynamic=False)
+
+    def __call__(self, *args: Any) -> Any:
+        if self._compiled is not None:
+            try:
+                return self._compiled(*args)
+            except Exception as exc:  # noqa: BLE001 - any compiler failure: run eagerly
+                warnings.warn(
+                    f"torch.compile failed ({type(exc).__name__}: {str(exc)[:200]}); the "
+                    "batched runs continue uncompiled (install a C++ compiler, or leave "
+                    "compile off)",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                self._compiled = None
+        return self.fn(*args)
+
+
 def _store(target: torch.Tensor, value: torch.Tensor, keep: torch.Tensor) -> None:
     """``target ← value``; where ``keep`` (per slot) is False, ``target`` keeps its value."""
     target.copy_(torch.where(keep, value, target))
@@ -102,15 +137,19 @@ class BatchedRuns:
     Args:
         task: The task; every run must have the same architecture and data shapes.
         num_slots: K, the number of runs.
+        compile: Compile the gradient and optimizer steps with ``torch.compile`` (a
+            one-off cost of about 10-30 s per task and process, then several times
+            faster steps; equal to the eager steps within float tolerance, tested).
 
     Raises:
         NotBatchable: The task's model or optimizer is not supported.
     """
 
-    def __init__(self, task: TorchTask, num_slots: int) -> None:
+    def __init__(self, task: TorchTask, num_slots: int, compile: bool = False) -> None:
         check_batchable(task)
         self.task = task
         self.num_slots = int(num_slots)
+        self.compile = bool(compile)
         self.optimizers: list[SlotOptimizer | None] = [None] * self.num_slots
         self._template: nn.Module | None = None
         self._names: list[str] = []
@@ -194,6 +233,12 @@ class BatchedRuns:
 
         self._grad = vmap(grad_and_value(loss_of))
         self._forward = vmap(lambda params, x: functional_call(self._template, params, (x,)))
+        self._step_all = self._step_every_slot
+        self._forward_all = self._forward
+        if self.compile:
+            self._grad = CompiledOrEager(self._grad)
+            self._step_all = CompiledOrEager(self._step_every_slot)
+            self._forward_all = CompiledOrEager(self._forward)  # every slot's validation
         self._loss_fn = trainee.loss_fn
 
     def _check_same_shapes(self, trainee: TorchTrainee) -> None:
@@ -315,19 +360,21 @@ class BatchedRuns:
             h["one_minus_beta1"] = 1 - h["beta1"]
             h["one_minus_beta2"] = 1 - h["beta2"]
             h["decay"] = 1 - h["lr"] * h["wd"]
-        h["keep"] = mask.double()
-        everyone = bool(mask.all())
         decays = bool((h["wd"] != 0).any())
-        views: dict[int, dict[str, torch.Tensor]] = {}  # per parameter rank, (K, 1, ...)
+        if bool(mask.all()):
+            self._step_all(grads, h, decays)
+            return
+        h["keep"] = mask.double()
         for name, p in self.params.items():
-            if p.dim() not in views:
-                shape = (-1, *([1] * (p.dim() - 1)))
-                views[p.dim()] = {key: v.to(p.dtype).reshape(shape) for key, v in h.items()}
-            v = views[p.dim()]
-            if everyone:
-                self._step_in_place(name, p, grads[name], v, decays)
-            else:
-                self._step_masked(name, p, grads[name], v, v["keep"].bool())
+            v = _per_slot(h, p)
+            self._step_masked(name, p, grads[name], v, v["keep"].bool())
+
+    def _step_every_slot(
+        self, grads: dict[str, torch.Tensor], h: dict[str, torch.Tensor], decays: bool
+    ) -> None:
+        """One in-place optimizer step of every slot (compiled with ``compile=True``)."""
+        for name, p in self.params.items():
+            self._step_in_place(name, p, grads[name], _per_slot(h, p), decays)
 
     def _step_in_place(
         self,
@@ -416,12 +463,14 @@ class BatchedRuns:
     def evaluate(self, split: str = "val", slots: Sequence[int] | None = None) -> list[EvalReport]:
         """Loss and headline metric (accuracy or R²) of ``slots`` (default: all) on ``split``."""
         if slots is None:
-            params, x, y = self.params, self._x[split], self._y[split]
+            y = self._y[split]
+            out = self._forward_all(self.params, self._x[split])
         else:
             index = torch.as_tensor(list(slots), dtype=torch.long)
-            params = {n: p[index] for n, p in self.params.items()}
-            x, y = self._x[split][index], self._y[split][index]
-        out = self._forward(params, x)
+            y = self._y[split][index]
+            out = self._forward(
+                {n: p[index] for n, p in self.params.items()}, self._x[split][index]
+            )
         if self.loss_name == "cross_entropy":  # every slot's loss and accuracy in one call
             losses = nn.functional.cross_entropy(out.transpose(1, 2), y, reduction="none")
             accs = (out.argmax(dim=2) == y).float().mean(dim=1)

@@ -55,6 +55,8 @@ class BatchedLRControlEnv(VectorEnv):
         batched: ``None`` batches when the task allows it; ``False`` forces the loop.
         val_every: Validation cadences (see :class:`~lrgym.env.LRControlEnv`), one drawn
             per run.
+        compile: Compile the stacked steps with ``torch.compile`` (see
+            :class:`~lrgym.vector.batched_runs.BatchedRuns`); ignored for the fallback.
 
     ``reset(options=...)`` takes ``initial_lr``, ``run_seed`` and ``val_every`` as one
     value per slot (sequences of length K) to fix the first runs.
@@ -75,6 +77,7 @@ class BatchedLRControlEnv(VectorEnv):
         divergence_penalty: float = 3.0,
         batched: bool | None = None,
         val_every: Sequence[int] = (1,),
+        compile: bool = False,
     ) -> None:
         if int(num_envs) < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
@@ -113,7 +116,7 @@ class BatchedLRControlEnv(VectorEnv):
         self.fallback: list[LRControlEnv] = []
         if batched is not False:
             try:
-                self.runs = BatchedRuns(self.task, self.num_envs)  # checks batchability
+                self.runs = BatchedRuns(self.task, self.num_envs, compile)  # checks batchability
             except NotBatchable as exc:
                 if batched:
                     raise
