@@ -164,8 +164,8 @@ class XGBoostTrainee(Trainee):
             self.optimizer, ("train", self.metric), on_step, square=not self.classification
         )
         dtrain = self._dmatrix["train"]
-        if self.booster is None:
-            self.booster = xgb.Booster(self.params, [dtrain])
+        if self.booster is None:  # every split cached: predictions then add the new trees only
+            self.booster = xgb.Booster(self.params, list(self._dmatrix.values()))
         # The rounds of `xgb.train` one by one, on one booster: `xgb.train(xgb_model=...)`
         # copies the whole booster at every call, a cost that grows with the trees
         # (about half of a decision's time on the built-in tasks); same trees, same losses.
