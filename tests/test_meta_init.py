@@ -252,3 +252,13 @@ def test_shipped_init_loads_by_name_and_is_small():
     assert card.family == "digits" and card.evaluation
     model = lrgym.load_init("meta-init-digits")
     assert model(torch.zeros(1, 64)).shape == (1, 2)
+
+
+def test_meta_test_tasks_are_fixed_by_index_and_settings_are_checked():
+    fam = make_family("digits")
+    a, _ = fam.meta_test_task(4)
+    b, _ = make_family("digits").meta_test_task(4)
+    assert all(np.array_equal(getattr(a, f), getattr(b, f)) for f in a.__dataclass_fields__)
+    assert len(a.y_train) == 10 and set(np.unique(a.y_train)) == {0, 1}
+    with pytest.raises(ValueError, match="model with n_way outputs"):
+        FamilySettings(3, 5, 15, 40, 100, True, ModelSpec("mlp", (64,), 2))

@@ -114,6 +114,24 @@ class FamilySettings:
     decision_interval: int = 10
     target: float = 0.9
 
+    def __post_init__(self) -> None:
+        if self.n_way < 2 or self.model.n_out != self.n_way:
+            raise ValueError(
+                f"need n_way >= 2 and a model with n_way outputs; got n_way={self.n_way}, "
+                f"model.n_out={self.model.n_out}"
+            )
+        for name in ("k_shot", "n_query", "n_val", "n_test", "finetune_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 1 <= self.decision_interval <= self.finetune_steps:
+            raise ValueError(
+                f"need 1 <= decision_interval <= finetune_steps, got {self.decision_interval}"
+            )
+        if not (self.finetune_lr > 0 and 0 < self.target <= 1):
+            raise ValueError(
+                f"need finetune_lr > 0 and 0 < target <= 1, got {self.finetune_lr}, {self.target}"
+            )
+
 
 @dataclass(frozen=True)
 class SplitPool:
@@ -231,13 +249,12 @@ class InitFamily(ABC):
             pool.sources,
         )
 
-    def meta_test_task(self, index: int, seed: int = 0) -> tuple[ArraySplits, Episode]:
+    def meta_test_task(self, index: int) -> tuple[ArraySplits, Episode]:
         """Meta-test task ``index`` as train (support) / validation / test arrays.
 
-        The task (classes and examples) depends on ``index`` only; ``seed`` is unused by
-        the draw, so every method fine-tunes on the same tasks.
+        The task (classes, label assignment and examples) depends on ``index`` only, so
+        every method and seed fine-tunes on the same tasks.
         """
-        del seed
         s = self.settings
         rng = np.random.default_rng(np.random.SeedSequence([7_919, int(index)]))
         ep = self.sample_episode("meta-test", rng, n_query=s.n_val + s.n_test)
