@@ -299,8 +299,11 @@ def main() -> None:
     lines = [
         "# Meta-learned initialization (issue 17): measured by benchmarks/meta_init.py",
         "",
-        f"Run on {platform.machine()} CPU, one torch thread, 2 cores shared with other jobs; "
-        f"{total:.1f} minutes wall for this invocation (cached stages are reused). "
+        f"Run on {platform.machine()} CPU, one torch thread, 2 cores shared with other jobs. "
+        f"Stages, cached under results/meta_init/ and reused by reruns: meta-training "
+        f"{sum(c['wall_minutes'] for c in costs):.1f} wall minutes, fine-tuning "
+        f"{sum(m for _, m in finetune_minutes.values()):.1f} minutes (sum of the runs' own "
+        f"time); this invocation took {total:.1f} minutes. "
         "Meta-training: meta-batch 8, 5 inner SGD "
         "steps at LR 0.1 (FOMAML: Adam 1e-3 outer; Reptile: ε 0.5; multi-task: Adam 1e-3 on "
         "batches of the same size), the init kept is the best on 20 fixed meta-val tasks "
