@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, replace
-from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -34,9 +33,9 @@ from lrgym.suggester import (
     train_suggester,
     tunable,
 )
+from lrgym.suggester.knobs import knob_mlp
 from lrgym.suggester.model import CONFIG_FEATURES, design
 from lrgym.suggester.probes import feature_names, probe_task, run_config
-from lrgym.tasks.models import mlp
 
 torch.set_num_threads(1)
 
@@ -77,10 +76,11 @@ class UserTask(Task):
         return self.build_config(seed, {"lr": lr, "width": 8, "optimizer": "adam"})
 
     def build_config(self, seed: int, config):
+        width = int(config["width"])  # dropout 0.5: training draws from torch's global RNG
         task = TorchTask(
             self.info,
             data=tiny_data,
-            model=partial(mlp, hidden=(int(config["width"]),)),
+            model=lambda n_in, n_out, rng: knob_mlp(n_in, n_out, 1, width, 0.5),
             optimizer=str(config["optimizer"]),
             batch_size=32,
         )
@@ -122,7 +122,7 @@ def test_user_task_knob_contract():
     tt = tunable(UserTask())
     assert tt.kind == "user" and tt.space.names == ("lr", "width", "optimizer")
     trainee = tt.build(0, {"width": 16})  # missing knobs take their defaults
-    assert trainee.model[0].out_features == 16 and trainee.lr == pytest.approx(1e-2)
+    assert trainee.model[1].out_features == 16 and trainee.lr == pytest.approx(1e-2)
     out = run_config(tt, {"lr": 0.05, "width": 4}, seed=0, steps=20)
     assert out.steps == 20 and 0.0 <= out.test_metric <= 1.0
     with pytest.raises(ValueError, match="width"):
@@ -168,6 +168,8 @@ def test_budget_smaller_than_the_probes_names_the_minimum():
 def test_suggestion_is_deterministic_under_a_seed():
     model = random_suggester()
     a = suggest(UserTask(), budget=100, seed=3, suggester=model, train=True)
+    torch.manual_seed(12345)  # the caller's global RNG state does not matter
+    torch.rand(7)
     b = suggest(UserTask(), budget=100, seed=3, suggester=model, train=True)
     assert a.config == b.config and a.predicted_val == b.predicted_val
     assert a.final == replace(b.final, wall_seconds=a.final.wall_seconds)

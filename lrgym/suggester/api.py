@@ -123,7 +123,7 @@ def rank(
     probe = probe_task(tt, seed, suggester.probe)
     cands = candidates(tt.space, seed)
     pred = suggester.predict(probe.features, probe.anchor, cands)
-    order = np.lexsort((np.arange(len(cands)), -pred.mean))  # stable: ties keep grid order
+    order = np.lexsort((np.arange(len(cands)), -pred.score))  # stable: ties keep grid order
     ranked: list[tuple[dict, float, float]] = []
     for i in order:
         if _distinct(cands[i], [r[0] for r in ranked]):
@@ -143,29 +143,30 @@ def train_final(
     import time
 
     from lrgym.controllers import make_controller
-    from lrgym.suggester.probes import _floor
+    from lrgym.suggester.probes import _floor, seeded_run
 
     start = time.perf_counter()
     n = tt.steps(config, steps)
     controller = make_controller(scheduler)
     if not controller.applies_to(tt.task):
         raise ValueError(f"scheduler {scheduler!r} does not apply to this task")
-    trainee = controller.wrap(tt.build(seed, config))
-    interval = max(1, min(tt.task.info.decision_interval, n))
-    controller.start(trainee.optimizer, n, interval)
-    controller.observe(trainee.evaluate("val"))
-    done, diverged = 0, False
-    try:
-        while done < n and not diverged:
-            chunk = min(interval, n - done)
-            report = trainee.train(chunk, on_step=controller.step)
-            done += report.steps
-            diverged = report.steps < chunk or not all(math.isfinite(x) for x in report.losses)
-            if not diverged:
-                controller.observe(trainee.evaluate("val"))
-        val, test = trainee.evaluate("val").metric, trainee.evaluate("test").metric
-    finally:
-        trainee.close()
+    with seeded_run(seed):
+        trainee = controller.wrap(tt.build(seed, config))
+        interval = max(1, min(tt.task.info.decision_interval, n))
+        controller.start(trainee.optimizer, n, interval)
+        controller.observe(trainee.evaluate("val"))
+        done, diverged = 0, False
+        try:
+            while done < n and not diverged:
+                chunk = min(interval, n - done)
+                report = trainee.train(chunk, on_step=controller.step)
+                done += report.steps
+                diverged = report.steps < chunk or not all(math.isfinite(x) for x in report.losses)
+                if not diverged:
+                    controller.observe(trainee.evaluate("val"))
+            val, test = trainee.evaluate("val").metric, trainee.evaluate("test").metric
+        finally:
+            trainee.close()
     return RunOutcome(_floor(val), _floor(test), done, diverged, time.perf_counter() - start)
 
 

@@ -332,6 +332,7 @@ def train_suggester(
         resid_std=scores[alpha]["rmse"],
         alpha=alpha,
         final_steps=final_steps,
+        metric_max=float(ts.val.max()),
         card=card,
     )
 

@@ -91,12 +91,15 @@ class Prediction:
     """Predicted validation metric of configurations.
 
     Attributes:
-        mean: Predicted final validation metric of each configuration.
+        mean: Predicted final validation metric of each configuration (capped at the
+            best metric the suggester saw in training, or the probes' best if higher).
         std: Its uncertainty (one standard deviation).
+        score: The uncapped prediction, which ranks the configurations.
     """
 
     mean: np.ndarray
     std: np.ndarray
+    score: np.ndarray
 
 
 @dataclass
@@ -113,6 +116,7 @@ class Suggester:
         resid_std: Cross-validated residual standard deviation (leave-task-out).
         alpha: Ridge penalty.
         final_steps: Optimizer steps of the logged runs it learned from.
+        metric_max: Best final validation metric in its training logs (caps predictions).
         card: What it was trained on and how it scored (written as ``card.json``).
     """
 
@@ -124,6 +128,7 @@ class Suggester:
     resid_std: float
     alpha: float
     final_steps: int
+    metric_max: float = math.inf
     card: dict = field(default_factory=dict)
 
     def predict(
@@ -139,9 +144,9 @@ class Suggester:
         x = (design(task_features, z) - self.x_mean) / self.x_std
         xa = np.concatenate([np.ones((x.shape[0], 1)), x], axis=1)
         preds = xa @ self.members.T  # (configs, members)
-        mean = anchor + np.clip(preds.mean(axis=1), -TARGET_CLIP, TARGET_CLIP)
+        score = anchor + np.clip(preds.mean(axis=1), -TARGET_CLIP, TARGET_CLIP)
         std = np.sqrt(preds.var(axis=1) + self.resid_std**2)
-        return Prediction(mean, std)
+        return Prediction(np.minimum(score, max(self.metric_max, anchor)), std, score)
 
     def to_json(self) -> dict:
         """The weights as JSON-ready data."""
@@ -157,6 +162,7 @@ class Suggester:
             "resid_std": self.resid_std,
             "alpha": self.alpha,
             "final_steps": self.final_steps,
+            "metric_max": self.metric_max,
         }
 
     def save(self, directory: str | os.PathLike[str]) -> Path:
@@ -186,6 +192,7 @@ class Suggester:
             resid_std=float(data["resid_std"]),
             alpha=float(data["alpha"]),
             final_steps=int(data["final_steps"]),
+            metric_max=float(data.get("metric_max", math.inf)),
             card=card or {},
         )
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +48,20 @@ def _floor(value: float) -> float:
     return max(float(value), METRIC_FLOOR) if math.isfinite(value) else METRIC_FLOOR
 
 
+@contextmanager
+def seeded_run(seed: int) -> Iterator[None]:
+    """Seed torch's global RNG from ``seed`` for one run and restore it afterwards.
+
+    Dropout draws its masks from the global RNG while training; without this, two runs
+    of the same configuration and seed would differ.
+    """
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(np.random.SeedSequence([int(seed), 5]).generate_state(1)[0]))
+        yield
+
+
 def run_config(tt: TunableTask, config: Config, seed: int, steps: int) -> RunOutcome:
     """Train ``config`` on ``tt`` for ``steps`` steps (its ``rounds`` if it has that knob).
 
@@ -57,13 +73,14 @@ def run_config(tt: TunableTask, config: Config, seed: int, steps: int) -> RunOut
     """
     start = time.perf_counter()
     n = tt.steps(config, steps)
-    trainee = tt.build(seed, config)
-    try:
-        report = trainee.train(n)
-        diverged = report.steps < n or not all(math.isfinite(x) for x in report.losses)
-        val, test = trainee.evaluate("val").metric, trainee.evaluate("test").metric
-    finally:
-        trainee.close()
+    with seeded_run(seed):
+        trainee = tt.build(seed, config)
+        try:
+            report = trainee.train(n)
+            diverged = report.steps < n or not all(math.isfinite(x) for x in report.losses)
+            val, test = trainee.evaluate("val").metric, trainee.evaluate("test").metric
+        finally:
+            trainee.close()
     return RunOutcome(_floor(val), _floor(test), n, bool(diverged), time.perf_counter() - start)
 
 
@@ -199,15 +216,16 @@ def probe_task(tt: TunableTask, seed: int, settings: ProbeSettings) -> ProbeResu
     for config in probe_configs(tt, settings):
         if STEPS_KNOB in tt.space:
             config[STEPS_KNOB] = tt.space[STEPS_KNOB].default
-        trainee = tt.build(seed, config)
-        try:
-            before = trainee.evaluate("val")
-            report = trainee.train(settings.steps)
-            after = trainee.evaluate("val")
-            if not descriptors:
-                descriptors = _descriptors(trainee, tt)
-        finally:
-            trainee.close()
+        with seeded_run(seed):
+            trainee = tt.build(seed, config)
+            try:
+                before = trainee.evaluate("val")
+                report = trainee.train(settings.steps)
+                after = trainee.evaluate("val")
+                if not descriptors:
+                    descriptors = _descriptors(trainee, tt)
+            finally:
+                trainee.close()
         losses = np.asarray(report.losses, dtype=float)
         diverged = report.steps < settings.steps or not np.all(np.isfinite(losses))
         k = max(1, min(5, len(losses) // 4))
