@@ -177,7 +177,10 @@ def test_suggestion_is_deterministic_under_a_seed():
     assert set(a.config) == {"lr", "width", "optimizer"}
     assert a.config["width"] == 8  # a knob the meta-model does not know stays at its default
     assert math.isfinite(a.predicted_std) and a.predicted_std > 0
-    assert "lrgym train-config" in a.command() and '"optimizer"' in a.command()
+    assert a.command().startswith("task.build_config(seed, {")  # not a registered id
+    registered = replace(a, task_id="lrgym/WineMLP-v0").command("learned:default")
+    assert registered.startswith("lrgym train-config lrgym/WineMLP-v0 --config '{")
+    assert registered.endswith("--steps 40 --scheduler learned:default")
 
 
 def test_probe_features_have_the_suggesters_layout():

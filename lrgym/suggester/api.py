@@ -38,7 +38,7 @@ class Suggestion:
     """What :func:`suggest` recommends.
 
     Attributes:
-        task_id: The task.
+        task_id: The task's registered id, or ``""`` for a task object passed directly.
         config: The suggested configuration (every knob of the task).
         predicted_val: Predicted final validation metric of ``config``.
         predicted_std: Its uncertainty (one standard deviation).
@@ -66,7 +66,10 @@ class Suggestion:
     search: SearchResult | None = field(default=None, repr=False)
 
     def command(self, scheduler: str | None = None) -> str:
-        """The command that trains ``config`` (``lrgym train-config``)."""
+        """The command that trains ``config`` (``lrgym train-config``); for a task object
+        that is not registered, the Python call that builds the run."""
+        if not self.task_id:
+            return f"task.build_config(seed, {self.config!r})  # train {self.final_steps} steps"
         parts = [
             "lrgym",
             "train-config",
@@ -208,7 +211,7 @@ def suggest(
     """
     from lrgym.registration import make_task
 
-    task_id = task if isinstance(task, str) else type(task).__name__
+    task_id = task if isinstance(task, str) else ""
     task_obj = make_task(task) if isinstance(task, str) else task
     tt = tunable(task_obj)
     steps = int(final_steps or task_obj.info.total_steps)
