@@ -348,7 +348,8 @@ def main() -> None:
     args.docs.mkdir(parents=True, exist_ok=True)
     write_text_atomic(args.docs / "summary.md", text + "\n".join(details))
     print(f"wrote {args.docs / 'summary.md'}")
-    shipped = f"Measured with `{command}`.\n\n{table}\n\n{details[0]}"
+    # one heading level down: the shipped agent's tables sit inside the README's section
+    shipped = f"Measured with `{command}`.\n\n{table}\n\n#{details[0]}"
     if args.readme:
         readme = args.readme.read_text(encoding="utf-8")
         if START not in readme or END not in readme:

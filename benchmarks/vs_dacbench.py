@@ -74,7 +74,7 @@ matches. The issue's bar: batched lrgym at least 5x DACBench in both modes.
     pip install -e '.[dacbench]'   # dacbench with all its dependencies (jupyter, ...), or
     # lean: only what ``import dacbench`` and its SGD env need beyond lrgym's own
     pip install 'dacbench==0.5.6' --no-deps && pip install configspace seaborn ioh
-    python benchmarks/vs_dacbench.py --ks 16 64 --seconds 3 --repeats 3
+    python benchmarks/vs_dacbench.py --ks 16 64 --seconds 3 --repeats 3 [--compile]
 """
 
 from __future__ import annotations
@@ -262,7 +262,7 @@ def batched_rate(env: BatchedLRControlEnv, seconds: float) -> float:
     k = env.num_envs
     env.reset(seed=0, options={"initial_lr": [LR] * k})
     actions = np.zeros((k, 1), dtype=np.float32)
-    env.step(actions)  # warm-up
+    env.step(actions)  # warm-up (and compiling, with --compile)
     env.reset(options={"initial_lr": [LR] * k})
     done_before = np.zeros(k, dtype=np.int64)
     steps, start = 0, time.perf_counter()
@@ -283,6 +283,9 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=1000, help="optimizer steps per episode")
     parser.add_argument("--seconds", type=float, default=3.0, help="per path and repeat")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--compile", action="store_true", help="also time each K with torch.compile'd steps"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -311,12 +314,14 @@ def main() -> None:
             )
             single.close()
             for k in args.ks:
-                venv = BatchedLRControlEnv(task, k, interval, total, default_lr_share=1.0)
-                assert venv.batched, getattr(venv, "not_batched_because", "")
-                rates.setdefault((mode, f"lrgym BatchedLRControlEnv K={k}"), []).append(
-                    batched_rate(venv, args.seconds)
-                )
-                venv.close()
+                for compile in (False, True) if args.compile else (False,):
+                    venv = BatchedLRControlEnv(
+                        task, k, interval, total, default_lr_share=1.0, compile=compile
+                    )
+                    assert venv.batched, getattr(venv, "not_batched_because", "")
+                    name = f"lrgym BatchedLRControlEnv K={k}{', compiled' if compile else ''}"
+                    rates.setdefault((mode, name), []).append(batched_rate(venv, args.seconds))
+                    venv.close()
 
     dacbench, stubbed = dac[0], dac[4]
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
