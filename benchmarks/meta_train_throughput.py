@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import time
 
+import torch
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecNormalize
 
@@ -60,6 +61,9 @@ def measure(batched: int, args: argparse.Namespace) -> dict[str, float]:
         ppo={"n_steps": args.n_steps, "batch_size": args.batch_size},
     )
     tasks = meta_train_tasks(config)
+    # as `lrgym train` does: the workers keep the cores busy, and a parent with torch's
+    # default threads oversubscribes them (PPO's update then runs many times slower)
+    torch.set_num_threads(1)
     venv = VecNormalize(make_vec_env(tasks, config), gamma=config.ppo.gamma)
     model = make_ppo(venv, config)
     clock = Clock(args.seconds)
