@@ -141,6 +141,25 @@ def _median(values: list[float]) -> float:
     return float(np.median(arr)) if len(arr) else math.nan
 
 
+def _bootstrap(per_seed, draws: int = 1000) -> tuple[float, float, int, int]:
+    """5th/95th percentiles of the accuracy share and of the held-out win count when each
+    task's seeds are resampled with replacement (seeded)."""
+    rng = np.random.default_rng(0)
+    shares, wins = [], []
+    for _ in range(draws):
+        within, won = [], 0
+        for task_id, (refs, sug, tpe) in per_seed.items():
+            idx = rng.integers(0, len(refs), len(refs))
+            ref, s = _median(list(refs[idx])), _median(list(sug[idx]))
+            within.append(_within(s, ref))
+            won += task_id in HELD_OUT and s >= _median(list(tpe[idx]))
+        shares.append(np.mean(within))
+        wins.append(won)
+    lo, hi = np.percentile(shares, [5, 95])
+    wlo, whi = np.percentile(wins, [5, 95])
+    return float(lo), float(hi), int(wlo), int(whi)
+
+
 def _fmt(v: float, digits: int = 3) -> str:
     if math.isinf(v) and v > 0:
         return "—"
@@ -250,6 +269,7 @@ def _report(results, args, suggester, skipped) -> list[str]:
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: | :---: |",
     ]
     accurate, wins, held, losses, beats_all = [], [], [], [], []
+    seed_data: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     steps_rows = []
     pair_within = []
     for task_id, by_method in results.items():
@@ -271,13 +291,34 @@ def _report(results, args, suggester, skipped) -> list[str]:
         accurate.append(ok)
         others = [cells[(m, 1)] for m in METHODS[1:] if not math.isnan(cells[(m, 1)])]
         beats_all.append(cells[("suggest", 1)] >= max(others, default=-math.inf))
-        if not beats_all[-1]:
-            best = max(METHODS[1:], key=lambda m: cells[(m, 1)])
-            losses.append(f"{task_id.split('/')[-1]} (below {best} @1)")
+        best = max(METHODS[1:], key=lambda m: cells[(m, 1)])
         if task_id in HELD_OUT:
             wins.append(win)
             held.append(task_id)
-        why = [w for w, bad in (("below TPE @1", not win), ("not within 5%", not ok)) if bad]
+        why = [
+            w
+            for w, bad in (
+                ("below TPE @1", not win),
+                (f"below {best} @1", win and not beats_all[-1]),
+                ("not within 5%", not ok),
+            )
+            if bad
+        ]
+        seed_data[task_id] = (
+            np.array([_trace(r["trials"])[-1][1] for r in by_method["tpe"]]),
+            np.array(
+                [
+                    _at(_trace(r["trials"]), r["trials"][0]["steps_used"])
+                    for r in by_method["suggest"]
+                ]
+            ),
+            np.array(
+                [
+                    _at(_trace(t["trials"]), s["trials"][0]["steps_used"])
+                    for t, s in zip(by_method["tpe"], by_method["suggest"], strict=True)
+                ]
+            ),
+        )
         if why:
             losses.append(f"{task_id.split('/')[-1]} ({', '.join(why)})")
         row = [task_id.split("/")[-1], _fmt(ref)]
@@ -291,6 +332,7 @@ def _report(results, args, suggester, skipped) -> list[str]:
             steps.append(float(np.median(per_seed)))
         steps_rows.append((task_id.split("/")[-1], unit, steps))
     n = len(accurate)
+    acc_lo, acc_hi, win_lo, win_hi = _bootstrap(seed_data)
     lines += [
         "",
         "## Compute to get within 5% of the reference (median optimizer steps over seeds)",
@@ -310,10 +352,13 @@ def _report(results, args, suggester, skipped) -> list[str]:
         "",
         f"- Hyperparameter prediction accuracy (suggestion's median test metric within 5% of "
         f"the reference): **{sum(accurate)}/{n} tasks = {sum(accurate) / max(n, 1):.0%}** "
-        f"(bar: 80%); per (task, seed) pair: {np.mean(pair_within):.0%}.",
+        f"(bar: 80%); per (task, seed) pair: {np.mean(pair_within):.0%}. Resampling the "
+        f"seeds (bootstrap, 1000 draws) puts it between {acc_lo:.0%} and {acc_hi:.0%} "
+        "(5th-95th percentile): with 5 seeds, tasks near the 5% line flip.",
         f"- Equal compute (probes + 1 run), suggestion ≥ TPE on **{sum(wins)}/{len(wins)} "
         f"held-out tasks** (bar: 4 of 5); ≥ the best of TPE, random and grid on "
-        f"{sum(beats_all)}/{n} tasks.",
+        f"{sum(beats_all)}/{n} tasks. Held-out wins under the seed bootstrap: "
+        f"{win_lo}-{win_hi} of {len(wins)} (5th-95th percentile).",
         "- Wall seconds, all tasks and seeds: "
         + ", ".join(
             f"{m} {sum(r['seconds'] for t in results.values() for r in t[m]):.0f}" for m in METHODS
