@@ -5,8 +5,9 @@ A task that declares knobs has two members (the :class:`Tunable` protocol):
 task adds them to its class; :func:`tunable` then uses them as they are. The built-in
 tasks keep their ``build(seed, lr)`` contract unchanged and get their knobs from an
 adapter chosen by their backend and model: MLPs (fixed or drawn) accept the whole
-:data:`~lrgym.suggester.space.PLAN_SPACE`, the digits CNN and the LSTM forecaster the
-knobs that fit them, linear models LR, batch size and optimizer, and XGBoost tasks
+:data:`~lrgym.suggester.space.PLAN_SPACE`, the digits CNN, the image tasks' small CNN
+(CIFAR-10, MNIST, Fashion-MNIST) and the LSTM forecaster the knobs that fit them, linear
+models LR, batch size and optimizer, and XGBoost tasks
 :data:`~lrgym.suggester.space.XGB_SPACE`.
 """
 
@@ -120,7 +121,7 @@ _TORCH_KNOBS: dict[str, tuple[str, ...]] = {
 
 
 def _torch_kind(factory: Callable[..., Any]) -> str | None:
-    from lrgym.tasks import models, timeseries
+    from lrgym.tasks import models, timeseries, vision
 
     func, kwargs = factory, {}
     if isinstance(factory, functools.partial):
@@ -129,7 +130,7 @@ def _torch_kind(factory: Callable[..., Any]) -> str | None:
         return "mlp"
     if func is models.linear:
         return "linear"
-    if func is models.digits_cnn:
+    if func in (models.digits_cnn, vision.small_cnn):  # the real image tasks' CNN too
         return "cnn"
     if func is timeseries.lstm_forecaster:
         return "lstm"
