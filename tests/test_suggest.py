@@ -148,6 +148,24 @@ def test_builtin_tasks_accept_the_knobs_that_fit():
     assert lrgym.make_task("lrgym/WineMLP-v0").build(0, 1e-3).batch_size == 16
 
 
+def test_real_image_cnn_accepts_the_cnn_knobs(tmp_path):
+    from lrgym.tasks.vision import cifar10_small_cnn
+
+    rng = np.random.default_rng(0)
+    y = (np.arange(40) % 4).astype(np.uint8)
+    x = np.clip(y[:, None, None, None] * 50 + rng.integers(0, 50, (40, 16, 16, 3)), 0, 255)
+    np.savez(tmp_path / "tiny.npz", x=x.astype(np.uint8), y=y)
+    task = cifar10_small_cnn(
+        str(tmp_path / "tiny.npz"), image_size=16, subset=None, eval_size=16, val_size=8
+    )
+    knobs = tunable(task)
+    assert knobs.kind == "cnn" and knobs.space.names == PLAN_SPACE.names
+    trainee = knobs.build(0, {"layers": 3, "units": 64, "batch_size": 32, "optimizer": "adam"})
+    convs = [m for m in trainee.model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 3 and convs[0].in_channels == 3
+    assert trainee.train(2).steps == 2
+
+
 def test_task_without_knobs_is_a_clear_error():
     task = TorchTask(
         INFO, data=tiny_data, model=lambda n_in, n_out, rng: torch.nn.Linear(n_in, n_out)
