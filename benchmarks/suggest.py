@@ -24,7 +24,7 @@ suggestion (one final run) has a median test metric within 5% of that reference.
 of the reference (median over seeds; "—" if most seeds never get there). *Equal
 compute*: each method's median test metric at the suggestion's budget (probes + 1 run)
 and at probes + 3 runs. The suggester is the shipped one, trained only on meta-train
-tasks (`trained_agents/suggester/card.json`); nothing here tunes it.
+tasks (`lrgym/suggester/shipped/card.json`); nothing here tunes it.
 """
 
 from __future__ import annotations

@@ -180,8 +180,9 @@ def load_init(directory: str | os.PathLike[str], model: nn.Module | None = None)
     return load_state_into(model, state, repr(os.fspath(path)))
 
 
-SHIPPED_DIR = "inits"
-"""Shipped inits live in ``lrgym.trained_agents/inits/NAME`` (apart from the agents)."""
+SHIPPED_DIR = "shipped"
+"""Shipped inits live in ``lrgym/meta_init/shipped/NAME`` (an init is not an agent, so
+not in ``trained_agents/``)."""
 
 
 def shipped_inits() -> list[str]:
@@ -193,7 +194,7 @@ def shipped_inits() -> list[str]:
 def _shipped_root() -> Path:
     from importlib import resources
 
-    return Path(str(resources.files("lrgym.trained_agents"))) / SHIPPED_DIR
+    return Path(str(resources.files("lrgym.meta_init"))) / SHIPPED_DIR
 
 
 def resolve_init(name: str | os.PathLike[str]) -> Path:

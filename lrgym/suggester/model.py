@@ -198,14 +198,12 @@ class Suggester:
 
 
 DEFAULT_SUGGESTER = "default"
-"""Name of the suggester that ships with lrgym (``trained_agents/suggester``)."""
+"""Name of the suggester that ships with lrgym (``lrgym/suggester/shipped``)."""
 
 
 def default_path() -> Path:
-    """Directory of the shipped suggester."""
-    import lrgym.trained_agents
-
-    return Path(next(iter(lrgym.trained_agents.__path__))) / "suggester"
+    """Directory of the shipped suggester (not an agent, so not in ``trained_agents/``)."""
+    return Path(__file__).resolve().parent / "shipped"
 
 
 def load_suggester(path: str | os.PathLike[str] | None = None) -> Suggester:
