@@ -172,13 +172,50 @@ def meta_val_score(
     return float(acc.mean())
 
 
+class _MetaValSelection:
+    """Model selection: scores candidate inits on fixed meta-val episodes, keeps the best,
+    and times the run from ``started`` (``perf_counter``, ``process_time``)."""
+
+    def __init__(
+        self,
+        family: InitFamily,
+        config: MetaInitConfig,
+        episodes: list[Episode],
+        initial: dict[str, torch.Tensor],
+        started: tuple[float, float],
+    ) -> None:
+        self.family, self.config, self.episodes = family, config, episodes
+        self.history: list[tuple[int, float]] = []
+        self.best = (-math.inf, 0, initial)
+        self.wall0, self.cpu0 = started
+
+    def score(self, iteration: int, state: dict[str, torch.Tensor]) -> None:
+        """Score ``state`` (an init after ``iteration`` outer steps); keep it if best."""
+        c = self.config
+        acc = meta_val_score(self.family, state, self.episodes, c.inner_steps, c.inner_lr)
+        self.history.append((iteration, acc))
+        if acc > self.best[0]:
+            self.best = (acc, iteration, state)
+
+    def result(self) -> MetaInitResult:
+        """The best init so far, with the scoring history and the time spent."""
+        return MetaInitResult(
+            self.best[2],
+            self.config,
+            self.best[1],
+            self.history,
+            time.perf_counter() - self.wall0,
+            time.process_time() - self.cpu0,
+        )
+
+
 def meta_train(family: InitFamily, config: MetaInitConfig) -> MetaInitResult:
     """Meta-train an initialization for ``family``'s tasks (deterministic under ``seed``).
 
     Meta-training draws tasks from the ``meta-train`` pool only; model selection scores
     fixed ``meta-val`` episodes; ``meta-test`` is never read here.
     """
-    wall0, cpu0 = time.perf_counter(), time.process_time()
+    started = time.perf_counter(), time.process_time()
     seeds = np.random.SeedSequence([int(config.seed), 1_013])
     init_seq, task_seq, val_seq = seeds.spawn(3)
     task_rng = np.random.default_rng(task_seq)
@@ -187,7 +224,7 @@ def meta_train(family: InitFamily, config: MetaInitConfig) -> MetaInitResult:
     model = seeded_model(family.settings.model, int(init_seq.generate_state(1)[0]))
     params = {k: p.detach().clone() for k, p in model.named_parameters()}
     if config.algorithm == "multitask":
-        return _multitask(family, config, params, task_rng, val_episodes, wall0, cpu0)
+        return _multitask(family, config, params, task_rng, val_episodes, started)
 
     fn = _Functional(model, config.inner_steps, config.inner_lr)
     leaves = [torch.nn.Parameter(p) for p in params.values()]
@@ -202,17 +239,8 @@ def meta_train(family: InitFamily, config: MetaInitConfig) -> MetaInitResult:
     def current() -> dict[str, torch.Tensor]:
         return {n: p.detach() for n, p in zip(names, leaves, strict=True)}
 
-    history: list[tuple[int, float]] = []
-    best = (-math.inf, 0, _detached(current()))
-
-    def score(iteration: int) -> None:
-        nonlocal best
-        acc = meta_val_score(family, current(), val_episodes, config.inner_steps, config.inner_lr)
-        history.append((iteration, acc))
-        if acc > best[0]:
-            best = (acc, iteration, _detached(current()))
-
-    score(0)
+    selection = _MetaValSelection(family, config, val_episodes, _detached(current()), started)
+    selection.score(0, _detached(current()))
     for it in range(1, config.meta_iterations + 1):
         episodes = [family.sample_episode("meta-train", task_rng) for _ in range(config.meta_batch)]
         batch = _stack(episodes)
@@ -224,15 +252,8 @@ def meta_train(family: InitFamily, config: MetaInitConfig) -> MetaInitResult:
             p.grad = mean if config.algorithm == "fomaml" else -mean
         outer.step()
         if it % config.val_every == 0 or it == config.meta_iterations:
-            score(it)
-    return MetaInitResult(
-        best[2],
-        config,
-        best[1],
-        history,
-        time.perf_counter() - wall0,
-        time.process_time() - cpu0,
-    )
+            selection.score(it, _detached(current()))
+    return selection.result()
 
 
 def _multitask(
@@ -241,8 +262,7 @@ def _multitask(
     params: dict[str, torch.Tensor],
     rng: np.random.Generator,
     val_episodes: list[Episode],
-    wall0: float,
-    cpu0: float,
+    started: tuple[float, float],
 ) -> MetaInitResult:
     """Pre-train one classifier on every meta-train class at once; body → init."""
     s = family.settings
@@ -272,19 +292,10 @@ def _multitask(
                     state[k] = torch.zeros_like(params[k])
         return state
 
-    history: list[tuple[int, float]] = []
-    best = (-math.inf, 0, as_init())
-
-    def score(iteration: int) -> None:
-        nonlocal best
-        state = as_init()
-        acc = meta_val_score(family, state, val_episodes, config.inner_steps, config.inner_lr)
-        history.append((iteration, acc))
-        if acc > best[0]:
-            best = (acc, iteration, state)
+    selection = _MetaValSelection(family, config, val_episodes, as_init(), started)
 
     gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
-    score(0)
+    selection.score(0, as_init())
     for it in range(1, config.meta_iterations + 1):
         idx = torch.randint(len(y_all), (batch,), generator=gen)
         loss = torch.nn.functional.cross_entropy(net(x_all[idx]), y_all[idx])
@@ -292,12 +303,5 @@ def _multitask(
         loss.backward()
         opt.step()
         if it % config.val_every == 0 or it == config.meta_iterations:
-            score(it)
-    return MetaInitResult(
-        best[2],
-        config,
-        best[1],
-        history,
-        time.perf_counter() - wall0,
-        time.process_time() - cpu0,
-    )
+            selection.score(it, as_init())
+    return selection.result()
