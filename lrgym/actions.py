@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 
 @dataclass(frozen=True)
 class LogLRAction:
@@ -26,5 +24,6 @@ class LogLRAction:
 
     def apply(self, lr: float, action: float) -> float:
         """The LR after applying ``action`` (clipped to [-1, 1]) to ``lr``."""
-        a = float(np.clip(action, -1.0, 1.0))
-        return float(np.clip(lr * 2.0 ** (a * self.max_log2_step), self.min_lr, self.max_lr))
+        # plain floats: NumPy's scalar overhead is most of this call's cost, paid per decision
+        a = min(1.0, max(-1.0, float(action)))
+        return min(self.max_lr, max(self.min_lr, lr * 2.0 ** (a * self.max_log2_step)))

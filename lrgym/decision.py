@@ -134,14 +134,15 @@ class DecisionPath:
         Raises:
             ValueError: ``action`` does not have one value per controlled hyperparameter.
         """
-        actions = np.asarray(action, dtype=np.float64).reshape(-1)
-        if actions.shape[0] != len(self.hparams):
+        actions = np.asarray(action, dtype=np.float64).reshape(-1).tolist()
+        if len(actions) != len(self.hparams):
             raise ValueError(
                 f"action must have {len(self.hparams)} value(s), one per hyperparameter "
                 f"{list(self.hparams.names)}, got shape {np.shape(action)}"
             )
-        actions = np.where(np.isfinite(actions), actions, 0.0)
-        a = float(actions[0])
+        # plain floats from here: per decision, NumPy scalar ops cost more than the work
+        actions = [v if math.isfinite(v) else 0.0 for v in actions]
+        a = actions[0]
         for group in optimizer.param_groups:
             group["lr"] = self.action_map.apply(float(group["lr"]), a)
         if self.hparams.extras:

@@ -273,10 +273,12 @@ class UpdateTracker:
     """Measures parameter updates between decisions: ``|Δθ| / |θ|`` and update cosine.
 
     Shared by the torch trainee and the deployed scheduler so both report identical
-    numbers for identical runs. The parameters are snapshotted into preallocated torch
-    buffers that take turns (start, end, update, previous update): snapshots allocated
-    afresh at every decision (NumPy, before) slowed the training steps around them by
-    about 1.5% on DigitsMLP (``benchmarks/env_overhead.py``).
+    numbers for identical runs. The parameters are snapshotted into preallocated buffers
+    that take turns (start, end, update, previous update): snapshots allocated afresh at
+    every decision slowed the training steps around them by about 1.5% on DigitsMLP
+    (``benchmarks/env_overhead.py``). CPU float parameters are read through zero-copy
+    NumPy views (torch's per-op overhead, at one call per decision, was ~0.3% of a
+    DigitsMLP run); other parameters (GPU, half precision) through torch.
 
     Args:
         params: The parameters to watch (e.g. every tensor in an optimizer's groups).
@@ -284,18 +286,21 @@ class UpdateTracker:
 
     def __init__(self, params: Sequence[torch.Tensor]) -> None:
         self.params = list(params)
+        self._numpy = _numpy_views(self.params) is not None
         self._start = self._flat()
-        self._end = torch.empty_like(self._start)
-        self._update = torch.empty_like(self._start)
-        self._prev_update = torch.empty_like(self._start)
+        empty_like = np.empty_like if self._numpy else torch.empty_like
+        self._end = empty_like(self._start)
+        self._update = empty_like(self._start)
+        self._prev_update = empty_like(self._start)
         self._has_prev = False
         self._prev_norm = 0.0
 
     @torch.no_grad()
-    def _flat(self, out: torch.Tensor | None = None) -> torch.Tensor:
+    def _flat(self, out: torch.Tensor | np.ndarray | None = None) -> torch.Tensor | np.ndarray:
         """Every parameter, flattened into one vector (a copy; into ``out`` if given)."""
-        if not self.params:
-            return torch.zeros(0)
+        if self._numpy:
+            views = [v.reshape(-1) for v in _numpy_views(self.params)]
+            return np.concatenate(views, out=out) if views else np.zeros(0, np.float32)
         return torch.cat([p.detach().reshape(-1) for p in self.params], out=out)
 
     @torch.no_grad()
@@ -304,14 +309,21 @@ class UpdateTracker:
 
         The cosine is NaN for the first window; the ratio is NaN without parameters.
         """
-        if self._start.numel() == 0:
+        if self._start.shape[0] == 0:
             return math.nan, math.nan
         end = self._flat(out=self._end)
-        update = torch.sub(end, self._start, out=self._update)
-        parts = [torch.dot(update, update), torch.dot(self._start, self._start)]
-        if self._has_prev:
-            parts.append(torch.dot(update, self._prev_update))
-        values = torch.stack(parts).tolist()  # one device sync for all three numbers
+        if self._numpy:
+            update = np.subtract(end, self._start, out=self._update)
+            pairs = [(update, update), (self._start, self._start)]
+            if self._has_prev:
+                pairs.append((update, self._prev_update))
+            values = [float(np.dot(a, b)) for a, b in pairs]
+        else:
+            update = torch.sub(end, self._start, out=self._update)
+            parts = [torch.dot(update, update), torch.dot(self._start, self._start)]
+            if self._has_prev:
+                parts.append(torch.dot(update, self._prev_update))
+            values = torch.stack(parts).tolist()  # one device sync for all three numbers
         norm, start_norm = math.sqrt(values[0]), math.sqrt(values[1])
         ratio = norm / max(start_norm, 1e-12)
         cosine = values[2] / max(norm * self._prev_norm, 1e-12) if self._has_prev else math.nan

@@ -9,6 +9,7 @@ import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import ClassVar
 
 import numpy as np
@@ -148,26 +149,35 @@ class TorchTrainee(Trainee):
         out = self.model(x)
         loss = float(self.loss_fn(out, y))
         if self.loss_name == "cross_entropy":
-            metrics = classification_metrics(out.argmax(dim=1), y, out.shape[1])
-            return EvalReport(loss, metrics["accuracy"], metrics)
+            pred, labels = out.argmax(dim=1).numpy(), y.numpy()
+            # macro-F1 only when read: the env reads the accuracy alone at every decision
+            metrics = partial(classification_metrics, pred, labels, out.shape[1])
+            return EvalReport(loss, accuracy(pred, labels), metrics)
         metrics = regression_metrics(out, y)
         return EvalReport(loss, metrics["r2"], metrics)
 
 
-def classification_metrics(pred: torch.Tensor, y: torch.Tensor, n_classes: int) -> dict[str, float]:
+def accuracy(pred: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor) -> float:
+    """Share of ``pred`` equal to ``y``, rounded to float32 like torch's
+    ``(pred == y).float().mean()`` (an exact count divided once: the same value)."""
+    hits = np.count_nonzero(np.asarray(pred) == np.asarray(y))
+    return float(np.float32(hits) / np.float32(max(len(y), 1)))
+
+
+def classification_metrics(
+    pred: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor, n_classes: int
+) -> dict[str, float]:
     """Accuracy and macro-F1 (classes absent from both ``pred`` and ``y`` are skipped)."""
     # in NumPy: a handful of tiny tensor ops costs ~10x more in torch's per-call overhead,
     # paid at every decision of every run
-    pred_np, y_np = pred.numpy(), y.numpy()
+    pred_np, y_np = np.asarray(pred), np.asarray(y)
     hit = pred_np == y_np
-    # float32 like torch's `hit.float().mean()`: an exact count divided once, same value
-    accuracy = float(np.float32(hit.sum()) / np.float32(max(len(hit), 1)))
     # per class: F1 = 2·TP / (2·TP + FP + FN) = 2·TP / (#predicted + #true), in 3 bincounts
     tp = np.bincount(y_np[hit], minlength=n_classes)
     support = np.bincount(pred_np, minlength=n_classes) + np.bincount(y_np, minlength=n_classes)
     present = support > 0
     f1 = float((2 * tp[present] / support[present]).mean()) if present.any() else 0.0
-    return {"accuracy": accuracy, "macro_f1": f1}
+    return {"accuracy": accuracy(pred_np, y_np), "macro_f1": f1}
 
 
 def regression_metrics(pred: torch.Tensor, y: torch.Tensor) -> dict[str, float]:

@@ -46,9 +46,12 @@ class TrainReport:
         return sum(self.losses) / max(len(self.losses), 1)
 
 
-@dataclass(frozen=True)
 class EvalReport:
     """Loss and metrics on one data split.
+
+    ``metrics`` may be given as a function that computes them: it is called once, when
+    :attr:`metrics` is first read. The env reads only the headline metric at each
+    decision, and macro-F1 there cost about 0.7% of a DigitsMLP run's time.
 
     Attributes:
         loss: Mean loss on the split (same loss as training).
@@ -56,9 +59,32 @@ class EvalReport:
         metrics: Every metric computed, by name (includes the headline metric).
     """
 
-    loss: float
-    metric: float
-    metrics: dict[str, float]
+    __slots__ = ("loss", "metric", "_metrics")
+
+    def __init__(
+        self,
+        loss: float,
+        metric: float,
+        metrics: dict[str, float] | Callable[[], dict[str, float]],
+    ) -> None:
+        self.loss = loss
+        self.metric = metric
+        self._metrics = metrics
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """Every metric computed, by name (includes the headline metric)."""
+        if callable(self._metrics):
+            self._metrics = self._metrics()
+        return self._metrics
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, EvalReport):
+            return NotImplemented
+        return (self.loss, self.metric, self.metrics) == (other.loss, other.metric, other.metrics)
+
+    def __repr__(self) -> str:
+        return f"EvalReport(loss={self.loss!r}, metric={self.metric!r}, metrics={self.metrics!r})"
 
 
 class Trainee(ABC):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, ClassVar
 
 import numpy as np
@@ -11,7 +12,7 @@ import torch
 import xgboost as xgb
 
 from lrgym.task import ArraySplits, Backend, DataFactory, Task, TaskInfo
-from lrgym.torch_trainee import classification_metrics, regression_metrics
+from lrgym.torch_trainee import accuracy, classification_metrics, regression_metrics
 from lrgym.trainee import EvalReport, StepHook, Trainee, TrainReport
 
 BOOSTER_HPARAMS: dict[str, type] = {"max_depth": int, "subsample": float}
@@ -201,8 +202,9 @@ class XGBoostTrainee(Trainee):
             y = y.long()
             prob = pred.clamp(1e-7, 1.0)
             loss = float(-prob.gather(1, y[:, None]).log().mean())
-            metrics = classification_metrics(pred.argmax(dim=1), y, self.n_classes)
-            return EvalReport(loss, metrics["accuracy"], metrics)
+            labels, y_np = pred.argmax(dim=1).numpy(), y.numpy()
+            metrics = partial(classification_metrics, labels, y_np, self.n_classes)
+            return EvalReport(loss, accuracy(labels, y_np), metrics)  # macro-F1 when read
         y = y.double()
         metrics = regression_metrics(pred, y)
         loss = metrics["rmse"] ** 2

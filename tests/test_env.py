@@ -224,3 +224,54 @@ def test_classification_metrics_match_sklearn(n, classes):
     assert metrics["accuracy"] == float((pred == y).float().mean())
     expected = f1_score(y.numpy(), pred.numpy(), average="macro", zero_division=0)
     assert metrics["macro_f1"] == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_update_tracker_matches_direct_computation(dtype, monkeypatch):
+    """``|Δθ| / |θ|`` and the cosine of consecutive updates, through the NumPy views
+    (CPU float parameters) and through torch (what GPU parameters take), against the
+    textbook formulas on flattened copies."""
+    from lrgym import signals
+
+    g = torch.Generator().manual_seed(0)
+    params = [torch.randn(4, 3, generator=g, dtype=dtype), torch.randn(5, generator=g, dtype=dtype)]
+    for numpy_path in (True, False):
+        if not numpy_path:
+            monkeypatch.setattr(signals, "_numpy_views", lambda tensors: None)
+        tracker = signals.UpdateTracker(params)
+        snapshots = [torch.cat([p.reshape(-1) for p in params]).clone()]
+        results = []
+        for _ in range(3):
+            for p in params:
+                p.add_(torch.randn(p.shape, generator=g, dtype=dtype) * 0.1)
+            snapshots.append(torch.cat([p.reshape(-1) for p in params]).clone())
+            results.append(tracker.measure())
+        updates = [b - a for a, b in zip(snapshots[:-1], snapshots[1:], strict=True)]
+        for i, (ratio, cosine) in enumerate(results):
+            assert ratio == pytest.approx(float(updates[i].norm() / snapshots[i].norm()), rel=1e-5)
+            if i == 0:
+                assert math.isnan(cosine)
+            else:
+                expected = torch.nn.functional.cosine_similarity(updates[i], updates[i - 1], dim=0)
+                assert cosine == pytest.approx(float(expected), rel=1e-4)
+
+
+def test_eval_report_computes_macro_f1_when_read():
+    """The env's per-decision validation computes accuracy only; macro-F1 is computed
+    on first read, equals scikit-learn's metric function's, and the metrics are a dict."""
+    import json
+
+    from lrgym.torch_trainee import classification_metrics
+
+    env = gymnasium.make("lrgym/DigitsMLP-v0")
+    env.reset(seed=0)
+    trainee = env.unwrapped.trainee
+    report = trainee.evaluate("val")
+    assert callable(report._metrics)  # not computed yet
+    x, y = trainee.tensors["val"]
+    with torch.no_grad():
+        pred = trainee.model(x).argmax(dim=1)
+    expected = classification_metrics(pred, y, int(y.max()) + 1)
+    assert report.metrics == expected and report.metric == expected["accuracy"]
+    assert json.loads(json.dumps(report.metrics)) == expected
+    assert report == trainee.evaluate("val")
