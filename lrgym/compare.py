@@ -25,7 +25,7 @@ from lrgym._lifetime import stop_pool, watch_parent
 from lrgym.controllers import make_controller
 from lrgym.env import check_initial_lr
 from lrgym.registration import TaskSpec, ensure_registered, make_task, portable_specs
-from lrgym.trainee import is_diverged
+from lrgym.trainee import TrainReport, is_diverged
 from lrgym.validate import whole_number
 
 RUN_COLUMNS = (
@@ -40,13 +40,20 @@ RUN_COLUMNS = (
 @dataclass(frozen=True)
 class RunSpec:
     """One run of the grid. ``initial_lr=None`` means the task's default LR; ``init`` is
-    an init folder (``lrgym meta-init``) loaded into the model after it is built."""
+    an init folder (``lrgym meta-init``) loaded into the model after it is built.
+
+    ``target_every=n`` also checks the validation metric against the target every ``n``
+    steps between the controller's evaluations, so steps to target are resolved to ``n``
+    steps instead of the decision interval. The controller never sees those extra
+    evaluations (its decisions are the same); they add their time to the run's seconds.
+    """
 
     task: str
     scheduler: str
     seed: int
     initial_lr: float | None = None
     init: str | None = None
+    target_every: int | None = None
 
 
 @dataclass
@@ -69,6 +76,9 @@ def run_one(spec: RunSpec, total_steps: int | None = None) -> RunResult:
     lr0 = check_initial_lr(info.default_lr if spec.initial_lr is None else spec.initial_lr)
     total = info.total_steps if total_steps is None else whole_number("total_steps", total_steps, 1)
     interval = min(info.decision_interval, total)
+    check_every = interval
+    if spec.target_every is not None:
+        check_every = whole_number("target_every", spec.target_every, 1)
     spec = replace(spec, initial_lr=lr0)
     controller = make_controller(spec.scheduler)
     built = task.build(spec.seed, lr0)
@@ -87,7 +97,10 @@ def run_one(spec: RunSpec, total_steps: int | None = None) -> RunResult:
     reached_at: tuple[int, float] | None = (0, 0.0) if ev.metric >= info.target else None
     while steps < total and not diverged:
         chunk = min(interval, total - steps)
-        report = trainee.train(chunk, on_step=controller.step)
+        report, checks = _train_checking(trainee, chunk, controller.step, check_every, steps, start)
+        for at, metric, seconds in checks:
+            if reached_at is None and metric >= info.target:
+                reached_at = (at, seconds)
         steps += report.steps
         ev = None if report.steps < chunk else trainee.evaluate("val")
         diverged = is_diverged(report, chunk, ev.loss if ev else None, initial_val_loss)
@@ -130,6 +143,32 @@ def run_one(spec: RunSpec, total_steps: int | None = None) -> RunResult:
         **{f"test_{k}": v for k, v in test.metrics.items()},
     }
     return RunResult(row, curve)
+
+
+def _train_checking(
+    trainee, chunk: int, on_step, every: int, done: int, start: float
+) -> tuple[TrainReport, list[tuple[int, float, float]]]:
+    """Train ``chunk`` steps; inside it (not at its end, where the caller evaluates)
+    evaluate the validation metric every ``every`` steps.
+
+    Returns the whole chunk's report and ``(step, metric, seconds since start)`` per
+    check; ``done`` steps came before the chunk.
+    """
+    if every >= chunk:
+        return trainee.train(chunk, on_step=on_step), []
+    reports, checks, trained = [], [], 0
+    while trained < chunk:
+        piece = min(every, chunk - trained)
+        reports.append(trainee.train(piece, on_step=on_step))
+        trained += reports[-1].steps
+        if reports[-1].steps < piece or trained >= chunk:
+            break  # diverged, or the chunk's end
+        metric = trainee.evaluate("val").metric
+        checks.append((done + trained, metric, time.perf_counter() - start))
+    last = reports[-1]
+    losses = tuple(loss for r in reports for loss in r.losses)
+    report = TrainReport(trained, losses, last.grad_norm, last.update_ratio, last.update_cosine)
+    return report, checks
 
 
 def _finite_or_nan(metric: float) -> float:

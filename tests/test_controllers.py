@@ -288,3 +288,23 @@ def test_run_one_curve_follows_schedule():
     for r in result.curve:
         assert r["lr"] == pytest.approx(expected[r["step"]])
     assert len({r["lr"] for r in result.curve}) > 1
+
+
+@pytest.mark.parametrize("scheduler", ["constant", "learned:default"])
+def test_target_checks_between_decisions_change_no_decision(forget_tasks, scheduler):
+    """``target_every=1`` resolves steps to target to one step; the controller sees the
+    same evaluations, so LRs, curves and final metrics are those of a plain run."""
+    base = lrgym.make_task("lrgym/WineMLP-v0")
+    mid = dataclasses.replace(base, info=dataclasses.replace(base.info, target=0.6))
+    lrgym.register_task("testlab/MidTarget-v0", lambda: mid)
+    plain = run_one(RunSpec("testlab/MidTarget-v0", scheduler, 0), total_steps=100)
+    fine = run_one(RunSpec("testlab/MidTarget-v0", scheduler, 0, target_every=1), total_steps=100)
+    interval = base.info.decision_interval
+    for key in ("lr", "val_loss", "val_metric", "step"):
+        assert [c[key] for c in fine.curve] == [c[key] for c in plain.curve]
+    assert fine.row["final_test_metric"] == plain.row["final_test_metric"]
+    coarse, exact = plain.row["steps_to_target"], fine.row["steps_to_target"]
+    assert plain.row["reached_target"] and coarse % interval == 0
+    assert coarse - interval < exact < coarse  # this target is crossed inside a chunk
+    with pytest.raises(ValueError, match="target_every"):
+        run_one(RunSpec("testlab/MidTarget-v0", scheduler, 0, target_every=0), total_steps=10)

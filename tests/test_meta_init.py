@@ -262,3 +262,33 @@ def test_meta_test_tasks_are_fixed_by_index_and_settings_are_checked():
     assert len(a.y_train) == 10 and set(np.unique(a.y_train)) == {0, 1}
     with pytest.raises(ValueError, match="model with n_way outputs"):
         FamilySettings(3, 5, 15, 40, 100, True, ModelSpec("mlp", (64,), 2))
+
+
+def test_uci_sentiment_relabel_draws_the_label_assignment_per_task(tmp_path, monkeypatch):
+    """Same domains, model, budget and target as ``uci-sentiment``; only the labelling
+    differs: fixed (0 negative) there, drawn per task here. Runs on tiny stand-in files
+    with a stand-in encoder (the real one is MiniLM)."""
+    from dataclasses import replace
+
+    from lrgym.meta_init import families
+
+    for stem in families.UCI_FILES.values():
+        lines = [f"{stem} sentence {i}\t{i % 2}" for i in range(60)]
+        (tmp_path / f"{stem}_labelled.txt").write_text("\n".join(lines) + "\n")
+    rng = np.random.default_rng(0)
+    monkeypatch.setattr(
+        families,
+        "embed_sentences",
+        lambda texts, encoder, cache_dir: rng.normal(size=(len(texts), 384)).astype(np.float32),
+    )
+    fixed = make_family("uci-sentiment", data=str(tmp_path))
+    relabel = make_family("uci-sentiment-relabel", data=str(tmp_path))
+    assert relabel.settings == replace(fixed.settings, permute_labels=True)
+    assert relabel.describe_splits() == fixed.describe_splits()
+    assert relabel.pools()["meta-test"].sources == {"domain:imdb"}
+    draws = np.random.default_rng(1)
+    assignments = {relabel.sample_episode("meta-train", draws).classes for _ in range(20)}
+    assert assignments == {(0, 1), (1, 0)}
+    assert {fixed.sample_episode("meta-train", draws).classes for _ in range(20)} == {(0, 1)}
+    _, episode = relabel.meta_test_task(0)
+    assert episode.sources == {"domain:imdb"}

@@ -19,13 +19,17 @@ from lrgym.cli import _check_out_dir, _fail, _folder, _help, _split_values, app,
         "Tasks are drawn from the family's meta-train split only; the init kept is the one "
         "that scores best on fixed meta-val tasks; meta-test tasks are used only to fine-tune "
         "and report (random init vs this init, with each --eval-schedulers scheduler). "
-        "Families: digits (offline), cifar10 and uci-sentiment (need --data), and any "
+        "Families: digits (offline), cifar10, uci-sentiment and uci-sentiment-relabel (need "
+        "--data), and any "
         "registered with lrgym.meta_init.register_init_family (load it with --import).",
     ),
 )
 def meta_init(
     family: Annotated[
-        str, typer.Option(help="Task family: digits, cifar10, uci-sentiment or your own.")
+        str,
+        typer.Option(
+            help="Task family: digits, cifar10, uci-sentiment, uci-sentiment-relabel or your own."
+        ),
     ],
     out: Annotated[Path, typer.Option(help="Output folder.", parser=_folder)],
     algorithm: Annotated[
@@ -36,7 +40,7 @@ def meta_init(
         typer.Option(help="The family's data: a local path or a Hugging Face data set name."),
     ] = None,
     cache_dir: Annotated[
-        str | None, typer.Option(help="Cache folder for text embeddings (uci-sentiment).")
+        str | None, typer.Option(help="Cache folder for text embeddings (uci-sentiment*).")
     ] = None,
     meta_iterations: Annotated[int, typer.Option(min=1, help="Outer updates.")] = 300,
     meta_batch: Annotated[int, typer.Option(min=1, help="Tasks per outer update.")] = 8,

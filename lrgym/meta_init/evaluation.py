@@ -35,6 +35,10 @@ class FinetuneSpec:
         family_options: Options of the family (``data``, ``cache_dir``).
         optimizer: Fine-tune with this optimizer instead of the family's (``"adam"``).
         lr: Fine-tuning LR instead of the family's.
+        target_every: Check the target every this many steps (see
+            :class:`~lrgym.compare.RunSpec`); the default 1 resolves steps to target to
+            one step, where the decision interval (10) would tie every init that gets
+            there within the first decision.
     """
 
     family: str
@@ -45,6 +49,7 @@ class FinetuneSpec:
     family_options: tuple[tuple[str, str], ...] = ()
     optimizer: str | None = None
     lr: float | None = None
+    target_every: int | None = 1
 
 
 def finetune(spec: FinetuneSpec, on_run: Callable[[int, int], None] | None = None) -> pd.DataFrame:
@@ -74,7 +79,8 @@ def finetune(spec: FinetuneSpec, on_run: Callable[[int, int], None] | None = Non
     try:
         for n, (label, path, sched, i, seed) in enumerate(runs):
             init = None if path is None else os.fspath(path)
-            run = RunSpec(task_id(spec.family, i, spec.optimizer), sched, seed, None, init)
+            task = task_id(spec.family, i, spec.optimizer)
+            run = RunSpec(task, sched, seed, None, init, target_every=spec.target_every)
             row = run_one(run).row
             rows.append(
                 {

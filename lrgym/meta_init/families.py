@@ -21,7 +21,7 @@ import hashlib
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -442,7 +442,7 @@ class UciSentimentFamily(InitFamily):
     ) -> None:
         if data is None:
             raise ValueError(
-                "family 'uci-sentiment' needs its data: pass --data FOLDER holding the UCI "
+                f"family {self.name!r} needs its data: pass --data FOLDER holding the UCI "
                 "'Sentiment Labelled Sentences' files (amazon_cells_labelled.txt, "
                 "yelp_labelled.txt, imdb_labelled.txt) or a Hugging Face data set name"
             )
@@ -496,6 +496,27 @@ class UciSentimentFamily(InitFamily):
         return SplitPool(x, labels, frozenset({f"domain:{domain}"}))
 
 
+class UciSentimentRelabelFamily(UciSentimentFamily):
+    """The ``uci-sentiment`` tasks with a random label assignment per task.
+
+    Each task draws which label means positive, as a new data set's ids would (and as
+    the class-subset families do). With labels fixed, pre-training on a sibling domain is
+    already at the target before any fine-tuning, so the family cannot tell inits apart
+    by adaptation speed; here every init must learn the labelling from the support set.
+    Same domains, data, model, budget and target as ``uci-sentiment``.
+    """
+
+    name = "uci-sentiment-relabel"
+    description = (
+        "UCI sentiment sentences, 2-way 8-shot, random label assignment per task; "
+        "amazon / yelp / imdb (MiniLM)"
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.settings = replace(self.settings, permute_labels=True)
+
+
 def embed_sentences(
     texts: list[str], encoder: str = "minilm", cache_dir: str | os.PathLike[str] | None = None
 ) -> np.ndarray:
@@ -544,6 +565,7 @@ _FAMILIES: dict[str, FamilyFactory] = {
     "digits": DigitsFamily,
     "cifar10": Cifar10Family,
     "uci-sentiment": UciSentimentFamily,
+    "uci-sentiment-relabel": UciSentimentRelabelFamily,
 }
 
 
