@@ -41,7 +41,13 @@ from lrgym._atomic import write_text_atomic
 from lrgym.meta_init import make_family
 from lrgym.meta_init.algorithms import MetaInitConfig, meta_train
 from lrgym.meta_init.checkpoint import WEIGHTS, InitCard, save_init
-from lrgym.meta_init.evaluation import RANDOM_INIT, FinetuneSpec, finetune, ratio
+from lrgym.meta_init.evaluation import (
+    RANDOM_INIT,
+    TARGET_EVERY,
+    FinetuneSpec,
+    finetune,
+    ratio,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "results" / "meta_init"
@@ -49,7 +55,6 @@ SUMMARY = ROOT / "docs" / "results" / "meta_init" / "summary.md"
 METHODS = ("multitask", "fomaml", "reptile")
 META = ("fomaml", "reptile")
 SCHEDULERS = ("constant", "learned:default")
-TARGET_EVERY = 1  # steps between target checks; the scheduler still decides per interval
 
 
 def _digest(path: Path) -> str:

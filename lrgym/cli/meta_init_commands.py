@@ -70,6 +70,7 @@ def meta_init(
     from lrgym.meta_init.checkpoint import CARD, InitCard, save_init
     from lrgym.meta_init.evaluation import (
         RANDOM_INIT,
+        TARGET_EVERY,
         FinetuneSpec,
         finetune,
         markdown_table,
@@ -131,6 +132,7 @@ def meta_init(
             "steps": s.finetune_steps,
             "eval_interval": s.decision_interval,
             "target_accuracy": s.target,
+            "target_every": TARGET_EVERY,
             "k_shot": s.k_shot,
             "n_way": s.n_way,
         },

@@ -21,6 +21,11 @@ from lrgym.meta_init.tasks import register_meta_test_tasks, task_id
 RANDOM_INIT = "random"
 """Label of the task's own random initialization."""
 
+TARGET_EVERY = 1
+"""Steps between target checks in fine-tuning (see :class:`~lrgym.compare.RunSpec`): one
+step, where the decision interval (10) would tie every init that gets there within the
+first decision."""
+
 
 @dataclass(frozen=True)
 class FinetuneSpec:
@@ -35,10 +40,8 @@ class FinetuneSpec:
         family_options: Options of the family (``data``, ``cache_dir``).
         optimizer: Fine-tune with this optimizer instead of the family's (``"adam"``).
         lr: Fine-tuning LR instead of the family's.
-        target_every: Check the target every this many steps (see
-            :class:`~lrgym.compare.RunSpec`); the default 1 resolves steps to target to
-            one step, where the decision interval (10) would tie every init that gets
-            there within the first decision.
+        target_every: Check the target every this many steps (default
+            :data:`TARGET_EVERY`).
     """
 
     family: str
@@ -49,7 +52,7 @@ class FinetuneSpec:
     family_options: tuple[tuple[str, str], ...] = ()
     optimizer: str | None = None
     lr: float | None = None
-    target_every: int | None = 1
+    target_every: int | None = TARGET_EVERY
 
 
 def finetune(spec: FinetuneSpec, on_run: Callable[[int, int], None] | None = None) -> pd.DataFrame:
