@@ -242,8 +242,10 @@ def test_unknown_controller_names_close_match():
         make_controller("cosin")
 
 
-def test_run_one_records_divergence_without_raising():
-    result = run_one(RunSpec("lrgym/FriedmanMLP-v0", "constant", 0, 1e3), total_steps=50)
+@pytest.mark.parametrize("target_every", [None, 1])
+def test_run_one_records_divergence_without_raising(target_every):
+    spec = RunSpec("lrgym/FriedmanMLP-v0", "constant", 0, 1e3, target_every=target_every)
+    result = run_one(spec, total_steps=50)
     assert result.row["diverged"] is True
     assert result.row["steps"] < 50
     assert result.row["reached_target"] is False
