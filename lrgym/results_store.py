@@ -68,17 +68,18 @@ def scheduler_fingerprint(name: str) -> str:
 def run_key(spec: RunSpec, total_steps: int | None, fingerprints: dict[str, str]) -> str:
     """The identity of a run in the journal (see the module docstring)."""
     lr = None if spec.initial_lr is None else float(spec.initial_lr).hex()  # exact
-    return json.dumps(
-        [
-            spec.task,
-            spec.scheduler,
-            int(spec.seed),
-            lr,
-            total_steps,
-            fingerprints.get(spec.scheduler, ""),
-            lrgym.__version__,
-        ]
-    )
+    key = [
+        spec.task,
+        spec.scheduler,
+        int(spec.seed),
+        lr,
+        total_steps,
+        fingerprints.get(spec.scheduler, ""),
+        lrgym.__version__,
+    ]
+    if spec.target_every is not None:  # only then, so that earlier journals keep their keys
+        key.append(spec.target_every)
+    return json.dumps(key)
 
 
 class ResultsStore:

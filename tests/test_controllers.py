@@ -310,3 +310,16 @@ def test_target_checks_between_decisions_change_no_decision(forget_tasks, schedu
     assert coarse - interval < exact < coarse  # this target is crossed inside a chunk
     with pytest.raises(ValueError, match="target_every"):
         run_one(RunSpec("testlab/MidTarget-v0", scheduler, 0, target_every=0), total_steps=10)
+
+
+def test_results_journal_keys_tell_target_resolutions_apart():
+    """A run with target checks between decisions is another journal entry; a plain
+    run's key is what earlier journals hold (no new field)."""
+    import json
+
+    from lrgym.results_store import run_key
+
+    plain = RunSpec("lrgym/WineMLP-v0", "constant", 0)
+    fine = dataclasses.replace(plain, target_every=1)
+    assert run_key(plain, None, {}) != run_key(fine, None, {})
+    assert len(json.loads(run_key(plain, None, {}))) == 7
