@@ -3,8 +3,8 @@
 Both sides train the same run (same run seed, so the same model, data, optimizer and
 batch order) for the same steps, switch to train mode once per chunk and evaluate
 validation loss and accuracy every ``decision_interval`` steps, as a user's loop would;
-the env additionally computes signals (gradient norm, update size), macro-F1,
-observations and rewards. One torch thread. Runs alternate A/B ``--repeats`` times;
+the env additionally computes signals (gradient norm, update size), observations and
+rewards. One torch thread. Runs alternate A/B ``--repeats`` times;
 prints median throughputs and their ratio.
 
 On a shared machine the A/B ratio swings by several percent from run to run, more than
@@ -99,7 +99,11 @@ def env_loop(task_id: str, seed: int) -> tuple[int, float]:
 
 @contextlib.contextmanager
 def timers(targets: dict[str, tuple[object, str]]) -> Iterator[dict[str, float]]:
-    """Seconds spent in each target function while the block runs (wrapped, then put back)."""
+    """Seconds spent in each target function while the block runs (wrapped, then put back).
+
+    Timers on a few functions, not cProfile: its hook on every call would slow the
+    training steps whose share it is meant to measure.
+    """
     spent: dict[str, float] = defaultdict(float)
     originals = {name: getattr(owner, attr) for name, (owner, attr) in targets.items()}
 
