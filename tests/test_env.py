@@ -260,6 +260,7 @@ def test_eval_report_computes_macro_f1_when_read():
     """The env's per-decision validation computes accuracy only; macro-F1 is computed
     on first read, equals scikit-learn's metric function's, and the metrics are a dict."""
     import json
+    import pickle
 
     from lrgym.torch_trainee import classification_metrics
 
@@ -275,3 +276,5 @@ def test_eval_report_computes_macro_f1_when_read():
     assert report.metrics == expected and report.metric == expected["accuracy"]
     assert json.loads(json.dumps(report.metrics)) == expected
     assert report == trainee.evaluate("val")
+    lazy = trainee.evaluate("val")  # a report crosses processes before it is read
+    assert pickle.loads(pickle.dumps(lazy)).metrics == expected
