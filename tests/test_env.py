@@ -258,7 +258,8 @@ def test_update_tracker_matches_direct_computation(dtype, monkeypatch):
 
 def test_eval_report_computes_macro_f1_when_read():
     """The env's per-decision validation computes accuracy only; macro-F1 is computed
-    on first read, equals scikit-learn's metric function's, and the metrics are a dict."""
+    on first read, equals ``classification_metrics`` (checked against scikit-learn above),
+    and the metrics are a dict."""
     import json
     import pickle
 
