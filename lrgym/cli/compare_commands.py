@@ -50,9 +50,15 @@ InitOption = Annotated[
 ]
 
 
-def _prepare_init(init: str | None, out: Path) -> str | None:
-    """Check ``--init`` (an init folder), register its family's meta-test tasks, and tie
-    ``out`` to it: a run journal is reused only for the same init."""
+INIT_MARKER = "init.json"
+"""In a results folder run with ``--init``: the init's path and weights digest."""
+
+
+def _prepare_init(init: str | None, out: Path) -> dict[str, str] | None:
+    """Check ``--init`` (an init folder), register its family's meta-test tasks, and
+    check that ``out`` holds no runs of another init (a journal is reused only for the
+    same init). Returns what ``OUT/init.json`` holds for it: ``init`` (its path) and
+    ``sha256`` (of its weights)."""
     if init is None:
         return None
     import json
@@ -67,13 +73,13 @@ def _prepare_init(init: str | None, out: Path) -> str | None:
     except InitLoadError as exc:
         raise _fail(f"--init: {exc}") from None
     register_meta_test_tasks(card.family, **card.family_options)
-    marker = out / "init.json"
+    marker = out / INIT_MARKER
     mine = {"init": str(path.resolve()), "sha256": sha256(path / WEIGHTS)}
     if marker.is_file() and json.loads(marker.read_text(encoding="utf-8")) != mine:
         raise _fail(f"{out} holds runs of another --init ({marker}); pass another --out")
     if not marker.exists() and (out / "runs.jsonl").exists():
         raise _fail(f"{out} holds runs without --init; pass another --out")
-    return str(path)
+    return mine
 
 
 @app.command(
@@ -150,7 +156,8 @@ def _run_comparison(
         raise _fail("--tasks is empty; pass task ids, 'meta-train', 'held-out', 'real' or 'all'")
     if not schedulers:
         raise _fail("--schedulers is empty; pass scheduler names or 'baselines'")
-    init = _prepare_init(init, out)
+    marker = _prepare_init(init, out)
+    init = None if marker is None else marker["init"]
     try:
         seed_range = range(seed_start, seed_start + seeds)
         specs = grid(select_tasks(_split_values(tasks)), schedulers, seed_range, lrs, init)
@@ -165,15 +172,12 @@ def _run_comparison(
         )
     _connect_backend(backend, address)
     _check_out_dir(out)
-    if init is not None:
+    if marker is not None:
         import json
 
         from lrgym._atomic import write_text_atomic
-        from lrgym.manifest import sha256
-        from lrgym.meta_init.checkpoint import WEIGHTS
 
-        mine = {"init": str(Path(init).resolve()), "sha256": sha256(Path(init) / WEIGHTS)}
-        write_text_atomic(out / "init.json", json.dumps(mine) + "\n")
+        write_text_atomic(out / INIT_MARKER, json.dumps(marker) + "\n")
     progress = _grid_progress()
     with progress:
         bar = progress.add_task("runs", total=len(specs))
