@@ -29,6 +29,7 @@ import argparse
 import hashlib
 import json
 import math
+import os
 import platform
 import time
 from pathlib import Path
@@ -38,8 +39,8 @@ import pandas as pd
 import torch
 
 from lrgym._atomic import write_text_atomic
-from lrgym.meta_init import make_family
-from lrgym.meta_init.algorithms import MetaInitConfig, meta_train
+from lrgym.manifest import sha256
+from lrgym.meta_init.algorithms import DEFAULT_META_LR, MetaInitConfig, meta_train
 from lrgym.meta_init.checkpoint import WEIGHTS, InitCard, save_init
 from lrgym.meta_init.evaluation import (
     RANDOM_INIT,
@@ -48,6 +49,7 @@ from lrgym.meta_init.evaluation import (
     finetune,
     ratio,
 )
+from lrgym.meta_init.tasks import loaded_family
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "results" / "meta_init"
@@ -55,15 +57,13 @@ SUMMARY = ROOT / "docs" / "results" / "meta_init" / "summary.md"
 METHODS = ("multitask", "fomaml", "reptile")
 META = ("fomaml", "reptile")
 SCHEDULERS = ("constant", "learned:default")
-
-
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+ADAM_LR = 1e-3  # the second fine-tuning optimizer: Adam at torch's default LR
+OPTIMIZER_NAMES = {"sgd": "SGD momentum 0.9", "adam": "Adam", "adamw": "AdamW"}
 
 
 def train_inits(family: str, options: dict, seeds: list[int], iterations: int) -> pd.DataFrame:
     """Meta-train (or reuse) every method × seed; one row per init with its cost."""
-    fam = make_family(family, **options)
+    fam = loaded_family(family, **options)
     rows = []
     for seed in seeds:
         for alg in METHODS:
@@ -118,7 +118,7 @@ def finetune_all(
     """Every (init, scheduler, optimizer, task, seed) fine-tuning run (cached)."""
     key = json.dumps(
         {
-            "inits": sorted(f"{p}:{_digest(Path(p) / WEIGHTS)}" for p in inits["path"]),
+            "inits": sorted(f"{p}:{sha256(Path(p) / WEIGHTS)[:16]}" for p in inits["path"]),
             "tasks": n_tasks,
             "optimizers": optimizers,
             "schedulers": SCHEDULERS,
@@ -256,7 +256,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=SUMMARY)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    both = [[None, None], ["adam", 1e-3]]
+    both = [[None, None], ["adam", ADAM_LR]]
     full = (args.seeds, args.meta_iterations, both)
     families: list[tuple[str, dict, tuple]] = [("digits", {}, full)]
     if args.uci_data:
@@ -272,7 +272,7 @@ def main() -> None:
     finetune_minutes: dict[str, tuple[int, float]] = {}
     for family, options, (n_seeds, iterations, optimizers) in families:
         print(f"{family}:")
-        fam = make_family(family, **options)
+        fam = loaded_family(family, **options)
         s = fam.settings
         inits = train_inits(family, options, list(range(n_seeds)), iterations)
         runs = finetune_all(family, options, inits, args.tasks, optimizers)
@@ -300,25 +300,30 @@ def main() -> None:
             f"and validation every {s.decision_interval} steps on {s.n_way}×{s.n_val} "
             f"examples, the target validation accuracy {s.target:g} checked every "
             f"{TARGET_EVERY} step(s); test on up to {s.n_way}×{s.n_test} examples. `family` = "
-            f"SGD momentum 0.9 at LR {s.finetune_lr:g}; `adam` = Adam at LR 1e-3. "
+            f"{OPTIMIZER_NAMES[s.finetune_optimizer]} at LR {s.finetune_lr:g}; `adam` = Adam at "
+            f"LR {ADAM_LR:g}. "
             f"{args.tasks} meta-test tasks × {n_seeds} seed(s) per row; {iterations} "
             f"meta-iterations per init.\n\n{table(summary)}\n"
         )
         print(table(summary))
     total = (time.perf_counter() - started) / 60
     bar_df = pd.DataFrame(bars)
+    d = MetaInitConfig()  # every init's settings but algorithm, iterations and seed
     lines = [
         "# Meta-learned initialization (issue 17): measured by benchmarks/meta_init.py",
         "",
-        f"Run on {platform.machine()} CPU, one torch thread, 2 cores shared with other jobs. "
+        f"Run on {platform.machine()} CPU, one torch thread, {os.cpu_count()} cores (shared "
+        f"with other jobs when the runs were made). "
         f"Stages, cached under results/meta_init/ and reused by reruns: meta-training "
         f"{sum(c['wall_minutes'] for c in costs):.1f} wall minutes, fine-tuning "
         f"{sum(m for _, m in finetune_minutes.values()):.1f} minutes (sum of the runs' own "
         f"time); this invocation took {total:.1f} minutes. "
-        "Meta-training: meta-batch 8, 5 inner SGD "
-        "steps at LR 0.1 (FOMAML: Adam 1e-3 outer; Reptile: ε 0.5; multi-task: Adam 1e-3 on "
-        "batches of the same size), the init kept is the best on 20 fixed meta-val tasks "
-        "(scored every 50 iterations). `reached` = share of runs ending at or above the "
+        f"Meta-training: meta-batch {d.meta_batch}, {d.inner_steps} inner SGD steps at LR "
+        f"{d.inner_lr:g} (FOMAML: Adam {DEFAULT_META_LR['fomaml']:g} outer; Reptile: ε "
+        f"{DEFAULT_META_LR['reptile']:g}; multi-task: Adam {DEFAULT_META_LR['multitask']:g} on "
+        f"batches of the same size), the init kept is the best on {d.val_tasks} fixed meta-val "
+        f"tasks (scored every {d.val_every} iterations). `reached` = share of runs ending at "
+        "or above the "
         "target; median steps over all runs (∞ = most missed); × random / × multi-task = "
         "ratio of median steps (n/a: both 0 or both ∞).",
         "",

@@ -65,9 +65,9 @@ def meta_init(
     """Meta-train an initialization (see the help text above)."""
     import torch
 
-    from lrgym.meta_init import UnknownFamilyError, make_family
+    from lrgym.meta_init import UnknownFamilyError
     from lrgym.meta_init.algorithms import MetaInitConfig, meta_train
-    from lrgym.meta_init.checkpoint import CARD, InitCard, save_init
+    from lrgym.meta_init.checkpoint import CARD, WEIGHTS, InitCard, save_init
     from lrgym.meta_init.evaluation import (
         RANDOM_INIT,
         TARGET_EVERY,
@@ -76,11 +76,13 @@ def meta_init(
         markdown_table,
         summarize,
     )
+    from lrgym.meta_init.tasks import loaded_family
     from lrgym.tasks.sources import DataSourceError
 
     if (out / CARD).exists() and not overwrite:
         raise _fail(f"{out / CARD} exists; pass --overwrite to replace it, or another --out")
-    options = {"data": data, "cache_dir": cache_dir}
+    # the options given (None: the family's default), as the card and the tasks keep them
+    given = {k: v for k, v in {"data": data, "cache_dir": cache_dir}.items() if v is not None}
     try:
         config = MetaInitConfig(
             algorithm=algorithm,  # type: ignore[arg-type]
@@ -93,7 +95,7 @@ def meta_init(
             val_tasks=val_tasks,
             seed=seed,
         )
-        fam = make_family(family, **options)
+        fam = loaded_family(family, **given)
         splits = fam.describe_splits()
     except UnknownFamilyError as exc:
         raise _fail(str(exc)) from None
@@ -114,7 +116,6 @@ def meta_init(
         f"selected iteration {result.selected_iteration} on meta-val"
     )
     s = fam.settings
-    given = {k: v for k, v in options.items() if v is not None}
     card = InitCard(
         family=family,
         family_options=given,
@@ -161,7 +162,7 @@ def meta_init(
             f"{s.finetune_optimizer} at LR {s.finetune_lr:g}, target accuracy {s.target:g}):"
         )
         typer.echo(markdown_table(summary))
-    console.print(f"wrote {out / 'init.safetensors'} and {out / CARD}")
+    console.print(f"wrote {out / WEIGHTS} and {out / CARD}")
     console.print(
         f"next: lrgym compare --tasks meta-init-{family} --schedulers constant,learned:default "
         f"--init {out} --out results/meta-init-{family}"

@@ -32,8 +32,18 @@ def task_id(family: str, index: int, optimizer: str | None = None) -> str:
     return drawn_id(task_family_id(family, optimizer), index)
 
 
+def loaded_family(name: str, **options: Any):
+    """The family ``name`` built with ``options`` once per process (per registration):
+    meta-training, the card and the meta-test tasks share its loaded data and pools."""
+    from lrgym.meta_init.families import _FAMILIES
+
+    return _family(name, _FAMILIES.get(name), tuple(sorted(options.items())))
+
+
 @lru_cache(maxsize=8)
-def _family(name: str, options: tuple[tuple[str, Any], ...]):
+def _family(name: str, factory: Any, options: tuple[tuple[str, Any], ...]):
+    """``factory`` (the registered one) is part of the key only: a re-registered name
+    builds anew."""
     from lrgym.meta_init.families import make_family
 
     return make_family(name, **dict(options))
@@ -52,7 +62,7 @@ def meta_test_task(
     from lrgym.task import TaskInfo
     from lrgym.torch_trainee import TorchTask
 
-    fam = _family(family, tuple(sorted(options.items())))
+    fam = loaded_family(family, **options)
     s = fam.settings
     splits, episode = fam.meta_test_task(index)
     info = TaskInfo(
