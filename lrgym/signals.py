@@ -303,6 +303,12 @@ class UpdateTracker:
             return np.concatenate(views, out=out) if views else np.zeros(0, np.float32)
         return torch.cat([p.detach().reshape(-1) for p in self.params], out=out)
 
+    def restart(self) -> None:
+        """Start a new window at the parameters' current values, with no previous update
+        (after they were replaced outside training, e.g. by loading weights)."""
+        self._start = self._flat(out=self._start)
+        self._has_prev, self._prev_norm = False, 0.0
+
     @torch.no_grad()
     def measure(self) -> tuple[float, float]:
         """``(update_ratio, update_cosine)`` since the last call; starts the next window.

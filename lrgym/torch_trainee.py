@@ -92,6 +92,11 @@ class TorchTrainee(Trainee):
         self._cursor = 0
         self._updates = UpdateTracker(self.params)
 
+    def weights_loaded(self) -> None:
+        """Call after replacing the model's weights outside training (e.g. loading an
+        init): update sizes are then measured from the new weights."""
+        self._updates.restart()
+
     @property
     def tensors(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """The run's ``(features, targets)`` tensors by split (``train``, ``val``, ``test``)."""

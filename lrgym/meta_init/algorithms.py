@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -174,7 +174,8 @@ def meta_val_score(
 
 class _MetaValSelection:
     """Model selection: scores candidate inits on fixed meta-val episodes, keeps the best,
-    and times the run from ``started`` (``perf_counter``, ``process_time``)."""
+    and times the run from ``started`` (``perf_counter``, ``process_time``). The init
+    before any outer step is scored first, as iteration 0."""
 
     def __init__(
         self,
@@ -186,8 +187,9 @@ class _MetaValSelection:
     ) -> None:
         self.family, self.config, self.episodes = family, config, episodes
         self.history: list[tuple[int, float]] = []
-        self.best = (-math.inf, 0, initial)
+        self.best: tuple[float, int, dict[str, torch.Tensor]] = (-math.inf, 0, initial)
         self.wall0, self.cpu0 = started
+        self.score(0, initial)
 
     def score(self, iteration: int, state: dict[str, torch.Tensor]) -> None:
         """Score ``state`` (an init after ``iteration`` outer steps); keep it if best."""
@@ -240,7 +242,6 @@ def meta_train(family: InitFamily, config: MetaInitConfig) -> MetaInitResult:
         return {n: p.detach() for n, p in zip(names, leaves, strict=True)}
 
     selection = _MetaValSelection(family, config, val_episodes, _detached(current()), started)
-    selection.score(0, _detached(current()))
     for it in range(1, config.meta_iterations + 1):
         episodes = [family.sample_episode("meta-train", task_rng) for _ in range(config.meta_batch)]
         batch = _stack(episodes)
@@ -272,7 +273,7 @@ def _multitask(
     y_all = np.asarray([label_of[int(c)] for c in pool.y], dtype=np.int64)
     x_all = torch.as_tensor(pool.x)
     y_all = torch.as_tensor(y_all)
-    wide = type(s.model)(**{**s.model.__dict__, "n_out": len(classes)})
+    wide = replace(s.model, n_out=len(classes))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(rng.integers(2**31)))
         net = build_model(wide)
@@ -295,7 +296,6 @@ def _multitask(
     selection = _MetaValSelection(family, config, val_episodes, as_init(), started)
 
     gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
-    selection.score(0, as_init())
     for it in range(1, config.meta_iterations + 1):
         idx = torch.randint(len(y_all), (batch,), generator=gen)
         loss = torch.nn.functional.cross_entropy(net(x_all[idx]), y_all[idx])

@@ -218,9 +218,7 @@ def apply_init(trainee: Any, directory: str | os.PathLike[str]) -> Any:
             f"--init applies to torch tasks only; this run's trainee is {type(trainee).__name__}"
         )
     load_init(directory, model)
-    tracker = getattr(trainee, "_updates", None)
-    if tracker is not None:  # update sizes are measured from the loaded weights
-        from lrgym.signals import UpdateTracker
-
-        trainee._updates = UpdateTracker(tracker.params)
+    loaded = getattr(trainee, "weights_loaded", None)
+    if loaded is not None:  # update sizes are measured from the loaded weights
+        loaded()
     return trainee
