@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from lrgym.cli import _fail, _folder, _help, _split_values, app, console
+from lrgym.cli import _check_out_dir, _fail, _folder, _help, _split_values, app, console
 
 
 def _fmt(config: dict) -> str:
@@ -55,11 +55,9 @@ def suggest(
     import torch
 
     from lrgym.registration import UnknownTaskError
-    from lrgym.suggester import BudgetError, NoKnobsError
     from lrgym.suggester import suggest as run_suggest
 
     torch.set_num_threads(1)
-    scheduler = "learned:default" if scheduler == "learned" else scheduler
 
     def report(trial) -> None:
         console.print(
@@ -72,10 +70,8 @@ def suggest(
             task, budget, seed=seed, suggester=suggester, search=search, train=train,
             final_steps=steps, scheduler=scheduler, on_trial=report,
         )  # fmt: skip
-    except (UnknownTaskError, NoKnobsError, BudgetError, FileNotFoundError, ImportError) as exc:
-        raise _fail(str(exc)) from None
-    except ValueError as exc:
-        raise _fail(str(exc)) from None
+    except (UnknownTaskError, ValueError, FileNotFoundError, ImportError) as exc:
+        raise _fail(str(exc)) from None  # ValueError: NoKnobsError and BudgetError among them
     console.print(f"suggestion for {task} ({result.method}, seed {seed}):")
     console.print(f"  {_fmt(result.config)}")
     if result.method == "suggest":
@@ -128,7 +124,6 @@ def train_config(
             raise ValueError("--config must be a JSON object of knob values")
         tt = tunable(make_task(task))
         full = tt.space.validate(values)
-        scheduler = "learned:default" if scheduler == "learned" else scheduler
         outcome = train_final(tt, full, seed, steps or tt.task.info.total_steps, scheduler)
     except json.JSONDecodeError as exc:
         raise _fail(f"--config is not valid JSON: {exc}") from None
@@ -170,12 +165,13 @@ def suggest_logs(
     from lrgym.suggester import LogSettings, NoKnobsError, ProbeSettings, generate_logs
 
     torch.set_num_threads(1)
+    _check_out_dir(out)
     try:
         ids = select_tasks(_split_values(tasks))
         settings = LogSettings(
             configs, tuple(range(seeds)), steps, ProbeSettings(probes, probe_steps)
         )
-        runs, _ = generate_logs(ids, out, settings, progress=lambda s: console.print(s))
+        runs, _ = generate_logs(ids, out, settings, progress=console.print)
     except (UnknownTaskError, NoKnobsError, ValueError) as exc:
         raise _fail(str(exc)) from None
     console.print(f"{len(runs)} runs logged in {out} (runs.csv, probes.csv)")
@@ -207,6 +203,7 @@ def train_suggester(
     from lrgym.suggester import TrainSettings, read_logs
     from lrgym.suggester import train_suggester as fit
 
+    _check_out_dir(out)
     try:
         frames = [read_logs(d) for d in runs]
         model = fit(

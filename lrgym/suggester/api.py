@@ -140,14 +140,18 @@ def train_final(
     tt: TunableTask, config: dict, seed: int, steps: int, scheduler: str | None = None
 ) -> RunOutcome:
     """Train ``config`` for ``steps`` steps, under a harness controller if ``scheduler``
-    names one (``"learned:default"`` runs the shipped agent as the LR scheduler)."""
+    names one (``"learned"`` or ``"learned:default"`` runs the shipped agent as the LR
+    scheduler)."""
     if not scheduler or scheduler == "constant":
         return run_config(tt, config, seed, steps)
     import time
 
-    from lrgym.controllers import make_controller
+    from lrgym.controllers import LEARNED_PREFIX, make_controller
     from lrgym.suggester.probes import _floor, seeded_run
+    from lrgym.trainee import is_diverged
 
+    if scheduler == "learned":
+        scheduler = f"{LEARNED_PREFIX}default"
     start = time.perf_counter()
     n = tt.steps(config, steps)
     controller = make_controller(scheduler)
@@ -157,17 +161,20 @@ def train_final(
         trainee = controller.wrap(tt.build(seed, config))
         interval = max(1, min(tt.task.info.decision_interval, n))
         controller.start(trainee.optimizer, n, interval)
-        controller.observe(trainee.evaluate("val"))
+        ev = trainee.evaluate("val")
+        controller.observe(ev)
         done, diverged = 0, False
         try:
             while done < n and not diverged:
                 chunk = min(interval, n - done)
                 report = trainee.train(chunk, on_step=controller.step)
                 done += report.steps
-                diverged = report.steps < chunk or not all(math.isfinite(x) for x in report.losses)
+                diverged = is_diverged(report, chunk, None, ev.loss)  # as run_config: losses
                 if not diverged:
-                    controller.observe(trainee.evaluate("val"))
-            val, test = trainee.evaluate("val").metric, trainee.evaluate("test").metric
+                    ev = trainee.evaluate("val")
+                    controller.observe(ev)
+            val = trainee.evaluate("val").metric if diverged else ev.metric
+            test = trainee.evaluate("test").metric
         finally:
             trainee.close()
     return RunOutcome(_floor(val), _floor(test), done, diverged, time.perf_counter() - start)

@@ -20,6 +20,7 @@ import numpy as np
 
 from lrgym.suggester.knobs import TunableTask
 from lrgym.suggester.space import STEPS_KNOB, Config
+from lrgym.trainee import is_diverged
 
 METRIC_FLOOR = -1.0
 """Metrics are floored here (a diverged regression's R² is -inf), so medians stay finite."""
@@ -77,7 +78,7 @@ def run_config(tt: TunableTask, config: Config, seed: int, steps: int) -> RunOut
         trainee = tt.build(seed, config)
         try:
             report = trainee.train(n)
-            diverged = report.steps < n or not all(math.isfinite(x) for x in report.losses)
+            diverged = is_diverged(report, n, None, math.nan)  # stopped early, or NaN losses
             val, test = trainee.evaluate("val").metric, trainee.evaluate("test").metric
         finally:
             trainee.close()
@@ -227,7 +228,7 @@ def probe_task(tt: TunableTask, seed: int, settings: ProbeSettings) -> ProbeResu
             finally:
                 trainee.close()
         losses = np.asarray(report.losses, dtype=float)
-        diverged = report.steps < settings.steps or not np.all(np.isfinite(losses))
+        diverged = is_diverged(report, settings.steps, None, math.nan)
         k = max(1, min(5, len(losses) // 4))
         with np.errstate(all="ignore"):
             logs = np.log(np.maximum(losses, 1e-8))
