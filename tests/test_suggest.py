@@ -36,6 +36,7 @@ from lrgym.suggester import (
 from lrgym.suggester.knobs import knob_mlp
 from lrgym.suggester.model import CONFIG_FEATURES, design
 from lrgym.suggester.probes import feature_names, probe_task, run_config
+from lrgym.suggester.search import GRID_LR_POINTS
 
 torch.set_num_threads(1)
 
@@ -286,5 +287,8 @@ def test_optuna_searches_stay_within_budget():
         b = suggest(UserTask(), budget=130, seed=1, search=method)
         assert a.steps_used == 120 and len(a.search.trials) == 3  # 3 runs of 40 steps fit
         assert a.config == b.config and tt.space.validate(a.config) == a.config
+        if method == "grid":  # grid search tries points of the knobs' grids only
+            axes = tt.space.grid_axes(GRID_LR_POINTS)
+            assert all(t.config[k] in axes[k] for t in a.search.trials for k in axes)
     with pytest.raises(BudgetError, match="pass --budget 40"):
         suggest(UserTask(), budget=39, search="tpe")

@@ -90,10 +90,7 @@ def candidates(space: SearchSpace, seed: int) -> list[dict[str, Value]]:
     Ranges take :data:`LR_POINTS` log-spaced points; knobs it does not know stay at their
     default. Above :data:`MAX_CANDIDATES` grid points a seeded sample is taken.
     """
-    axes = [
-        (k.grid(LR_POINTS) if k.is_range else k.choices) if k.name in MODEL_KNOBS else (k.default,)
-        for k in space.knobs
-    ]
+    axes = [k.grid(LR_POINTS) if k.name in MODEL_KNOBS else (k.default,) for k in space.knobs]
     size = math.prod(len(a) for a in axes)
     if size <= MAX_CANDIDATES:
         return [dict(zip(space.names, v, strict=True)) for v in itertools.product(*axes)]
@@ -224,9 +221,8 @@ def suggest(
     steps = int(final_steps or task_obj.info.total_steps)
     budget = int(budget)
     if search in SEARCHES:
-        cheapest = (
-            min(tt.steps({STEPS_KNOB: c}, steps) for c in _rounds(tt)) if _rounds(tt) else steps
-        )
+        rounds = _rounds(tt)
+        cheapest = min(tt.steps({STEPS_KNOB: c}, steps) for c in rounds) if rounds else steps
         if budget < cheapest:
             raise BudgetError(
                 f"budget {budget} is smaller than one run ({cheapest} steps); "

@@ -2,9 +2,10 @@
 
 :func:`generate_logs` runs, on each task and seed, the probes (written to
 ``probes.csv``) and a seeded sample of configurations of the task's space (one row each
-in ``runs.csv``, in the columns of ``lrgym compare``'s ``runs.csv`` plus one column per
-knob). :func:`train_suggester` fits the meta-model on such logs and refuses runs of
-held-out or real tasks, as the LR predictor does.
+in ``runs.csv``, whose columns are named as in ``lrgym compare``'s ``runs.csv`` where
+they mean the same, plus the configuration as JSON and one column per knob).
+:func:`train_suggester` fits the meta-model on such logs and refuses runs of held-out or
+real tasks, as the LR predictor does.
 """
 
 from __future__ import annotations
@@ -31,23 +32,6 @@ from lrgym.suggester.model import (
     encode_config,
 )
 from lrgym.suggester.probes import ProbeSettings, feature_names, probe_task, run_config
-
-RUN_COLUMNS = (
-    "task",
-    "split",
-    "scheduler",
-    "seed",
-    "initial_lr",
-    "config",
-    "metric",
-    "final_val_metric",
-    "final_test_metric",
-    "steps",
-    "total_steps",
-    "wall_seconds",
-    "diverged",
-)
-"""``runs.csv`` columns (knob columns follow)."""
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ through its ask-and-tell interface; nothing of them is re-implemented here.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -85,7 +84,7 @@ def _distributions(tt: TunableTask, optuna, grid: bool) -> dict:
                 knob.low, knob.high, log=knob.log
             )
         else:
-            values = knob.grid(GRID_LR_POINTS) if knob.is_range else knob.choices
+            values = knob.grid(GRID_LR_POINTS)  # its choices, or points on its range
             dists[knob.name] = optuna.distributions.CategoricalDistribution(list(values))
     return dists
 
@@ -116,11 +115,7 @@ def optuna_search(
     elif method == "random":
         sampler = optuna.samplers.RandomSampler(seed=seed)
     else:
-        axes = {
-            k.name: list(k.grid(GRID_LR_POINTS) if k.is_range else k.choices)
-            for k in tt.space.knobs
-        }
-        sampler = optuna.samplers.GridSampler(axes, seed=seed)
+        sampler = optuna.samplers.GridSampler(tt.space.grid_axes(GRID_LR_POINTS), seed=seed)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     dists = _distributions(tt, optuna, grid=method == "grid")
@@ -135,8 +130,7 @@ def optuna_search(
             break
         outcome = run_config(tt, config, seed, final_steps)
         used += outcome.steps
-        value = outcome.val_metric if math.isfinite(outcome.val_metric) else -1.0
-        study.tell(trial, value)
+        study.tell(trial, outcome.val_metric)  # floored: finite even for a diverged run
         trials.append(Trial(config, outcome, used))
         if on_trial:
             on_trial(trials[-1])

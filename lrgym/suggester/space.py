@@ -13,9 +13,8 @@ batch size {32, 64, 128}, layers {2, 3, 4}, units {64, 128, 256}, dropout
 
 from __future__ import annotations
 
-import itertools
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -159,12 +158,6 @@ class SearchSpace:
     def sample(self, rng: np.random.Generator) -> dict[str, Value]:
         """A configuration drawn from ``rng`` (every knob independently)."""
         return {k.name: k.sample(rng) for k in self.knobs}
-
-    def grid(self, n_range: int = 4) -> Iterator[dict[str, Value]]:
-        """Every grid configuration (ranges on ``n_range`` points), in a fixed order."""
-        axes = [k.grid(n_range) for k in self.knobs]
-        for values in itertools.product(*axes):
-            yield dict(zip(self.names, values, strict=True))
 
     def grid_axes(self, n_range: int = 4) -> dict[str, list[Value]]:
         """The grid as knob name → values (Optuna's ``GridSampler`` takes this)."""
