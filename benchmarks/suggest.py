@@ -39,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lrgym._atomic import write_text_atomic
+
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "results" / "suggest"
 SUMMARY = ROOT / "docs" / "results" / "suggest" / "summary.md"
@@ -208,9 +210,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{task_id} seed {seed} {method} ...", flush=True)
                     record = _run_method(task_id, method, seed, args.steps, suggester)
                     path.parent.mkdir(parents=True, exist_ok=True)
-                    tmp = path.with_suffix(".tmp")
-                    tmp.write_text(json.dumps(record))
-                    tmp.replace(path)
+                    write_text_atomic(path, json.dumps(record))
                 results[task_id][method].append(record)
 
     lines, headline = _report(results, args, suggester, skipped)
@@ -224,15 +224,11 @@ def main(argv: list[str] | None = None) -> int:
             "summary": "docs/results/suggest/summary.md",
             **headline,
         }
-        tmp = card_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(card, indent=2) + "\n")
-        tmp.replace(card_path)
+        write_text_atomic(card_path, json.dumps(card, indent=2) + "\n")
     text = "\n".join(lines) + "\n"
     print(text)
     SUMMARY.parent.mkdir(parents=True, exist_ok=True)
-    tmp = SUMMARY.with_suffix(".tmp")
-    tmp.write_text(text)
-    tmp.replace(SUMMARY)
+    write_text_atomic(SUMMARY, text)
     return 0
 
 
