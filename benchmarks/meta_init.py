@@ -49,6 +49,7 @@ from lrgym.meta_init.evaluation import (
     finetune,
     ratio,
 )
+from lrgym.meta_init.evaluation import format_number as _f
 from lrgym.meta_init.tasks import loaded_family
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -186,14 +187,6 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows)
-
-
-def _f(v: float, digits: int = 3) -> str:
-    if isinstance(v, float) and math.isnan(v):
-        return "n/a"
-    if isinstance(v, float) and math.isinf(v):
-        return "∞"
-    return f"{v:.{digits}g}" if isinstance(v, float) else str(v)
 
 
 def bar_rows(summary: pd.DataFrame) -> list[dict]:

@@ -135,20 +135,20 @@ def ratio(a: float, b: float) -> float:
     return a / b
 
 
+def format_number(value: object, digits: int = 3) -> str:
+    """A table cell: floats to ``digits`` significant figures, NaN as n/a, ∞ as ∞."""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "n/a"
+        if math.isinf(value):
+            return "∞"
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
 def markdown_table(summary: pd.DataFrame, columns: Sequence[str] | None = None) -> str:
     """A summary frame as a Markdown table (numbers to 3 significant figures)."""
+    from lrgym.report import md_table
+
     cols = list(columns or summary.columns)
-
-    def fmt(v) -> str:
-        if isinstance(v, float):
-            if math.isnan(v):
-                return "n/a"
-            if math.isinf(v):
-                return "∞"
-            return f"{v:.3g}"
-        return str(v)
-
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for _, r in summary.iterrows():
-        lines.append("| " + " | ".join(fmt(r[c]) for c in cols) + " |")
-    return "\n".join(lines)
+    return md_table(cols, [[format_number(r[c]) for c in cols] for _, r in summary.iterrows()])
