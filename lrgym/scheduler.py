@@ -13,7 +13,12 @@ from torch.optim import Optimizer
 
 from lrgym.agent import Agent, load_agent
 from lrgym.decision import DecisionPath
-from lrgym.feedback_scheduler import FeedbackLRScheduler, require_keys, require_optimizer
+from lrgym.feedback_scheduler import (
+    FeedbackLRScheduler,
+    require_keys,
+    require_optimizer,
+    tensor_lrs_kept,
+)
 from lrgym.signals import UpdateTracker, grad_norm
 from lrgym.validate import as_number, real_number, whole_number
 
@@ -27,10 +32,17 @@ class PolicyScheduler(FeedbackLRScheduler):
     decay 0 beside groups with decay is a no-decay group and stays 0).
 
     Follows the :class:`~lrgym.feedback_scheduler.FeedbackLRScheduler` contract: call
-    :meth:`step` after ``optimizer.step()`` with the step's loss (``step(loss=loss)``),
-    read :meth:`get_last_lr`, checkpoint with :meth:`state_dict` (floats, ints and lists
-    only, so a ``weights_only`` reload works; :meth:`load_state_dict` refuses values it
-    would not have written). A non-finite step loss is left out of its window: the agent
+    :meth:`step` after ``optimizer.step()`` with the step's loss (``step(loss=loss)``;
+    before the first ``optimizer.step()`` torch's step-order warning is given), read
+    :meth:`get_last_lr` (a tensor LR stays a tensor, changed in place), checkpoint with
+    :meth:`state_dict`. The state dict holds everything the decisions depend on (the
+    window's losses, the update-size window's parameter snapshot and previous update as
+    tensors, the signal references, the decision path), so a run saved at any step and
+    resumed through ``torch.save``/``torch.load(weights_only=True)`` into a fresh
+    optimizer and scheduler takes exactly the LRs of the uninterrupted run;
+    :meth:`load_state_dict` refuses values it would not have written, and a state dict
+    of an earlier lrgym loads with a warning that the update-size window restarts. A
+    non-finite step loss is left out of its window: the agent
     decides on the window's finite losses, and holds the LR only when there are none. It
     reads gradient norm and update size from the optimizer's own parameters, and observes
     and acts through the same :class:`~lrgym.decision.DecisionPath` as the training
@@ -168,7 +180,7 @@ class PolicyScheduler(FeedbackLRScheduler):
                 "loss: scheduler.step(loss=loss), or scheduler.observe_loss(loss) before "
                 "a plain scheduler.step()",
                 UserWarning,
-                stacklevel=5,
+                stacklevel=7,  # _decide, on_step, _update_lr, torch's step, two step()s
             )
         # A non-finite step loss (e.g. one bad batch under AMP) is left out of the window;
         # the decision uses the finite ones, and only a window without any holds the LR.
@@ -191,7 +203,8 @@ class PolicyScheduler(FeedbackLRScheduler):
                 val_metric=self._val_metric,
                 progress=min(self.steps_done / self.total_steps, 1.0),
             )
-        self.path.apply(self.agent.act(obs), self.optimizer)
+        with tensor_lrs_kept(self.optimizer):  # DecisionPath assigns float LRs
+            self.path.apply(self.agent.act(obs), self.optimizer)
         self.decisions += 1
         self._sync_last_lr()
 
@@ -199,10 +212,17 @@ class PolicyScheduler(FeedbackLRScheduler):
         """Current value of every controlled hyperparameter (first group's, ``"lr"`` too)."""
         return self.path.values(self.optimizer)
 
-    def state_dict(self) -> dict[str, Any]:
-        """Counters, last validation numbers, the window's losses and the signal references.
+    OLD_FORMAT_RESTARTS = (
+        "the update-size window restarts: the next decision sees update_cosine = 0"
+    )
 
-        Plain floats/ints/lists only. The update-size window restarts after a reload.
+    def state_dict(self) -> dict[str, Any]:
+        """Everything the next decisions depend on; numbers, lists and tensors only.
+
+        Counters, last validation numbers, the window's losses, whether a decision is
+        pending, the no-loss warning flag, the decision path (previous action, signal
+        references) and the update-size window (parameter snapshot and previous update,
+        as tensors: a ``torch.load(weights_only=True)`` reload works).
         """
         return {
             **super().state_dict(),
@@ -211,18 +231,24 @@ class PolicyScheduler(FeedbackLRScheduler):
             "val_metric": self._val_metric,
             "losses": list(self._losses),
             "pending": self._pending,
+            "warned_no_loss": self._warned_no_loss,
             "path": self.path.state_dict(),
+            "updates": self._updates.state_dict(),
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` saved.
+        """Restore what :meth:`state_dict` saved (load the model's weights too).
+
+        A state dict of an earlier lrgym (format 1, without the update-size window) loads
+        with a warning: the update-size window restarts there.
 
         Raises:
             ValueError: a key is missing or a value is not what :meth:`state_dict`
                 writes (the message names it); the scheduler is left unchanged.
         """
+        old = self.is_old_format(state_dict)
         keys = ("decisions", "val_loss", "val_metric", "losses", "pending", "path")
-        state = require_keys(state_dict, keys)
+        state = require_keys(state_dict, keys if old else (*keys, "warned_no_loss", "updates"))
         decisions = whole_number("decisions", state["decisions"], 0)
 
         def optional(key: str) -> float | None:
@@ -233,17 +259,24 @@ class PolicyScheduler(FeedbackLRScheduler):
         if not isinstance(state["losses"], list | tuple):
             raise ValueError(f"losses must be a list of numbers, got {state['losses']!r}")
         losses = [float(as_number(f"losses[{i}]", x)) for i, x in enumerate(state["losses"])]
-        if not isinstance(state["pending"], bool):
-            raise ValueError(f"pending must be True or False, got {state['pending']!r}")
+        flags = {k: state.get(k, False) for k in ("pending", "warned_no_loss")}
+        for key, value in flags.items():
+            if not isinstance(value, bool):
+                raise ValueError(f"{key} must be True or False, got {value!r}")
         backup = (self.last_epoch, self._step_count, self._fed_loss, self._last_lr)
+        path_backup = self.path.state_dict()
         super().load_state_dict(state)
         try:
             self.path.load_state_dict(state["path"])
+            if old:
+                self._updates.restart()
+            else:
+                self._updates.load_state_dict(state["updates"])
         except ValueError:
             self.last_epoch, self._step_count, self._fed_loss, self._last_lr = backup
+            self.path.load_state_dict(path_backup)
             raise
         self.decisions = decisions
         self._val_loss, self._val_metric = val_loss, val_metric
         self._losses = losses
-        self._pending = state["pending"]
-        self._updates = UpdateTracker(self._params)
+        self._pending, self._warned_no_loss = flags["pending"], flags["warned_no_loss"]

@@ -309,6 +309,64 @@ class UpdateTracker:
         self._start = self._flat(out=self._start)
         self._has_prev, self._prev_norm = False, 0.0
 
+    def state_dict(self) -> dict[str, torch.Tensor | float | None]:
+        """The window's start snapshot and the previous update (None before the first
+        measured window), as tensors so that a ``torch.load(weights_only=True)`` reload
+        works, and the previous update's norm."""
+
+        def tensor(x: torch.Tensor | np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(x.copy()) if isinstance(x, np.ndarray) else x.clone()
+
+        return {
+            "start": tensor(self._start),
+            "prev_update": tensor(self._prev_update) if self._has_prev else None,
+            "prev_norm": self._prev_norm,
+        }
+
+    @torch.no_grad()
+    def load_state_dict(self, state: dict[str, torch.Tensor | float | None]) -> None:
+        """Restore what :meth:`state_dict` returned, into this tracker's buffers.
+
+        Raises:
+            ValueError: a key is missing or unknown, a snapshot is not a float tensor of
+                this tracker's size (e.g. saved for another model), or the norm is
+                negative; nothing is changed then.
+        """
+        from lrgym.validate import as_number
+
+        keys = {"start", "prev_update", "prev_norm"}
+        if not isinstance(state, dict) or set(state) != keys:
+            got = sorted(state) if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"updates state must have the keys {sorted(keys)}, got {got}")
+        n = self._start.shape[0]
+
+        def vector(key: str, value: object) -> torch.Tensor:
+            if not (
+                isinstance(value, torch.Tensor)
+                and value.is_floating_point()
+                and tuple(value.shape) == (n,)
+            ):
+                got = f"shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else value
+                raise ValueError(
+                    f"updates.{key} must be a float tensor of {n} values (one per element of "
+                    f"the optimizer's parameters), got {got!r}: was it saved for another model?"
+                )
+            return value
+
+        start = vector("start", state["start"])
+        prev = None if state["prev_update"] is None else vector("prev_update", state["prev_update"])
+        norm = float(as_number("updates.prev_norm", state["prev_norm"]))
+        if norm < 0:
+            raise ValueError(f"updates.prev_norm must not be negative, got {norm!r}")
+        for buffer, value in ((self._start, start), (self._prev_update, prev)):
+            if value is None:
+                continue
+            if isinstance(buffer, np.ndarray):
+                buffer[...] = value.detach().to("cpu", torch.float64).numpy()
+            else:
+                buffer.copy_(value)
+        self._has_prev, self._prev_norm = prev is not None, norm if prev is not None else 0.0
+
     @torch.no_grad()
     def measure(self) -> tuple[float, float]:
         """``(update_ratio, update_cosine)`` since the last call; starts the next window.

@@ -250,14 +250,26 @@ def test_param_groups_keep_their_ratio():
     assert sched.get_last_lr() == [first, second]
 
 
-def _is_plain(value) -> bool:
-    if value is None or isinstance(value, bool | int | float | str):
+def _is_weights_only_data(value) -> bool:
+    """Numbers, text, None, tensors, and lists/dicts of them: what weights_only loads."""
+    if value is None or isinstance(value, bool | int | float | str | torch.Tensor):
         return True
     if isinstance(value, list):
-        return all(_is_plain(v) for v in value)
+        return all(_is_weights_only_data(v) for v in value)
     if isinstance(value, dict):
-        return all(isinstance(k, str) and _is_plain(v) for k, v in value.items())
+        return all(isinstance(k, str) and _is_weights_only_data(v) for k, v in value.items())
     return False
+
+
+def _same(a, b) -> bool:
+    """Equal data, tensors compared element by element (and by dtype)."""
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return type(a) is type(b) and a.dtype == b.dtype and torch.equal(a, b)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
 
 
 def roundtrip(state: dict) -> dict:
@@ -267,24 +279,23 @@ def roundtrip(state: dict) -> dict:
     return torch.load(buf, weights_only=True)
 
 
-def test_state_dict_is_plain_data_and_loads_weights_only():
+def test_state_dict_is_weights_only_data_and_round_trips():
     model, opt = build()
     sched = lrgym.PolicyScheduler(opt, sensitive_agent(), total_steps=40, decision_interval=5)
     sched.observe_eval(0.5, 0.7)
     train_steps(model, opt, sched, 0, 12)  # mid-window: pending losses are part of the state
     state = sched.state_dict()
-    assert _is_plain(state), state
-    assert roundtrip(state) == state
+    assert _is_weights_only_data(state), state
+    assert _same(roundtrip(state), state)
+    assert state["updates"]["prev_update"] is not None  # two windows measured by step 12
 
 
 @pytest.mark.parametrize("cut", [30, 32], ids=["at-decision", "mid-window"])
 def test_reload_continues_like_uninterrupted(cut):
     """Save model, optimizer and scheduler at ``cut``; reload into fresh ones; continue.
 
-    The update-size window restarts after a reload (the previous update vector is not
-    saved), so the first decision after the reload sees ``update_cosine = 0`` (and, mid
-    window, ``log_update_ratio`` over the steps since the reload). Every other feature
-    and every LR up to that decision must be identical.
+    Every LR and every observation the agent sees after the reload (the update-size
+    features included) are those of the uninterrupted run, bit for bit.
     """
     k, total = 5, 60
     ref_agent = sensitive_agent()
@@ -310,15 +321,30 @@ def test_reload_continues_like_uninterrupted(cut):
     assert sched.get_last_lr() == [opt.param_groups[0]["lr"]] == [resumed[-1]]
     resumed += train_steps(model, opt, sched, cut, total)
 
-    next_decision = (cut // k + 1) * k  # first decision after the reload
-    assert resumed[: next_decision - 1] == reference[: next_decision - 1]
-
+    assert resumed == reference
     after = fresh.seen[1:]  # [0] is the fresh scheduler's construction-time decision
-    first_ref, first_got = ref_agent.seen[decisions_before], after[0]
-    expected = {"update_cosine"} if cut % k == 0 else {"update_cosine", "log_update_ratio"}
-    assert {name for name, _, _ in feature_diff(first_ref, first_got)} <= expected
-    assert first_got[FEATURES.index("update_cosine")] == 0.0
+    expected = ref_agent.seen[decisions_before:]
+    assert len(after) == len(expected) > 0
+    for got, want in zip(after, expected, strict=True):
+        assert feature_diff(want, got) == []
+        np.testing.assert_array_equal(got, want)
+    assert expected[0][FEATURES.index("update_cosine")] != 0.0  # the window carried over
     assert sched.steps_done == total and sched.decisions == 1 + total // k
+
+
+def test_old_format_state_dict_loads_with_a_warning_that_the_window_restarts():
+    model, opt = build()
+    sched = lrgym.PolicyScheduler(opt, sensitive_agent(), total_steps=40, decision_interval=5)
+    train_steps(model, opt, sched, 0, 12)
+    state = sched.state_dict()
+    old = {k: v for k, v in state.items() if k not in ("format", "warned_no_loss", "updates")}
+    old["step_count"] -= 1  # format 1 did not count torch's initial step
+    model, opt = build()
+    fresh = lrgym.PolicyScheduler(opt, sensitive_agent(), total_steps=40, decision_interval=5)
+    with pytest.warns(UserWarning, match="earlier lrgym.*update-size window restarts"):
+        fresh.load_state_dict(old)
+    assert fresh.last_epoch == 12 and fresh._step_count == state["step_count"]
+    assert fresh.state_dict()["updates"]["prev_update"] is None
 
 
 def test_nan_window_holds_lr_and_training_continues():
