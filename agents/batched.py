@@ -57,6 +57,7 @@ def _worker_factory(tasks: list[str], config: TrainConfig) -> Callable[[], VecEn
                 default_lr_share=config.default_lr_share,
                 val_every=config.val_every,
                 compile=config.compile,
+                action_map=config.action_map,
             )
             for task in tasks
         ]

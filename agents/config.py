@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from lrgym import validate as check
+from lrgym.actions import LogLRAction
 from lrgym.env import MAX_INITIAL_LR
 from lrgym.hyperparams import LR, HyperParamSet
 from lrgym.signals import feature_indices
@@ -97,6 +98,11 @@ class TrainConfig:
         cpus_per_env: CPUs each Ray environment actor reserves (``backend: ray``).
         gpus_per_env: GPUs each Ray environment actor reserves (``backend: ray``; Ray sets
             ``CUDA_VISIBLE_DEVICES`` for it).
+        action: How an action moves the LR (:class:`~lrgym.actions.LogLRAction`'s
+            fields: ``max_log2_step``, ``early_log2_step``, ``early_decisions``, ``base``,
+            ``base_floor``, ``guard``, ``min_lr``, ``max_lr``); empty keeps the default
+            (one octave per decision, constant base, no guard). Recorded in the card, so
+            the deployed scheduler acts exactly as in training.
         ppo: PPO hyperparameters.
     """
 
@@ -122,7 +128,13 @@ class TrainConfig:
     address: str | None = None
     cpus_per_env: float = 1.0
     gpus_per_env: float = 0.0
+    action: dict[str, Any] = field(default_factory=dict)
     ppo: PPOConfig = field(default_factory=PPOConfig)
+
+    @property
+    def action_map(self) -> LogLRAction:
+        """The action mapping ``action`` describes."""
+        return LogLRAction(**self.action)
 
     def __post_init__(self) -> None:
         # Every value is checked and put in its canonical type here, so a bad setting is
@@ -182,6 +194,7 @@ class TrainConfig:
         )
         self.drop_features = check.text_list("drop_features", self.drop_features, E)
         self.hparams = check.text_list("hparams", self.hparams, E, allow_empty=False)
+        self._check_action()
         if self.n_envs == 0:
             self.n_envs = os.cpu_count() or 1
         envs = self.n_envs * max(self.batched, 1)  # at least: one task per batched worker
@@ -203,6 +216,19 @@ class TrainConfig:
             HyperParamSet(self.hparams)
         except ValueError as exc:
             raise ConfigError(f"hparams: {exc}") from None
+
+    def _check_action(self) -> None:
+        """``action`` is a mapping of :class:`~lrgym.actions.LogLRAction` fields."""
+        if not isinstance(self.action, dict):
+            raise ConfigError(f"action must be a mapping of action settings, got {self.action!r}")
+        known = {f.name for f in dataclasses.fields(LogLRAction)}
+        unknown = sorted(set(self.action) - known)
+        if unknown:
+            raise ConfigError(f"unknown action setting(s) {unknown}; known: {sorted(known)}")
+        try:
+            LogLRAction(**self.action)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
 
     def _check_placement(self) -> None:
         """Check where the environments run (``backend`` and the Ray settings)."""

@@ -9,6 +9,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.wrappers import TransformObservation
 
+from lrgym.actions import LogLRAction
 from lrgym.env import INITIAL_LR_RANGE, LRControlEnv
 from lrgym.hyperparams import LR
 from lrgym.signals import feature_indices
@@ -39,6 +40,7 @@ class MetaTaskEnv(gym.Env):
             accept them (torch tasks: momentum, weight_decay; XGBoost: max_depth, subsample).
         val_every: Validation cadences, one drawn per episode (see
             :class:`~lrgym.env.LRControlEnv`); ``options["val_every"]`` fixes it.
+        action_map: How actions move the LR (default: :class:`~lrgym.actions.LogLRAction`).
     """
 
     metadata: dict[str, Any] = {"render_modes": []}
@@ -52,6 +54,7 @@ class MetaTaskEnv(gym.Env):
         default_lr_share: float = 0.0,
         hparams: Sequence[str] = (LR,),
         val_every: Sequence[int] = (1,),
+        action_map: LogLRAction | None = None,
     ) -> None:
         if not tasks:
             raise ValueError("MetaTaskEnv needs at least one task")
@@ -61,7 +64,11 @@ class MetaTaskEnv(gym.Env):
         self.val_every = list(val_every) or [1]
         self._envs = {
             t: LRControlEnv(
-                t, decision_interval=decision_interval, total_steps=total_steps, hparams=hparams
+                t,
+                decision_interval=decision_interval,
+                total_steps=total_steps,
+                action_map=action_map,
+                hparams=hparams,
             )
             for t in self.tasks
         }

@@ -19,6 +19,7 @@ import numpy as np
 from torch.optim import Optimizer
 
 from lrgym.actions import LogLRAction
+from lrgym.guard import HarmGuard
 from lrgym.hyperparams import HyperParamSet
 from lrgym.signals import Feedback, SignalTracker
 
@@ -48,6 +49,10 @@ class DecisionPath:
         self.val_every = 1
         self._decisions = 0
         self._shown: tuple[float | None, float | None] = (None, None)
+        self.guard = HarmGuard() if action_map.guard else None
+        self._progress = 0.0  # the run's progress at the last observation
+        self._base = 0.0  # log2 of the base schedule at the last applied decision
+        self._residual = 0.0  # log2 of the first group's LR over the base, at that decision
 
     @property
     def size(self) -> int:
@@ -81,6 +86,11 @@ class DecisionPath:
         self.val_every = val_every
         self._decisions = 0
         self._shown = (val_loss, val_metric) if val_every else (None, None)
+        self._progress = 0.0
+        self._base = self.action_map.base_log2(0.0)
+        self._residual = _log2(self.lr(optimizer)) - self._base
+        if self.guard is not None:
+            self.guard.start(self._residual, self._shown[0])
         return self._with_hparams(self.tracker.reset(self.lr(optimizer), *self._shown), optimizer)
 
     def observe(
@@ -111,6 +121,9 @@ class DecisionPath:
         if self.val_every and self._decisions % self.val_every == 0:
             self._shown = (val_loss, val_metric)
         val_loss, val_metric = self._shown
+        self._progress = progress
+        if self.guard is not None:
+            self.guard.observe(self._residual, train_losses, val_loss)
         feedback = Feedback(
             lr=self.lr(optimizer),
             train_losses=train_losses,
@@ -128,8 +141,11 @@ class DecisionPath:
         """Move the optimizer's hyperparameters by one action.
 
         Dimension 0 multiplies every param group's LR by the same factor (their ratios are
-        kept, up to the LR bounds); further dimensions move the extra hyperparameters.
-        Each value is clipped to ``[-1, 1]``; a non-finite value counts as 0 (hold).
+        kept, up to the LR bounds): the action's change (``action_map.step_at`` octaves
+        at most), the base schedule's change since the last decision, and whatever the
+        :class:`~lrgym.guard.HarmGuard` allows, if the action map has one. Further
+        dimensions move the extra hyperparameters. Each value is clipped to ``[-1, 1]``;
+        a non-finite value counts as 0 (hold).
 
         Raises:
             ValueError: ``action`` does not have one value per controlled hyperparameter.
@@ -143,8 +159,18 @@ class DecisionPath:
         # plain floats from here: per decision, NumPy scalar ops cost more than the work
         actions = [v if math.isfinite(v) else 0.0 for v in actions]
         a = actions[0]
+        amap = self.action_map
+        change = max(-1.0, min(1.0, a)) * amap.step_at(self._decisions)
+        base = amap.base_log2(self._progress)
+        if self.guard is not None:
+            exempt = self._decisions < amap.early_decisions
+            current = _log2(self.lr(optimizer)) - self._base
+            change = self.guard.limit(current, current + change, exempt) - current
+        factor = 2.0 ** (change + base - self._base)
         for group in optimizer.param_groups:
-            group["lr"] = self.action_map.apply(float(group["lr"]), a)
+            group["lr"] = amap.clip(float(group["lr"]) * factor)
+        self._base = base
+        self._residual = _log2(self.lr(optimizer)) - base
         if self.hparams.extras:
             self.hparams.apply(optimizer, actions[1:])
         self.prev_action = max(-1.0, min(1.0, a))
@@ -159,7 +185,18 @@ class DecisionPath:
 
     def state_dict(self) -> dict[str, Any]:
         """Previous action and signal references, as plain numbers."""
-        return {"prev_action": self.prev_action, "tracker": self.tracker.state_dict()}
+        state = {"prev_action": self.prev_action, "tracker": self.tracker.state_dict()}
+        # the base schedule's and the guard's references (absent for a plain action map)
+        if self.action_map.base != "constant" or self.guard is not None:
+            state["schedule"] = {
+                "decisions": self._decisions,
+                "progress": self._progress,
+                "base": self._base,
+                "residual": self._residual,
+            }
+        if self.guard is not None:
+            state["guard"] = self.guard.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned.
@@ -172,11 +209,29 @@ class DecisionPath:
         if not isinstance(state, dict) or not {"prev_action", "tracker"} <= set(state):
             raise ValueError(f"path state must hold 'prev_action' and 'tracker', got {state!r}")
         prev = real_number("path.prev_action", state["prev_action"], -1.0, 1.0)
+        schedule = state.get("schedule")
+        if schedule is not None:
+            if not isinstance(schedule, dict) or set(schedule) != {
+                "decisions", "progress", "base", "residual"
+            }:  # fmt: skip
+                raise ValueError(f"path state 'schedule' is malformed: {schedule!r}")
+            schedule = {k: real_number(f"path.schedule.{k}", v) for k, v in schedule.items()}
+        if self.guard is not None:
+            self.guard.load_state_dict(state.get("guard"))
         self.tracker.load_state_dict(state["tracker"])
         self.prev_action = prev
+        if schedule is not None:
+            self._decisions = int(schedule["decisions"])
+            self._progress, self._base = schedule["progress"], schedule["base"]
+            self._residual = schedule["residual"]
 
     def _with_hparams(self, obs: np.ndarray, optimizer: Optimizer) -> np.ndarray:
         """``obs`` followed by the extra hyperparameters' features (if any)."""
         if not self.hparams.extras:
             return obs
         return np.concatenate([obs, self.hparams.observe(optimizer)])
+
+
+def _log2(lr: float) -> float:
+    """log2 of a positive LR (floored at 1e-30, below any LR bound)."""
+    return math.log2(max(lr, 1e-30))

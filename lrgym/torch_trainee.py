@@ -20,12 +20,20 @@ from lrgym.signals import UpdateTracker, grad_norm
 from lrgym.task import ArraySplits, Backend, DataFactory, Task, TaskInfo
 from lrgym.trainee import EvalReport, StepHook, Trainee, TrainReport
 
-OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
-    "sgd": lambda params, lr, **kw: torch.optim.SGD(params, lr=lr, momentum=0.9, **kw),
-    "adam": lambda params, lr, **kw: torch.optim.Adam(params, lr=lr, **kw),
-    "adamw": lambda params, lr, **kw: torch.optim.AdamW(params, lr=lr, **kw),
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+"""Builds an optimizer: ``factory(params, lr=lr, weight_decay=wd)``; any
+``torch.optim.Optimizer`` subclass is one, and so is a ``functools.partial`` of one."""
+
+OPTIMIZERS: dict[str, OptimizerFactory] = {
+    "sgd": partial(torch.optim.SGD, momentum=0.9),
+    "nesterov": partial(torch.optim.SGD, momentum=0.9, nesterov=True),
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "rmsprop": torch.optim.RMSprop,
+    "adagrad": torch.optim.Adagrad,
 }
-"""Optimizers by name; ``sgd`` is SGD with momentum 0.9."""
+"""Optimizers by name; ``sgd`` is SGD with momentum 0.9, ``nesterov`` the same with
+Nesterov momentum."""
 
 
 def _features(x: np.ndarray) -> torch.Tensor:
@@ -35,15 +43,54 @@ def _features(x: np.ndarray) -> torch.Tensor:
     return torch.as_tensor(x, dtype=torch.float32)
 
 
+def optimizer_factory(optimizer: str | OptimizerFactory) -> OptimizerFactory:
+    """The factory a task's ``optimizer`` names: a key of :data:`OPTIMIZERS`, an
+    optimizer class or any callable ``factory(params, lr=..., weight_decay=...)``.
+
+    Raises:
+        ValueError: an unknown name, or something that is neither a name nor callable.
+    """
+    if isinstance(optimizer, str):
+        try:
+            return OPTIMIZERS[optimizer]
+        except KeyError:
+            raise ValueError(
+                f"unknown optimizer {optimizer!r}; use one of {sorted(OPTIMIZERS)}, a "
+                "torch.optim.Optimizer class or a factory(params, lr=..., weight_decay=...)"
+            ) from None
+    if not callable(optimizer):
+        raise ValueError(
+            f"optimizer must be a name in {sorted(OPTIMIZERS)}, a torch.optim.Optimizer class "
+            f"or a factory(params, lr=..., weight_decay=...), got {optimizer!r}"
+        )
+    return optimizer
+
+
+def optimizer_name(optimizer: str | OptimizerFactory) -> str:
+    """A readable name for a task's ``optimizer`` (for tables and cards)."""
+    if isinstance(optimizer, str):
+        return optimizer
+    if isinstance(optimizer, partial):
+        args = ", ".join(f"{k}={v}" for k, v in optimizer.keywords.items())
+        return f"{optimizer_name(optimizer.func)}({args})"
+    return getattr(optimizer, "__name__", type(optimizer).__name__)
+
+
 def make_optimizer(
-    name: str, params, lr: float, weight_decay: float = 0.0
+    name: str | OptimizerFactory, params, lr: float, weight_decay: float = 0.0
 ) -> torch.optim.Optimizer:
-    """Build the optimizer called ``name`` (one of :data:`OPTIMIZERS`)."""
-    try:
-        factory = OPTIMIZERS[name]
-    except KeyError:
-        raise ValueError(f"unknown optimizer {name!r}; use one of {sorted(OPTIMIZERS)}") from None
-    return factory(params, lr, weight_decay=weight_decay)
+    """Build the optimizer ``name`` stands for (see :func:`optimizer_factory`).
+
+    Raises:
+        ValueError: ``name`` is unknown, or the factory does not return an optimizer.
+    """
+    optimizer = optimizer_factory(name)(params, lr=lr, weight_decay=weight_decay)
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise ValueError(
+            f"optimizer factory {optimizer_name(name)} returned {type(optimizer).__name__}, "
+            "not a torch.optim.Optimizer"
+        )
+    return optimizer
 
 
 class TorchTrainee(Trainee):
@@ -53,7 +100,8 @@ class TorchTrainee(Trainee):
         model: The freshly initialised model.
         splits: Data, already split and preprocessed.
         loss: ``"cross_entropy"`` (targets are class ids) or ``"mse"`` (targets are floats).
-        optimizer: Name in :data:`OPTIMIZERS`.
+        optimizer: Name in :data:`OPTIMIZERS`, optimizer class or factory (see
+            :func:`optimizer_factory`).
         lr: Initial learning rate.
         batch_size: Minibatch size.
         seed: Seeds the minibatch order.
@@ -65,7 +113,7 @@ class TorchTrainee(Trainee):
         model: nn.Module,
         splits: ArraySplits,
         loss: str,
-        optimizer: str,
+        optimizer: str | OptimizerFactory,
         lr: float,
         batch_size: int,
         seed: int,
@@ -224,7 +272,11 @@ class TorchTask(Task):
         model: Builds the model from input/output sizes and an rng (and, if it takes
             one, the ``input_shape`` of one example; see :data:`ModelFactory`).
         loss: ``"cross_entropy"`` or ``"mse"``.
-        optimizer: ``"sgd"`` (momentum 0.9), ``"adam"`` or ``"adamw"``.
+        optimizer: A name in :data:`OPTIMIZERS` (``"sgd"`` is momentum 0.9, ``"adam"``,
+            ``"adamw"``, ``"nesterov"``, ``"rmsprop"``, ``"adagrad"``), any
+            ``torch.optim.Optimizer`` class (``torch.optim.RMSprop``) or a factory
+            ``f(params, lr=..., weight_decay=...)`` such as
+            ``functools.partial(torch.optim.SGD, momentum=0.95, nesterov=True)``.
         batch_size: Minibatch size.
         weight_decay: Optimizer weight decay; None (the default) takes
             :data:`DEFAULT_WEIGHT_DECAY`: 0.01 for ``"adamw"``, 0 otherwise.
@@ -236,11 +288,12 @@ class TorchTask(Task):
     data: DataFactory
     model: ModelFactory
     loss: str = "cross_entropy"
-    optimizer: str = "adam"
+    optimizer: str | OptimizerFactory = "adam"
     batch_size: int = 64
     weight_decay: float | None = None
 
     def __post_init__(self) -> None:
+        optimizer_factory(self.optimizer)  # an unknown name is refused here, not mid-run
         if self.weight_decay is None:
             self.weight_decay = DEFAULT_WEIGHT_DECAY.get(self.optimizer, 0.0)
 

@@ -57,6 +57,7 @@ class BatchedLRControlEnv(VectorEnv):
             per run.
         compile: Compile the stacked steps with ``torch.compile`` (see
             :class:`~lrgym.vector.batched_runs.BatchedRuns`); ignored for the fallback.
+        action_map: How actions move the LR (default: :class:`~lrgym.actions.LogLRAction`).
 
     ``reset(options=...)`` takes ``initial_lr``, ``run_seed`` and ``val_every`` as one
     value per slot (sequences of length K) to fix the first runs.
@@ -78,6 +79,7 @@ class BatchedLRControlEnv(VectorEnv):
         batched: bool | None = None,
         val_every: Sequence[int] = (1,),
         compile: bool = False,
+        action_map: LogLRAction | None = None,
     ) -> None:
         if int(num_envs) < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
@@ -93,7 +95,7 @@ class BatchedLRControlEnv(VectorEnv):
                 self.task,
                 decision_interval,
                 total_steps,
-                None,
+                action_map,
                 divergence_factor,
                 divergence_penalty,
                 hparams,
@@ -107,7 +109,7 @@ class BatchedLRControlEnv(VectorEnv):
         self.divergence_factor = divergence_factor
         self.divergence_penalty = divergence_penalty
         self.hparams = HyperParamSet(hparams)
-        self.action_map = LogLRAction()
+        self.action_map = template.action_map
         self.single_observation_space = template.observation_space
         self.single_action_space = template.action_space
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
