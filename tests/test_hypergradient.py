@@ -8,7 +8,7 @@ LR trace and the parameter trace must agree, which also pins the timing: the LR 
 
 from __future__ import annotations
 
-import json
+import io
 
 import numpy as np
 import pytest
@@ -172,7 +172,8 @@ def test_bad_arguments_are_refused():
 
 
 def _resume_trace(cls, kwargs, cut: int = 4):
-    """LRs of an uninterrupted run and of one checkpointed (JSON state) at ``cut``."""
+    """LRs of an uninterrupted run and of one checkpointed at ``cut`` (through torch.save
+    and ``torch.load(weights_only=True)``)."""
     grads = scripted_grads(4)
     full, _, _ = drive(lambda ps: cls(ps, lr=LR0, **kwargs), grads, hyper_lr=1e-3, **WIDE)
     p = torch.zeros(DIM, dtype=torch.float64, requires_grad=True)
@@ -184,8 +185,11 @@ def _resume_trace(cls, kwargs, cut: int = 4):
         opt.step()
         sched.step()
         lrs.append(opt.param_groups[0]["lr"])
-    opt_state = opt.state_dict()
-    sched_state = json.loads(json.dumps(sched.state_dict()))  # plain numbers only
+    buffer = io.BytesIO()
+    torch.save({"opt": opt.state_dict(), "sched": sched.state_dict()}, buffer)
+    buffer.seek(0)
+    saved = torch.load(buffer, weights_only=True)
+    opt_state, sched_state = saved["opt"], saved["sched"]
     q = p.detach().clone().requires_grad_(True)
     opt2 = cls([q], lr=LR0, **kwargs)
     sched2 = HypergradientLR(opt2, hyper_lr=1e-3, **WIDE)
@@ -200,18 +204,16 @@ def _resume_trace(cls, kwargs, cut: int = 4):
 
 
 @pytest.mark.parametrize(
-    ("cls", "kwargs"), [(torch.optim.Adam, {}), (torch.optim.SGD, {"momentum": 0.9})]
+    ("cls", "kwargs"),
+    [(torch.optim.Adam, {}), (torch.optim.SGD, {"momentum": 0.9}), (torch.optim.SGD, {})],
+    ids=["adam", "sgd-momentum", "sgd"],
 )
-def test_checkpoint_resumes_exactly_when_the_direction_is_optimizer_state(cls, kwargs):
+def test_checkpoint_resumes_exactly(cls, kwargs):
+    """Adam's direction and SGD's momentum are optimizer state; plain SGD's previous
+    gradient is in the scheduler's state dict."""
     full, resumed = _resume_trace(cls, kwargs)
-    np.testing.assert_allclose(resumed, full, rtol=1e-12)
-
-
-def test_checkpoint_of_plain_sgd_skips_one_update():
-    full, resumed = _resume_trace(torch.optim.SGD, {}, cut=4)
-    np.testing.assert_allclose(resumed[:4], full[:4], rtol=1e-12)
-    assert resumed[4] == resumed[3]  # previous gradient not in the checkpoint: no update
-    assert resumed[5] != resumed[4]  # then it adapts again
+    assert resumed.tolist() == full.tolist()
+    assert len(set(full.tolist())) == len(full)  # every step moved the LR: not vacuous
 
 
 def test_remove_detaches_the_hook():

@@ -13,7 +13,7 @@ from typing import Any
 
 from torch.optim import Optimizer
 
-from lrgym.feedback_scheduler import FeedbackLRScheduler, require_optimizer
+from lrgym.feedback_scheduler import FeedbackLRScheduler, require_keys, require_optimizer
 from lrgym.signals import grad_norm
 
 
@@ -112,9 +112,8 @@ class FeedbackRuleLR(FeedbackLRScheduler):
 
     def _scale(self, multiplier: float) -> None:
         lo, hi = self.rule.min_lr, self.rule.max_lr
-        for group in self.optimizer.param_groups:
-            group["lr"] = min(hi, max(lo, float(group["lr"]) * multiplier))
-        self._sync_last_lr()
+        groups = self.optimizer.param_groups
+        self._set_lrs([min(hi, max(lo, float(g["lr"]) * multiplier)) for g in groups])
 
     def on_step(self, loss: float | None) -> None:
         """Apply rules 1–2 to one optimizer step's loss (no loss: count the step only)."""
@@ -146,7 +145,11 @@ class FeedbackRuleLR(FeedbackLRScheduler):
         self.prev_metric = metric
 
     def state_dict(self) -> dict[str, Any]:
-        """Counters, running loss average, previous metric, last LRs: plain numbers only."""
+        """Counters, running loss average, previous metric, rule counts and last LRs.
+
+        Everything the rule's next decisions depend on (the gradient norm is read afresh
+        at every step), so a reloaded run takes the LRs of the uninterrupted one.
+        """
         return {
             **super().state_dict(),
             "loss_average": self.loss_average,
@@ -155,8 +158,24 @@ class FeedbackRuleLR(FeedbackLRScheduler):
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` saved (the rule's settings come from __init__)."""
-        super().load_state_dict(state_dict)
-        self.loss_average = state_dict["loss_average"]
-        self.prev_metric = state_dict["prev_metric"]
-        self.fired = {k: int(v) for k, v in state_dict["fired"].items()}
+        """Restore what :meth:`state_dict` saved (the rule's settings come from __init__).
+
+        Raises:
+            ValueError: a key is missing or a value is not what :meth:`state_dict`
+                writes (the message names it); nothing is changed then.
+        """
+        from lrgym.validate import real_number, whole_number
+
+        state = require_keys(state_dict, ("loss_average", "prev_metric", "fired"))
+
+        def optional(key: str) -> float | None:
+            value = state[key]
+            return None if value is None else real_number(key, value)
+
+        loss_average, prev_metric = optional("loss_average"), optional("prev_metric")
+        fired = state["fired"]
+        if not isinstance(fired, dict) or set(fired) != set(RULES):
+            raise ValueError(f"fired must map each of {list(RULES)} to a count, got {fired!r}")
+        counts = {k: whole_number(f"fired[{k!r}]", fired[k], 0) for k in RULES}
+        super().load_state_dict(state)
+        self.loss_average, self.prev_metric, self.fired = loss_average, prev_metric, counts

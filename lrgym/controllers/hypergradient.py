@@ -28,7 +28,12 @@ from typing import Any
 import torch
 from torch.optim import Optimizer
 
-from lrgym.feedback_scheduler import FeedbackLRScheduler, require_optimizer
+from lrgym.feedback_scheduler import (
+    FeedbackLRScheduler,
+    require_keys,
+    require_optimizer,
+    set_group_lr,
+)
 
 HYPER_LR_DEFAULTS: dict[str, float] = {"sgd": 1e-3, "adam": 1e-7}
 """The paper's hyper-LRs β: 1e-3 for SGD (with or without momentum), 1e-7 for Adam."""
@@ -79,11 +84,11 @@ class HypergradientLR(FeedbackLRScheduler):
         ...     optimizer.zero_grad(); loss_fn(model(x), y).backward()
         ...     optimizer.step(); scheduler.step()
 
-    Checkpointing: :meth:`state_dict` holds plain numbers only. Adam's direction and SGD's
-    momentum buffer live in the optimizer's state, so with the optimizer's checkpoint the
-    next step after a reload updates the LR exactly as without the interruption; for
-    momentum-free SGD the previous gradient is not saved and that one step makes no LR
-    update.
+    Checkpointing: Adam's direction and SGD's momentum buffer live in the optimizer's
+    state; for momentum-free SGD :meth:`state_dict` holds the previous gradients (as
+    tensors; a ``torch.load(weights_only=True)`` reload works). With the optimizer's
+    checkpoint, every step after a reload updates the LR exactly as without the
+    interruption. A tensor LR stays a tensor (updated in place).
 
     Args:
         optimizer: ``torch.optim.SGD`` (no nesterov), ``Adam`` or ``AdamW`` (no amsgrad).
@@ -111,6 +116,7 @@ class HypergradientLR(FeedbackLRScheduler):
         self.max_lr = float(max_lr)
         self.last_hypergradients: list[float] = [math.nan] * len(optimizer.param_groups)
         self.lr_updates = 0
+        self._params = [p for g in optimizer.param_groups for p in g["params"]]
         self._prev_grads: dict[int, torch.Tensor] = {}  # momentum-free SGD only
         super().__init__(optimizer)
         self._hook = optimizer.register_step_pre_hook(self._before_step)
@@ -149,15 +155,21 @@ class HypergradientLR(FeedbackLRScheduler):
             self.last_hypergradients[i] = h
             if math.isfinite(h):
                 lr = float(group["lr"]) + self.hyper_lr * h
-                group["lr"] = min(self.max_lr, max(self.min_lr, lr))
+                set_group_lr(group, min(self.max_lr, max(self.min_lr, lr)))
                 self.lr_updates += 1
 
     def remove(self) -> None:
         """Detach the pre-step hook; the optimizer keeps its current LRs."""
         self._hook.remove()
 
+    OLD_FORMAT_RESTARTS = (
+        "with momentum-free SGD, the first step after the reload makes no LR update "
+        "(the previous gradients were not saved)"
+    )
+
     def state_dict(self) -> dict[str, Any]:
-        """Hyper-LR, bounds, counters and last LRs/hypergradients: plain numbers only."""
+        """Hyper-LR, bounds, counters, last LRs/hypergradients and, for momentum-free SGD,
+        the previous gradients (one tensor or None per parameter, in param-group order)."""
         return {
             **super().state_dict(),
             "hyper_lr": self.hyper_lr,
@@ -165,14 +177,55 @@ class HypergradientLR(FeedbackLRScheduler):
             "max_lr": self.max_lr,
             "lr_updates": self.lr_updates,
             "last_hypergradients": list(self.last_hypergradients),
+            "prev_grads": [
+                None if (g := self._prev_grads.get(id(p))) is None else g.clone()
+                for p in self._params
+            ],
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` saved (load the optimizer's state too)."""
-        super().load_state_dict(state_dict)
-        self.hyper_lr = float(state_dict["hyper_lr"])
-        self.min_lr = float(state_dict["min_lr"])
-        self.max_lr = float(state_dict["max_lr"])
-        self.lr_updates = int(state_dict["lr_updates"])
-        self.last_hypergradients = [float(x) for x in state_dict["last_hypergradients"]]
-        self._prev_grads = {}
+        """Restore what :meth:`state_dict` saved (load the optimizer's state too).
+
+        Raises:
+            ValueError: a key is missing or a value is not what :meth:`state_dict`
+                writes (the message names it); nothing is changed then.
+        """
+        from lrgym.validate import as_number, real_number, whole_number
+
+        old = self.is_old_format(state_dict)
+        keys = ("hyper_lr", "min_lr", "max_lr", "lr_updates", "last_hypergradients")
+        state = require_keys(state_dict, keys if old else (*keys, "prev_grads"))
+        hyper_lr = real_number("hyper_lr", state["hyper_lr"], 0)
+        min_lr = real_number("min_lr", state["min_lr"], 0)
+        max_lr = real_number("max_lr", state["max_lr"], above=min_lr)
+        lr_updates = whole_number("lr_updates", state["lr_updates"], 0)
+        hyper = state["last_hypergradients"]
+        groups = len(self.optimizer.param_groups)
+        if not isinstance(hyper, list | tuple) or len(hyper) != groups:
+            raise ValueError(
+                f"last_hypergradients must be a list of {groups} number(s), got {hyper!r}"
+            )
+        hyper = [float(as_number(f"last_hypergradients[{i}]", h)) for i, h in enumerate(hyper)]
+        prev_grads = self._check_prev_grads(state.get("prev_grads", [None] * len(self._params)))
+        super().load_state_dict(state)
+        self.hyper_lr, self.min_lr, self.max_lr = hyper_lr, min_lr, max_lr
+        self.lr_updates, self.last_hypergradients = lr_updates, hyper
+        self._prev_grads = prev_grads
+
+    def _check_prev_grads(self, saved: Any) -> dict[int, torch.Tensor]:
+        """Saved previous gradients, keyed like ``_prev_grads``, or a ``ValueError``."""
+        n = len(self._params)
+        if not isinstance(saved, list | tuple) or len(saved) != n:
+            raise ValueError(f"prev_grads must be a list of {n} tensors or None, got {saved!r}")
+        out: dict[int, torch.Tensor] = {}
+        for i, (p, g) in enumerate(zip(self._params, saved, strict=True)):
+            if g is None:
+                continue
+            if not isinstance(g, torch.Tensor) or g.shape != p.shape:
+                got = tuple(g.shape) if isinstance(g, torch.Tensor) else g
+                raise ValueError(
+                    f"prev_grads[{i}] must be a tensor of the parameter's shape "
+                    f"{tuple(p.shape)}, got {got!r}: was it saved for another model?"
+                )
+            out[id(p)] = g.to(device=p.device, dtype=p.dtype)
+        return out

@@ -99,6 +99,26 @@ class MetricHistory:
         return dict(vars(self))
 
     def load_state_dict(self, state: dict[str, float | None]) -> None:
-        """Restore what :meth:`state_dict` returned."""
+        """Restore what :meth:`state_dict` returned.
+
+        Raises:
+            ValueError: a key is missing or unknown, or a value is not what
+                :meth:`state_dict` writes (e.g. a non-positive LR); nothing is changed then.
+        """
+        from lrgym.validate import real_number
+
+        expected = set(vars(self))
+        if not isinstance(state, dict) or set(state) != expected:
+            got = sorted(state) if isinstance(state, dict) else state
+            raise ValueError(f"history state must have the keys {sorted(expected)}, got {got!r}")
+        values: dict[str, float | None] = {}
         for key, value in state.items():
+            name = f"history.{key}"
+            if key in ("initial_lr", "prev_lr"):
+                values[key] = real_number(name, value, above=0)
+            elif key in ("prev_train", "best_metric") and value is None:
+                values[key] = None
+            else:
+                values[key] = real_number(name, value)
+        for key, value in values.items():
             setattr(self, key, value)

@@ -11,7 +11,8 @@ from torch.optim import Optimizer
 from lrgym.controllers.lr_predictor.features import MetricHistory
 from lrgym.controllers.lr_predictor.model import LRPredictor, load_predictor
 from lrgym.controllers.scheduler_adapter import SchedulerController
-from lrgym.feedback_scheduler import FeedbackLRScheduler
+from lrgym.feedback_scheduler import FeedbackLRScheduler, require_keys
+from lrgym.validate import as_number, real_number, whole_number
 
 
 class PredictorLR(FeedbackLRScheduler):
@@ -98,16 +99,16 @@ class PredictorLR(FeedbackLRScheduler):
         progress = min(self.steps_done / self.total_steps, 1.0)
         feats = self.history.features(lr, train_loss, float(val_loss), val_metric, progress)
         change = float(self.predictor.predict(feats)[0])
-        for group in self.optimizer.param_groups:
-            new = float(group["lr"]) * 10.0**change
-            group["lr"] = min(self.max_lr, max(self.min_lr, new))
-        new_lr = float(self.optimizer.param_groups[0]["lr"])
+        groups = self.optimizer.param_groups
+        scale = 10.0**change
+        self._set_lrs([min(self.max_lr, max(self.min_lr, float(g["lr"]) * scale)) for g in groups])
+        new_lr = float(groups[0]["lr"])
         self.total_change += abs(math.log10(new_lr / lr))
         self.decisions += 1
-        self._sync_last_lr()
 
     def state_dict(self) -> dict[str, Any]:
-        """Counters, pending losses, history and last LRs: plain numbers only."""
+        """Counters, pending losses, the metric history and last LRs: everything the next
+        decisions depend on, as plain numbers."""
         return {
             **super().state_dict(),
             "decisions": self.decisions,
@@ -118,13 +119,28 @@ class PredictorLR(FeedbackLRScheduler):
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` saved."""
-        super().load_state_dict(state_dict)
-        self.decisions = int(state_dict["decisions"])
-        self.total_change = float(state_dict["total_change"])
-        self._started = bool(state_dict["started"])
-        self._losses = [float(x) for x in state_dict["losses"]]
-        self.history.load_state_dict(state_dict["history"])
+        """Restore what :meth:`state_dict` saved.
+
+        Raises:
+            ValueError: a key is missing or a value is not what :meth:`state_dict`
+                writes (the message names it); nothing is changed then.
+        """
+        keys = ("decisions", "total_change", "started", "losses", "history")
+        state = require_keys(state_dict, keys)
+        decisions = whole_number("decisions", state["decisions"], 0)
+        total_change = real_number("total_change", state["total_change"], 0)
+        started = state["started"]
+        if not isinstance(started, bool):
+            raise ValueError(f"started must be True or False, got {started!r}")
+        losses = state["losses"]
+        if not isinstance(losses, list | tuple):
+            raise ValueError(f"losses must be a list of numbers, got {losses!r}")
+        losses = [float(as_number(f"losses[{i}]", x)) for i, x in enumerate(losses)]
+        history = MetricHistory()
+        history.load_state_dict(state["history"])
+        super().load_state_dict(state)
+        self.decisions, self.total_change, self._started = decisions, total_change, started
+        self._losses, self.history = losses, history
 
 
 class PredictorController(SchedulerController):
