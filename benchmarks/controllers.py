@@ -2,7 +2,8 @@
 
 1. Logs runs of every static baseline on the *meta-train* tasks (seeds 100.., the default
    LR and :data:`META_LRS`) and trains the LR predictor on them (never on held-out tasks);
-   the predictor goes to ``docs/results/controllers/lr_predictor.pt``.
+   the predictor goes to ``results/controllers/lr_predictor.pt`` (a model file, kept
+   out of docs/).
 2. Runs each held-out task × (static baselines + learned agent + feedback rule,
    hypergradient descent, LR predictor, schedule-free AdamW, Prodigy) × seeds at the
    task's default LR.
@@ -121,7 +122,7 @@ def main() -> None:
     args = parser.parse_args()
     start = time.perf_counter()
 
-    predictor_path = args.predictor or args.docs / "lr_predictor.pt"
+    predictor_path = args.predictor or args.out / "lr_predictor.pt"
     if args.predictor is None and args.from_runs is None:
         meta_runs, meta_curves = log_meta_train(
             args.train_seeds, args.workers, args.out / "meta-train"

@@ -10,8 +10,8 @@ task's default LR, and writes
 
 * ``results/real_tasks/runs.csv`` and ``curves.csv`` (every run; not committed),
 * ``docs/results/real_tasks/summary.md`` with plots, timing table and README table,
-* the README's table between ``<!-- real:start -->`` and ``<!-- real:end -->`` when those
-  markers exist (else it prints the table).
+* the table between ``<!-- real:start -->`` and ``<!-- real:end -->`` in
+  ``docs/results/real-tasks.md`` when those markers exist (else it prints the table).
 
     python benchmarks/real_tasks.py --seeds 2 --workers 2
     python benchmarks/real_tasks.py --calibrate --tasks shared/TitanicMLP-v0
@@ -253,8 +253,8 @@ def results_markdown(
 
 
 def write_readme(table: str) -> bool:
-    """Replace the README section between the markers; False if they are absent."""
-    readme = ROOT / "README.md"
+    """Replace the results page's section between the markers; False if they are absent."""
+    readme = ROOT / "docs" / "results" / "real-tasks.md"
     text = readme.read_text(encoding="utf-8")
     if START not in text or END not in text:
         return False
@@ -309,9 +309,9 @@ def publish(out: Path, docs: Path) -> None:
     write_text_atomic(summary, summary.read_text(encoding="utf-8") + "\n".join(extra))
     print(f"summary: {summary}")
     if write_readme(table):
-        print("updated the README section between the real markers")
+        print("updated docs/results/real-tasks.md between the real markers")
     else:
-        print(f"README has no {START} markers; the table:\n\n{table}")
+        print(f"docs/results/real-tasks.md has no {START} markers; the table:\n\n{table}")
 
 
 def main() -> None:
