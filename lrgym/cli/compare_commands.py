@@ -36,7 +36,8 @@ SCHEDULERS_HELP = (
     "agent, e.g. learned:default or learned:runs/agent) or lr-predictor:PATH (a trained LR "
     "predictor)."
 )
-"""Kept in step with :data:`lrgym.controllers.CONTROLLERS` by tests/test_cli_help.py."""
+"""Kept in step with :data:`lrgym.controllers.CONTROLLERS` by
+tests/test_first_hour.py::test_scheduler_help_names_every_controller."""
 
 InitOption = Annotated[
     str | None,

@@ -41,7 +41,7 @@ TRAIN_DEFAULTS = {
     "gpus_per_env": "0.0",
 }
 """`lrgym train`'s defaults as `--help` shows them (the flags default to None so that a
---config file can set them); tests/test_cli_help.py checks them against TrainConfig."""
+--config file can set them); tests/test_first_hour.py checks them against TrainConfig."""
 
 
 def _train_option(name: str, help: str, *decls: str, **kwargs) -> typer.models.OptionInfo:
