@@ -129,9 +129,6 @@ class FeedbackLRScheduler(LRScheduler):
         TypeError: ``optimizer`` is not a ``torch.optim.Optimizer``.
     """
 
-    OLD_FORMAT_RESTARTS: str | None = None
-    """What a format-1 state dict lacks, for the warning on loading one (None: nothing)."""
-
     def __init__(self, optimizer: Optimizer) -> None:
         require_optimizer(optimizer)
         self._fed_loss: float | None = None
@@ -230,6 +227,11 @@ class FeedbackLRScheduler(LRScheduler):
             "last_lr": [x.clone() if isinstance(x, torch.Tensor) else x for x in self._last_lr],
         }
 
+    def old_format_restarts(self) -> str | None:
+        """What restarts when a format-1 state dict is loaded, for the warning (None: the
+        format lacked nothing this scheduler needs)."""
+        return None
+
     def is_old_format(self, state_dict: Any) -> bool:
         """Whether ``state_dict`` has the earlier format 1 (see :data:`STATE_FORMAT`).
 
@@ -272,10 +274,11 @@ class FeedbackLRScheduler(LRScheduler):
         if not isinstance(last_lr, list | tuple) or len(last_lr) != len(groups):
             raise ValueError(f"last_lr must be a list of {len(groups)} LR(s), got {last_lr!r}")
         lrs = [lr_as_number(f"last_lr[{i}]", x) for i, x in enumerate(last_lr)]
-        if old and self.OLD_FORMAT_RESTARTS:
+        restarts = self.old_format_restarts() if old else None
+        if restarts:
             warnings.warn(
                 f"{type(self).__name__}: this state_dict was saved by an earlier lrgym "
-                f"(format 1), so {self.OLD_FORMAT_RESTARTS}; save it again with this "
+                f"(format 1), so {restarts}; save it again with this "
                 "version for an identical resume",
                 UserWarning,
                 stacklevel=3,

@@ -130,6 +130,7 @@ class PolicyScheduler(FeedbackLRScheduler):
         self._val_metric: float | None = None
         self.decisions = 0
         self._pending = True  # the first decision is made before any training step
+        self._grad_norm = math.nan  # at the last step of the pending decision's window
         if not self.eval_feedback:
             self._decide()
 
@@ -166,6 +167,9 @@ class PolicyScheduler(FeedbackLRScheduler):
             self._losses.append(loss)
         if self.last_epoch % self.decision_interval == 0:
             self._pending = True
+            # read now: a decision that waits for validation must not depend on whether
+            # the gradients are still there then (a loop or a reload may clear them)
+            self._grad_norm = grad_norm(self._params)
             if not self.eval_feedback:
                 self._decide()
 
@@ -196,7 +200,7 @@ class PolicyScheduler(FeedbackLRScheduler):
             obs = self.path.observe(
                 self.optimizer,
                 losses,
-                grad_norm=grad_norm(self._params),
+                grad_norm=self._grad_norm,
                 update_ratio=ratio,
                 update_cosine=cosine,
                 val_loss=self._val_loss,
@@ -212,17 +216,18 @@ class PolicyScheduler(FeedbackLRScheduler):
         """Current value of every controlled hyperparameter (first group's, ``"lr"`` too)."""
         return self.path.values(self.optimizer)
 
-    OLD_FORMAT_RESTARTS = (
-        "the update-size window restarts: the next decision sees update_cosine = 0"
-    )
+    def old_format_restarts(self) -> str:
+        """Format 1 lacked the update-size window."""
+        return "the update-size window restarts: the next decision sees update_cosine = 0"
 
     def state_dict(self) -> dict[str, Any]:
         """Everything the next decisions depend on; numbers, lists and tensors only.
 
         Counters, last validation numbers, the window's losses, whether a decision is
-        pending, the no-loss warning flag, the decision path (previous action, signal
-        references) and the update-size window (parameter snapshot and previous update,
-        as tensors: a ``torch.load(weights_only=True)`` reload works).
+        pending (and the gradient norm it will see), the no-loss warning flag, the
+        decision path (previous action, signal references) and the update-size window
+        (parameter snapshot and previous update, as tensors: a
+        ``torch.load(weights_only=True)`` reload works).
         """
         return {
             **super().state_dict(),
@@ -231,6 +236,7 @@ class PolicyScheduler(FeedbackLRScheduler):
             "val_metric": self._val_metric,
             "losses": list(self._losses),
             "pending": self._pending,
+            "grad_norm": self._grad_norm,
             "warned_no_loss": self._warned_no_loss,
             "path": self.path.state_dict(),
             "updates": self._updates.state_dict(),
@@ -248,7 +254,8 @@ class PolicyScheduler(FeedbackLRScheduler):
         """
         old = self.is_old_format(state_dict)
         keys = ("decisions", "val_loss", "val_metric", "losses", "pending", "path")
-        state = require_keys(state_dict, keys if old else (*keys, "warned_no_loss", "updates"))
+        new_keys = ("warned_no_loss", "updates", "grad_norm")
+        state = require_keys(state_dict, keys if old else (*keys, *new_keys))
         decisions = whole_number("decisions", state["decisions"], 0)
 
         def optional(key: str) -> float | None:
@@ -259,6 +266,9 @@ class PolicyScheduler(FeedbackLRScheduler):
         if not isinstance(state["losses"], list | tuple):
             raise ValueError(f"losses must be a list of numbers, got {state['losses']!r}")
         losses = [float(as_number(f"losses[{i}]", x)) for i, x in enumerate(state["losses"])]
+        grad = float(as_number("grad_norm", state.get("grad_norm", math.nan)))
+        if grad < 0:
+            raise ValueError(f"grad_norm must not be negative, got {grad!r}")
         flags = {k: state.get(k, False) for k in ("pending", "warned_no_loss")}
         for key, value in flags.items():
             if not isinstance(value, bool):
@@ -280,3 +290,4 @@ class PolicyScheduler(FeedbackLRScheduler):
         self._val_loss, self._val_metric = val_loss, val_metric
         self._losses = losses
         self._pending, self._warned_no_loss = flags["pending"], flags["warned_no_loss"]
+        self._grad_norm = grad

@@ -162,10 +162,14 @@ class HypergradientLR(FeedbackLRScheduler):
         """Detach the pre-step hook; the optimizer keeps its current LRs."""
         self._hook.remove()
 
-    OLD_FORMAT_RESTARTS = (
-        "with momentum-free SGD, the first step after the reload makes no LR update "
-        "(the previous gradients were not saved)"
-    )
+    def old_format_restarts(self) -> str | None:
+        """Format 1 lacked momentum-free SGD's previous gradients."""
+        if self.kind == "sgd" and any(g["momentum"] == 0 for g in self.optimizer.param_groups):
+            return (
+                "the first step after the reload makes no LR update (momentum-free SGD's "
+                "previous gradients were not saved)"
+            )
+        return None
 
     def state_dict(self) -> dict[str, Any]:
         """Hyper-LR, bounds, counters, last LRs/hypergradients and, for momentum-free SGD,
