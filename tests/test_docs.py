@@ -12,6 +12,7 @@ runs in ``.ci/run``.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -178,3 +179,18 @@ def test_no_model_files_under_docs():
         if p.suffix in {".pt", ".pth", ".safetensors", ".pkl", ".zip", ".ckpt", ".npz"}
     ]
     assert not models, f"model files belong beside their code, not in docs/: {models}"
+
+
+def test_site_builds_strictly(tmp_path):
+    """Where the docs extra is installed: broken links, anchors and API references fail."""
+    pytest.importorskip("mkdocs")
+    pytest.importorskip("mkdocstrings")
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
