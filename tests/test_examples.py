@@ -26,6 +26,8 @@ CASES = {
     "lightning_module.py": ("lightning", r"final validation accuracy: ([\d.]+)", 0.85),
     "xgboost_native.py": (None, r"test accuracy: learned eta ([\d.]+)", 0.9),
     "xgboost_sklearn.py": (None, r"test accuracy: learned eta ([\d.]+)", 0.85),
+    # accuracies and R² (the noisy regression's is about 0.2 at best)
+    "your_own_loop.py": (None, r"mean agent score over the cells: ([\d.]+)", 0.6),
 }
 TIMEOUT_S = 180.0  # a hang guard only; they take ~5-15 s on 2 cores (timings are not tested)
 

@@ -1,0 +1,67 @@
+"""``TorchTask(optimizer=...)`` takes a name, any torch optimizer class or a factory."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import numpy as np
+import pytest
+import torch
+from user_tasks_example import make_tiny
+
+from lrgym.env import LRControlEnv
+from lrgym.torch_trainee import OPTIMIZERS, optimizer_name
+
+NESTEROV = functools.partial(torch.optim.SGD, momentum=0.95, nesterov=True)
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "cls"),
+    [
+        ("nesterov", torch.optim.SGD),
+        ("rmsprop", torch.optim.RMSprop),
+        ("adagrad", torch.optim.Adagrad),
+        (torch.optim.RMSprop, torch.optim.RMSprop),
+        (torch.optim.Adagrad, torch.optim.Adagrad),
+        (NESTEROV, torch.optim.SGD),
+    ],
+)
+def test_a_task_trains_with_any_optimizer(optimizer, cls):
+    task = dataclasses.replace(make_tiny(), optimizer=optimizer)
+    env = LRControlEnv(task, total_steps=20, decision_interval=5)
+    env.reset(seed=0, options={"initial_lr": 0.01})
+    opt = env.trainee.optimizer
+    assert type(opt) is cls
+    if optimizer is NESTEROV or optimizer == "nesterov":
+        assert opt.param_groups[0]["nesterov"]
+    losses = []
+    terminated = False
+    while not terminated:
+        _, _, terminated, _, info = env.step(np.zeros(1, np.float32))
+        losses.append(info["val_loss"])
+    assert np.isfinite(losses).all() and losses[-1] < env.initial_val_loss
+
+
+def test_every_named_optimizer_builds():
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    for name, factory in OPTIMIZERS.items():
+        assert isinstance(factory(params, lr=1e-3, weight_decay=0.0), torch.optim.Optimizer), name
+
+
+def test_optimizer_names_read_well():
+    assert optimizer_name("adam") == "adam"
+    assert optimizer_name(torch.optim.RMSprop) == "RMSprop"
+    assert optimizer_name(NESTEROV) == "SGD(momentum=0.95, nesterov=True)"
+
+
+@pytest.mark.parametrize("bad", ["lion", 3, None])
+def test_an_unknown_optimizer_is_refused_when_the_task_is_made(bad):
+    with pytest.raises(ValueError, match="optimizer"):
+        dataclasses.replace(make_tiny(), optimizer=bad)
+
+
+def test_a_factory_that_returns_no_optimizer_is_refused():
+    task = dataclasses.replace(make_tiny(), optimizer=lambda params, **kw: object())
+    with pytest.raises(ValueError, match="not a torch.optim.Optimizer"):
+        task.build(0, 0.01)
