@@ -8,6 +8,10 @@ seeds are ones `lrgym compare` and `lrgym evaluate` do not use by default (they 
 0), so a target is never fitted to the runs it later judges. Calibrate once per task
 version, before any learned agent is evaluated on it.
 
+Runs that diverged, or ended with a NaN or infinite metric, are left out of the medians
+(a diverged run's last metric is often its untrained model's first evaluation); a task
+on which no run is left is refused with a ``ValueError``.
+
 The target is written to ``lrgym_targets.json`` beside the module that defines the task
 (:mod:`lrgym.targets`); a task whose ``TaskInfo.target`` is ``math.inf`` reads it from
 there. A finite target in the task's code takes precedence.
@@ -21,6 +25,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import pandas as pd
 
 from lrgym.compare import RunResult, grid, run_grid
 from lrgym.controllers import BASELINES
@@ -101,9 +108,15 @@ def calibrate(
     found = []
     for task in tasks:
         mine = runs[runs["task"] == task]
-        medians = mine.groupby("scheduler")["final_val_metric"].median().dropna()
+        medians = _healthy_medians(mine)
         if medians.empty:
-            raise ValueError(f"{task}: every static schedule's runs diverged; no target")
+            raise ValueError(
+                f"{task}: no run of any static schedule ended without diverging with a "
+                f"finite validation {mine['metric'].iloc[0] if len(mine) else 'metric'}, so "
+                "there is nothing to set a target from (a diverged run's metric is its "
+                "untrained model's); check the task (its default LR, its loss), then "
+                "calibrate again"
+            )
         best = str(medians.idxmax())
         found.append(
             Calibration(
@@ -118,6 +131,14 @@ def calibrate(
             )
         )
     return found
+
+
+def _healthy_medians(runs: pd.DataFrame) -> pd.Series:
+    """Per schedule, the median final validation metric of its runs that did not diverge
+    and ended with a finite metric; schedules with no such run are left out."""
+    metric = pd.to_numeric(runs["final_val_metric"], errors="coerce")
+    healthy = runs[~runs["diverged"].astype(bool) & np.isfinite(metric.to_numpy(float))]
+    return healthy.groupby("scheduler")["final_val_metric"].median()
 
 
 def _code_target(task: str) -> float:

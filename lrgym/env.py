@@ -17,7 +17,11 @@ from lrgym.registration import make_task
 from lrgym.signals import OBS_BOUND
 from lrgym.task import Task
 from lrgym.trainee import DIVERGENCE_FACTOR, Trainee, is_diverged
-from lrgym.validate import real_number, whole_number
+from lrgym.validate import options_mapping, real_number, whole_number
+
+RESET_OPTIONS = ("initial_lr", "run_seed", "initial_hparams", "val_every")
+"""The keys ``reset(options=...)`` takes; any other key is refused (a typo would
+otherwise silently draw a random value)."""
 
 INITIAL_LR_RANGE = (1e-5, 1e-1)
 """Initial LRs are drawn log-uniformly from this range unless ``options`` fixes one."""
@@ -159,18 +163,20 @@ class LRControlEnv(gym.Env):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
-        options = options or {}
+        options = options_mapping("reset options", options, RESET_OPTIONS)
+        extras = tuple(h.name for h in self.hparams.extras) or ("(none: LR only)",)
+        initial = options_mapping("initial_hparams", options.get("initial_hparams"), extras)
         low, high = np.log(INITIAL_LR_RANGE)
         drawn_lr = float(np.exp(self.np_random.uniform(low, high)))
         drawn_seed = int(self.np_random.integers(2**31 - 1))
         self.initial_lr = check_initial_lr(options.get("initial_lr", drawn_lr))
-        self.run_seed = int(options.get("run_seed", drawn_seed))
+        self.run_seed = whole_number("run_seed", options.get("run_seed", drawn_seed), 0)
         if self.trainee is not None:
             self.trainee.close()
         self.trainee = self.task.build(self.run_seed, self.initial_lr)
         if self.hparams.extras:
             self.hparams.check_optimizer(self.trainee.optimizer)
-            self.hparams.set_initial(self.trainee.optimizer, options.get("initial_hparams", {}))
+            self.hparams.set_initial(self.trainee.optimizer, initial)
         ev = self.trainee.evaluate("val")
         self.initial_val_loss = ev.loss
         self.val_loss, self.val_metric = ev.loss, ev.metric

@@ -308,14 +308,23 @@ def import_user_modules(names: str | Iterable[str]) -> list[str]:
         The module names imported.
 
     Raises:
-        ImportError: a module cannot be imported; the message names it.
+        ImportError: No name given, or a module cannot be imported: not found, or its own
+            code raised (a syntax error, an exception at import); the message names the
+            module and shows its error line.
     """
     if isinstance(names, str):
         names = [names]
     modules = [n.strip() for name in names for n in name.split(",") if n.strip()]
+    if not modules:
+        raise ImportError("no module named; pass module names, e.g. --import mylab.tasks")
     for name in modules:
+        if not all(part.isidentifier() for part in name.split(".")):
+            raise ImportError(
+                f"{name!r} is not a module name; pass a dotted name such as mylab.tasks "
+                "(not a file path)"
+            )
         try:
-            importlib.import_module(name)
+            _import_checked(name)
         except ModuleNotFoundError as exc:
             here = os.getcwd()
             top = name.partition(".")[0]
@@ -324,7 +333,7 @@ def import_user_modules(names: str | Iterable[str]) -> list[str]:
                 raise ImportError(f"cannot import {name!r}: {exc}") from exc
             sys.path.insert(0, here)  # what `python -m` does; spawned workers inherit it
             try:
-                importlib.import_module(name)
+                _import_checked(name)
             except ModuleNotFoundError as again:
                 sys.path.remove(here)
                 raise ImportError(
@@ -332,6 +341,31 @@ def import_user_modules(names: str | Iterable[str]) -> list[str]:
                     f"{top!r}, or add that folder to PYTHONPATH"
                 ) from again
     return modules
+
+
+def _import_checked(name: str) -> None:
+    """Import ``name``; an error raised by the module's own code (anything but a
+    ``ModuleNotFoundError``) becomes an ``ImportError`` naming the module and showing
+    its own error line (file and line of a syntax error)."""
+    try:
+        importlib.import_module(name)
+    except ModuleNotFoundError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any error in a user's module, one clear message
+        import traceback
+
+        where = ""
+        if isinstance(exc, SyntaxError) and exc.filename:
+            where = f" ({exc.filename}, line {exc.lineno})"
+        else:
+            frames = traceback.extract_tb(exc.__traceback__)
+            own = [f for f in frames if "importlib" not in f.filename]
+            if own:
+                where = f" ({own[-1].filename}, line {own[-1].lineno})"
+        detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        raise ImportError(
+            f"cannot import {name!r}: the module raised {detail}{where}; fix the module"
+        ) from exc
 
 
 def portable_specs(task_ids: Iterable[str]) -> list[TaskSpec]:

@@ -9,9 +9,13 @@ from the recorded runs of the requested grid, in grid order, so an interrupted a
 resumed comparison gives the same files as an uninterrupted one.
 
 A run is the same run if its task, scheduler, seed, initial LR, step budget and lrgym
-version match, and, for a scheduler read from a file (``learned:PATH``,
-``lr-predictor:PATH``), that file's SHA-256: a retrained agent is run again. Delete
-``runs.jsonl`` to start over.
+version match, and the digest of what it reads from files: a learned agent's card and
+weights (``learned:PATH``; results written into the card later do not count), an LR
+predictor's file (``lr-predictor:PATH``), an ``--init`` folder's card and weights. A
+retrained agent or an edited card is run again. Delete ``runs.jsonl`` to start over.
+
+Nothing in the results folder is a symbolic link lrgym writes through: a planted link
+(``runs.jsonl``, ``plots/`` ...) is refused with :class:`lrgym._atomic.UnsafePathError`.
 
 The set of report files is written with ``summary.md`` last and removed first: while it
 is missing (an interrupted rebuild), the other files may be from different moments, and
@@ -20,6 +24,7 @@ running the command again rebuilds them all.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -32,11 +37,14 @@ import numpy as np
 import pandas as pd
 
 import lrgym
-from lrgym._atomic import remove_stale_temp_files
+from lrgym._atomic import refuse_links, remove_stale_temp_files
 from lrgym.compare import RunResult, RunSpec, run_grid, write_frames
+from lrgym.file_checks import MAX_TABLE_BYTES, check_regular_file
 
 JOURNAL = "runs.jsonl"
 SUMMARY = "summary.md"
+REPORT_FILES = (JOURNAL, SUMMARY, "runs.csv", "curves.csv", "plots", "init.json")
+"""What lrgym writes in a results folder (none of them may be a symbolic link)."""
 
 
 def _plain(value: Any) -> Any:
@@ -45,24 +53,62 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+CARD = "card.json"
+UNRECORDED_CARD_FIELDS = ("evaluation",)
+"""Card fields left out of a fingerprint: results written into the card after the runs
+(``evaluate --update-card``, ``meta-init``'s fine-tuning table) do not change a run."""
+
+
+def folder_fingerprint(folder: str | os.PathLike[str]) -> str:
+    """SHA-256 over what of an agent or init folder changes a run: its ``card.json``
+    (canonical JSON, without :data:`UNRECORDED_CARD_FIELDS`) and every ``*.safetensors``
+    file (their bytes). ``""`` if the folder has neither or a file cannot be read (loading
+    it then fails with the clear error)."""
+    from lrgym.file_checks import FileCheckError, read_json
+    from lrgym.manifest import sha256
+
+    root = Path(folder)
+    digest = hashlib.sha256()
+    try:
+        if (root / CARD).exists():
+            card = read_json(root / CARD, "card")
+            for key in UNRECORDED_CARD_FIELDS:
+                card.pop(key, None)
+            digest.update(b"card\0" + json.dumps(card, sort_keys=True).encode() + b"\0")
+        weights = sorted(root.glob("*.safetensors")) if root.is_dir() else []
+        for path in weights:
+            check_regular_file(path, "weights file", max_bytes=None)
+            digest.update(f"{path.name}\0{sha256(path)}\0".encode())
+    except (FileCheckError, OSError):
+        return ""
+    if not (root / CARD).exists() and not weights:
+        return ""
+    return digest.hexdigest()
+
+
 def scheduler_fingerprint(name: str) -> str:
-    """SHA-256 of the file a scheduler is read from (``""`` for built-in schedulers)."""
+    """What a scheduler is read from, as a digest (``""`` for built-in schedulers): a
+    learned agent's card and weights (:func:`folder_fingerprint`), an LR predictor's file
+    bytes."""
     from lrgym.controllers import LEARNED_PREFIX, PREDICTOR_PREFIX
+    from lrgym.file_checks import FileCheckError
     from lrgym.manifest import sha256
 
     if name.startswith(LEARNED_PREFIX):
         from lrgym.agent import AgentLoadError, resolve_agent
-        from lrgym.policy_weights import POLICY
 
         try:
-            path = resolve_agent(name[len(LEARNED_PREFIX) :]) / POLICY
+            return folder_fingerprint(resolve_agent(name[len(LEARNED_PREFIX) :]))
         except AgentLoadError:
             return ""
-    elif name.startswith(PREDICTOR_PREFIX):
+    if name.startswith(PREDICTOR_PREFIX):
         path = Path(name[len(PREDICTOR_PREFIX) :])
-    else:
-        return ""
-    return sha256(path) if path.is_file() else ""
+        try:
+            check_regular_file(path, "LR predictor", max_bytes=None)
+        except FileCheckError:
+            return ""
+        return sha256(path)
+    return ""
 
 
 def run_key(spec: RunSpec, total_steps: int | None, fingerprints: dict[str, str]) -> str:
@@ -79,7 +125,14 @@ def run_key(spec: RunSpec, total_steps: int | None, fingerprints: dict[str, str]
     ]
     if spec.target_every is not None:  # only then, so that earlier journals keep their keys
         key.append(spec.target_every)
+    if spec.init is not None:  # the init's card and weights (see folder_fingerprint)
+        key.append({"init": fingerprints.get(_init_key(spec.init), "")})
     return json.dumps(key)
+
+
+def _init_key(init: str) -> str:
+    """The key of an init folder's digest in run_recorded's fingerprints."""
+    return f"init:{init}"
 
 
 class ResultsStore:
@@ -89,9 +142,23 @@ class ResultsStore:
         self.out = Path(out)
         self.path = self.out / JOURNAL
 
+    def _check(self) -> bool:
+        """True if the journal exists; refuses a link (the journal would be read,
+        truncated and appended to outside ``out``) and anything but a regular file."""
+        refuse_links(self.out, JOURNAL)
+        if not self.path.exists():
+            return False
+        check_regular_file(self.path, "results journal", max_bytes=MAX_TABLE_BYTES)
+        return True
+
     def load(self) -> dict[str, RunResult]:
-        """Every recorded run by key. A torn last line (a kill mid-append) is cut off."""
-        if not self.path.is_file():
+        """Every recorded run by key. A torn last line (a kill mid-append) is cut off.
+
+        Raises:
+            ValueError: The journal is a link, a directory or another non-regular file,
+                too large, or has a line lrgym did not write (the message says what to do).
+        """
+        if not self._check():
             return {}
         data = self.path.read_bytes()
         end = data.rfind(b"\n") + 1
@@ -119,7 +186,10 @@ class ResultsStore:
         """Record one finished run durably (written, flushed and fsynced)."""
         line = json.dumps({"key": key, "row": result.row, "curve": result.curve}, default=_plain)
         self.out.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as f:
+        self._check()
+        # O_NOFOLLOW: a link planted after the check is not followed either
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+        with open(os.open(self.path, flags, 0o666), "a", encoding="utf-8") as f:
             f.write(line + "\n")
             f.flush()
             os.fsync(f.fileno())
@@ -153,6 +223,8 @@ def run_recorded(
     """
     store = ResultsStore(out)
     fingerprints = {s.scheduler: scheduler_fingerprint(s.scheduler) for s in specs}
+    for init in {s.init for s in specs if s.init is not None}:
+        fingerprints[_init_key(init)] = folder_fingerprint(init)
     keys = [run_key(s, total_steps, fingerprints) for s in specs]
     recorded = store.load()
     todo = [(k, s) for k, s in zip(keys, specs, strict=True) if k not in recorded]
@@ -197,6 +269,8 @@ def write_results(out: str | os.PathLike[str], runs: pd.DataFrame, curves: pd.Da
     from lrgym.report import write_report
 
     root = Path(out)
+    # nothing is written, appended or deleted outside `out` through a planted link
+    refuse_links(root, *REPORT_FILES)
     with _sigterm_as_exit():  # a SIGTERM mid-write still removes the temporary file
         for folder in (root, root / "plots"):
             remove_stale_temp_files(folder)

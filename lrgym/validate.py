@@ -159,9 +159,85 @@ def writable_dir(
     return target
 
 
+def options_mapping(
+    key: str, value: Any, known: tuple[str, ...], error: type[Exception] = ValueError
+) -> dict[str, Any]:
+    """``value`` as a dict whose keys are all in ``known`` (``None`` is ``{}``).
+
+    A typo such as ``intial_lr`` is an error, not a silently ignored option.
+
+    Raises:
+        TypeError: ``value`` is not a mapping (the message names ``key``).
+        error: An unknown key; the message names it and the known ones.
+    """
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise TypeError(
+            f"{key} must be a dict (e.g. {{{known[0]!r}: ...}}), got {type(value).__name__} "
+            f"{value!r}"
+        )
+    unknown = [k for k in value if k not in known]
+    if unknown:
+        raise error(
+            f"{key} has unknown key(s) {', '.join(map(repr, unknown))}; known keys: "
+            f"{', '.join(known)}"
+        )
+    return dict(value)
+
+
+def step_loss(value: Any, who: str = "scheduler") -> float:
+    """A training loss fed to a scheduler (``step(loss=...)``) as a float.
+
+    Accepts a real number, a NumPy scalar or a one-element tensor/array (read with
+    ``.item()``, so a tensor that requires grad needs no ``detach``). NaN and inf pass (the
+    schedulers leave non-finite losses out of their windows). A finite negative loss passes with
+    a ``UserWarning``: the schedulers read log-loss ratios, which a loss below zero
+    breaks (e.g. a log-likelihood fed instead of its negative).
+
+    Raises:
+        TypeError: A boolean, text, ``None`` or another non-number; the message names
+            the argument.
+        ValueError: A tensor or array with more than one value; the message says how to
+            reduce it.
+    """
+    if isinstance(value, bool | str | bytes) or value is None:
+        raise TypeError(
+            f"{who}: loss must be a number or a one-element tensor, got {value!r}; pass "
+            "step(loss=loss) with the step's training loss"
+        )
+    if hasattr(value, "item") and hasattr(value, "shape"):  # a tensor, array or NumPy scalar
+        size = math.prod(tuple(value.shape))
+        if size != 1:
+            raise ValueError(
+                f"{who}: loss must be a single value, got a {type(value).__name__} of shape "
+                f"{tuple(value.shape)}; pass the batch's mean loss (loss.mean())"
+            )
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"{who}: loss must be a real number or a one-element tensor, got "
+            f"{type(value).__name__} {value!r}"
+        )
+    number = float(value)
+    if -math.inf < number < 0:
+        import warnings
+
+        warnings.warn(
+            f"{who}: a negative loss ({number:g}) was fed; the scheduler reads log-loss "
+            "ratios, which a loss below zero breaks. Feed a loss >= 0 (e.g. the negative "
+            "log-likelihood, not the log-likelihood).",
+            UserWarning,
+            stacklevel=2,
+        )
+    return number
+
+
 __all__ = [
     "as_number",
+    "options_mapping",
     "real_number",
+    "step_loss",
     "text",
     "text_list",
     "whole_number",

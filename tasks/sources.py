@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lrgym.file_checks import check_regular_file
+
 if TYPE_CHECKING:
     import datasets
 
@@ -155,6 +157,8 @@ def _load_local(ds, path: Path, read_kwargs: dict[str, Any]) -> dict[str, datase
             f"no such file or folder: {str(path)!r}. Pass an existing local path "
             f"({LOCAL_FORMATS}) or a Hugging Face hub id such as 'uoft-cs/cifar10'."
         )
+    if not path.is_dir():  # a FIFO or a device would hang the reader or never end
+        check_regular_file(path, "data file", max_bytes=None, error=DataSourceError)
     try:
         if path.is_dir():
             return _load_folder(ds, path, read_kwargs)
@@ -166,7 +170,34 @@ def _load_local(ds, path: Path, read_kwargs: dict[str, Any]) -> dict[str, datase
     except DataSourceError:
         raise
     except Exception as exc:  # noqa: BLE001 - every reader error becomes one clear message
-        raise DataSourceError(f"could not read {str(path)!r}: {exc}") from exc
+        raise DataSourceError(f"could not read {str(path)!r}: {_reader_problem(exc)}") from exc
+
+
+def _reader_problem(exc: BaseException) -> str:
+    """What went wrong in a ``datasets`` reader, in words: its own message ("An error
+    occurred while generating the dataset") hides the cause, which is the last exception
+    of the chain (pandas' parser error, an empty file ...)."""
+    import pandas as pd
+
+    chain = [exc]
+    while chain[-1].__cause__ is not None or chain[-1].__context__ is not None:
+        nxt = chain[-1].__cause__ or chain[-1].__context__
+        if nxt in chain or len(chain) > 20:
+            break
+        chain.append(nxt)
+    for error in chain:
+        if isinstance(error, pd.errors.EmptyDataError):
+            return "the file is empty (no header line, no rows); pass a table with a header, rows"
+        if isinstance(error, pd.errors.ParserError):
+            detail = str(error).strip().splitlines()[-1] if str(error).strip() else ""
+            return (
+                f"its rows have different numbers of fields ({detail}); every row needs one "
+                "value per header column (quote values that contain the delimiter)"
+            )
+        if "corresponds to no data" in str(error):
+            return "it has no rows (a header line only, or nothing); pass a table with rows"
+    root = chain[-1]
+    return str(root) or type(root).__name__
 
 
 def _builder_for(
@@ -459,10 +490,38 @@ def numeric_columns(frame: Any, columns: list[str], source: str) -> Any:
     return frame
 
 
+def check_labels(labels: Any, column: str, source: str) -> None:
+    """A :class:`DataSourceError` if a classification target holds fractional numbers
+    (e.g. 3.7): that is a regression target, and taking each value as a class would
+    silently make a task of hundreds of one-row classes."""
+    import pandas as pd
+
+    if pd.api.types.is_float_dtype(labels):
+        values = labels.to_numpy(float)
+        fractional = np.flatnonzero(np.isfinite(values) & (values != np.round(values)))
+        if fractional.size:
+            row = int(fractional[0])
+            raise DataSourceError(
+                f"{source!r}: the target column {column!r} holds fractional numbers (row "
+                f"{row}: {float(values[row]):g}); it looks like a regression target, and this task "
+                "classifies: pick a column of class labels, or register a regression task "
+                "for it (see the README's 'register your own task')"
+            )
+
+
 def check_classes(codes: np.ndarray, column: str, source: str, maximum: int | None = None) -> None:
-    """A :class:`DataSourceError` if the label column has fewer than two classes, or more
-    than ``maximum`` (e.g. 2 for a binary XGBoost objective)."""
+    """A :class:`DataSourceError` if the label column has fewer than two classes, more
+    than ``maximum`` (e.g. 2 for a binary XGBoost objective), or more than half as many
+    classes as rows (an id or a continuous column: a class needs rows to train on and
+    rows to be evaluated on)."""
     n = len(np.unique(codes))
+    if n > max(2, len(codes) // 2):
+        raise DataSourceError(
+            f"{source!r}: the target column {column!r} holds {n} distinct values in "
+            f"{len(codes)} rows; that is an id or a continuous (regression) column, not "
+            "class labels (each class needs several rows): pick a column of class labels, "
+            "or register a regression task for it (see the README's 'register your own task')"
+        )
     if n < 2:
         raise DataSourceError(
             f"{source!r}: the target column {column!r} holds a single class; a classifier "

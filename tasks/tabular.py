@@ -21,6 +21,7 @@ from lrgym.tasks.models import mlp
 from lrgym.tasks.sources import (
     DataSourceError,
     check_classes,
+    check_labels,
     check_rows,
     freeze,
     load_source,
@@ -54,7 +55,9 @@ class TableData:
 
     Reading refuses, with a :class:`~lrgym.tasks.sources.DataSourceError` naming the file,
     the column and the fix: fewer than 10 rows, text in a numeric column, a numeric
-    column without any value, infinities, a target with gaps, one class, or too many.
+    column without any value, infinities, a target with gaps, one class, or too many
+    (more than ``max_classes``, or more than half as many classes as rows: an id or a
+    regression column), or fractional numbers in the target (a regression target).
     """
 
     source: str
@@ -146,6 +149,9 @@ def _load_table(data: TableData) -> tuple[pd.DataFrame, list[str], list[str], np
     features = numeric_columns(frame[numeric + categorical], numeric, data.source)
     for c in categorical:  # compare categories as text (mixed ints/strings confuse encoders)
         features[c] = features[c].map(lambda v: str(v) if pd.notna(v) else np.nan).astype(object)
+    check_labels(labels, data.target, data.source)  # fractional numbers: a regression target
+    if pd.api.types.is_float_dtype(labels):  # whole numbers read as floats (e.g. 0.0, 1.0)
+        labels = labels.astype(np.int64)
     values = labels.to_numpy() if pd.api.types.is_integer_dtype(labels) else labels.astype(str)
     _, codes = np.unique(np.asarray(values), return_inverse=True)
     check_classes(codes, data.target, data.source, data.max_classes)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from lrgym.cli import (
     AddressOption,
@@ -51,34 +52,61 @@ InitOption = Annotated[
 ]
 
 
+InitDataOption = Annotated[
+    str | None,
+    typer.Option(
+        "--init-data",
+        metavar="PATH",
+        help="The data of --init's family, for families that need it (e.g. cifar10): the "
+        "path given to `lrgym meta-init --data` (an init's card never names paths).",
+    ),
+]
+
+
 INIT_MARKER = "init.json"
-"""In a results folder run with ``--init``: the init's path and weights digest."""
+"""In a results folder run with ``--init``: the init's path, the digest of its weights
+and card, and ``--init-data``."""
 
 
-def _prepare_init(init: str | None, out: Path) -> dict[str, str] | None:
-    """Check ``--init`` (an init folder), register its family's meta-test tasks, and
-    check that ``out`` holds no runs of another init (a journal is reused only for the
-    same init). Returns what ``OUT/init.json`` holds for it: ``init`` (its path) and
-    ``sha256`` (of its weights)."""
+def _prepare_init(init: str | None, out: Path, data: str | None = None) -> dict[str, str] | None:
+    """Check ``--init`` (an init folder), register its family's meta-test tasks (with
+    ``--init-data``), and check that ``out`` holds no runs of another init (a journal is
+    reused only for the same init, card and data). Returns what ``OUT/init.json`` holds
+    for it: ``init`` (its path), ``sha256`` (of its weights and card) and ``data``."""
     if init is None:
+        if data is not None:
+            raise _fail("--init-data needs --init (it is the data of the init's family)")
         return None
-    import json
-
-    from lrgym.manifest import sha256
+    from lrgym.file_checks import FileCheckError, read_json
     from lrgym.meta_init import register_meta_test_tasks
-    from lrgym.meta_init.checkpoint import WEIGHTS, InitLoadError, read_init, resolve_init
+    from lrgym.meta_init.checkpoint import InitLoadError, read_init, resolve_init
+    from lrgym.results_store import folder_fingerprint
+    from lrgym.tasks.sources import DataSourceError
 
     path = resolve_init(init)
     try:
         _, card = read_init(path)
-    except InitLoadError as exc:
+        options = dict(card.family_options)
+        if data is not None:
+            options["data"] = data
+        register_meta_test_tasks(card.family, **options)
+    except (InitLoadError, DataSourceError, TypeError, ValueError) as exc:
         raise _fail(f"--init: {exc}") from None
-    register_meta_test_tasks(card.family, **card.family_options)
     marker = out / INIT_MARKER
-    mine = {"init": str(path.resolve()), "sha256": sha256(path / WEIGHTS)}
-    if marker.is_file() and json.loads(marker.read_text(encoding="utf-8")) != mine:
-        raise _fail(f"{out} holds runs of another --init ({marker}); pass another --out")
-    if not marker.exists() and (out / "runs.jsonl").exists():
+    mine = {"init": str(path.resolve()), "sha256": folder_fingerprint(path), "data": data}
+    if marker.exists() or marker.is_symlink():
+        try:
+            recorded = read_json(marker, "results marker")
+        except FileCheckError as exc:
+            raise _fail(
+                f"{exc}; delete it (and {out / 'runs.jsonl'}) or pass another --out"
+            ) from None
+        if recorded != mine:
+            raise _fail(
+                f"{out} holds runs of another --init, init card or --init-data ({marker}); "
+                "pass another --out"
+            )
+    elif (out / "runs.jsonl").exists():
         raise _fail(f"{out} holds runs without --init; pass another --out")
     return mine
 
@@ -105,6 +133,7 @@ def compare(
     backend: BackendOption = "local",
     address: AddressOption = None,
     init: InitOption = None,
+    init_data: InitDataOption = None,
 ) -> None:
     """Train every task with every scheduler (see the help text above)."""
     from lrgym.controllers import BASELINES
@@ -122,6 +151,7 @@ def compare(
         backend=backend,
         address=address,
         init=init,
+        init_data=init_data,
     )
 
 
@@ -137,6 +167,7 @@ def _run_comparison(
     backend: str = "local",
     address: str | None = None,
     init: str | None = None,
+    init_data: str | None = None,
 ):
     """Validate, run the grid with a progress bar, write runs, curves, summary and plots.
 
@@ -145,9 +176,10 @@ def _run_comparison(
     as a Ray task (at the cluster ``address``). ``init`` is an init folder every run's
     model starts from (OUT/init.json names it).
     """
+    from lrgym._atomic import UnsafePathError, refuse_links, write_text_atomic
     from lrgym.compare import grid
     from lrgym.registration import UnknownTaskError, select_tasks
-    from lrgym.results_store import JOURNAL, run_recorded, write_results
+    from lrgym.results_store import JOURNAL, REPORT_FILES, run_recorded, write_results
     from lrgym.tasks.sources import DataSourceError
 
     if seeds < 1:
@@ -157,7 +189,7 @@ def _run_comparison(
         raise _fail("--tasks is empty; pass task ids, 'meta-train', 'held-out', 'real' or 'all'")
     if not schedulers:
         raise _fail("--schedulers is empty; pass scheduler names or 'baselines'")
-    marker = _prepare_init(init, out)
+    marker = _prepare_init(init, out, init_data)
     init = None if marker is None else marker["init"]
     try:
         seed_range = range(seed_start, seed_start + seeds)
@@ -173,24 +205,29 @@ def _run_comparison(
         )
     _connect_backend(backend, address)
     _check_out_dir(out)
+    try:  # before any run: a planted link would have results written outside `out`
+        refuse_links(out, *REPORT_FILES)
+    except UnsafePathError as exc:
+        raise _fail(str(exc)) from None
     if marker is not None:
         import json
 
-        from lrgym._atomic import write_text_atomic
-
-        write_text_atomic(out / INIT_MARKER, json.dumps(marker) + "\n")
+        write_text_atomic(out / INIT_MARKER, json.dumps(marker) + "\n", root=out)
     progress = _grid_progress()
     with progress:
         bar = progress.add_task("runs", total=len(specs))
 
         def done(result) -> None:
             row = result.row
-            progress.update(bar, advance=1, description=f"{row['task']} {row['scheduler']}")
+            text = escape(f"{row['task']} {row['scheduler']}")  # names are not markup
+            progress.update(bar, advance=1, description=text)
 
         def skipped(n: int) -> None:
             if n:
                 progress.update(bar, advance=n)
-                console.print(f"{n} of {len(specs)} runs already recorded in {out / JOURNAL}")
+                console.print(
+                    f"{n} of {len(specs)} runs already recorded in {escape(str(out / JOURNAL))}"
+                )
 
         try:
             runs, curves = run_recorded(
@@ -207,8 +244,13 @@ def _run_comparison(
             raise _fail(f"{exc} (finished runs are kept in {out / JOURNAL})") from None
         except ValueError as exc:  # e.g. a runs.jsonl changed by hand
             raise _fail(str(exc)) from None
-    summary = write_results(out, runs, curves)
-    console.print(f"wrote {len(runs)} runs to {out}/runs.csv; summary: {summary}")
+    try:
+        summary = write_results(out, runs, curves)
+    except ValueError as exc:  # e.g. a link planted in `out` during the runs
+        raise _fail(f"{exc} (finished runs are kept in {out / JOURNAL})") from None
+    # paths are text, not rich markup: a folder named "[x]" prints as is
+    console.print(f"wrote {len(runs)} runs to {escape(str(out / 'runs.csv'))}; summary: ", end="")
+    console.print(str(summary), markup=False, highlight=False)
     return summary
 
 
@@ -228,6 +270,7 @@ def evaluate(
     backend: BackendOption = "local",
     address: AddressOption = None,
     init: InitOption = None,
+    init_data: InitDataOption = None,
 ) -> None:
     """Compare a learned agent with every static baseline; same report as `compare`."""
     from lrgym.agent import AgentLoadError, is_shipped, load_agent
@@ -256,12 +299,13 @@ def evaluate(
         backend=backend,
         address=address,
         init=init,
+        init_data=init_data,
     )
     if update_card:
         card = loaded.card
         card.evaluation[", ".join(_split_values(tasks))] = summary.read_text(encoding="utf-8")
         card.save(loaded.path)
-        console.print(f"updated {loaded.path / 'card.json'}")
+        console.print(f"updated {escape(str(loaded.path / 'card.json'))}")
 
 
 def _check_init_fits(specs, init: str) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from lrgym.cli import _check_out_dir, _fail, _folder, _help, _split_values, app, console
 
@@ -67,7 +68,7 @@ def meta_init(
 
     from lrgym.meta_init import UnknownFamilyError
     from lrgym.meta_init.algorithms import MetaInitConfig, meta_train
-    from lrgym.meta_init.checkpoint import CARD, WEIGHTS, InitCard, save_init
+    from lrgym.meta_init.checkpoint import CARD, PATH_OPTIONS, WEIGHTS, InitCard, save_init
     from lrgym.meta_init.evaluation import (
         RANDOM_INIT,
         TARGET_EVERY,
@@ -105,7 +106,7 @@ def meta_init(
     _check_out_dir(out)
     torch.set_num_threads(1)
     for name in ("meta-train", "meta-val", "meta-test"):
-        console.print(f"{name}: {', '.join(splits[name]['sources'])}")
+        console.print(escape(f"{name}: {', '.join(splits[name]['sources'])}"))
     console.print(
         f"{config.algorithm} on {family}: {meta_iterations} meta-iterations × {meta_batch} "
         f"tasks, {inner_steps} inner steps at LR {inner_lr:g}"
@@ -118,7 +119,9 @@ def meta_init(
     s = fam.settings
     card = InitCard(
         family=family,
-        family_options=given,
+        # paths never go into a card (a card must not choose where lrgym reads or
+        # writes); the card's `command` records them
+        family_options={k: v for k, v in given.items() if k not in PATH_OPTIONS},
         model=s.model.to_json(),
         splits=splits,
         algorithm=config.algorithm,
@@ -162,8 +165,11 @@ def meta_init(
             f"{s.finetune_optimizer} at LR {s.finetune_lr:g}, target accuracy {s.target:g}):"
         )
         typer.echo(markdown_table(summary))
-    console.print(f"wrote {out / WEIGHTS} and {out / CARD}")
+    console.print(escape(f"wrote {out / WEIGHTS} and {out / CARD}"))
+    data_option = f" --init-data {shlex.quote(data)}" if data is not None else ""
     console.print(
-        f"next: lrgym compare --tasks meta-init-{family} --schedulers constant,learned:default "
-        f"--init {out} --out results/meta-init-{family}"
+        escape(
+            f"next: lrgym compare --tasks meta-init-{family} --schedulers "
+            f"constant,learned:default --init {out}{data_option} --out results/meta-init-{family}"
+        )
     )

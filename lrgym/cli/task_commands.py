@@ -93,7 +93,7 @@ def check(
         raise _fail(str(exc)) from None
     for r in results:
         mark = "[green]PASS[/]" if r.passed else "[red]FAIL[/]"
-        console.print(f"{mark} {r.name}" + (f": {r.detail}" if r.detail else ""))
+        console.print(f"{mark} {escape(r.name)}" + (f": {escape(r.detail)}" if r.detail else ""))
     if not all(r.passed for r in results):
         raise typer.Exit(code=1)
 
@@ -144,7 +144,8 @@ def calibrate(
 
         def done(result) -> None:
             row = result.row
-            progress.update(bar, advance=1, description=f"{row['task']} {row['scheduler']}")
+            text = escape(f"{row['task']} {row['scheduler']}")  # names are not markup
+            progress.update(bar, advance=1, description=text)
 
         try:
             found = run_calibration(
@@ -157,14 +158,14 @@ def calibrate(
         except (ValueError, ImportError, DataSourceError) as exc:
             raise _fail(str(exc)) from None
     for cal in found:
-        table = Table(title=f"{cal.task}: median final validation {cal.metric}")
+        table = Table(title=escape(f"{cal.task}: median final validation {cal.metric}"))
         table.add_column("schedule")
         table.add_column("median", justify="right")
         for name, value in sorted(cal.medians.items(), key=lambda kv: -kv[1]):
             table.add_row(name, f"{value:.4f}")
         console.print(table)
         console.print(
-            f"{cal.task}: target={cal.target:g}  (0.97 × {cal.best_median:.4f}, "
+            f"{escape(cal.task)}: target={cal.target:g}  (0.97 × {cal.best_median:.4f}, "
             f"{cal.best_scheduler}; seeds {cal.seeds[0]}-{cal.seeds[-1]})",
             highlight=False,
         )
@@ -175,7 +176,7 @@ def calibrate(
             )
         path = write_calibration(cal) if write else None
         if path is not None:
-            console.print(f"  written to {path}", highlight=False)
+            console.print(f"  written to {escape(str(path))}", highlight=False)
         elif write and cal.task.startswith("lrgym/"):
             console.print("  (a built-in task: its target is fixed in lrgym; nothing written)")
         if path is not None and math.isfinite(cal.code_target):

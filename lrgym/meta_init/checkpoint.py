@@ -17,8 +17,10 @@ import torch
 from torch import nn
 
 from lrgym._atomic import atomic_path, write_text_atomic
+from lrgym.file_checks import MAX_WEIGHTS_BYTES, check_keys, check_regular_file, read_json
 from lrgym.meta_init.families import ModelSpec
 from lrgym.meta_init.models import build_model
+from lrgym.validate import real_number, text, whole_number
 
 WEIGHTS = "init.safetensors"
 CARD = "card.json"
@@ -36,7 +38,9 @@ class InitCard:
 
     Attributes:
         family: The task family's registered name.
-        family_options: Options the family was built with (e.g. ``data``), as given.
+        family_options: Options the family was built with, other than paths
+            (:data:`PATH_OPTIONS` such as ``data`` are never written to or read from a
+            card: the command line gives them).
         model: Architecture (``ModelSpec.to_json``).
         splits: Per split (meta-train, meta-val, meta-test): sources, classes, examples.
         algorithm: ``fomaml``, ``reptile`` or ``multitask``.
@@ -88,22 +92,104 @@ class InitCard:
             InitLoadError: Missing or not an lrgym init card.
         """
         path = Path(directory) / CARD
-        if not path.is_file():
+        if not path.exists():
             shipped = ", ".join(shipped_inits()) or "none"
             raise InitLoadError(
                 f"{os.fspath(directory)!r} is not an init folder (no {CARD}) nor a shipped "
                 f"init ({shipped}); make one with `lrgym meta-init --family digits --out DIR`"
             )
+        data = read_json(path, "init card", error=InitLoadError)  # regular, capped, strict
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if data.get("format") != CARD_FORMAT:
-                raise ValueError(f"format is {data.get('format')!r}, not {CARD_FORMAT!r}")
-            if int(data.get("version", 0)) > CARD_VERSION:
-                raise ValueError(f"card version {data['version']} is newer than this lrgym's")
-            known = set(cls.__dataclass_fields__)
-            return cls(**{k: v for k, v in data.items() if k in known})
+            return cls(**_check_card(data))
         except (ValueError, TypeError, KeyError) as exc:
             raise InitLoadError(f"{path} is not a valid init card: {exc}") from None
+
+
+PATH_OPTIONS = ("data", "cache_dir")
+"""Family options that name files or folders: never taken from a card (a card must not
+choose where lrgym reads or writes); the user passes them on the command line."""
+
+_REQUIRED = (
+    "family", "model", "splits", "algorithm", "config", "selected_iteration", "val_history",
+    "wall_seconds", "cpu_seconds", "finetune",
+)  # fmt: skip
+_OBJECTS = ("model", "splits", "config", "finetune", "family_options")
+_MAX_WIDTH = 65_536
+"""Largest input size, width or output count of a card's model (its weights must fit the
+size cap of :data:`lrgym.file_checks.MAX_WEIGHTS_BYTES` anyway)."""
+
+
+def _check_card(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` if it is a complete init card of this lrgym: format and version, known
+    keys, JSON types, finite numbers, a model spec of sane size, and family options that
+    name no path (:data:`PATH_OPTIONS`). ValueError naming the key otherwise."""
+    if data.get("format") != CARD_FORMAT:
+        raise ValueError(f"format is {data.get('format')!r}, not {CARD_FORMAT!r}")
+    version = whole_number("version", data.get("version", CARD_VERSION), 1)
+    if version > CARD_VERSION:
+        raise ValueError(f"card version {version} is newer than this lrgym's")
+    check_keys(data, "the card", required=_REQUIRED, known=tuple(InitCard.__dataclass_fields__))
+    text("family", data["family"])
+    text("algorithm", data["algorithm"])
+    for key in _OBJECTS:
+        if key in data and not isinstance(data[key], dict):
+            raise ValueError(f"{key} must be an object, got {data[key]!r}")
+    for key in ("command", "lrgym_version"):
+        if key in data and not isinstance(data[key], str):
+            raise ValueError(f"{key} must be text, got {data[key]!r}")
+    _check_family_options(data.get("family_options", {}))
+    _check_model(data["model"])
+    whole_number("selected_iteration", data["selected_iteration"], 0)
+    real_number("wall_seconds", data["wall_seconds"], 0.0)
+    real_number("cpu_seconds", data["cpu_seconds"], 0.0)
+    history = data["val_history"]
+    if not isinstance(history, list) or not all(
+        isinstance(row, list) and len(row) == 2 for row in history
+    ):
+        raise ValueError("val_history must be a list of [iteration, accuracy] pairs")
+    for i, (iteration, accuracy) in enumerate(history):
+        whole_number(f"val_history[{i}] iteration", iteration, 0)
+        real_number(f"val_history[{i}] accuracy", accuracy)
+    evaluation = data.get("evaluation", [])
+    if not isinstance(evaluation, list) or not all(isinstance(r, dict) for r in evaluation):
+        raise ValueError("evaluation must be a list of table rows (objects)")
+    return data
+
+
+def _check_family_options(options: dict[str, Any]) -> None:
+    """Refuse a path option (:data:`PATH_OPTIONS`, or text that looks like a path) and
+    any value that is not a plain number, boolean or name."""
+    for key, value in options.items():
+        looks_like_path = isinstance(value, str) and (
+            "/" in value or "\\" in value or value.startswith(("~", "."))
+        )
+        if key in PATH_OPTIONS or key.endswith(("_dir", "_path", "_file")) or looks_like_path:
+            raise ValueError(
+                f"family_options names a path ({key}={value!r}); a card never chooses where "
+                "lrgym reads or writes: remove it from the card and pass it on the command "
+                "line (lrgym compare --init DIR --init-data PATH)"
+            )
+        if value is not None and not isinstance(value, str | int | float | bool):
+            raise ValueError(f"family_options.{key} must be a number or a name, got {value!r}")
+
+
+def _check_model(model: dict[str, Any]) -> None:
+    """A model spec of a known kind whose sizes are whole numbers in a sane range."""
+    check_keys(model, "model", required=_MODEL_KEYS, known=_MODEL_KEYS)
+    if model["kind"] not in ("mlp", "cnn"):
+        raise ValueError(f"model.kind must be 'mlp' or 'cnn', got {model['kind']!r}")
+    for key in ("input_shape", "hidden"):
+        sizes = model.get(key, [])
+        if not isinstance(sizes, list) or len(sizes) > 16:
+            raise ValueError(f"model.{key} must be a list of at most 16 sizes, got {sizes!r}")
+        for i, size in enumerate(sizes):
+            whole_number(f"model.{key}[{i}]", size, 1, _MAX_WIDTH)
+    if not model["input_shape"]:
+        raise ValueError("model.input_shape is empty")
+    whole_number("model.n_out", model["n_out"], 1, _MAX_WIDTH)
+
+
+_MODEL_KEYS = ("kind", "input_shape", "n_out", "hidden")
 
 
 def save_init(
@@ -127,12 +213,20 @@ def read_init(directory: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor
 
     card = InitCard.load(directory)
     path = Path(directory) / WEIGHTS
-    if not path.is_file():
+    if not path.exists():
         raise InitLoadError(f"{os.fspath(directory)!r} has a card but no {WEIGHTS}")
+    check_regular_file(path, "init weights", max_bytes=MAX_WEIGHTS_BYTES, error=InitLoadError)
     try:
-        return load_file(str(path)), card
+        state = load_file(str(path))
     except Exception as exc:  # noqa: BLE001 - a corrupt file becomes one clear error
         raise InitLoadError(f"cannot read {path}: {exc}") from None
+    for name, tensor in state.items():
+        if not tensor.is_floating_point() or not torch.isfinite(tensor).all():
+            raise InitLoadError(
+                f"{path}: tensor {name!r} holds NaN, infinite or non-float values; the init "
+                "is corrupt, make it again with `lrgym meta-init`"
+            )
+    return state, card
 
 
 def _shapes(named: dict[str, torch.Tensor]) -> str:
