@@ -31,6 +31,7 @@ from safetensors.numpy import load_file
 
 from lrgym._atomic import write_text_atomic
 from lrgym.actions import LogLRAction
+from lrgym.file_checks import MAX_WEIGHTS_BYTES, check_regular_file, read_json
 from lrgym.hyperparams import LR, HyperParamSet
 from lrgym.policy_weights import POLICY, PolicyWeights
 from lrgym.signals import FEATURES, OBS_LAYOUT_VERSION
@@ -157,10 +158,6 @@ def _check_card(data: object, card_path: Path) -> dict:
     return data
 
 
-def _no_constant(name: str) -> float:
-    raise ValueError(f"{name} is not strict JSON")
-
-
 def is_shipped(path: str | Path) -> bool:
     """True if ``path`` is an agent shipped inside the installed lrgym package."""
     root = Path(str(resources.files("lrgym.trained_agents"))).resolve()
@@ -246,17 +243,22 @@ def resolve_agent(name_or_path: str | Path) -> Path:
 def load_card(path: str | Path) -> AgentCard:
     """Read and check an agent's card (layout version and features must match this lrgym)."""
     card_path = Path(path) / CARD
-    try:
-        data = json.loads(card_path.read_text(encoding="utf-8"), parse_constant=_no_constant)
+    if not card_path.exists() and not card_path.is_symlink():
+        raise AgentLoadError(f"{card_path} is missing: is {path} an lrgym agent directory?")
+    try:  # a regular file of bounded size, strict JSON (lrgym.file_checks)
+        data = read_json(card_path, "agent card", error=AgentLoadError, expect=None)
         card = AgentCard(**_check_card(data, card_path))
-    except FileNotFoundError:
-        raise AgentLoadError(
-            f"{card_path} is missing: is {path} an lrgym agent directory?"
-        ) from None
     except (ValueError, TypeError, OSError) as exc:  # JSONDecodeError is a ValueError
         if isinstance(exc, AgentLoadError):
             raise
         raise AgentLoadError(f"{card_path} is corrupt ({exc}); retrain or re-download it") from None
+    try:  # ranges: a negative step, min_lr >= max_lr ... (LogLRAction checks them)
+        LogLRAction(**card.action)
+    except (ValueError, TypeError) as exc:
+        raise AgentLoadError(
+            f"{card_path}: its action mapping {card.action} is invalid ({exc}); the card is "
+            "corrupt, retrain or re-download the agent"
+        ) from None
     try:
         hparams = HyperParamSet.from_specs(card.hparams, card.hparam_specs)
     except (ValueError, TypeError) as exc:
@@ -292,10 +294,15 @@ def load_agent(name_or_path: str | Path = "default") -> Agent:
             observation-layout version does not match the installed lrgym, or an agent in
             the old TorchScript format (the message names ``lrgym convert-agent``).
     """
+    if not isinstance(name_or_path, str | Path):
+        raise TypeError(
+            f"load_agent takes a shipped agent's name or an agent directory (str or Path), "
+            f"got {type(name_or_path).__name__} {name_or_path!r}"
+        )
     path = resolve_agent(name_or_path)
     card = load_card(path)
     file = path / POLICY
-    if not file.is_file():
+    if not file.exists():
         if (path / LEGACY_POLICY).is_file():
             raise AgentLoadError(
                 f"{path} holds an agent in the old TorchScript format ({LEGACY_POLICY}), "
@@ -309,6 +316,7 @@ def load_agent(name_or_path: str | Path = "default") -> Agent:
             f"{path / CARD} has no 'policy' entry describing {POLICY}; the agent directory "
             "is incomplete, retrain the agent or re-export it"
         )
+    check_regular_file(file, "policy weights", max_bytes=MAX_WEIGHTS_BYTES, error=AgentLoadError)
     try:
         tensors = load_file(file)
     except (SafetensorError, OSError, ValueError, TypeError) as exc:
