@@ -11,6 +11,7 @@ uncertainty. Weights are plain JSON (NumPy arrays as lists): loading one execute
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -162,7 +163,8 @@ class Suggester:
             "resid_std": self.resid_std,
             "alpha": self.alpha,
             "final_steps": self.final_steps,
-            "metric_max": self.metric_max,
+            # strict JSON has no inf: no cap is written as no key
+            **({"metric_max": self.metric_max} if math.isfinite(self.metric_max) else {}),
         }
 
     def save(self, directory: str | os.PathLike[str]) -> Path:
@@ -175,24 +177,53 @@ class Suggester:
 
     @classmethod
     def from_json(cls, data: Mapping, card: dict | None = None) -> Suggester:
-        """Rebuild a suggester from :meth:`to_json`'s data."""
+        """Rebuild a suggester from :meth:`to_json`'s data.
+
+        Raises:
+            ValueError: Not a suggester file of this version, a missing or unknown key, a
+                value of the wrong type or shape, or a NaN/inf weight (the message names
+                the key).
+        """
+        from lrgym.file_checks import check_keys, finite_array
+        from lrgym.validate import real_number, text_list, whole_number
+
+        if not isinstance(data, Mapping):
+            raise ValueError(f"suggester data must be a JSON object, got {type(data).__name__}")
         if data.get("format") != FORMAT or data.get("format_version") != FORMAT_VERSION:
             raise ValueError(
                 f"not a {FORMAT} v{FORMAT_VERSION} file (format={data.get('format')!r}, "
                 f"version={data.get('format_version')!r}); retrain with `lrgym train-suggester`"
             )
-        if list(data["config_features"]) != list(CONFIG_FEATURES):
+        where = "suggester.json"
+        required = tuple(k for k in _JSON_KEYS if k != "metric_max")
+        check_keys(data, where, required=required, known=_JSON_KEYS)
+        if data["config_features"] != list(CONFIG_FEATURES):
             raise ValueError("the suggester encodes configurations differently; retrain it")
+        probe = data["probe"]
+        if not isinstance(probe, Mapping):
+            raise ValueError(f"{where}: probe must be an object, got {probe!r}")
+        fields = tuple(f.name for f in dataclasses.fields(ProbeSettings))
+        check_keys(probe, f"{where} probe", known=fields)
+        names = tuple(text_list(f"{where}: feature_names", data["feature_names"]))
+        width = len(names) + len(CONFIG_FEATURES) * (1 + len(names))  # [t, z, t ⊗ z]
+        x_std = finite_array(data["x_std"], f"{where}: x_std", shape=(width,))
+        if not (x_std > 0).all():
+            raise ValueError(f"{where}: x_std must be positive; the file is corrupt")
+        members = finite_array(data["members"], f"{where}: members", shape=(None, width + 1))
+        if not members.shape[0]:
+            raise ValueError(f"{where}: members is empty; the file is corrupt")
         return cls(
-            probe=ProbeSettings(**data["probe"]),
-            feature_names=tuple(data["feature_names"]),
-            x_mean=np.asarray(data["x_mean"], dtype=float),
-            x_std=np.asarray(data["x_std"], dtype=float),
-            members=np.asarray(data["members"], dtype=float),
-            resid_std=float(data["resid_std"]),
-            alpha=float(data["alpha"]),
-            final_steps=int(data["final_steps"]),
-            metric_max=float(data.get("metric_max", math.inf)),
+            probe=ProbeSettings(
+                **{k: whole_number(f"{where}: probe.{k}", v) for k, v in probe.items()}
+            ),
+            feature_names=names,
+            x_mean=finite_array(data["x_mean"], f"{where}: x_mean", shape=(width,)),
+            x_std=x_std,
+            members=members,
+            resid_std=real_number(f"{where}: resid_std", data["resid_std"], 0.0),
+            alpha=real_number(f"{where}: alpha", data["alpha"], above=0.0),
+            final_steps=whole_number(f"{where}: final_steps", data["final_steps"], 1),
+            metric_max=_metric_cap(data.get("metric_max", math.inf)),
             card=card or {},
         )
 
@@ -211,14 +242,43 @@ def load_suggester(path: str | os.PathLike[str] | None = None) -> Suggester:
 
     Raises:
         FileNotFoundError: If the directory has no ``suggester.json``.
+        ValueError: A file that is not a regular file, too large, not strict JSON, or not
+            a valid suggester (missing or unknown keys, wrong shapes, NaN/inf weights);
+            the message names the file (``FileCheckError`` is a ValueError).
+        TypeError: ``path`` is not a path.
     """
+    from lrgym.file_checks import read_json
+
+    if path is not None and not isinstance(path, str | os.PathLike):
+        raise TypeError(f"load_suggester takes a directory path, got {type(path).__name__}")
     directory = default_path() if path in (None, DEFAULT_SUGGESTER) else Path(path)
     weights = directory / "suggester.json"
-    if not weights.is_file():
+    if not weights.exists():
         raise FileNotFoundError(
             f"no suggester.json in {directory}; train one with `lrgym train-suggester "
             "--runs DIR --out DIR`"
         )
-    card_path = directory / "card.json"
-    card = json.loads(card_path.read_text()) if card_path.is_file() else {}
-    return Suggester.from_json(json.loads(weights.read_text()), card)
+    card_path = directory / "card.json"  # regular files, size-capped, strict JSON
+    card = read_json(card_path, "suggester card") if card_path.exists() else {}
+    data = read_json(weights, "suggester weights")
+    try:
+        return Suggester.from_json(data, card)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{weights} is not a valid suggester file: {exc}") from None
+
+
+_JSON_KEYS = (
+    "format", "format_version", "probe", "feature_names", "config_features", "x_mean",
+    "x_std", "members", "resid_std", "alpha", "final_steps", "metric_max",
+)  # fmt: skip
+"""The keys of :meth:`Suggester.to_json`'s data."""
+
+
+def _metric_cap(value: object) -> float:
+    """``metric_max``: a finite number, or +inf (no cap)."""
+    from lrgym.validate import as_number
+
+    number = float(as_number("suggester.json: metric_max", value))
+    if math.isnan(number) or number == -math.inf:
+        raise ValueError(f"suggester.json: metric_max must be a number or +inf, got {value!r}")
+    return number
