@@ -1,32 +1,34 @@
 """Run folders of `lrgym train`: verified checkpoints and an exact resume.
 
-A checkpoint is three files in ``OUT/checkpoints``, written at the start of a rollout
-(after the previous PPO update) every ``checkpoint_every`` timesteps and when training
-ends:
+A checkpoint is one training state (:mod:`lrgym.agents.training_state`) in
+``OUT/checkpoints``, written at the start of a rollout (after the previous PPO update)
+every ``checkpoint_every`` timesteps and when training ends:
 
-* ``rl_model_<N>_steps.zip``: the SB3 PPO model (policy, optimizer, counters, last
-  observation);
-* ``rl_model_vecnormalize_<N>_steps.pkl``: the ``VecNormalize`` statistics;
-* ``rl_model_state_<N>_steps.json``: what SB3 does not save, as plain JSON: the global
-  RNG states (torch, NumPy, Python), ``VecNormalize``'s running returns, each
-  environment's sampler state and the actions of its episode in progress (replayed on
-  resume, so the run continues mid-episode exactly), and when validation runs next.
+* ``checkpoint_<N>_steps.safetensors``: policy and value networks, Adam state,
+  ``VecNormalize`` statistics and running returns, the last observation, the torch and
+  NumPy RNG states;
+* ``checkpoint_<N>_steps.json``: PPO's settings and counters, the Python RNG state, and
+  under ``run`` each environment's sampler state and the actions of its episode in
+  progress (replayed on resume, so the run continues mid-episode exactly) and when
+  validation runs next.
 
-``OUT/checkpoints/manifest.json`` (and ``OUT/best/manifest.json``) list the SHA-256 of
-each file (:mod:`lrgym.manifest`); nothing is unpickled unless it matches. A damaged
-newest checkpoint (e.g. truncated by a kill) is skipped for the newest one that verifies.
+Nothing in a run folder is a pickle: resuming reads numbers and JSON only. The folder's
+``manifest.json`` (and ``OUT/best/manifest.json``) list the SHA-256 of each file
+(:mod:`lrgym.manifest`) as an integrity check: a damaged newest checkpoint (e.g.
+truncated by a kill) is skipped for the newest one that verifies. Run folders of earlier
+lrgym versions (``rl_model_*.zip`` pickles) are refused with the command that converts
+them once: ``lrgym convert-agent OUT``.
 
 With this state a resumed run is identical to an uninterrupted one with the same
 settings and seed, for one environment and for several (each worker replays its own
-episode); only the TensorBoard curves and episode statistics restart at the resume.
-Batched runs (``batched > 0``) cannot replay an episode: their resume starts fresh
-episodes from the restored RNG and policy, so it continues the run but not identically.
+episode); only the TensorBoard curves and the Monitor's episode counters restart at the
+resume. Batched runs (``batched > 0``) cannot replay an episode: their resume starts
+fresh episodes from the restored RNG and policy, so it continues the run but not
+identically.
 """
 
 from __future__ import annotations
 
-import json
-import random
 import re
 import shutil
 import warnings
@@ -35,20 +37,29 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import VecNormalize
 
 from lrgym import manifest
-from lrgym._atomic import atomic_path, is_temp_name, remove_stale_temp_files, write_text_atomic
+from lrgym._atomic import is_temp_name, remove_stale_temp_files
+from lrgym.agent import CONVERT_COMMAND, LEGACY_SB3_FILES, TRAINING
 from lrgym.agents.config import ConfigError, TrainConfig
+from lrgym.agents.training_state import (
+    TrainingState,
+    TrainingStateError,
+    read_training_state,
+    restore_global_rng,
+    save_training_state,
+    state_files,
+)
 
 CHECKPOINTS = "checkpoints"
 BEST = "best"
 CONFIG = "config.yaml"
-STATE_FORMAT = 1
-_MODEL = re.compile(r"^rl_model_(\d+)_steps\.zip$")
+SCORE = "score.json"
+_STEM = re.compile(r"^checkpoint_(\d+)_steps\.json$")
+_LEGACY = "rl_model_*_steps.zip"
 
 RUN_ENTRIES = frozenset(
     {
@@ -58,35 +69,56 @@ RUN_ENTRIES = frozenset(
         "tb",
         "card.json",
         "policy.safetensors",
-        "ppo.zip",
-        "vecnormalize.pkl",
+        *state_files(TRAINING),
+        *LEGACY_SB3_FILES,  # an earlier lrgym's run, which --overwrite may replace
         manifest.MANIFEST,
     }
 )
 """What `lrgym train` writes into its ``--out`` directory (``--overwrite`` removes these)."""
+
+BEST_FILES = (*state_files(TRAINING), SCORE)
+"""The selected model in ``best/``, listed in its manifest."""
 
 
 class RunFolderError(ConfigError):
     """A run folder cannot be used as asked (not empty, not verifiable, settings differ)."""
 
 
-def checkpoint_names(steps: int) -> tuple[str, str, str]:
-    """File names of the checkpoint at ``steps`` timesteps: model, statistics, state."""
-    return (
-        f"rl_model_{steps}_steps.zip",
-        f"rl_model_vecnormalize_{steps}_steps.pkl",
-        f"rl_model_state_{steps}_steps.json",
-    )
+def checkpoint_stem(steps: int) -> str:
+    """The training-state stem of the checkpoint at ``steps`` timesteps."""
+    return f"checkpoint_{steps}_steps"
+
+
+def checkpoint_names(steps: int) -> tuple[str, str]:
+    """File names of the checkpoint at ``steps`` timesteps: tensors, then JSON."""
+    return state_files(checkpoint_stem(steps))
 
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """A verified checkpoint: its timesteps and its three files."""
+    """A verified checkpoint: its timesteps, folder and training-state stem."""
 
     steps: int
-    model: Path
-    stats: Path
-    state: Path
+    folder: Path
+    stem: str
+
+    def read(self) -> TrainingState:
+        """The checkpoint's training state (verified against the manifest again)."""
+        try:
+            return read_training_state(self.folder, self.stem)
+        except (manifest.ManifestError, TrainingStateError) as exc:
+            raise RunFolderError(f"checkpoint {self.steps}: {exc}") from None
+
+
+def legacy_error(folder: Path, what: str) -> RunFolderError:
+    """The error for a folder in the pickle format of earlier lrgym versions."""
+    return RunFolderError(
+        f"{folder} holds {what} in the pickle format of earlier lrgym versions "
+        f"({', '.join(LEGACY_SB3_FILES)}, rl_model_*.zip), which lrgym no longer loads "
+        f"because loading a pickle can run code; convert the folder once with "
+        f"`{CONVERT_COMMAND} {folder}` (it loads those pickles: only for folders you "
+        "trust), then run the command again"
+    )
 
 
 # --- the run folder -------------------------------------------------------------------
@@ -165,22 +197,24 @@ def find_checkpoint(out: Path) -> Checkpoint | None:
     at all.
 
     Raises:
-        RunFolderError: checkpoints exist but none verifies.
+        RunFolderError: checkpoints exist but none verifies, or the folder holds only
+            checkpoints of the old pickle format (the message names the converter).
     """
     folder = out / CHECKPOINTS
     found = sorted(
         (
             int(m.group(1))
-            for p in folder.glob("rl_model_*_steps.zip")
-            if (m := _MODEL.match(p.name))
+            for p in folder.glob("checkpoint_*_steps.json")
+            if (m := _STEM.match(p.name))
         ),
         reverse=True,
     )
+    if not found and any(folder.glob(_LEGACY)):
+        raise legacy_error(out, "checkpoints")
     problems = []
     for steps in found:
-        names = checkpoint_names(steps)
         try:
-            manifest.verify(folder, names)
+            manifest.verify(folder, checkpoint_names(steps))
         except manifest.ManifestError as exc:
             problems.append(f"checkpoint {steps}: {exc}")
             continue
@@ -190,7 +224,7 @@ def find_checkpoint(out: Path) -> Checkpoint | None:
                 f"({problems[0]}); resuming from {steps} timesteps",
                 stacklevel=2,
             )
-        return Checkpoint(steps, *(folder / n for n in names))
+        return Checkpoint(steps, folder, checkpoint_stem(steps))
     if problems:
         raise RunFolderError(
             f"no checkpoint in {folder} verifies, so none is loaded ({problems[0]}); "
@@ -204,13 +238,18 @@ def check_best(best: Path) -> bool:
 
     A kill while the best model was being replaced leaves it unverifiable: model
     selection then restarts from the resumed run's validation scores (with a warning).
-    """
-    from lrgym.agent import SB3_MODEL, VECNORMALIZE
 
+    Raises:
+        RunFolderError: ``best/`` is in the old pickle format (names the converter).
+    """
     if not best.exists():
         return False
+    if not (best / state_files(TRAINING)[1]).exists() and any(
+        (best / name).exists() for name in LEGACY_SB3_FILES
+    ):
+        raise legacy_error(best.parent, "a selected model (best/)")
     try:
-        manifest.verify(best, (SB3_MODEL, VECNORMALIZE, "score.json"))
+        manifest.verify(best, BEST_FILES)
     except manifest.ManifestError as exc:
         warnings.warn(f"{best} is not used and was removed: {exc}", stacklevel=2)
         shutil.rmtree(best)
@@ -246,56 +285,28 @@ class ResumableMonitor(Monitor):
                 raise RunFolderError("checkpoint state replays past its episode's end")
 
 
-def capture_state(
-    model, env: VecNormalize, extra: dict[str, Any], envs: bool = True
-) -> dict[str, Any]:
-    """Everything a checkpoint needs beyond SB3's zip and ``VecNormalize``'s pickle.
+def restore_run(model, env: VecNormalize, state: TrainingState) -> None:
+    """Replay each environment's episode in progress, then restore the global RNGs.
 
-    ``envs=False`` (environments that cannot replay, e.g. batched runs) records no
-    environment state: a resume then starts fresh episodes (``"envs": None``).
+    Call it on the model :func:`~lrgym.agents.training_state.build_model` rebuilt with
+    ``resume=True``; a state with ``run["envs"] = None`` (batched runs) starts fresh
+    episodes instead.
     """
-    np_state = np.random.get_state()
-    return {
-        "format": STATE_FORMAT,
-        "num_timesteps": int(model.num_timesteps),
-        "torch_rng": torch.get_rng_state().tolist(),
-        "numpy_rng": [np_state[0], np_state[1].tolist(), *map(_plain, np_state[2:])],
-        "python_rng": _plain(random.getstate()),
-        "returns": env.returns.tolist(),
-        "envs": env.venv.env_method("resume_state") if envs else None,
-        **extra,
-    }
-
-
-def restore_state(model, env: VecNormalize, state: dict[str, Any]) -> None:
-    """Put back what :func:`capture_state` recorded (after ``PPO.load``)."""
-    if state.get("format") != STATE_FORMAT or state.get("num_timesteps") != model.num_timesteps:
-        raise RunFolderError("checkpoint state does not belong to its model; it is not used")
-    envs = state["envs"]
+    if state.num_timesteps != model.num_timesteps:
+        raise RunFolderError(f"{state.source}: its counters do not belong to its model")
+    envs = state.run.get("envs")
     if envs is not None:
-        if len(envs) != env.num_envs:
+        if not isinstance(envs, list) or len(envs) != env.num_envs:
+            count = len(envs) if isinstance(envs, list) else envs
             raise RunFolderError(
-                f"the checkpoint has {len(envs)} environment(s), the run {env.num_envs}"
+                f"the checkpoint has {count} environment(s), the run {env.num_envs}"
             )
         for i, env_state in enumerate(envs):
             env.venv.env_method("restore_resume_state", env_state, indices=[i])
-        env.returns = np.asarray(state["returns"], dtype=np.float64)
-    name, keys, *rest = state["numpy_rng"]
-    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), *rest))
-    random.setstate(_tuples(state["python_rng"]))
-    torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def _tuples(value: Any) -> Any:
-    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+    try:
+        restore_global_rng(state)
+    except TrainingStateError as exc:
+        raise RunFolderError(str(exc)) from None
 
 
 class CheckpointSaver(BaseCallback):
@@ -306,7 +317,8 @@ class CheckpointSaver(BaseCallback):
         every: Timesteps between checkpoints.
         extra: Called at each save; returns more JSON-able state to record (e.g. when
             validation runs next).
-        envs: Record the environments' replayable state (see :func:`capture_state`).
+        envs: Record the environments' replayable state (environments that cannot
+            replay, e.g. batched runs, record ``None``: a resume starts fresh episodes).
     """
 
     def __init__(self, folder: Path, every: int, extra, envs: bool = True) -> None:
@@ -332,38 +344,31 @@ class CheckpointSaver(BaseCallback):
             self.save()
 
     def save(self) -> None:
+        """Write the checkpoint of this moment (atomically, then its manifest entries)."""
         steps = self.num_timesteps
-        model_name, stats_name, state_name = checkpoint_names(steps)
         self.folder.mkdir(parents=True, exist_ok=True)
         norm = self.model.get_vec_normalize_env()
-        state = capture_state(self.model, norm, self.extra(), self.envs)
-        with atomic_path(self.folder / model_name) as tmp:
-            self.model.save(tmp)
-        with atomic_path(self.folder / stats_name) as tmp:
-            norm.save(tmp)
-        write_text_atomic(self.folder / state_name, json.dumps(state))
-        manifest.record(self.folder, (model_name, stats_name, state_name))
+        envs = norm.venv.env_method("resume_state") if self.envs else None
+        run: dict[str, Any] = {"envs": envs, **self.extra()}
+        save_training_state(self.folder, checkpoint_stem(steps), self.model, norm, run=run)
         self._last = steps
-
-
-def load_state_file(checkpoint: Checkpoint) -> dict[str, Any]:
-    """The (verified) state JSON of ``checkpoint``."""
-    return json.loads(checkpoint.state.read_text(encoding="utf-8"))
 
 
 __all__ = [
     "BEST",
+    "BEST_FILES",
     "CHECKPOINTS",
     "CONFIG",
     "Checkpoint",
     "CheckpointSaver",
     "ResumableMonitor",
     "RunFolderError",
-    "capture_state",
     "check_best",
     "check_resume_config",
+    "checkpoint_names",
     "clear_run_dir",
     "find_checkpoint",
+    "legacy_error",
     "prepare_run_dir",
-    "restore_state",
+    "restore_run",
 ]

@@ -87,9 +87,9 @@ class TrainConfig:
             ``torch.compile`` (about 10-30 s per task and worker at start, then faster
             steps; needs a C++ compiler, else a warning and the uncompiled path). It
             changes speed, not the run (within float tolerance).
-        init_from: An agent directory to continue training from (its ``ppo.zip`` and
-            ``vecnormalize.pkl``, verified against its manifest; PPO keeps the agent's own
-            settings) instead of a fresh PPO.
+        init_from: An agent directory to continue training from (its training state,
+            ``training.safetensors`` + ``training.json``, verified against its manifest;
+            PPO keeps the agent's own settings, seeded by ``seed``) instead of a fresh PPO.
         backend: Where the environments run: ``"local"`` (worker processes here) or
             ``"ray"`` (Ray actors on a cluster, :mod:`lrgym.ray_vec_env`; needs
             ``pip install "lrgym[ray]"``). Same seed and ``n_envs``, same agent.

@@ -1,17 +1,18 @@
-"""An agent directory's SB3 files (``ppo.zip``, ``vecnormalize.pkl``): continuing
-training from them, and rebuilding them from the policy.
+"""An agent directory's training state: continuing training from it, and rebuilding it
+from the policy.
 
-:func:`load_for_training` is what ``lrgym train --init-from DIR`` starts from (files
-verified against the directory's manifest before anything is unpickled).
-:func:`rebuild_sb3_files` is the inverse of :func:`~lrgym.policy_weights.export_policy`
-(which folds a PPO actor and its ``VecNormalize`` statistics into ``policy.safetensors``),
-for an agent directory whose SB3 files were lost: the shipped ``default`` agent was
-trained on a lent machine from which only the policy and card came back. The actor and
-the observation statistics are restored exactly (tested: the rebuilt model's
-deterministic action equals the policy's); what the export never kept starts fresh: the
-value network, the action log-std (0, SB3's initial value) and the reward-normalisation
-statistics. Training continued from a rebuilt directory (``lrgym train --init-from DIR``)
-therefore re-learns its critic first.
+:func:`load_for_training` is what ``lrgym train --init-from DIR`` starts from: the
+directory's ``training.safetensors`` + ``training.json``
+(:mod:`lrgym.agents.training_state`), verified against the directory's manifest and read
+as data (no pickle). :func:`rebuild_training_state` is the inverse of
+:func:`~lrgym.policy_weights.export_policy` (which folds a PPO actor and its
+``VecNormalize`` statistics into ``policy.safetensors``), for an agent directory whose
+training state was lost: the shipped ``default`` agent was trained on a lent machine from
+which only the policy and card came back. The actor and the observation statistics are
+restored exactly (tested: the rebuilt model's deterministic action equals the policy's);
+what the export never kept starts fresh: the value network, the action log-std (0, SB3's
+initial value), the optimizer and the reward-normalisation statistics. Training
+continued from a rebuilt directory therefore re-learns its critic first.
 """
 
 from __future__ import annotations
@@ -26,21 +27,36 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 
 from lrgym import manifest
-from lrgym._atomic import atomic_path
-from lrgym.agent import SB3_MODEL, VECNORMALIZE, AgentLoadError, load_agent, load_card
+from lrgym.agent import (
+    CONVERT_COMMAND,
+    LEGACY_SB3_FILES,
+    TRAINING,
+    AgentLoadError,
+    load_agent,
+    load_card,
+)
 from lrgym.agents.config import ConfigError, TrainConfig
+from lrgym.agents.training_state import (
+    TrainingStateError,
+    build_model,
+    build_normalize,
+    capture,
+    read_training_state,
+    state_files,
+    write_state,
+)
 from lrgym.signals import OBS_BOUND
 
 VECNORMALIZE_EPSILON = 1e-8
 """SB3's default ``VecNormalize`` epsilon: exported std = sqrt(var + epsilon)."""
 
-
-SB3_FILES = (SB3_MODEL, VECNORMALIZE)
+TRAINING_FILES = state_files(TRAINING)
+"""An agent directory's training state: ``training.safetensors``, ``training.json``."""
 
 
 def check_init_from(config: TrainConfig) -> None:
     """Raise :class:`ConfigError` unless ``config.init_from`` is an agent directory whose
-    SB3 files verify and whose observations and actions are the config's."""
+    training state verifies and whose observations and actions are the config's."""
     if config.init_from is None:
         return
     path = Path(config.init_from)
@@ -48,12 +64,21 @@ def check_init_from(config: TrainConfig) -> None:
         card = load_card(path)
     except AgentLoadError as exc:
         raise ConfigError(f"init_from: {exc}") from None
+    if not (path / TRAINING_FILES[1]).exists() and any(
+        (path / name).exists() for name in LEGACY_SB3_FILES
+    ):
+        raise ConfigError(
+            f"init_from: {path} holds its training state in the pickle format of earlier "
+            f"lrgym versions ({', '.join(LEGACY_SB3_FILES)}), which lrgym no longer loads "
+            f"because loading a pickle can run code; convert it once with "
+            f"`{CONVERT_COMMAND} {path}` (it loads those pickles: only for agents you trust)"
+        )
     try:
-        manifest.verify(path, SB3_FILES)
+        manifest.verify(path, TRAINING_FILES)
     except manifest.ManifestError as exc:
         raise ConfigError(
-            f"init_from: {exc}; an agent directory without SB3 files gets them from "
-            f"lrgym.agents.sb3_files.rebuild_sb3_files (on a copy)"
+            f"init_from: {exc}; an agent directory without a training state gets one from "
+            f"lrgym.agents.sb3_files.rebuild_training_state (on a copy)"
         ) from None
     if list(card.hparams) != list(config.hparams):
         raise ConfigError(
@@ -62,16 +87,25 @@ def check_init_from(config: TrainConfig) -> None:
         )
 
 
-def load_for_training(agent_dir: str | Path, venv: Any, tensorboard_log: str) -> tuple:
+def load_for_training(
+    agent_dir: str | Path, venv: VecEnv, tensorboard_log: str, seed: int | None = None
+) -> tuple[PPO, VecNormalize]:
     """``(PPO, VecNormalize)`` of an agent directory on ``venv``, ready to learn on.
 
-    Call :func:`check_init_from` first: it verifies the files before they are unpickled.
+    The agent's networks, optimizer state, normalisation statistics and PPO settings
+    carry over; the run starts at 0 timesteps with PPO seeded by ``seed`` (default: the
+    agent's). Call :func:`check_init_from` first for errors that name the setting.
+
+    Raises:
+        ConfigError: the training state does not verify or does not fit ``venv``.
     """
     agent_dir = Path(agent_dir)
-    manifest.verify(agent_dir, SB3_FILES)  # again, right before unpickling
-    env = VecNormalize.load(str(agent_dir / VECNORMALIZE), venv)
-    env.training, env.norm_reward = True, True
-    model = PPO.load(agent_dir / SB3_MODEL, env=env, tensorboard_log=tensorboard_log)
+    try:
+        state = read_training_state(agent_dir, TRAINING)
+        env = build_normalize(state, venv, training=True)
+        model = build_model(state, env, seed=seed, tensorboard_log=tensorboard_log)
+    except (manifest.ManifestError, TrainingStateError) as exc:
+        raise ConfigError(f"init_from: {exc}") from None
     return model, env
 
 
@@ -96,7 +130,7 @@ def make_ppo(env: VecEnv, config: TrainConfig, tensorboard_log: str | None = Non
     )
 
 
-class _SpacesOnly(gym.Env):
+class SpacesOnly(gym.Env):
     """An env with an agent's spaces and nothing else (SB3 needs one to build a model)."""
 
     def __init__(self, n_obs: int, n_actions: int) -> None:
@@ -104,15 +138,22 @@ class _SpacesOnly(gym.Env):
         self.action_space = gym.spaces.Box(-1.0, 1.0, (n_actions,), np.float32)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """A zero observation."""
         super().reset(seed=seed)
         return np.zeros(self.observation_space.shape, np.float32), {}
 
     def step(self, action: np.ndarray):
+        """Not supported: the env only carries spaces."""
         raise NotImplementedError("a spaces-only env does not step")
 
 
-def rebuild_sb3_files(agent_dir: str | Path) -> None:
-    """Write ``ppo.zip``, ``vecnormalize.pkl`` and their manifest into ``agent_dir``.
+def spaces_only(n_obs: int, n_actions: int, n_envs: int = 1) -> DummyVecEnv:
+    """``n_envs`` :class:`SpacesOnly` environments as a ``DummyVecEnv``."""
+    return DummyVecEnv([lambda: SpacesOnly(n_obs, n_actions)] * n_envs)
+
+
+def rebuild_training_state(agent_dir: str | Path) -> None:
+    """Write ``training.safetensors``, ``training.json`` and their manifest into ``agent_dir``.
 
     Raises:
         ValueError: the policy's structure is not the card's PPO ``net_arch`` MLP.
@@ -122,9 +163,8 @@ def rebuild_sb3_files(agent_dir: str | Path) -> None:
     card = load_card(agent_dir)
     config = TrainConfig(**{**card.config, "out": str(agent_dir)})
     weights = agent.policy
-    n_obs, n_actions = len(card.features), len(card.hparams)
     vecnormalize = VecNormalize(
-        DummyVecEnv([lambda: _SpacesOnly(n_obs, n_actions)]),
+        spaces_only(len(card.features), len(card.hparams)),
         gamma=config.ppo.gamma,
         clip_obs=float(weights.clip_obs),
         epsilon=VECNORMALIZE_EPSILON,
@@ -148,8 +188,5 @@ def rebuild_sb3_files(agent_dir: str | Path) -> None:
         for module, (weight, bias) in zip(linears, weights.linear, strict=True):
             module.weight.copy_(torch.tensor(weight))
             module.bias.copy_(torch.tensor(bias))
-    with atomic_path(agent_dir / SB3_MODEL) as tmp:
-        model.save(tmp)
-    with atomic_path(agent_dir / VECNORMALIZE) as tmp:
-        vecnormalize.save(tmp)
-    manifest.record(agent_dir, SB3_FILES)
+    names = write_state(agent_dir, TRAINING, capture(model, vecnormalize))
+    manifest.record(agent_dir, names)

@@ -1,7 +1,8 @@
 """Meta-train a PPO agent across tasks (what `lrgym train` runs).
 
 Plain SB3: a ``SubprocVecEnv`` of :class:`MetaTaskEnv` workers behind ``VecNormalize``,
-verified, exactly resumable checkpoints (:mod:`lrgym.agents.checkpoints`), and one small
+verified, exactly resumable checkpoints (:mod:`lrgym.agents.checkpoints`) and training
+states that are data, not pickles (:mod:`lrgym.agents.training_state`), and one small
 callback of ours that scores a fixed validation slice of the meta-train tasks for model
 selection (SB3's ``EvalCallback`` draws fresh episodes each time and saves no
 normalisation statistics with its best model, so it cannot do fixed-episode selection).
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -19,19 +21,20 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
 
 import lrgym
 from lrgym import manifest
 from lrgym._atomic import atomic_path, write_text_atomic
-from lrgym.agent import SB3_MODEL, VECNORMALIZE, AgentCard
+from lrgym.agent import TRAINING, AgentCard
 from lrgym.agents.batched import make_batched_vec_env, start_worker
 from lrgym.agents.checkpoints import (
     BEST,
+    BEST_FILES,
     CHECKPOINTS,
     CONFIG,
+    SCORE,
     CheckpointSaver,
     ResumableMonitor,
     RunFolderError,
@@ -39,22 +42,26 @@ from lrgym.agents.checkpoints import (
     check_resume_config,
     clear_run_dir,
     find_checkpoint,
-    load_state_file,
     prepare_run_dir,
     remove_temp_files,
-    restore_state,
+    restore_run,
 )
 from lrgym.agents.config import ConfigError, TrainConfig, load_config
 from lrgym.agents.meta_env import TRAIN_SEEDS, VALIDATION_SEEDS, MetaTaskEnv, zero_features
 from lrgym.agents.sb3_files import check_init_from, load_for_training, make_ppo
+from lrgym.agents.training_state import (
+    TrainingStateError,
+    build_model,
+    build_normalize,
+    read_training_state,
+    save_training_state,
+    state_files,
+)
 from lrgym.hyperparams import HyperParamSet
 from lrgym.policy_weights import PolicyWeights, export_policy
 from lrgym.registration import make_task, portable_specs, select_tasks, spec
 from lrgym.signals import OBS_LAYOUT_VERSION, feature_indices
 from lrgym.train_report import TrainReporter, cli_command
-
-BEST_FILES = (SB3_MODEL, VECNORMALIZE, "score.json")
-"""The selected model in ``best/``, listed in its manifest."""
 
 
 def meta_train_tasks(config: TrainConfig) -> list[str]:
@@ -107,6 +114,7 @@ def meta_env(tasks: list[str], config: TrainConfig, seeds: tuple[int, int]) -> g
         config.default_lr_share,
         config.hparams,
         config.val_every,
+        config.action_map,
     )
     return zero_features(env, config.drop_features) if config.drop_features else env
 
@@ -167,9 +175,9 @@ def score_policy(
 class ValidationCallback(BaseCallback):
     """Every ``eval_every`` timesteps, score the validation slice; keep the best agent.
 
-    Saves the PPO model and the ``VecNormalize`` statistics of that moment together in
+    Saves the training state of that moment (:mod:`lrgym.agents.training_state`) in
     ``best_dir``, with ``score.json`` (read back on resume) and a manifest of their
-    digests (checked before the model is loaded again).
+    digests (checked before the state is read again).
     """
 
     def __init__(self, env: gym.Env, episodes: list[dict], eval_every: int, best_dir: Path):
@@ -178,7 +186,7 @@ class ValidationCallback(BaseCallback):
         self.episodes = episodes
         self.eval_every = eval_every
         self.best_dir = best_dir
-        score_file = best_dir / "score.json"
+        score_file = best_dir / SCORE
         self.best = (
             json.loads(score_file.read_text())["score"] if score_file.exists() else -math.inf
         )
@@ -199,21 +207,21 @@ class ValidationCallback(BaseCallback):
         if score > self.best:
             self.best = score
             self.best_dir.mkdir(parents=True, exist_ok=True)
-            with atomic_path(self.best_dir / SB3_MODEL) as tmp:
-                self.model.save(tmp)
-            with atomic_path(self.best_dir / VECNORMALIZE) as tmp:
-                norm.save(tmp)
+            save_training_state(self.best_dir, TRAINING, self.model, norm)
             payload = {"score": score, "timesteps": self.num_timesteps}
-            write_text_atomic(self.best_dir / "score.json", json.dumps(payload))
+            write_text_atomic(self.best_dir / SCORE, json.dumps(payload))
             manifest.record(self.best_dir, BEST_FILES)
         return True
 
 
 def latest_checkpoint(out: Path) -> tuple[Path, Path] | None:
-    """The newest (model, VecNormalize) checkpoint pair in ``out/checkpoints`` whose files
-    match their manifest (see :func:`lrgym.agents.checkpoints.find_checkpoint`)."""
+    """The newest checkpoint's (tensors, JSON) files in ``out/checkpoints`` that match
+    their manifest (see :func:`lrgym.agents.checkpoints.find_checkpoint`)."""
     found = find_checkpoint(Path(out))
-    return None if found is None else (found.model, found.stats)
+    if found is None:
+        return None
+    tensors, meta = state_files(found.stem)
+    return found.folder / tensors, found.folder / meta
 
 
 def train(
@@ -295,18 +303,23 @@ def _train(
     started = time.perf_counter()
     venv = make_vec_env(tasks, config)
     state = None
-    if checkpoint is not None:  # its files verified against the manifest
-        state = load_state_file(checkpoint)
-        env = VecNormalize.load(str(checkpoint.stats), venv)
-        model = PPO.load(
-            checkpoint.model,
-            env=env,
-            tensorboard_log=str(out / "tb"),
-            force_reset=state["envs"] is None,  # else the envs replay their episodes
-        )
-        restore_state(model, env, state)
+    if checkpoint is not None:  # its files verified against the manifest, read as data
+        state = checkpoint.read()
+        try:
+            env = build_normalize(state, venv)
+            model = build_model(
+                state,
+                env,
+                tensorboard_log=str(out / "tb"),
+                resume=True,
+                rollout=state.run.get("envs") is not None,  # else fresh episodes
+            )
+        except TrainingStateError as exc:
+            venv.close()
+            raise RunFolderError(str(exc)) from None
+        restore_run(model, env, state)
     elif config.init_from is not None:  # checked by check_init_from before anything ran
-        model, env = load_for_training(config.init_from, venv, str(out / "tb"))
+        model, env = load_for_training(config.init_from, venv, str(out / "tb"), config.seed)
     else:
         env = VecNormalize(venv, norm_obs=True, norm_reward=True, gamma=config.ppo.gamma)
         model = make_ppo(env, config, tensorboard_log=str(out / "tb"))
@@ -316,7 +329,7 @@ def _train(
     episodes = validation_episodes(tasks, config)
     validation = ValidationCallback(val_env, episodes, config.eval_every, out / BEST)
     if state is not None:
-        validation._next = int(state.get("next_eval", validation._next))
+        validation._next = int(state.run.get("next_eval", validation._next))
     bar = reporter.callback(validation) if reporter is not None else None
     callbacks = CallbackList(
         [
@@ -346,21 +359,23 @@ def _train(
         reporter.phase(f"Trained {trained_steps:,} steps; exporting the best validated model …")
     best = out / BEST
     selected = trained_steps
-    if (best / SB3_MODEL).exists():  # model selection: the best validation score wins
+    if (best / SCORE).exists():  # model selection: the best validation score wins
         try:
-            manifest.verify(best, BEST_FILES)  # before anything in it is unpickled
-        except manifest.ManifestError as exc:
+            manifest.verify(best, BEST_FILES)
+            best_state = read_training_state(best, TRAINING)
+            env = build_normalize(best_state, DummyVecEnv([lambda: val_env]), training=False)
+            model = build_model(best_state, env, device="cpu")
+        except (manifest.ManifestError, TrainingStateError) as exc:
             raise RunFolderError(f"the selected model is not loaded: {exc}") from None
-        selected = json.loads((best / "score.json").read_text())["timesteps"]
-        model = PPO.load(best / SB3_MODEL, device="cpu")
-        env = VecNormalize.load(str(best / VECNORMALIZE), DummyVecEnv([lambda: val_env]))
+        selected = json.loads((best / SCORE).read_text())["timesteps"]
+        for name in state_files(TRAINING):  # the selected state, as it was saved
+            with atomic_path(out / name) as tmp:
+                shutil.copyfile(best / name, tmp)
+        manifest.record(out, state_files(TRAINING))
+    else:
+        save_training_state(out, TRAINING, model, env)
     env.training = False
     policy = export_policy(model, env, feature_indices(config.drop_features))
-    with atomic_path(out / SB3_MODEL) as tmp:
-        model.save(tmp)
-    with atomic_path(out / VECNORMALIZE) as tmp:
-        env.save(tmp)
-    manifest.record(out, (SB3_MODEL, VECNORMALIZE))
     policy.save(out)  # policy.safetensors, atomically; its structure goes in the card
 
     if reporter is not None:

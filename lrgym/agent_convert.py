@@ -7,7 +7,11 @@ mean, std and clip, then Linear/Tanh/ReLU layers), writes the same numbers as
 :class:`~lrgym.agent.PolicyWeights`, checks on seeded random observations that the NumPy
 forward gives the TorchScript's actions, and only then removes ``policy.pt``.
 
-Command line: ``lrgym convert-agent DIR [--out DIR2]``.
+The SB3 pickles of earlier versions (``ppo.zip``, ``vecnormalize.pkl``, ``rl_model_*``
+checkpoints; :func:`legacy_training_files` finds them) are converted by
+:mod:`lrgym.agents.legacy_sb3`, which needs the training extra.
+
+Command line: ``lrgym convert-agent DIR [--out DIR2]`` (does both).
 """
 
 from __future__ import annotations
@@ -22,11 +26,32 @@ from typing import Any
 import numpy as np
 
 from lrgym._atomic import write_text_atomic
-from lrgym.agent import CARD, LEGACY_POLICY, AgentLoadError, load_agent, load_card
+from lrgym.agent import CARD, LEGACY_POLICY, LEGACY_SB3_FILES, AgentLoadError, load_agent, load_card
 from lrgym.policy_weights import LAYER_KINDS, POLICY, PolicyWeights
 
 CHECK_OBSERVATIONS = 10_000
 CHECK_ATOL = 1e-6
+
+
+LEGACY_CHECKPOINT_GLOB = "checkpoints/rl_model_*_steps.zip"
+"""Checkpoints of earlier lrgym versions inside a run folder."""
+
+
+def legacy_training_files(directory: str | Path) -> list[Path]:
+    """The SB3 pickles of earlier lrgym versions in an agent or run folder.
+
+    ``ppo.zip`` / ``vecnormalize.pkl`` in the folder and in its ``best/``, and
+    ``checkpoints/rl_model_<N>_steps.zip`` (each with its statistics pickle). Only names
+    are looked at; nothing is opened.
+    """
+    root = Path(directory)
+    found = [
+        folder / name
+        for folder in (root, root / "best")
+        for name in LEGACY_SB3_FILES
+        if (folder / name).is_file()
+    ]
+    return found + sorted(root.glob(LEGACY_CHECKPOINT_GLOB))
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The agent format: ``policy.safetensors`` + the card's ``policy`` entry, run in NumPy.
 
 * the shipped agent's NumPy policy acts as its SB3 model did when it shipped (reference
-  actions recorded from ``ppo.zip`` behind ``vecnormalize.pkl``,
+  actions recorded from that model behind its ``VecNormalize``,
   ``tests/data/default_agent_reference.npz``);
 * export -> save -> load gives SB3's deterministic prediction behind ``VecNormalize``;
 * an old-format directory (``policy.pt``) is refused with the conversion command, and

@@ -2,8 +2,8 @@
 
 One tiny PPO run (128 timesteps on lrgym/DigitsMLP-v0, ~5 s) is shared by the module.
 The exported policy (``policy.safetensors``, run in NumPy) is checked against SB3's own
-``predict`` behind ``VecNormalize``, so a mistake in folding the normalisation into it
-shows up as a different action.
+``predict`` behind ``VecNormalize`` (rebuilt from the agent's training state), so a
+mistake in folding the normalisation into it shows up as a different action.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from stable_baselines3 import PPO
-from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+from stable_baselines3.common.vec_env import DummyVecEnv
 
 import lrgym
-from lrgym.agent import CARD, SB3_MODEL, VECNORMALIZE
+from lrgym.agent import CARD, TRAINING
+from lrgym.agents.checkpoints import checkpoint_names, checkpoint_stem
 from lrgym.agents.config import ConfigError, load_config
 from lrgym.agents.meta_env import TRAIN_SEEDS, VALIDATION_SEEDS, MetaTaskEnv, zero_features
 from lrgym.agents.train import (
@@ -29,6 +29,12 @@ from lrgym.agents.train import (
     meta_train_tasks,
     train,
     validation_episodes,
+)
+from lrgym.agents.training_state import (
+    build_model,
+    build_normalize,
+    read_training_state,
+    state_files,
 )
 from lrgym.policy_weights import POLICY
 from lrgym.signals import FEATURES, feature_indices
@@ -70,12 +76,11 @@ def copy_agent(agent_dir: Path, tmp_path: Path) -> Path:
 
 
 def test_train_writes_complete_agent_dir(agent_dir):
-    for name in (CARD, POLICY, SB3_MODEL, VECNORMALIZE, CONFIG):
+    for name in (CARD, POLICY, *state_files(TRAINING), CONFIG):
         assert (agent_dir / name).is_file(), name
     checkpoints = sorted(p.name for p in (agent_dir / CHECKPOINTS).iterdir())
-    assert "rl_model_64_steps.zip" in checkpoints
-    assert "rl_model_128_steps.zip" in checkpoints
-    assert "rl_model_vecnormalize_128_steps.pkl" in checkpoints
+    assert set(checkpoint_names(64)) | set(checkpoint_names(128)) <= set(checkpoints)
+    assert not [p for p in agent_dir.rglob("*") if p.suffix in (".zip", ".pkl")]  # no pickles
 
     card = json.loads((agent_dir / CARD).read_text())
     assert card["obs_layout_version"] == lrgym.OBS_LAYOUT_VERSION
@@ -107,10 +112,10 @@ def test_trained_agent_loads_and_acts(agent_dir):
 def test_exported_policy_equals_sb3_predict(agent_dir):
     """policy.safetensors == PPO.predict(VecNormalize.normalize_obs(obs), deterministic=True)."""
     policy = lrgym.load_agent(agent_dir).policy
-    model = PPO.load(agent_dir / SB3_MODEL, device="cpu")
     venv = DummyVecEnv([lambda: MetaTaskEnv([TASK])])
-    norm = VecNormalize.load(str(agent_dir / VECNORMALIZE), venv)
-    norm.training = False
+    state = read_training_state(agent_dir, TRAINING)
+    norm = build_normalize(state, venv, training=False)
+    model = build_model(state, norm, device="cpu")
     space = venv.observation_space
     rng = np.random.default_rng(0)
     # over the whole observation space, and near the statistics the policy was trained on
@@ -149,11 +154,11 @@ def test_resume_continues_from_latest_checkpoint(agent_dir, tmp_path):
     # continued, not restarted: the first run's checkpoints are untouched (a fresh run
     # would have rewritten rl_model_64/128) and the new ones carry on from 128 timesteps
     assert {p.name: _sha(p) for p in ckpt.iterdir() if p.name in before} == before
-    assert PPO.load(ckpt / "rl_model_256_steps.zip", device="cpu").num_timesteps == 256
-    assert (ckpt / "rl_model_192_steps.zip").is_file()
-    # ppo.zip is the model selected on the validation slice, saved at some timestep of
-    # either leg; the latest model is the last checkpoint
-    assert PPO.load(out / SB3_MODEL, device="cpu").num_timesteps >= 64
+    assert read_training_state(ckpt, checkpoint_stem(256)).num_timesteps == 256
+    assert all((ckpt / name).is_file() for name in checkpoint_names(192))
+    # the agent's training state is the model selected on the validation slice, saved at
+    # some timestep of either leg; the latest model is the last checkpoint
+    assert read_training_state(out, TRAINING).num_timesteps >= 64
     lrgym.load_agent(out)
 
 

@@ -3,8 +3,8 @@
 * ``kill -9`` of ``lrgym compare`` mid-grid keeps every finished run; running the same
   command again completes the rest, and the result equals an uninterrupted run;
 * ``SIGTERM`` / ``SIGKILL`` of ``compare --workers 2`` leaves no process behind;
-* a tampered or damaged checkpoint is never unpickled: the newest one that verifies is
-  used, or the resume is refused;
+* a tampered or damaged checkpoint is never loaded (and nothing in a run folder is a
+  pickle): the newest one that verifies is used, or the resume is refused;
 * a resumed ``lrgym train`` equals an uninterrupted one (single env);
 * a new run refuses a non-empty folder; a failed resume leaves ``config.yaml`` alone.
 """
@@ -27,10 +27,11 @@ from test_agent_training import tiny_config
 from typer.testing import CliRunner
 
 import lrgym
-from lrgym.agent import CARD, SB3_MODEL, VECNORMALIZE
-from lrgym.agents.checkpoints import RunFolderError, checkpoint_names
+from lrgym.agent import CARD, TRAINING
+from lrgym.agents.checkpoints import BEST_FILES, RunFolderError, checkpoint_names, checkpoint_stem
 from lrgym.agents.config import ConfigError
 from lrgym.agents.train import BEST, CHECKPOINTS, CONFIG, train
+from lrgym.agents.training_state import read_training_state, state_files
 from lrgym.cli import app
 from lrgym.manifest import MANIFEST
 from lrgym.results_store import JOURNAL
@@ -229,7 +230,7 @@ def test_overwrite_replaces_the_earlier_run(run_dir, tmp_path):
     assert not (out / CHECKPOINTS / "rl_model_128_steps.zip").exists()  # the old run is gone
 
 
-def test_tampered_checkpoint_is_never_unpickled(run_dir, tmp_path):
+def test_tampered_checkpoint_is_refused_and_planted_pickles_never_load(run_dir, tmp_path):
     out = copy_run(run_dir, tmp_path)
     marker = tmp_path / "pwned"
 
@@ -239,28 +240,48 @@ def test_tampered_checkpoint_is_never_unpickled(run_dir, tmp_path):
 
     import pickle
 
-    for steps in (64, 128):
-        _, stats, _ = checkpoint_names(steps)
-        (out / CHECKPOINTS / stats).write_bytes(pickle.dumps(Exploit()))
+    for steps in (64, 128):  # changed after lrgym wrote them: the manifest refuses them
+        tensors, meta = checkpoint_names(steps)
+        text = (out / CHECKPOINTS / meta).read_text()
+        (out / CHECKPOINTS / meta).write_text(text.replace('"n_epochs": 2', '"n_epochs": 9'))
     with pytest.raises(RunFolderError, match="no checkpoint .* verifies"):
         train(tiny_config(out, total_timesteps=192), resume=True, progress_bar=False)
-    assert not marker.exists()
-    # a crafted best/ is refused at the end of a run as well
-    (out / BEST / VECNORMALIZE).write_bytes(pickle.dumps(Exploit()))
+
+    # pickles planted under the names earlier lrgym versions used are never opened
     fresh = tmp_path / "fresh"
     shutil.copytree(run_dir, fresh)
-    shutil.copyfile(out / BEST / VECNORMALIZE, fresh / BEST / VECNORMALIZE)
-    with pytest.warns(UserWarning, match="best"):  # dropped on resume, never loaded
+    for name in ("rl_model_192_steps.zip", "rl_model_vecnormalize_192_steps.pkl"):
+        (fresh / CHECKPOINTS / name).write_bytes(pickle.dumps(Exploit()))
+    for folder in (fresh, fresh / BEST):
+        for name in ("ppo.zip", "vecnormalize.pkl"):
+            (folder / name).write_bytes(pickle.dumps(Exploit()))
+    # and a best/ whose training state was changed is dropped on resume, never loaded
+    tensors, _ = state_files(TRAINING)
+    (fresh / BEST / tensors).write_bytes(b"garbage")
+    with pytest.warns(UserWarning, match="best"):
         train(tiny_config(fresh, total_timesteps=192), resume=True, progress_bar=False)
     assert not marker.exists()
     lrgym.load_agent(fresh)
 
 
+def test_forged_manifest_gives_a_clean_error_not_code(run_dir, tmp_path):
+    """Whoever can write the folder can rewrite the manifest; the files are still data."""
+    from lrgym import manifest
+
+    out = copy_run(run_dir, tmp_path)
+    tensors, meta = checkpoint_names(128)
+    (out / CHECKPOINTS / meta).write_text('{"format": "lrgym-training-state", "version": 1}')
+    (out / CHECKPOINTS / tensors).write_bytes(b"\x00" * 64)
+    manifest.record(out / CHECKPOINTS, (tensors, meta))  # the forger's manifest
+    with pytest.raises(RunFolderError, match="checkpoint 128"):
+        train(tiny_config(out, total_timesteps=192), resume=True, progress_bar=False)
+
+
 def test_damaged_latest_checkpoint_falls_back_to_the_previous_one(run_dir, tmp_path):
     out = copy_run(run_dir, tmp_path)
-    model, _, _ = checkpoint_names(128)
-    data = (out / CHECKPOINTS / model).read_bytes()
-    (out / CHECKPOINTS / model).write_bytes(data[: len(data) // 2])  # truncated
+    tensors, _ = checkpoint_names(128)
+    data = (out / CHECKPOINTS / tensors).read_bytes()
+    (out / CHECKPOINTS / tensors).write_bytes(data[: len(data) // 2])  # truncated
     with pytest.warns(UserWarning, match="resuming from 64"):
         train(tiny_config(out, total_timesteps=128), resume=True, progress_bar=False)
     assert json.loads((out / CARD).read_text())["total_timesteps"] == 128
@@ -290,20 +311,22 @@ def test_resume_equals_uninterrupted_single_env(tmp_path):
     obs = np.random.default_rng(0).uniform(-3, 3, (200, len(lrgym.FEATURES))).astype(np.float32)
     assert np.array_equal(a.policy(obs), b.policy(obs))
     assert a.card.selected_timesteps == b.card.selected_timesteps
-    name, *_ = checkpoint_names(128)
-    assert (whole / CHECKPOINTS / name).is_file() and (part / CHECKPOINTS / name).is_file()
-    from stable_baselines3 import PPO
-
-    pa = PPO.load(whole / CHECKPOINTS / name, device="cpu").policy.state_dict()
-    pb = PPO.load(part / CHECKPOINTS / name, device="cpu").policy.state_dict()
-    assert all(pa[k].equal(pb[k]) for k in pa)
+    # the whole training state at 128 timesteps is the same: networks, Adam, statistics,
+    # last observation, RNG states (all but the episodes' wall-clock times)
+    sa = read_training_state(whole / CHECKPOINTS, checkpoint_stem(128))
+    sb = read_training_state(part / CHECKPOINTS, checkpoint_stem(128))
+    assert sa.tensors.keys() == sb.tensors.keys()
+    assert any(k.startswith("optimizer.state.") for k in sa.tensors)
+    for key in sa.tensors.keys() - {"ep_info.t"}:
+        assert np.array_equal(sa.tensors[key], sb.tensors[key]), key
+    assert sa.meta == sb.meta
 
 
 def test_manifests_beside_checkpoints_best_and_exports(run_dir):
     for folder, names in (
         (run_dir / CHECKPOINTS, checkpoint_names(128)),
-        (run_dir / BEST, (SB3_MODEL, VECNORMALIZE, "score.json")),
-        (run_dir, (SB3_MODEL, VECNORMALIZE)),
+        (run_dir / BEST, BEST_FILES),
+        (run_dir, state_files(TRAINING)),
     ):
         listed = json.loads((folder / MANIFEST).read_text())["files"]
         assert set(names) <= set(listed), folder

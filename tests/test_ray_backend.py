@@ -77,10 +77,12 @@ def tiny_config(out: Path, **overrides):
 
 
 def policy_parameters(agent: Path) -> torch.Tensor:
-    from stable_baselines3 import PPO
+    from lrgym.agents.training_state import read_training_state
 
-    model = PPO.load(agent / "ppo.zip", device="cpu")
-    return torch.cat([p.detach().flatten() for p in model.policy.parameters()])
+    tensors = read_training_state(agent, "training").tensors
+    return torch.cat(
+        [torch.from_numpy(v).flatten() for k, v in tensors.items() if k.startswith("policy.")]
+    )
 
 
 def test_train_on_ray_gives_the_local_agent(tmp_path):

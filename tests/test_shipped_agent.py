@@ -1,49 +1,55 @@
-"""The shipped agent is complete: loadable, evaluable and trainable further.
+"""The shipped agents are complete: loadable, evaluable and trainable further.
 
-Its ``ppo.zip`` and ``vecnormalize.pkl`` were rebuilt from its policy
-(:mod:`lrgym.agents.sb3_files`); the rebuilt SB3 model must act exactly as the policy,
-and ``lrgym train --init-from`` must continue training from it.
+Each ships its training state (``training.safetensors`` + ``training.json``, converted
+once from the SB3 pickles it shipped with); the model rebuilt from it must act exactly
+as the policy, and ``lrgym train --init-from`` must continue training from it.
 """
 
 from __future__ import annotations
 
-import pickle
 import shutil
 
 import numpy as np
 import pytest
-from stable_baselines3 import PPO
 from typer.testing import CliRunner
 
 import lrgym
 from lrgym import manifest
-from lrgym.agent import CARD, SB3_MODEL, VECNORMALIZE, resolve_agent
+from lrgym.agent import CARD, LEGACY_SB3_FILES, TRAINING, resolve_agent
 from lrgym.agents.config import ConfigError, load_config
-from lrgym.agents.sb3_files import SB3_FILES, check_init_from
+from lrgym.agents.sb3_files import TRAINING_FILES, check_init_from, spaces_only
+from lrgym.agents.training_state import build_model, build_normalize, read_training_state
 from lrgym.cli import app
 from lrgym.policy_weights import POLICY
 
 SHIPPED = resolve_agent("default")
+AGENTS = ["default", "multi-hp", "multi-hp-xgb"]
 
 
-def test_shipped_agent_directory_is_complete_and_verifies():
-    for name in (CARD, POLICY, SB3_MODEL, VECNORMALIZE):
-        assert (SHIPPED / name).is_file(), name
-    manifest.verify(SHIPPED, SB3_FILES)
-    assert lrgym.load_agent("default").card.notes  # says how the SB3 files were made
+@pytest.mark.parametrize("name", AGENTS)
+def test_shipped_agent_directory_is_complete_verifies_and_has_no_pickles(name):
+    path = resolve_agent(name)
+    for file in (CARD, POLICY, *TRAINING_FILES):
+        assert (path / file).is_file(), file
+    manifest.verify(path, TRAINING_FILES)
+    assert not [p for p in path.iterdir() if p.name in LEGACY_SB3_FILES]
+    assert not [p for p in path.iterdir() if p.suffix in (".zip", ".pkl", ".pt")]
+    assert lrgym.load_agent(name).card.notes  # says how the training state was made
 
 
-def test_shipped_sb3_model_acts_as_the_policy():
-    manifest.verify(SHIPPED, SB3_FILES)  # only then unpickle
-    model = PPO.load(SHIPPED / SB3_MODEL, device="cpu")
-    with open(SHIPPED / VECNORMALIZE, "rb") as f:
-        normalize = pickle.load(f)
-    agent = lrgym.load_agent("default")
-    obs = np.random.default_rng(0).uniform(-3, 3, (1000, len(agent.card.features)))
-    obs = obs.astype(np.float32)
-    actions, _ = model.predict(normalize.normalize_obs(obs), deterministic=True)
-    want = np.array([agent.act(o) for o in obs])
-    assert np.max(np.abs(actions[:, 0] - want)) <= 1e-5
+@pytest.mark.parametrize("name", AGENTS)
+def test_shipped_training_state_acts_as_the_policy(name):
+    path = resolve_agent(name)
+    state = read_training_state(path, TRAINING)
+    agent = lrgym.load_agent(name)
+    n_obs, n_actions = len(agent.card.features), len(agent.card.hparams)
+    norm = build_normalize(state, spaces_only(n_obs, n_actions), training=False)
+    model = build_model(state, norm, device="cpu")
+    assert model.num_timesteps == 0  # a new run starts from it
+    assert state.num_timesteps == agent.card.selected_timesteps
+    obs = np.random.default_rng(0).uniform(-3, 3, (1000, n_obs)).astype(np.float32)
+    actions, _ = model.predict(norm.normalize_obs(obs), deterministic=True)
+    assert np.max(np.abs(actions - agent.policy(obs))) <= 1e-5
 
 
 def test_training_continues_from_the_shipped_agent(tmp_path):
@@ -68,8 +74,8 @@ def test_init_from_is_checked_before_anything_runs(tmp_path):
         check_init_from(load_config(None, init_from=str(SHIPPED), hparams=["lr", "momentum"]))
     bare = tmp_path / "bare"
     shutil.copytree(SHIPPED, bare)
-    (bare / SB3_MODEL).unlink()
-    with pytest.raises(ConfigError, match="rebuild_sb3_files"):
+    (bare / TRAINING_FILES[0]).unlink()
+    with pytest.raises(ConfigError, match="rebuild_training_state"):
         check_init_from(load_config(None, init_from=str(bare)))
 
 
@@ -80,11 +86,7 @@ def test_init_from_is_checked_before_anything_runs(tmp_path):
         ("multi-hp-xgb", ["lr", "max_depth", "subsample"]),
     ],
 )
-def test_multi_hp_agents_are_complete_and_drive_their_hyperparameters(name, hparams):
-    path = resolve_agent(name)
-    for file in (CARD, POLICY, SB3_MODEL, VECNORMALIZE):
-        assert (path / file).is_file(), file
-    manifest.verify(path, SB3_FILES)
+def test_multi_hp_agents_drive_their_hyperparameters(name, hparams):
     agent = lrgym.load_agent(name)
     assert agent.card.hparams == hparams and agent.card.notes
     obs = np.random.default_rng(0).uniform(-3, 3, (50, len(agent.card.features)))

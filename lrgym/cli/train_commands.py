@@ -286,34 +286,61 @@ def _newest_checkpoint(out: Path) -> int | None:
     return None if found is None else found.steps
 
 
-@app.command("convert-agent")
+@app.command(
+    "convert-agent",
+    help=_help(
+        "Convert an agent or run folder of an earlier lrgym once: policy.pt (TorchScript) "
+        "to policy.safetensors, and the SB3 pickles (ppo.zip, vecnormalize.pkl, "
+        "checkpoints/rl_model_*) to training.safetensors + training.json.",
+        "This LOADS AND RUNS the old files (TorchScript and pickles can execute code): "
+        "convert only folders you trust. Each conversion is checked before the old "
+        "files are removed: the policy within 1e-6 on 10,000 seeded observations, the "
+        "training state tensor for tensor with the same actions. In place, or into "
+        "--out (the source is then left as it is).",
+    ),
+)
 def convert_agent(
-    directory: Annotated[Path, typer.Argument(help="Agent directory with card.json + policy.pt.")],
+    directory: Annotated[
+        Path,
+        typer.Argument(help="Agent or run folder with policy.pt and/or ppo.zip, etc."),
+    ],
     out: Annotated[
-        Path | None, typer.Option(help="Write the converted agent here (default: in place).")
+        Path | None, typer.Option(help="Write the converted folder here (default: in place).")
     ] = None,
 ) -> None:
-    """Convert an old TorchScript agent (policy.pt) to policy.safetensors.
-
-    This loads and RUNS the TorchScript in policy.pt: convert only agents you trust.
-
-    The result must match it within 1e-6 on 10,000 seeded observations.
-
-    Then policy.pt is removed (in place), or the source is left as it is (--out).
-    """
-    from lrgym.agent import AgentLoadError
+    """Convert an agent or run folder of an earlier lrgym (see the help text above)."""
+    from lrgym.agent import LEGACY_POLICY, AgentLoadError
     from lrgym.agent_convert import convert_agent as run_conversion
+    from lrgym.agent_convert import legacy_training_files
 
     try:
-        done = run_conversion(directory, out)
+        if (directory / LEGACY_POLICY).is_file() or not legacy_training_files(directory):
+            done = run_conversion(directory, out)
+            console.print(
+                f"converted {directory} -> {done.path}: max |action difference| "
+                f"{done.max_abs_diff:.3g} on {done.observations} observations",
+                markup=False,  # paths may hold [brackets]
+            )
+            directory, out = done.path, None
+        if legacy_training_files(directory):
+            try:
+                from lrgym.agents.legacy_sb3 import convert_training_files
+            except ImportError:
+                raise _fail(
+                    "converting ppo.zip / vecnormalize.pkl needs the training extra "
+                    '(stable-baselines3): pip install "lrgym[train]"'
+                ) from None
+            result = convert_training_files(directory, out)
+            console.print(
+                f"converted the SB3 pickles in {directory} -> {result.path}: "
+                f"{', '.join(result.converted)} (same tensors, same actions on "
+                f"{result.observations} observations); the pickles were removed",
+                markup=False,
+            )
     except AgentLoadError as exc:
         raise _fail(str(exc)) from None
     except OSError as exc:
-        raise _fail(f"cannot write the converted agent: {exc.strerror or exc}") from None
-    console.print(
-        f"converted {directory} -> {done.path}: max |action difference| "
-        f"{done.max_abs_diff:.3g} on {done.observations} observations"
-    )
+        raise _fail(f"cannot write the converted folder: {exc.strerror or exc}") from None
 
 
 @app.command(
