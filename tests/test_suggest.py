@@ -34,7 +34,7 @@ from lrgym.suggester import (
     tunable,
 )
 from lrgym.suggester.knobs import knob_mlp
-from lrgym.suggester.model import CONFIG_FEATURES, design
+from lrgym.suggester.model import CONFIG_FEATURES, design, interval
 from lrgym.suggester.probes import feature_names, probe_task, run_config
 from lrgym.suggester.search import GRID_LR_POINTS
 
@@ -178,10 +178,70 @@ def test_task_without_knobs_is_a_clear_error():
 
 
 def test_budget_smaller_than_the_probes_names_the_minimum():
-    with pytest.raises(BudgetError, match="pass --budget 20 or more"):
-        suggest(UserTask(), budget=19, suggester=random_suggester())
+    with pytest.raises(BudgetError, match="pass --budget 30 or more"):  # probes 20 + 10 steps
+        suggest(UserTask(), budget=29, suggester=random_suggester())
     with pytest.raises(BudgetError, match="pass --budget 60 or more"):  # probes 20 + final 40
-        suggest(UserTask(), budget=59, suggester=random_suggester(), train=True)
+        suggest(UserTask(), budget=59, suggester=random_suggester(), train=True, final_steps=40)
+
+
+def test_final_run_fits_the_budget_or_says_why():
+    model = random_suggester()
+    short = suggest(UserTask(), budget=50, suggester=model)  # the task's run is 40 steps
+    assert short.final_steps == 30 and short.probe_steps + short.final_steps <= short.budget
+    assert any("to fit the budget" in n and "--budget 60" in n for n in short.notes)
+    assert short.command().endswith("# train 30 steps")
+    full = suggest(UserTask(), budget=1000, suggester=model)
+    assert full.final_steps == 40 and not any("budget" in n for n in full.notes)
+    trained = suggest(UserTask(), budget=50, suggester=model, train=True)
+    assert trained.final.steps == 30 and trained.steps_used == 50
+    asked = suggest(UserTask(), budget=50, suggester=model, final_steps=100)  # asked for more
+    assert asked.final_steps == 100
+    assert any("--steps 100 was asked for" in n and "--budget 120" in n for n in asked.notes)
+
+
+@dataclass
+class RoundsTask(UserTask):
+    """A user task whose run length is a knob (as XGBoost's boosting rounds)."""
+
+    search_space = SearchSpace((*UserTask.search_space.knobs, Knob("rounds", 20, choices=(20, 40))))
+
+
+def test_rounds_knob_respects_the_budget():
+    model = random_suggester()
+    fits = suggest(RoundsTask(), budget=20 + 30, suggester=model)
+    assert fits.config["rounds"] == 20 and fits.final_steps == 20 and not fits.notes
+    roomy = suggest(RoundsTask(), budget=20 + 40, suggester=model)
+    assert roomy.final_steps <= 40
+    tight = suggest(RoundsTask(), budget=20 + 10, suggester=model)  # no rounds choice fits
+    assert tight.config["rounds"] == 20
+    assert any("rounds=20" in n and "--budget 40" in n for n in tight.notes)
+
+
+def test_predictions_and_intervals_stay_in_the_metric_range():
+    model = random_suggester()
+    model.members[:, 0] = 0.4  # intercept: every config predicted 0.4 above the anchor
+    model.members[:, 1:] = 0.0
+    t = np.zeros(len(model.feature_names))
+    configs = [{"lr": 1e-3}, {"lr": 1e-2}]
+    pred = model.predict(t, 0.9, configs, metric="accuracy")
+    assert np.all(pred.score > 1.0)  # the raw score runs past 100%; what is shown does not
+    assert np.all(pred.mean == 1.0)
+    assert np.all((0.0 <= pred.low) & (pred.low < pred.mean) & (pred.high <= 1.0))
+    assert np.allclose(pred.low, 1.0 - pred.std, atol=2e-3)  # one std below, on that side
+    r2 = model.predict(t, -0.95, configs, metric="r2")  # -0.55: inside R²'s range [-1, 1]
+    assert np.all((-1.0 <= r2.low) & (r2.low < r2.mean) & (r2.mean < r2.high) & (r2.high <= 1))
+    free = model.predict(t, 0.9, configs, metric="loss_drop")  # unbounded: mean ± std
+    assert np.allclose(free.high - free.mean, free.std) and np.allclose(free.mean, 1.3)
+
+
+def test_interval_is_symmetric_on_the_logit_scale():
+    mean = np.array([0.999, 0.5, 0.02])
+    low, high = interval(mean, np.array([0.137, 0.1, 0.05]), "accuracy")
+    assert np.all((0 < low) & (low < mean) & (mean < high) & (high < 1))
+    logit = lambda q: np.log(q / (1 - q))  # noqa: E731
+    assert np.allclose(logit(mean) - logit(low), logit(high) - logit(mean))
+    assert low[0] == pytest.approx(0.999 - 0.137) and high[2] == pytest.approx(0.07)
+    assert (low[1], high[1]) == (pytest.approx(0.4), pytest.approx(0.6))
 
 
 def test_suggestion_is_deterministic_under_a_seed():
@@ -268,7 +328,8 @@ def test_train_suggester_cli_refuses_held_out(tmp_path):
 
 def test_cli_budget_error():
     result = CliRunner().invoke(app, ["suggest", "lrgym/WineMLP-v0", "--budget", "10"])
-    assert result.exit_code == 2 and "smaller than the probes" in result.output
+    assert result.exit_code == 2 and "cannot pay for the probes" in result.output
+    assert "--budget 100 or more" in result.output.replace("\n", " ")
 
 
 def test_shipped_suggester_is_meta_train_only():

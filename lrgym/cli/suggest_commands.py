@@ -75,12 +75,17 @@ def suggest(
     console.print(f"suggestion for {task} ({result.method}, seed {seed}):")
     console.print(f"  {_fmt(result.config)}")
     if result.method == "suggest":
+        metric = result.metric or "metric"
         console.print(
-            f"  predicted validation metric {result.predicted_val:.4f} ± "
-            f"{result.predicted_std:.4f} (probes: {result.probe_steps} steps)"
+            f"  predicted validation {metric} {result.predicted_val:.4f} (one-std interval "
+            f"{result.predicted_low:.4f} to {result.predicted_high:.4f}, on the logit scale "
+            f"of the metric's range; probes: {result.probe_steps} steps)"
         )
         for config, mean, std in result.ranked[:3]:
             console.print(f"  next: {_fmt(config)} -> {mean:.4f} ± {std:.4f}", style="dim")
+        card = _card_line(suggester)
+        if card:
+            console.print(f"  suggester: {card}", style="dim")
     else:
         console.print(f"  best validation metric {result.predicted_val:.4f}")
     if result.final is not None:
@@ -89,7 +94,17 @@ def suggest(
             f" ({result.final.steps} steps{', diverged' if result.final.diverged else ''})"
         )
     console.print(f"  steps used {result.steps_used} of {result.budget}")
+    for note in result.notes:
+        console.print(f"  note: {note}")
     console.print(f"train it with:\n  {result.command(scheduler)}", soft_wrap=True)
+
+
+def _card_line(suggester: str) -> str:
+    """What the suggester was trained on, from its card (empty if it has none)."""
+    from lrgym.suggester import load_suggester
+
+    card = load_suggester(suggester).card
+    return str(card.get("trained_on", ""))
 
 
 @app.command(
@@ -157,22 +172,37 @@ def suggest_logs(
     steps: Annotated[int, typer.Option(min=10, help="Steps of each run.")] = 200,
     probes: Annotated[int, typer.Option(min=1, help="Probe runs per task.")] = 3,
     probe_steps: Annotated[int, typer.Option(min=10, help="Steps of each probe.")] = 30,
+    range_steps: Annotated[
+        int, typer.Option(min=0, help="Steps of each LR range test (0: none).")
+    ] = 60,
+    reprobe: Annotated[
+        bool,
+        typer.Option(
+            "--reprobe",
+            help="Probe the logged (task, seed) pairs of --out again with these probe "
+            "settings; runs.csv is kept.",
+        ),
+    ] = False,
 ) -> None:
     """Log configuration runs (see the help text above)."""
     import torch
 
     from lrgym.registration import UnknownTaskError, select_tasks
     from lrgym.suggester import LogSettings, NoKnobsError, ProbeSettings, generate_logs
+    from lrgym.suggester.logs import reprobe_logs
 
     torch.set_num_threads(1)
-    _check_out_dir(out)
     try:
+        probe = ProbeSettings(probes, probe_steps, range_steps)
+        if reprobe:
+            frame = reprobe_logs(out, probe, progress=console.print)
+            console.print(f"{len(frame)} (task, seed) pairs probed again in {out}/probes.csv")
+            return
+        _check_out_dir(out)
         ids = select_tasks(_split_values(tasks))
-        settings = LogSettings(
-            configs, tuple(range(seeds)), steps, ProbeSettings(probes, probe_steps)
-        )
+        settings = LogSettings(configs, tuple(range(seeds)), steps, probe)
         runs, _ = generate_logs(ids, out, settings, progress=console.print)
-    except (UnknownTaskError, NoKnobsError, ValueError) as exc:
+    except (UnknownTaskError, NoKnobsError, ValueError, FileNotFoundError) as exc:
         raise _fail(str(exc)) from None
     console.print(f"{len(runs)} runs logged in {out} (runs.csv, probes.csv)")
 

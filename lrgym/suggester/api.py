@@ -14,7 +14,7 @@ import numpy as np
 
 from lrgym.suggester.knobs import TunableTask, tunable
 from lrgym.suggester.model import Suggester, load_suggester
-from lrgym.suggester.probes import RunOutcome, probe_task, run_config
+from lrgym.suggester.probes import RunOutcome, probe_task, range_slot, run_config
 from lrgym.suggester.search import SEARCHES, SearchResult, Trial, optuna_search
 from lrgym.suggester.space import STEPS_KNOB, SearchSpace, Value
 
@@ -27,6 +27,8 @@ MODEL_KNOBS = frozenset(
 LR_POINTS = 13
 """Candidate LRs per decade-spanning range (log-spaced) the meta-model ranks."""
 MAX_CANDIDATES = 20_000
+MIN_FINAL_STEPS = 10
+"""The budget must leave at least this many steps after the probes for the final run."""
 
 
 class BudgetError(ValueError):
@@ -50,6 +52,14 @@ class Suggestion:
         ranked: The meta-model's next best configurations with their predictions.
         final: The final run's outcome, if it trained one.
         search: The search's runs, for an Optuna search.
+        predicted_low: Lower end of the one-standard-deviation interval of
+            ``predicted_val``, computed on the logit scale of the metric's range so it
+            stays inside it (:func:`lrgym.suggester.model.interval`); NaN for a search.
+        predicted_high: Upper end of that interval.
+        metric: The task's metric (``accuracy``, ``r2``, ...).
+        notes: Why the recommendation departs from what was asked (a final run shorter
+            than the task's default to fit the budget, or longer than the budget allows
+            because it was asked for), and what the prediction assumes.
     """
 
     task_id: str
@@ -64,6 +74,10 @@ class Suggestion:
     ranked: tuple[tuple[dict[str, Value], float, float], ...] = ()
     final: RunOutcome | None = None
     search: SearchResult | None = field(default=None, repr=False)
+    predicted_low: float = math.nan
+    predicted_high: float = math.nan
+    metric: str = ""
+    notes: tuple[str, ...] = ()
 
     def command(self, scheduler: str | None = None) -> str:
         """The command that trains ``config`` (``lrgym train-config``); for a task object
@@ -112,22 +126,68 @@ def _distinct(config: dict, chosen: Sequence[dict]) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class Ranked:
+    """One ranked configuration and its prediction.
+
+    Attributes:
+        config: The configuration.
+        mean: Predicted final validation metric (in the metric's range).
+        std: Its standard deviation.
+        low: Lower end of the one-std interval (logit scale; in range).
+        high: Upper end of that interval.
+    """
+
+    config: dict[str, Value]
+    mean: float
+    std: float
+    low: float
+    high: float
+
+
 def rank(
-    tt: TunableTask, suggester: Suggester, seed: int, top: int = 5
-) -> tuple[int, list[tuple[dict, float, float]]]:
+    tt: TunableTask,
+    suggester: Suggester,
+    seed: int,
+    top: int = 5,
+    max_steps: int | None = None,
+) -> tuple[int, list[Ranked]]:
     """Probe ``tt`` and rank candidate configurations by predicted validation metric.
 
-    Returns the probes' steps and up to ``top`` distinct configurations (LRs of otherwise
-    equal configurations at least 0.4 decades apart), best first, with mean and std.
+    Args:
+        tt: The task and its knobs.
+        suggester: The meta-model.
+        seed: Seeds the probes.
+        top: How many distinct configurations to return (LRs of otherwise equal
+            configurations at least 0.4 decades apart).
+        max_steps: Where the space has a ``rounds`` knob, only configurations of at most
+            this many rounds are ranked (the cheapest ones if none fits).
+
+    Returns:
+        The probes' steps and up to ``top`` configurations, best first.
     """
     probe = probe_task(tt, seed, suggester.probe)
     cands = candidates(tt.space, seed)
-    pred = suggester.predict(probe.features, probe.anchor, cands)
+    if max_steps is not None and STEPS_KNOB in tt.space:
+        costs = np.array([tt.steps(c, 0) for c in cands])
+        fits = costs <= max_steps
+        keep = fits if fits.any() else costs == costs.min()
+        cands = [c for c, k in zip(cands, keep, strict=True) if k]
+    slots = [range_slot(tt, c) for c in cands]
+    pred = suggester.predict(probe.features, probe.anchor, cands, slots, tt.task.info.metric)
     order = np.lexsort((np.arange(len(cands)), -pred.score))  # stable: ties keep grid order
-    ranked: list[tuple[dict, float, float]] = []
+    ranked: list[Ranked] = []
     for i in order:
-        if _distinct(cands[i], [r[0] for r in ranked]):
-            ranked.append((cands[i], float(pred.mean[i]), float(pred.std[i])))
+        if _distinct(cands[i], [r.config for r in ranked]):
+            ranked.append(
+                Ranked(
+                    cands[i],
+                    float(pred.mean[i]),
+                    float(pred.std[i]),
+                    float(pred.low[i]),
+                    float(pred.high[i]),
+                )
+            )
         if len(ranked) >= top:
             break
     return probe.steps, ranked
@@ -239,15 +299,47 @@ def suggest(
     if search != "suggest":
         raise ValueError(f"unknown search {search!r}; use 'suggest' or one of {list(SEARCHES)}")
     model = suggester if isinstance(suggester, Suggester) else load_suggester(suggester)
-    probe_cost = model.probe.cost
-    if budget < probe_cost:
+    probe_cost = model.probe.cost_for(tt)
+    if budget < probe_cost + MIN_FINAL_STEPS:
         raise BudgetError(
-            f"budget {budget} is smaller than the probes ({model.probe.n_probes} probes x "
-            f"{model.probe.steps} steps = {probe_cost} steps); pass --budget {probe_cost} or more"
+            f"budget {budget} cannot pay for the probes ({_describe_probes(model, tt)} = "
+            f"{probe_cost} steps) and a final run of at least {MIN_FINAL_STEPS} steps; pass "
+            f"--budget {probe_cost + MIN_FINAL_STEPS} or more"
         )
-    probe_steps, ranked = rank(tt, model, seed)
-    config, mean, std = ranked[0]
-    n_final = tt.steps(config, steps)
+    left = budget - probe_cost
+    probe_steps, ranked = rank(tt, model, seed, max_steps=left)
+    best = ranked[0]
+    config = best.config
+    notes: list[str] = []
+    if STEPS_KNOB in tt.space:
+        n_final = tt.steps(config, steps)
+        if n_final > left:
+            notes.append(
+                f"{STEPS_KNOB}={n_final} (the fewest this task offers) is more than the "
+                f"{left} steps the budget leaves after the probes: a run needs --budget "
+                f"{probe_cost + n_final}"
+            )
+    elif final_steps is not None and steps > left:
+        n_final = steps
+        notes.append(
+            f"--steps {steps} was asked for, more than the {left} steps the budget leaves "
+            f"after the probes ({probe_steps}): probes and run need --budget "
+            f"{probe_steps + steps}"
+        )
+    else:
+        n_final = min(steps, left)
+        if n_final < steps:
+            notes.append(
+                f"the final run is {n_final} steps, not the task's default {steps}, to fit "
+                f"the budget ({budget} = {probe_steps} probe steps + {n_final}); pass "
+                f"--budget {probe_steps + steps} for the full run"
+            )
+        if n_final != model.final_steps:
+            notes.append(
+                f"the prediction is for a run of {model.final_steps} steps (the length of "
+                f"the runs the suggester learned from); a {n_final}-step run may score "
+                "differently"
+            )
     final = None
     used = probe_steps
     if train:
@@ -256,12 +348,24 @@ def suggest(
                 f"budget {budget} cannot pay for the probes ({probe_steps} steps) and the "
                 f"final run ({n_final} steps); pass --budget {probe_steps + n_final} or more"
             )
-        final = train_final(tt, config, seed, steps, scheduler)
+        final = train_final(tt, config, seed, n_final, scheduler)
         used += final.steps
     return Suggestion(
-        task_id, dict(config), mean, std, "suggest", probe_steps, used, budget, n_final,
-        tuple(ranked[1:]), final,
+        task_id, dict(config), best.mean, best.std, "suggest", probe_steps, used, budget,
+        n_final, tuple((r.config, r.mean, r.std) for r in ranked[1:]), final,
+        predicted_low=best.low, predicted_high=best.high, metric=task_obj.info.metric,
+        notes=tuple(notes),
     )  # fmt: skip
+
+
+def _describe_probes(model: Suggester, tt: TunableTask) -> str:
+    from lrgym.suggester.probes import range_configs
+
+    text = f"{model.probe.n_probes} probes x {model.probe.steps} steps"
+    if model.probe.range_steps:
+        n = len(range_configs(tt))
+        text += f" + {n} LR range test{'s' * (n > 1)} x {model.probe.range_steps} steps"
+    return text
 
 
 def _rounds(tt: TunableTask) -> tuple:

@@ -30,8 +30,15 @@ from lrgym.suggester.model import (
     _ridge,
     design,
     encode_config,
+    encode_relative,
 )
-from lrgym.suggester.probes import ProbeSettings, feature_names, probe_task, run_config
+from lrgym.suggester.probes import (
+    DESCRIPTORS,
+    ProbeSettings,
+    feature_names,
+    probe_task,
+    run_config,
+)
 
 
 @dataclass(frozen=True)
@@ -82,7 +89,6 @@ def generate_logs(
     runs = _read(path / "runs.csv")
     probes = _read(path / "probes.csv")
     done = set() if probes is None else set(zip(probes["task"], probes["seed"], strict=True))
-    names = feature_names(settings.probe)
     for task_id in task_ids:
         task = make_task(task_id)
         tt = tunable(task)
@@ -115,16 +121,8 @@ def generate_logs(
                         **config,
                     }
                 )
-            prow = {
-                "task": task_id,
-                "split": task.info.split,
-                "seed": seed,
-                "anchor": probe.anchor,
-                "n_probes": settings.probe.n_probes,
-                "probe_steps": settings.probe.steps,
-                "final_steps": settings.final_steps,
-                **dict(zip(names, probe.features.tolist(), strict=True)),
-            }
+            prow = _probe_row(task_id, task.info.split, seed, probe, settings.probe, tt)
+            prow["final_steps"] = settings.final_steps
             runs = pd.concat([runs, pd.DataFrame(rows)], ignore_index=True)
             probes = pd.concat([probes, pd.DataFrame([prow])], ignore_index=True)
             _write(runs, path / "runs.csv")  # runs first: a probe row marks the pair done
@@ -132,6 +130,51 @@ def generate_logs(
     if runs is None or probes is None:
         raise ValueError("no tasks to log: pass at least one task id")
     return runs, probes
+
+
+def _probe_row(task_id, split, seed, probe, settings: ProbeSettings, tt) -> dict:
+    names = feature_names(settings)
+    return {
+        "task": task_id,
+        "split": split,
+        "seed": seed,
+        "anchor": probe.anchor,
+        "n_probes": settings.n_probes,
+        "probe_steps": settings.steps,
+        "range_steps": settings.range_steps,
+        "default_optimizer": str(tt.space.defaults().get("optimizer", "")),
+        **dict(zip(names, probe.features.tolist(), strict=True)),
+    }
+
+
+def reprobe_logs(
+    directory: str | os.PathLike[str],
+    probe: ProbeSettings,
+    progress: Callable[[str], None] | None = None,
+) -> pd.DataFrame:
+    """Probe again every (task, seed) pair of a log directory with other probe settings.
+
+    The probes are cheap beside the logged runs, so trying another probe design does not
+    mean running the configurations again: ``runs.csv`` is kept and ``probes.csv`` is
+    rewritten (atomically, once every pair is probed). Returns the new probes frame.
+    """
+    from lrgym.registration import make_task
+
+    path = Path(directory)
+    runs, old = read_logs(path)
+    rows = []
+    for _, prow in old.iterrows():
+        task_id, seed = str(prow["task"]), int(prow["seed"])
+        if progress:
+            progress(f"{task_id} seed {seed}")
+        task = make_task(task_id)
+        tt = tunable(task)
+        row = _probe_row(task_id, task.info.split, seed, probe_task(tt, seed, probe), probe, tt)
+        row["final_steps"] = prow.get("final_steps", np.nan)
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    _write(frame, path / "probes.csv")
+    return frame
 
 
 REFUSED_SPLITS = ("held-out", "real")
@@ -187,7 +230,8 @@ class TrainingSet:
 
 
 def training_set(runs: pd.DataFrame, probes: pd.DataFrame, names: Sequence[str]) -> TrainingSet:
-    """Rows ``design(t, z)``, targets ``final val metric − anchor`` (clipped to ±TARGET_CLIP)."""
+    """Rows ``design(t, z, r)``, targets ``final val metric − anchor`` (clipped to
+    ±TARGET_CLIP)."""
     probe_rows = {(r["task"], int(r["seed"])): r for _, r in probes.iterrows()}
     xs, ys, vals, tasks, groups = [], [], [], [], []
     keys = sorted({(t, int(s)) for t, s in zip(runs["task"], runs["seed"], strict=True)})
@@ -197,9 +241,18 @@ def training_set(runs: pd.DataFrame, probes: pd.DataFrame, names: Sequence[str])
         prow = probe_rows[key]
         t = np.asarray([float(prow[n]) for n in names])
         part = runs[(runs["task"] == key[0]) & (runs["seed"] == key[1])]
-        z = np.stack([encode_config(json.loads(c)) for c in part["config"]])
+        configs = [json.loads(c) for c in part["config"]]
+        z = np.stack([encode_config(c) for c in configs])
+        default = prow.get("default_optimizer", "")
+        default = "" if not isinstance(default, str) else default
+        r = np.stack(
+            [
+                encode_relative(c, t, names, 0 if c.get("optimizer", default) == default else 1)
+                for c in configs
+            ]
+        )
         val = part["final_val_metric"].to_numpy(dtype=float)
-        xs.append(design(t, z))
+        xs.append(design(t, z, r))
         ys.append(np.clip(val - float(prow["anchor"]), -TARGET_CLIP, TARGET_CLIP))
         vals.append(val)
         tasks += [key[0]] * len(part)
@@ -211,6 +264,23 @@ def training_set(runs: pd.DataFrame, probes: pd.DataFrame, names: Sequence[str])
         np.asarray(tasks),
         np.asarray(groups),
     )
+
+
+def config_only(ts: TrainingSet, names: Sequence[str]) -> TrainingSet:
+    """The training set's configuration columns ``z`` alone (no probe features)."""
+    n_t = len(names)
+    return replace(ts, x=ts.x[:, n_t : n_t + len(CONFIG_FEATURES)])
+
+
+def descriptors_only(ts: TrainingSet, names: Sequence[str]) -> TrainingSet:
+    """Columns ``[d, z, d ⊗ z]`` with ``d`` the data and model descriptors: what the task's
+    metadata, without any probe's training signal, tells the model."""
+    n_t, n_z = len(names), len(CONFIG_FEATURES)
+    keep = [i for i, n in enumerate(names) if n in DESCRIPTORS]
+    n_r = ts.x.shape[1] - n_t - n_z - n_t * n_z
+    inter = n_t + n_z + n_r + np.array([i * n_z + j for i in keep for j in range(n_z)])
+    cols = np.concatenate([keep, np.arange(n_t, n_t + n_z), inter]).astype(int)
+    return replace(ts, x=ts.x[:, cols])
 
 
 def _fit_predict(ts: TrainingSet, train: np.ndarray, test: np.ndarray, alpha: float):
@@ -255,9 +325,15 @@ def train_suggester(
             probe settings.
     """
     _check_logs(runs, probes)
-    if probes[["n_probes", "probe_steps"]].drop_duplicates().shape[0] != 1:
+    if "range_steps" not in probes:
+        probes = probes.assign(range_steps=0)
+    if probes[["n_probes", "probe_steps", "range_steps"]].drop_duplicates().shape[0] != 1:
         raise ValueError("probes.csv mixes probe settings; log all tasks with the same ones")
-    probe = ProbeSettings(int(probes["n_probes"].iloc[0]), int(probes["probe_steps"].iloc[0]))
+    probe = ProbeSettings(
+        int(probes["n_probes"].iloc[0]),
+        int(probes["probe_steps"].iloc[0]),
+        int(probes["range_steps"].iloc[0]),
+    )
     names = feature_names(probe)
     ts = training_set(runs, probes, names)
     n_tasks = len(np.unique(ts.task))
@@ -268,10 +344,11 @@ def train_suggester(
     alpha = min(
         settings.alphas, key=lambda a: (-scores[a]["within_5pct"], scores[a]["mean_regret"])
     )
-    # the same model without probe features: what the probes add
-    n_t = len(names)
-    z_only = replace(ts, x=ts.x[:, n_t : n_t + len(CONFIG_FEATURES)])
-    baseline = _cv(z_only, alpha)
+    # the same model without probe features: what the probes add. Configuration features
+    # alone rank configurations the same way on every task: that is the best fixed
+    # configuration over the meta-train tasks (smoothed by the model).
+    baseline = _cv(config_only(ts, names), alpha)
+    descriptors = _cv(descriptors_only(ts, names), alpha)
     mean, std = ts.x.mean(axis=0), ts.x.std(axis=0)
     std[std < 1e-9] = 1.0
     xs = (ts.x - mean) / std
@@ -285,8 +362,15 @@ def train_suggester(
     import lrgym
 
     final_steps = int(runs["total_steps"].median()) if "total_steps" in runs else 0
+    probe_text = f"{probe.n_probes} fixed-LR probes x {probe.steps} steps"
+    if probe.range_steps:
+        probe_text += f" + one LR range test per optimizer x {probe.range_steps} steps"
     card = {
         "kind": "lrgym suggester (ridge ensemble over probe features x configuration)",
+        "trained_on": f"{len(runs)} logged runs of {n_tasks} tasks "
+        f"({', '.join(sorted(set(map(str, runs['split']))))}; seeds "
+        f"{sorted({int(s) for s in runs['seed']})}, {final_steps}-step runs); probes: "
+        f"{probe_text}",
         "trained": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "lrgym_version": lrgym.__version__,
         "source": source,
@@ -305,6 +389,10 @@ def train_suggester(
             "by_alpha": {str(a): s for a, s in scores.items()},
             "chosen": scores[alpha],
             "without_probe_features": baseline,
+            "descriptors_only": descriptors,
+            "probe_gain_within_5pct_points": round(
+                100 * (scores[alpha]["within_5pct"] - baseline["within_5pct"]), 1
+            ),
         },
     }
     return Suggester(

@@ -1,12 +1,17 @@
 """The meta-model: predicts a configuration's validation metric from the task's probes.
 
-A bootstrap ensemble of ridge regressions on ``[1, t, z, t ⊗ z]``, where ``t`` are the
-task's probe features and ``z`` encodes a configuration (log LR and its square, each
+A bootstrap ensemble of ridge regressions on ``[1, t, z, r, t ⊗ z]``, where ``t`` are the
+task's probe features, ``z`` encodes a configuration (log LR and its square, each
 also for SGD only, batch size, layers, units, dropout, and XGBoost's depth, subsample
-and rounds). The target is the run's final validation metric minus the best probe's
-(the *anchor*), clipped to ±:data:`TARGET_CLIP`, so tasks with different metric levels
-share one model. The ensemble's spread plus the cross-validated residual gives the
-uncertainty. Weights are plain JSON (NumPy arrays as lists): loading one executes nothing.
+and rounds) and ``r`` places the configuration's LR relative to what the task's LR
+range test measured for its optimizer (:data:`RELATIVE_FEATURES`; empty for probes
+without range tests). ``r`` is what lets the probes move the suggested LR: ``z`` alone
+can only learn which absolute LRs work across tasks. The target is the run's final
+validation metric minus the best probe's (the *anchor*), clipped to
+±:data:`TARGET_CLIP`, so tasks with different metric levels share one model. The
+ensemble's spread plus the cross-validated residual gives the uncertainty; intervals
+are computed on the logit scale of the metric's range (:func:`interval`), so they stay
+in it. Weights are plain JSON (NumPy arrays as lists): loading one executes nothing.
 """
 
 from __future__ import annotations
@@ -16,17 +21,29 @@ import json
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from lrgym._atomic import write_text_atomic
-from lrgym.suggester.probes import ProbeSettings
+from lrgym.suggester.probes import METRIC_FLOOR, PER_RANGE, RANGE_SLOTS, ProbeSettings
 from lrgym.suggester.space import Config
 
 FORMAT = "lrgym-suggester"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""Version 2 adds the LR range tests (probe ``range_steps``) and the relative block."""
+READABLE_VERSIONS = (1, FORMAT_VERSION)
+"""Version 1 files (no range tests, so no relative block) still load and predict alike."""
+
+METRIC_RANGES: dict[str, tuple[float, float]] = {
+    "accuracy": (0.0, 1.0),
+    "macro_f1": (0.0, 1.0),
+    "r2": (METRIC_FLOOR, 1.0),
+}
+"""The values a validation metric can take here (R² is floored at
+:data:`~lrgym.suggester.probes.METRIC_FLOOR`, as every logged metric is). Other metrics
+are unbounded."""
 
 TARGET_CLIP = 0.5
 """Targets (final val metric − anchor) are clipped to ±this, and so are predictions: a
@@ -72,11 +89,82 @@ def encode_config(config: Config) -> np.ndarray:
     )
 
 
-def design(task_features: np.ndarray, configs: np.ndarray) -> np.ndarray:
-    """Rows ``[t, z, t ⊗ z]`` for one task's features and a matrix of encoded configs."""
+RELATIVE_FEATURES = ("d_steep", "d_steep_sq", "d_min", "d_min_sq", "over_blowup")
+"""How :func:`encode_relative` lays out a configuration's LR against its range test: log10
+distance to the LR of steepest descent and to the LR of lowest loss (and their squares),
+and how far (decades) it lies above half a decade below the blow-up LR (0 if not)."""
+
+
+def encode_relative(
+    config: Config, task_features: np.ndarray, names: Sequence[str], slot: int
+) -> np.ndarray:
+    """The configuration's relative block ``r`` (empty if the probes ran no range test).
+
+    Args:
+        config: The configuration.
+        task_features: The task's probe features.
+        names: Their names (:func:`~lrgym.suggester.probes.feature_names`).
+        slot: Which range test matches the configuration's optimizer
+            (:func:`~lrgym.suggester.probes.range_slot`).
+    """
+    key = f"rt_{RANGE_SLOTS[slot]}_"
+    if key + PER_RANGE[0] not in names:
+        return np.zeros(0)
+    index = {n: i for i, n in enumerate(names)}
+    steep, low, blow = (task_features[index[key + n]] for n in PER_RANGE[:3])
+    log_lr = math.log10(float(config.get("lr", 10**-2.5)))
+    d_steep, d_min = log_lr - steep, log_lr - low
+    return np.array([d_steep, d_steep**2, d_min, d_min**2, max(0.0, log_lr - blow + 0.5)])
+
+
+def design(task_features: np.ndarray, configs: np.ndarray, relative: np.ndarray | None = None):
+    """Rows ``[t, z, r, t ⊗ z]`` for one task's features, a matrix of encoded configs and
+    their relative blocks (None: no ``r``)."""
     t = np.broadcast_to(task_features, (configs.shape[0], task_features.shape[-1]))
     inter = (t[:, :, None] * configs[:, None, :]).reshape(configs.shape[0], -1)
-    return np.concatenate([t, configs, inter], axis=1)
+    r = np.zeros((configs.shape[0], 0)) if relative is None else relative
+    return np.concatenate([t, configs, r, inter], axis=1)
+
+
+def metric_range(metric: str) -> tuple[float, float]:
+    """The range of ``metric``'s values (:data:`METRIC_RANGES`; others unbounded)."""
+    return METRIC_RANGES.get(str(metric), (-math.inf, math.inf))
+
+
+INTERVAL_EDGE = 1e-3
+"""A prediction is kept this share of the range away from its ends before the logit."""
+
+
+def interval(
+    mean: np.ndarray, std: np.ndarray, metric: str, z: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """An interval of ``z`` standard deviations around ``mean``, symmetric on the logit
+    scale of the metric's range, so both ends always lie inside the range.
+
+    For a bounded metric (accuracy, macro-F1 in [0, 1]; R² in [-1, 1] here) the mean
+    maps to ``u = logit(p)``, ``p = (m - lo) / (hi - lo)`` (kept :data:`INTERVAL_EDGE`
+    from the ends). The half-width ``w`` on that scale is set so that the side facing
+    away from the nearer end spans ``z·std`` on the metric's own scale (down to the
+    edge, if it would pass it); the interval is ``logistic(u ± w)`` mapped back. Near
+    an end the interval is lopsided: a predicted accuracy of 0.999 ± 0.137 becomes
+    0.862 to 0.99999, not 0.862 to 1.136. (The delta method, ``std / (p (1 - p))``,
+    would stretch that to nearly the whole range.) An unbounded metric gets the plain
+    ``mean ± z·std``.
+    """
+    lo, hi = metric_range(metric)
+    mean, std = np.asarray(mean, dtype=float), np.asarray(std, dtype=float)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return mean - z * std, mean + z * std
+
+    def logit(q: np.ndarray) -> np.ndarray:
+        q = np.clip(q, INTERVAL_EDGE, 1 - INTERVAL_EDGE)
+        return np.log(q / (1 - q))
+
+    p = np.clip((mean - lo) / (hi - lo), INTERVAL_EDGE, 1 - INTERVAL_EDGE)
+    u, d = logit(p), z * std / (hi - lo)
+    w = np.where(p >= 0.5, u - logit(p - d), logit(p + d) - u)
+    low, high = (lo + (hi - lo) / (1 + np.exp(-(u + sign * w))) for sign in (-1, 1))
+    return low, high
 
 
 def _ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> np.ndarray:
@@ -93,14 +181,19 @@ class Prediction:
 
     Attributes:
         mean: Predicted final validation metric of each configuration (capped at the
-            best metric the suggester saw in training, or the probes' best if higher).
-        std: Its uncertainty (one standard deviation).
+            best metric the suggester saw in training, or the probes' best if higher,
+            and clipped to the metric's range).
+        std: Its uncertainty (one standard deviation, on the metric's scale).
         score: The uncapped prediction, which ranks the configurations.
+        low: Lower end of the one-standard-deviation interval (logit scale, in range).
+        high: Upper end of that interval.
     """
 
     mean: np.ndarray
     std: np.ndarray
     score: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
 
 
 @dataclass
@@ -133,28 +226,52 @@ class Suggester:
     card: dict = field(default_factory=dict)
 
     def predict(
-        self, task_features: np.ndarray, anchor: float, configs: Sequence[Config]
+        self,
+        task_features: np.ndarray,
+        anchor: float,
+        configs: Sequence[Config],
+        slots: Sequence[int] | None = None,
+        metric: str = "",
     ) -> Prediction:
-        """Predicted final validation metric (mean ± std) of each configuration."""
+        """Predicted final validation metric (mean ± std, and an in-range interval) of
+        each configuration.
+
+        Args:
+            task_features: The task's probe features.
+            anchor: The probes' best validation metric.
+            configs: The configurations.
+            slots: Range-test slot of each configuration's optimizer (None: all 0).
+            metric: The task's metric name: predictions are clipped to its range.
+        """
         if task_features.shape != (len(self.feature_names),):
             raise ValueError(
                 f"expected {len(self.feature_names)} task features, got {task_features.shape}; "
                 "probe the task with this suggester's probe settings"
             )
+        slots = [0] * len(configs) if slots is None else list(slots)
         z = np.stack([encode_config(c) for c in configs])
-        x = (design(task_features, z) - self.x_mean) / self.x_std
+        r = np.stack(
+            [
+                encode_relative(c, task_features, self.feature_names, s)
+                for c, s in zip(configs, slots, strict=True)
+            ]
+        )
+        x = (design(task_features, z, r) - self.x_mean) / self.x_std
         xa = np.concatenate([np.ones((x.shape[0], 1)), x], axis=1)
         preds = xa @ self.members.T  # (configs, members)
         score = anchor + np.clip(preds.mean(axis=1), -TARGET_CLIP, TARGET_CLIP)
         std = np.sqrt(preds.var(axis=1) + self.resid_std**2)
-        return Prediction(np.minimum(score, max(self.metric_max, anchor)), std, score)
+        lo, hi = metric_range(metric)
+        mean = np.clip(np.minimum(score, max(self.metric_max, anchor)), lo, hi)
+        low, high = interval(mean, std, metric)
+        return Prediction(mean, std, score, low, high)
 
     def to_json(self) -> dict:
         """The weights as JSON-ready data."""
         return {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
-            "probe": {"n_probes": self.probe.n_probes, "steps": self.probe.steps},
+            "probe": asdict(self.probe),
             "feature_names": list(self.feature_names),
             "config_features": list(CONFIG_FEATURES),
             "x_mean": [float(f"{v:.7g}") for v in self.x_mean],
@@ -189,7 +306,7 @@ class Suggester:
 
         if not isinstance(data, Mapping):
             raise ValueError(f"suggester data must be a JSON object, got {type(data).__name__}")
-        if data.get("format") != FORMAT or data.get("format_version") != FORMAT_VERSION:
+        if data.get("format") != FORMAT or data.get("format_version") not in READABLE_VERSIONS:
             raise ValueError(
                 f"not a {FORMAT} v{FORMAT_VERSION} file (format={data.get('format')!r}, "
                 f"version={data.get('format_version')!r}); retrain with `lrgym train-suggester`"
@@ -205,7 +322,8 @@ class Suggester:
         fields = tuple(f.name for f in dataclasses.fields(ProbeSettings))
         check_keys(probe, f"{where} probe", known=fields)
         names = tuple(text_list(f"{where}: feature_names", data["feature_names"]))
-        width = len(names) + len(CONFIG_FEATURES) * (1 + len(names))  # [t, z, t ⊗ z]
+        relative = len(RELATIVE_FEATURES) if f"rt_{RANGE_SLOTS[0]}_{PER_RANGE[0]}" in names else 0
+        width = len(names) + len(CONFIG_FEATURES) * (1 + len(names)) + relative  # [t,z,r,t⊗z]
         x_std = finite_array(data["x_std"], f"{where}: x_std", shape=(width,))
         if not (x_std > 0).all():
             raise ValueError(f"{where}: x_std must be positive; the file is corrupt")

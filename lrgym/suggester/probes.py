@@ -2,16 +2,25 @@
 
 :func:`run_config` trains one configuration for a number of optimizer steps and
 reports its final validation and test metric. :func:`probe_task` runs a few short probes
-(the space's defaults at LRs spread over the LR range) and turns what they report into
-the task's feature vector: loss-curve shape, gradient statistics, and data and model
-descriptors. The same function computes the features for the logs the suggester is
-trained on and for a new task it is asked about.
+and turns what they report into the task's feature vector:
+
+* fixed-LR probes (the space's defaults at LRs spread over the LR range): loss-curve
+  shape, gradient statistics, validation metric;
+* LR range tests (Smith, "Cyclical Learning Rates", 2017), one per optimizer the space
+  offers (two at most): the LR grows geometrically from a decade below the LR range to
+  a decade above it while the smoothed training loss is watched; the LRs where it falls
+  fastest, where it is lowest and where it blows up locate the task's usable LRs;
+* data and model descriptors.
+
+The same function computes the features for the logs the suggester is trained on and for
+a new task it is asked about.
 """
 
 from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -90,13 +99,16 @@ class ProbeSettings:
     """How a task is probed.
 
     Attributes:
-        n_probes: Probe runs; probe ``i`` uses the space's defaults with the LR at the
-            ``(i + 1) / (n_probes + 1)`` point of the LR range (log scale).
-        steps: Optimizer steps of each probe.
+        n_probes: Fixed-LR probe runs; probe ``i`` uses the space's defaults with the LR
+            at the ``(i + 1) / (n_probes + 1)`` point of the LR range (log scale).
+        steps: Optimizer steps of each fixed-LR probe.
+        range_steps: Optimizer steps of each LR range test (0: none). One test per
+            optimizer the space offers, two at most (:data:`RANGE_SLOTS`).
     """
 
     n_probes: int = 3
     steps: int = 30
+    range_steps: int = 0
 
     def __post_init__(self) -> None:
         if self.n_probes < 1 or self.steps < 10:
@@ -104,11 +116,19 @@ class ProbeSettings:
                 f"need n_probes >= 1 and steps >= 10, got n_probes={self.n_probes}, "
                 f"steps={self.steps}"
             )
+        if self.range_steps and self.range_steps < 20:
+            raise ValueError(
+                f"an LR range test needs range_steps >= 20 (or 0), got {self.range_steps}"
+            )
 
     @property
     def cost(self) -> int:
-        """Optimizer steps all probes take together."""
-        return self.n_probes * self.steps
+        """Optimizer steps all probes take together, at most (two range tests)."""
+        return self.n_probes * self.steps + len(RANGE_SLOTS) * self.range_steps
+
+    def cost_for(self, tt: TunableTask) -> int:
+        """Optimizer steps the probes take on ``tt`` (one range test per optimizer)."""
+        return self.n_probes * self.steps + len(range_configs(tt)) * self.range_steps
 
 
 PER_PROBE = (
@@ -133,10 +153,110 @@ DESCRIPTORS = (
 """Data and model descriptors, in order."""
 
 
+RANGE_SLOTS = ("default", "other")
+"""Range-test slots: the space's default optimizer, and its first other one (a space with
+one optimizer fills both slots from one test)."""
+PER_RANGE = ("lr_steepest", "lr_min", "lr_blowup", "log_loss_drop")
+"""Features of one LR range test, in order: log10 of the LR where the smoothed loss falls
+fastest, where it is lowest and where it first exceeds :data:`BLOWUP` × its minimum
+(or the end LR + 1 decade if it never does), and the log of the lowest over the first
+smoothed loss."""
+RANGE_DECADES = 1.0
+"""The range test runs from this many decades below the LR range to as many above."""
+BLOWUP = 4.0
+SMOOTHING = 0.8
+"""EMA factor of the range test's loss (with bias correction, as in fastai's LR finder)."""
+
+
 def feature_names(settings: ProbeSettings) -> tuple[str, ...]:
     """Names of :func:`probe_task`'s features for ``settings``."""
     per = tuple(f"p{i}_{name}" for i in range(settings.n_probes) for name in PER_PROBE)
-    return (*per, *DESCRIPTORS)
+    ranges = tuple(
+        f"rt_{slot}_{name}"
+        for slot in (RANGE_SLOTS if settings.range_steps else ())
+        for name in PER_RANGE
+    )
+    return (*per, *ranges, *DESCRIPTORS)
+
+
+def range_configs(tt: TunableTask) -> list[dict]:
+    """The range tests' configurations: the defaults, and the defaults with the first
+    other optimizer if the space has an ``optimizer`` knob with choices."""
+    base = tt.space.defaults()
+    configs = [base]
+    if "optimizer" in tt.space and not tt.space["optimizer"].is_range:
+        others = [c for c in tt.space["optimizer"].choices if c != base["optimizer"]]
+        if others:
+            configs.append({**base, "optimizer": others[0]})
+    return configs
+
+
+def range_slot(tt: TunableTask, config: Config) -> int:
+    """Index into :data:`RANGE_SLOTS` of the range test that matches ``config``'s optimizer."""
+    if "optimizer" not in tt.space:
+        return 0
+    default = tt.space["optimizer"].default
+    return 0 if config.get("optimizer", default) == default else 1
+
+
+def _lr_bounds(tt: TunableTask) -> tuple[float, float]:
+    if "lr" in tt.space and tt.space["lr"].is_range:
+        knob = tt.space["lr"]
+        return float(knob.low), float(knob.high)
+    lr = float(tt.space.defaults().get("lr", 1e-3))
+    return lr / 100, lr * 10
+
+
+def range_test(tt: TunableTask, config: dict, seed: int, steps: int) -> list[float]:
+    """One LR range test of ``config``; returns :data:`PER_RANGE`'s features.
+
+    The LR follows ``torch.optim.lr_scheduler.ExponentialLR`` from a decade below the
+    LR range to a decade above it; the loss is smoothed by an exponential moving average
+    (the LR finder's rule; no library offers it on top of a Trainee, so it is computed
+    here). A run that stops on a non-finite loss has blown up at that LR.
+    """
+    import torch
+
+    low, high = _lr_bounds(tt)
+    start = low / 10**RANGE_DECADES
+    end = high * 10**RANGE_DECADES
+    gamma = (end / start) ** (1.0 / max(steps - 1, 1))
+    if STEPS_KNOB in tt.space:
+        config = {**config, STEPS_KNOB: tt.space[STEPS_KNOB].default}
+    with seeded_run(seed):
+        trainee = tt.build(seed, {**config, "lr": low})
+        try:
+            trainee.set_lr(start)
+            sched = torch.optim.lr_scheduler.ExponentialLR(trainee.optimizer, gamma)
+            with warnings.catch_warnings():  # proxy optimizers (XGBoost) never step
+                warnings.simplefilter("ignore", UserWarning)
+                report = trainee.train(steps, on_step=lambda _loss: sched.step())
+        finally:
+            trainee.close()
+    lrs = start * gamma ** np.arange(len(report.losses))
+    losses = np.asarray(report.losses, dtype=float)
+    finite = np.isfinite(losses)
+    n = int(np.argmin(finite)) if not finite.all() else len(losses)
+    log_lrs = np.log10(lrs)
+    if n < 3:
+        lr0 = math.log10(start)
+        return [lr0, lr0, lr0, 0.0]
+    smooth, avg = np.empty(n), 0.0
+    for i in range(n):
+        avg = SMOOTHING * avg + (1 - SMOOTHING) * losses[i]
+        smooth[i] = avg / (1 - SMOOTHING ** (i + 1))
+    i_min = int(np.argmin(smooth))
+    slope = np.diff(smooth[: i_min + 1]) if i_min > 0 else np.zeros(1)
+    i_steep = int(np.argmin(slope)) if i_min > 0 else 0
+    above = np.flatnonzero(smooth[i_min:] > BLOWUP * max(smooth[i_min], 1e-8))
+    if above.size:
+        blowup = float(log_lrs[i_min + above[0]])
+    elif n < len(losses):  # stopped on a non-finite loss
+        blowup = float(log_lrs[n])
+    else:
+        blowup = math.log10(end) + 1.0
+    drop = math.log(max(smooth[i_min], 1e-8) / max(smooth[0], 1e-8))
+    return [float(log_lrs[i_steep]), float(log_lrs[i_min]), blowup, _clip(drop, -10, 0)]
 
 
 def probe_configs(tt: TunableTask, settings: ProbeSettings) -> list[dict]:
@@ -246,4 +366,10 @@ def probe_task(tt: TunableTask, seed: int, settings: ProbeSettings) -> ProbeResu
             _clip(math.log10(report.grad_norm) if report.grad_norm > 0 else math.nan, -5, 5),
             _clip(val_ratio, -5, 5, missing=5.0),
         ]
-    return ProbeResult(np.asarray(features + descriptors), float(anchor), settings.cost)
+    ranges: list[float] = []
+    if settings.range_steps:
+        tests = [range_test(tt, c, seed, settings.range_steps) for c in range_configs(tt)]
+        ranges = [v for i in range(len(RANGE_SLOTS)) for v in tests[min(i, len(tests) - 1)]]
+    return ProbeResult(
+        np.asarray(features + ranges + descriptors), float(anchor), settings.cost_for(tt)
+    )
