@@ -11,13 +11,13 @@ chance per episode.
 from __future__ import annotations
 
 import multiprocessing
-import signal
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
+from lrgym._lifetime import quiet_worker
 from lrgym.agents.config import TrainConfig
 from lrgym.agents.meta_env import TRAIN_SEEDS
 from lrgym.registration import TaskSpec, ensure_registered, portable_specs
@@ -30,7 +30,7 @@ def start_worker(own_tasks: Sequence[TaskSpec]) -> None:
     """Set up a meta-training environment worker (a process, or the parent with one env):
     Ctrl-C is the parent's to report, one torch thread, the user's tasks registered."""
     if multiprocessing.parent_process() is not None:  # a worker process
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the parent reports it
+        quiet_worker()  # Ctrl-C is the parent's; SIGTERM, a gone parent: no traceback
     torch.set_num_threads(1)  # one core per worker; PPO's update runs in the parent
     ensure_registered(own_tasks)
 

@@ -36,7 +36,7 @@ from lrgym.controllers.lr_predictor import (
 )
 from lrgym.measures import performance_profile, summary_table
 from lrgym.registration import make_task, task_ids
-from lrgym.report import write_report
+from lrgym.report import md_table, write_report
 
 META_LRS = (1e-4, 1e-3, 1e-2, 1e-1)
 """Initial LRs of the logged meta-train runs (targets are clipped to one decade per
@@ -83,22 +83,30 @@ def results_markdown(
         f"{predictor_info['validation_mse']:.3f} vs {predictor_info['validation_mse_keep_lr']:.3f}"
         " for keeping the LR).",
         "",
-        "| controller | kind | profile | profile (torch) | reach | LR variation | "
-        + " | ".join(_short(t) for t in tasks)
-        + " |",
-        "| --- | --- | ---: | ---: | ---: | ---: | " + " | ".join("---:" for _ in tasks) + " |",
     ]
+    rows = []
     for sched in profile.index:
         cells = []
         for t in tasks:
             value = test.loc[sched, t] if t in test.columns and sched in test.index else math.nan
             text = "n/a" if not math.isfinite(value) else f"{value:.3f}"
             cells.append(f"**{text}**" if math.isfinite(value) and value >= best[t] else text)
-        lines.append(
-            f"| {sched} | {kind.get(sched, '')} | {profile[sched]:.3f} "
-            f"| {profile_torch.get(sched, math.nan):.3f} | {reach[sched]:.2f} "
-            f"| {stability.get(sched, math.nan):.3f} | " + " | ".join(cells) + " |"
+        rows.append(
+            [
+                sched,
+                kind.get(sched, ""),
+                f"{profile[sched]:.3f}",
+                f"{profile_torch.get(sched, math.nan):.3f}",
+                f"{reach[sched]:.2f}",
+                f"{stability.get(sched, math.nan):.3f}",
+                *cells,
+            ]
         )
+    headers = [
+        "controller", "kind", "profile", "profile (torch)", "reach", "LR variation",
+        *[_short(t) for t in tasks],
+    ]  # fmt: skip
+    lines.append(md_table(headers, rows, align="ll" + "r" * (4 + len(tasks))))
     return "\n".join(lines)
 
 

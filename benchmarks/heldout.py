@@ -33,15 +33,15 @@ from lrgym.compare import grid, run_grid, write_frames
 from lrgym.controllers import BASELINES, LEARNED_PREFIX
 from lrgym.measures import lr_robustness, performance_profile, summary_table
 from lrgym.registration import task_ids
-from lrgym.report import write_report
+from lrgym.report import fmt_mean_ci, md_table, write_report
 
 SWEEP = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- heldout:start -->", "<!-- heldout:end -->"
 
 
-def _fmt(mean: float, ci: float) -> str:
-    return "n/a" if not math.isfinite(mean) else f"{mean:.3f} ± {ci:.3f}"
+def _fmt(mean: float, ci: float, metric: str) -> str:
+    return fmt_mean_ci(mean, ci, metric, digits=3)  # clipped to the metric's range
 
 
 def _steps(value: float) -> str:
@@ -83,35 +83,41 @@ def results_markdown(runs: pd.DataFrame, learned: str, command: str) -> str:
         f"Measured with `{command}` ({runs['seed'].nunique()} seeds; "
         f"{len(runs)} runs). Learned = `{learned}`.",
         "",
-        "| task | metric | learned: test | best baseline: test | learned: steps to target "
-        "| best baseline: steps to target | learned worse beyond CI? |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
+    rows = []
     for task in sorted(runs["task"].unique()):
         s = summary.loc[task]
         worse, best = worse_beyond_ci(summary, task, learned)
         fastest = s.drop(index=learned)["median_steps_to_target"].idxmin()
         ln, bb = s.loc[learned], s.loc[best]
-        lines.append(
-            f"| {task} | {ln['metric']} | {_fmt(ln['test_mean'], ln['test_ci'])} "
-            f"| {_fmt(bb['test_mean'], bb['test_ci'])} ({best}) "
-            f"| {_steps(ln['median_steps_to_target'])} "
-            f"| {_steps(s.loc[fastest, 'median_steps_to_target'])} ({fastest}) "
-            f"| {'**yes**' if worse else 'no'} |"
+        rows.append(
+            [
+                task,
+                ln["metric"],
+                _fmt(ln["test_mean"], ln["test_ci"], ln["metric"]),
+                f"{_fmt(bb['test_mean'], bb['test_ci'], bb['metric'])} ({best})",
+                _steps(ln["median_steps_to_target"]),
+                f"{_steps(s.loc[fastest, 'median_steps_to_target'])} ({fastest})",
+                "**yes**" if worse else "no",
+            ]
         )
+    headers = [
+        "task", "metric", "learned: test", "best baseline: test", "learned: steps to target",
+        "best baseline: steps to target", "learned worse beyond CI?",
+    ]  # fmt: skip
+    lines.append(md_table(headers, rows, align="llrrrrl"))
     lr_cols = [c for c in robust.columns if c != "all"]
-    lines += [
-        "",
-        "| scheduler | profile score | "
-        + " | ".join(f"reach @ {c:g}" for c in lr_cols)
-        + " | reach (sweep) |",
-        "| --- | ---: | " + " | ".join("---:" for _ in lr_cols) + " | ---: |",
+    rows = [
+        [
+            sched,
+            f"{profile[sched]:.3f}",
+            *[f"{robust.loc[sched, c]:.2f}" for c in lr_cols],
+            f"{robust.loc[sched, 'all']:.2f}",
+        ]
+        for sched in profile.index
     ]
-    for sched in profile.index:
-        cells = " | ".join(f"{robust.loc[sched, c]:.2f}" for c in lr_cols)
-        lines.append(
-            f"| {sched} | {profile[sched]:.3f} | {cells} | {robust.loc[sched, 'all']:.2f} |"
-        )
+    headers = ["scheduler", "profile score", *[f"reach @ {c:g}" for c in lr_cols], "reach (sweep)"]
+    lines += ["", md_table(headers, rows)]
     m = bar_measures(runs, learned)
     bar = [
         ("profile score >= best static baseline's", m["profile"] >= m["best_profile"],
@@ -122,8 +128,8 @@ def results_markdown(runs: pd.DataFrame, learned: str, command: str) -> str:
         ("no task worse than the best baseline beyond the 95% CI",
          not m["losses"], ", ".join(m["losses"]) or "none"),
     ]  # fmt: skip
-    lines += ["", "| bar | met? | measured |", "| --- | --- | --- |"]
-    lines += [f"| {name} | {'yes' if ok else '**no**'} | {text} |" for name, ok, text in bar]
+    rows = [[name, "yes" if ok else "**no**", text] for name, ok, text in bar]
+    lines += ["", md_table(["bar", "met?", "measured"], rows, align="lll")]
     return "\n".join(lines)
 
 

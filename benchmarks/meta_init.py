@@ -41,7 +41,7 @@ import torch
 from lrgym._atomic import write_text_atomic
 from lrgym.manifest import sha256
 from lrgym.meta_init.algorithms import DEFAULT_META_LR, MetaInitConfig, meta_train
-from lrgym.meta_init.checkpoint import WEIGHTS, InitCard, save_init
+from lrgym.meta_init.checkpoint import PATH_OPTIONS, WEIGHTS, InitCard, save_init
 from lrgym.meta_init.evaluation import (
     RANDOM_INIT,
     TARGET_EVERY,
@@ -51,6 +51,7 @@ from lrgym.meta_init.evaluation import (
 )
 from lrgym.meta_init.evaluation import format_number as _f
 from lrgym.meta_init.tasks import loaded_family
+from lrgym.report import fmt_mean_ci, md_table
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "results" / "meta_init"
@@ -80,7 +81,8 @@ def train_inits(family: str, options: dict, seeds: list[int], iterations: int) -
                 result = meta_train(fam, config)
                 card = InitCard(
                     family=family,
-                    family_options={k: str(v) for k, v in options.items()},
+                    # a card never names paths (data, cache_dir): the command line does
+                    family_options={k: str(v) for k, v in options.items() if k not in PATH_OPTIONS},
                     model=fam.settings.model.to_json(),
                     splits=fam.describe_splits(),
                     algorithm=alg,
@@ -222,19 +224,26 @@ def bar_rows(summary: pd.DataFrame) -> list[dict]:
 
 
 def table(summary: pd.DataFrame) -> str:
-    lines = [
-        "| optimizer | scheduler | init | reached | median steps | × random | × multi-task "
-        "| median s to target | test accuracy (95% CI) | macro-F1 |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    headers = [
+        "optimizer", "scheduler", "init", "reached", "median steps", "× random", "× multi-task",
+        "median s to target", "test accuracy (95% CI)", "macro-F1",
+    ]  # fmt: skip
+    rows = [
+        [
+            r["optimizer"],
+            r["scheduler"],
+            r["init"],
+            f"{r['reached']:.2f}",
+            _f(r["median_steps"]),
+            _f(r["vs_random"], 2),
+            _f(r["vs_multitask"], 2),
+            _f(r["median_seconds"], 2),
+            fmt_mean_ci(r["test_accuracy"], r["accuracy_ci"], "accuracy", digits=3),  # clipped
+            f"{r['test_macro_f1']:.3f}",
+        ]
+        for _, r in summary.iterrows()
     ]
-    for _, r in summary.iterrows():
-        lines.append(
-            f"| {r['optimizer']} | {r['scheduler']} | {r['init']} | {r['reached']:.2f} "
-            f"| {_f(r['median_steps'])} | {_f(r['vs_random'], 2)} | {_f(r['vs_multitask'], 2)} "
-            f"| {_f(r['median_seconds'], 2)} | {r['test_accuracy']:.3f} ± "
-            f"{_f(r['accuracy_ci'], 2)} | {r['test_macro_f1']:.3f} |"
-        )
-    return "\n".join(lines)
+    return md_table(headers, rows, align="lllrrrrrrr")
 
 
 def main() -> None:
@@ -322,19 +331,29 @@ def main() -> None:
         "",
         "## The bar",
         "",
-        "| family | optimizer | scheduler | method | steps × random (≤ 0.5) | "
-        "steps × multi-task (≤ 0.8) | test accuracy − best baseline's (95% CI) | "
-        "accuracy ≥ both | met |",
-        "|---|---|---|---|---:|---:|---:|---|---|",
     ]
+    bar_table_rows = []
     for _, b in bar_df.iterrows():
         met = b["steps_random_ok"] and b["steps_multitask_ok"] and b["accuracy_ok"]
-        lines.append(
-            f"| {b['family']} | {b['optimizer']} | {b['scheduler']} | {b['method']} | "
-            f"{_f(b['vs_random'], 2)} | {_f(b['vs_multitask'], 2)} | "
-            f"{b['accuracy_delta']:+.3f} (± {_f(b['accuracy_ci'], 2)}, {b['best_baseline']}) | "
-            f"{'yes' if b['accuracy_ok'] else 'no'} | {'**met**' if met else 'not met'} |"
+        bar_table_rows.append(
+            [
+                b["family"],
+                b["optimizer"],
+                b["scheduler"],
+                b["method"],
+                _f(b["vs_random"], 2),
+                _f(b["vs_multitask"], 2),
+                f"{b['accuracy_delta']:+.3f} (± {_f(b['accuracy_ci'], 2)}, {b['best_baseline']})",
+                "yes" if b["accuracy_ok"] else "no",
+                "**met**" if met else "not met",
+            ]
         )
+    bar_headers = [
+        "family", "optimizer", "scheduler", "method", "steps × random (≤ 0.5)",
+        "steps × multi-task (≤ 0.8)", "test accuracy − best baseline's (95% CI)",
+        "accuracy ≥ both", "met",
+    ]  # fmt: skip
+    lines += md_table(bar_headers, bar_table_rows, align="llllrrrll").splitlines()
     lines += ["", "## Where meta-learning loses", ""]
     losses = []
     for _, b in bar_df.iterrows():
@@ -368,15 +387,23 @@ def main() -> None:
         "",
         "## Meta-training cost (CPU, all seeds)",
         "",
-        "| family | method | CPU minutes (all seeds) | wall minutes | CPU s per seed | "
-        "meta-val accuracy |",
-        "|---|---|---:|---:|---:|---:|",
     ]
-    for c in costs:
-        lines.append(
-            f"| {c['family']} | {c['method']} | {c['cpu_minutes']:.2f} | "
-            f"{c['wall_minutes']:.2f} | {c['per_seed_cpu_s']:.1f} | {c['meta_val']:.3f} |"
-        )
+    cost_headers = [
+        "family", "method", "CPU minutes (all seeds)", "wall minutes", "CPU s per seed",
+        "meta-val accuracy",
+    ]  # fmt: skip
+    cost_rows = [
+        [
+            c["family"],
+            c["method"],
+            f"{c['cpu_minutes']:.2f}",
+            f"{c['wall_minutes']:.2f}",
+            f"{c['per_seed_cpu_s']:.1f}",
+            f"{c['meta_val']:.3f}",
+        ]
+        for c in costs
+    ]
+    lines += md_table(cost_headers, cost_rows, align="llrrrr").splitlines()
     lines += [
         "",
         "Fine-tuning (sum of the runs' own wall time, training and validation): "

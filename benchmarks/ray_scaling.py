@@ -31,6 +31,7 @@ from lrgym.agents.config import load_config
 from lrgym.agents.sb3_files import make_ppo
 from lrgym.agents.train import make_vec_env, meta_train_tasks
 from lrgym.compare import RunSpec, run_grid
+from lrgym.report import md_table
 
 
 class StopAfter(BaseCallback):
@@ -110,17 +111,18 @@ def main() -> None:
     first = args.workers[0]
     print(f"medians of {args.repeats}; speed-up over {first} worker(s); efficiency: speed-up")
     print(f"divided by the ratio of workers (workers / {first})\n")
-    print(
-        "| workers | compare runs/s | speed-up | efficiency | "
-        "meta-train env steps/s | speed-up | efficiency |"
-    )
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    table = []
     for w, r in rows.items():
         cells = [str(w)]
         for key in ("compare", "train"):
             gain = r[key] / rows[first][key]
             cells += [f"{r[key]:.2f}", f"{gain:.2f}", f"{gain / (w / first):.0%}"]
-        print("| " + " | ".join(cells) + " |")
+        table.append(cells)
+    headers = [
+        "workers", "compare runs/s", "speed-up", "efficiency", "meta-train env steps/s",
+        "speed-up", "efficiency",
+    ]  # fmt: skip
+    print(md_table(headers, table, align="rrrrrrr"))
 
 
 if __name__ == "__main__":

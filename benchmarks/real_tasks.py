@@ -44,7 +44,7 @@ from lrgym.compare import grid, run_grid, write_frames
 from lrgym.controllers import BASELINES, LEARNED_PREFIX
 from lrgym.measures import mean_ci, summary_table
 from lrgym.registration import make_task, register_task
-from lrgym.report import write_report
+from lrgym.report import fmt_mean_ci, md_table, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LRGYM_BENCH_DATA") or ROOT.parent / "shared" / "data")
@@ -169,10 +169,10 @@ def time_task(task_id: str, steps: int, threads: int = 1) -> Timing:
     return Timing(wall / steps * 100, cpu / steps * 100, val_pass)
 
 
-def _fmt(mean: float, ci: float, n: int) -> str:
+def _fmt(mean: float, ci: float, n: int, metric: str) -> str:
     if not math.isfinite(mean):
-        return "n/a"
-    return f"{mean:.3f} (1 seed)" if n < 2 else f"{mean:.3f} ± {ci:.3f}"
+        return "n/a"  # the interval is clipped to the metric's range (report.fmt_mean_ci)
+    return f"{mean:.3f} (1 seed)" if n < 2 else fmt_mean_ci(mean, ci, metric, digits=3)
 
 
 def _secs(value: float) -> str:
@@ -209,11 +209,8 @@ def results_markdown(
         f"copies listed above). Learned = `{learned}`; ResNet-18 and MiniLM ran a "
         "short budget with constant, cosine and the agent only.",
         "",
-        "| task | metric (target) | steps × seeds | learned: test | best static: test "
-        "| learned: other test metrics | steps to target: learned / fastest static "
-        "| s per 100 steps: wall (CPU) |",
-        "| --- | --- | --- | --- | --- | --- | --- | ---: |",
     ]
+    rows = []
     for task in sorted(runs["task"].unique()):
         s = summary.loc[task]
         info = runs[runs["task"] == task].iloc[0]
@@ -225,7 +222,7 @@ def results_markdown(
         cost = timing.get(task, Timing(math.nan, math.nan, math.nan))
         if learned in s.index:
             ln = s.loc[learned]
-            learned_test = _fmt(ln["test_mean"], ln["test_ci"], int(ln["n_runs"]))
+            learned_test = _fmt(ln["test_mean"], ln["test_ci"], int(ln["n_runs"]), ln["metric"])
             learned_steps = _steps(ln["median_steps_to_target"])
         else:
             learned_test = learned_steps = "n/a"
@@ -233,15 +230,26 @@ def results_markdown(
             statics.loc[best, "test_mean"],
             statics.loc[best, "test_ci"],
             int(statics.loc[best, "n_runs"]),
+            info["metric"],
         )
-        lines.append(
-            f"| {task.removeprefix('shared/')} | {info['metric']} ({info['target']:g}) "
-            f"| {int(info['total_steps'])} × {runs.loc[runs['task'] == task, 'seed'].nunique()} "
-            f"| {learned_test} | {best_test} ({best}) "
-            f"| {_extra_metrics(runs, task, learned, info['metric'])} "
-            f"| {learned_steps} / {fast_text} "
-            f"| {_secs(cost.wall_per_100)} ({_secs(cost.cpu_per_100)}) |"
+        rows.append(
+            [
+                task.removeprefix("shared/"),
+                f"{info['metric']} ({info['target']:g})",
+                f"{int(info['total_steps'])} × {runs.loc[runs['task'] == task, 'seed'].nunique()}",
+                learned_test,
+                f"{best_test} ({best})",
+                _extra_metrics(runs, task, learned, info["metric"]),
+                f"{learned_steps} / {fast_text}",
+                f"{_secs(cost.wall_per_100)} ({_secs(cost.cpu_per_100)})",
+            ]
         )
+    headers = [
+        "task", "metric (target)", "steps × seeds", "learned: test", "best static: test",
+        "learned: other test metrics", "steps to target: learned / fastest static",
+        "s per 100 steps: wall (CPU)",
+    ]  # fmt: skip
+    lines.append(md_table(headers, rows, align="llrrrlrr"))
     lines += [
         "",
         "Test metrics: mean ± 95% CI over seeds at the default LR. Seconds per 100 optimizer "
@@ -285,14 +293,12 @@ def publish(out: Path, docs: Path) -> None:
     meta = json.loads((out / "meta.json").read_text(encoding="utf-8"))
     summary = write_report(docs, runs, curves)
     table = results_markdown(runs, meta["learned"], timing, meta["command"], meta["load"])
-    timing_lines = [
-        "| task | wall s per 100 steps | CPU s per 100 steps | s per validation pass |",
-        "| --- | ---: | ---: | ---: |",
-        *(
-            f"| {t} | {_secs(c.wall_per_100)} | {_secs(c.cpu_per_100)} | {c.val_pass:.2f} |"
-            for t, c in timing.items()
-        ),
+    headers = ["task", "wall s per 100 steps", "CPU s per 100 steps", "s per validation pass"]
+    rows = [
+        [t, _secs(c.wall_per_100), _secs(c.cpu_per_100), f"{c.val_pass:.2f}"]
+        for t, c in timing.items()
     ]
+    timing_lines = [md_table(headers, rows, align="lrrr")]
     extra = [
         "",
         "## Wall time per 100 optimizer steps (one torch thread; other jobs shared the cores)",

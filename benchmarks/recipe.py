@@ -67,7 +67,7 @@ from lrgym.controllers.lr_predictor import (  # noqa: E402
 )
 from lrgym.measures import lr_robustness, performance_profile, summary_table  # noqa: E402
 from lrgym.registration import make_task, task_ids  # noqa: E402
-from lrgym.report import md_table  # noqa: E402
+from lrgym.report import fmt_mean_ci, md_table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PREDICTOR = "lr-predictor"
@@ -262,15 +262,16 @@ def tables(agent: str, suites: dict[str, Suite], loop: pd.DataFrame) -> str:
         test = summary["test_mean"].unstack("task")
         ci = summary["test_ci"].unstack("task")
         steps = summary["median_steps_to_target"].unstack("task")
+        metrics = summary["metric"].unstack("task")
         tasks = list(test.columns)
-        head = " | ".join(t.split("/")[-1].removesuffix("-v0") for t in tasks)
+        head = [t.split("/")[-1].removesuffix("-v0") for t in tasks]
         parts += [
-            f"**{suite}**: final test metric, mean ± 95% CI at the default LR (median steps"
-            " to target in brackets; – missed); best per task in bold.",
+            f"**{suite}**: final test metric, mean ± 95% CI at the default LR (clipped to the "
+            "metric's range, then shown as [low, high]; median steps to target in brackets; "
+            "– missed); best per task in bold.",
             "",
-            f"| controller | profile | {head} |",
-            "| --- | ---: | " + " | ".join("---:" for _ in tasks) + " |",
         ]
+        rows = []
         for sched in profile.index:
             cells = []
             for t in tasks:
@@ -280,23 +281,31 @@ def tables(agent: str, suites: dict[str, Suite], loop: pd.DataFrame) -> str:
                     continue
                 s = steps.loc[sched, t]
                 reached = "–" if not math.isfinite(s) else f"{s:g}"
-                text = f"{v:.3f} ± {ci.loc[sched, t]:.3f} ({reached})"
+                interval = fmt_mean_ci(v, ci.loc[sched, t], metrics.loc[sched, t], digits=3)
+                text = f"{interval} ({reached})"
                 cells.append(f"**{text}**" if v >= test[t].max() else text)
             name = f"**{sched}**" if sched == learned else sched
-            parts.append(f"| {name} | {profile[sched]:.3f} | " + " | ".join(cells) + " |")
+            rows.append([name, f"{profile[sched]:.3f}", *cells])
+        parts.append(
+            md_table(["controller", "profile", *head], rows, align="l" + "r" * (1 + len(tasks)))
+        )
         if measured.robust is not None:
             robust = measured.robust
             cols = [c for c in robust.columns if c != "all"]
+            rows = [
+                [
+                    sched,
+                    *[f"{robust.loc[sched, c]:.2f}" for c in cols],
+                    f"{robust.loc[sched, 'all']:.2f}",
+                ]
+                for sched in robust.sort_values("all", ascending=False).index
+            ]
             parts += [
                 "",
                 "Reach over the initial-LR sweep (ended at or above the target, not diverged):",
                 "",
-                "| controller | " + " | ".join(f"{c:g}" for c in cols) + " | all |",
-                "| --- | " + " | ".join("---:" for _ in cols) + " | ---: |",
+                md_table(["controller", *[f"{c:g}" for c in cols], "all"], rows),
             ]
-            for sched in robust.sort_values("all", ascending=False).index:
-                cells = " | ".join(f"{robust.loc[sched, c]:.2f}" for c in cols)
-                parts.append(f"| {sched} | {cells} | {robust.loc[sched, 'all']:.2f} |")
         parts.append("")
     parts += [
         "**Plain loop** (`benchmarks/user_loop.py`'s loop; means over seeds, final validation):",

@@ -96,6 +96,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import lrgym
 from lrgym.env import LRControlEnv
+from lrgym.report import md_table
 from lrgym.tasks import models
 from lrgym.torch_trainee import TorchTask
 from lrgym.vector.env import BatchedLRControlEnv
@@ -333,11 +334,7 @@ def main() -> None:
     )
     print(f"DACBench SGDEnv under gymnasium check_env: {check_dacbench_env(dac, tensors)}")
     print()
-    print(
-        f"| DACBench mode | env | decision every | optimizer-steps/s (median of {args.repeats}) "
-        "| × DACBench |"
-    )
-    print("| --- | --- | ---: | ---: | ---: |")
+    rows = []
     for mode, (_, interval) in modes.items():
         ref = statistics.median(rates[(mode, "DACBench SGDEnv")])
         for (m, name), values in rates.items():
@@ -345,7 +342,15 @@ def main() -> None:
                 continue
             value = statistics.median(values)
             every = f"{interval} step{'s' if interval > 1 else ''}"
-            print(f"| {mode} | {name} | {every} | {value:,.0f} | {value / ref:.2f} |")
+            rows.append([mode, name, every, f"{value:,.0f}", f"{value / ref:.2f}"])
+    headers = [
+        "DACBench mode",
+        "env",
+        "decision every",
+        f"optimizer-steps/s (median of {args.repeats})",
+        "× DACBench",
+    ]
+    print(md_table(headers, rows, align="llrrr"))
 
 
 if __name__ == "__main__":

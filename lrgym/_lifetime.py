@@ -5,18 +5,21 @@ on Linux the kernel kills the worker the moment its parent dies, even by ``SIGKI
 (``PR_SET_PDEATHSIG``); elsewhere, and as a fallback, a daemon thread polls the parent
 and exits the worker within a second. :func:`stop_pool` tears a pool down at once when
 the parent stops early (an error, Ctrl-C, ``SIGTERM``), instead of waiting for the runs
-in progress.
+in progress. :func:`quiet_worker` makes a worker stop without a traceback.
 """
 
 from __future__ import annotations
 
 import ctypes
+import io
+import multiprocessing
 import os
 import signal
 import sys
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
+from typing import Any
 
 PR_SET_PDEATHSIG = 1
 POLL_SECONDS = 0.5
@@ -43,6 +46,64 @@ def watch_parent() -> None:
     threading.Thread(target=poll, name="lrgym-watch-parent", daemon=True).start()
 
 
+def quiet_worker() -> None:
+    """Set up a worker process to stop without a word when its run stops.
+
+    A worker's traceback after its parent stopped (``SIGTERM`` or Ctrl-C of ``lrgym
+    train --n-envs 2``: a ``BrokenPipeError`` while it answers a parent that is gone) says
+    nothing the user needs. So: Ctrl-C is ignored (the parent reports it and closes the
+    workers), ``SIGTERM`` ends the worker by the default action (no handler, no
+    traceback), a write to a pipe whose reader is gone ends it by ``SIGPIPE`` (Python
+    turns that into ``BrokenPipeError`` otherwise), and :func:`watch_parent` ends it when
+    its parent dies.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    parent = multiprocessing.parent_process()
+    if parent is not None and not isinstance(sys.stderr, _QuietWhenOrphaned):
+        sys.stderr = _QuietWhenOrphaned(sys.stderr, parent)
+    watch_parent()
+
+
+class _QuietWhenOrphaned(io.TextIOBase):
+    """``sys.stderr`` of a worker that says nothing once its parent process is gone.
+
+    SB3's ``SubprocVecEnv`` worker catches only ``EOFError``; when its parent dies the
+    next read of the pipe may raise ``ConnectionResetError`` instead, and
+    ``multiprocessing`` prints that traceback. Nobody is left to read it, and it would
+    land in the user's terminal after the run stopped, so it is dropped. While the
+    parent lives, everything is written (a worker's real errors stay visible). Written by
+    hand: neither SB3 nor ``multiprocessing`` offers a hook for this.
+    """
+
+    def __init__(self, stream: Any, parent: Any) -> None:
+        self._stream = stream
+        self._parent = parent
+
+    def write(self, text: str) -> int:
+        """Write ``text`` unless the parent process has exited."""
+        if not self._parent.is_alive():  # its sentinel pipe closed: the parent is gone
+            return len(text)
+        return self._stream.write(text)
+
+    def flush(self) -> None:
+        """Flush the underlying stream."""
+        try:
+            self._stream.flush()
+        except (OSError, ValueError):
+            pass
+
+    def fileno(self) -> int:
+        """The underlying stream's descriptor."""
+        return self._stream.fileno()
+
+    def isatty(self) -> bool:
+        """Whether the underlying stream is a terminal."""
+        return self._stream.isatty()
+
+
 def stop_pool(pool: ProcessPoolExecutor) -> None:
     """Cancel pending work and kill the pool's worker processes now."""
     processes = list((getattr(pool, "_processes", None) or {}).values())
@@ -54,4 +115,4 @@ def stop_pool(pool: ProcessPoolExecutor) -> None:
         process.join(timeout=5)
 
 
-__all__ = ["stop_pool", "watch_parent"]
+__all__ = ["quiet_worker", "stop_pool", "watch_parent"]

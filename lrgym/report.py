@@ -10,6 +10,8 @@ The measures are in :mod:`lrgym.measures`, the plots in :mod:`lrgym.plots`.
 from __future__ import annotations
 
 import math
+import numbers
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,6 +28,7 @@ from lrgym.measures import (
     summary_table,
 )
 from lrgym.plots import (
+    METRIC_RANGES,
     default_lr_curves,
     plot_lr,
     plot_robustness,
@@ -83,22 +86,73 @@ def write_report(out_dir: str | Path, runs: pd.DataFrame, curves: pd.DataFrame) 
 # --- markdown -------------------------------------------------------------------------
 
 
-def md_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+ALIGNMENTS = {"left": ":---", "right": "---:", "center": ":---:", "l": ":---", "r": "---:",
+              "c": ":---:"}  # fmt: skip
+"""Column alignments :func:`md_table` takes, and their delimiter-row cells."""
+
+_NUMBER = re.compile(r"^[-+]?(\d|\.\d)")
+_NOT_A_VALUE = {"", "n/a", "nan", "-", "—", "not reached", "inf", "∞"}
+
+
+def md_table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[object]],
+    align: str | Sequence[str] | None = None,
+) -> str:
     """A GitHub-flavoured markdown table.
 
     ``DataFrame.to_markdown`` needs ``tabulate``, which is not a dependency of lrgym;
     this helper keeps reports working in a plain install.
+
+    Args:
+        headers: Column names.
+        rows: Rows of cells (anything with a ``str``; ``|`` is escaped).
+        align: Per column ``"left"``, ``"right"`` or ``"center"`` (or ``"l"``, ``"r"``,
+            ``"c"``), a string of those letters (``"lrr"``), or None: a column whose
+            cells are all numbers (numbers, or text starting with one such as
+            ``"0.97 ± 0.01"`` or ``"56%"``; ``"n/a"`` and ``"not reached"`` cells aside) is
+            right-aligned, any other left-aligned.
+
+    Raises:
+        ValueError: ``align`` names an unknown alignment or has the wrong length.
     """
 
     def cell(value: object) -> str:
         return str(value).replace("|", "\\|").replace("\n", " ")
 
+    if align is None:
+        columns = list(zip(*rows, strict=True)) if rows else [() for _ in headers]
+        align = ["right" if _numeric(column) else "left" for column in columns]
+    elif isinstance(align, str):
+        align = list(align)
+    if len(align) != len(headers) or any(a not in ALIGNMENTS for a in align):
+        raise ValueError(
+            f"align must give one of {sorted(ALIGNMENTS)} for each of the {len(headers)} "
+            f"columns, got {align!r}"
+        )
     lines = [
         "| " + " | ".join(cell(h) for h in headers) + " |",
-        "|" + "|".join(" --- " for _ in headers) + "|",
+        "| " + " | ".join(ALIGNMENTS[a] for a in align) + " |",
     ]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def _numeric(column: Sequence[object]) -> bool:
+    """True if every cell of ``column`` is a number or starts with one, apart from cells
+    that say there is no value, and at least one is."""
+    found = False
+    for value in column:
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+            found = True
+            continue
+        text = str(value).strip()
+        if text.lower() in _NOT_A_VALUE:
+            continue
+        if not _NUMBER.match(text):
+            return False
+        found = True
+    return found
 
 
 def _count(n: int, noun: str) -> str:
@@ -106,12 +160,40 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'s' * (n != 1)}"
 
 
-def _fmt_mean_ci(mean: float, ci: float) -> str:
+TABLE_RANGES: dict[str, tuple[float, float]] = {
+    **METRIC_RANGES,
+    "mae": (0.0, math.inf),
+    "rmse": (0.0, math.inf),
+}
+"""The values a metric in the tables can take (the plots' :data:`~lrgym.plots.METRIC_RANGES`
+plus the error metrics reported beside R²); other metrics are unbounded."""
+
+
+def fmt_mean_ci(mean: float, ci: float, metric: str | None = None, digits: int = 4) -> str:
+    """``mean ± ci`` with four decimals, kept within the metric's range.
+
+    A Student's t interval over few seeds can run past the range a metric can take
+    (accuracy 0.9730 ± 0.3434 would reach 1.31). Such an interval is clipped to the range
+    (:data:`TABLE_RANGES`), as the plots clip their bands, and printed as its two ends,
+    ``0.9730 [0.6296, 1.0000]``, since a clipped interval is no longer symmetric; one
+    within the range keeps the ``±`` form. ``n/a`` for no value.
+
+    Args:
+        mean: The mean.
+        ci: The interval's half-width (NaN: no interval).
+        metric: The metric's name, e.g. ``"accuracy"`` (None or unknown: unbounded).
+        digits: Decimals shown.
+    """
     if not math.isfinite(mean):
         return "n/a"
     if not math.isfinite(ci):
-        return f"{mean:.4f}"
-    return f"{mean:.4f} ± {ci:.4f}"
+        return f"{mean:.{digits}f}"
+    low, high = TABLE_RANGES.get(str(metric), (-math.inf, math.inf))
+    if low <= mean - ci and mean + ci <= high:
+        return f"{mean:.{digits}f} ± {ci:.{digits}f}"
+    return (
+        f"{mean:.{digits}f} [{max(mean - ci, low):.{digits}f}, {min(mean + ci, high):.{digits}f}]"
+    )
 
 
 def _fmt_steps(value: float) -> str:
@@ -155,7 +237,9 @@ def _summary_markdown(
         "median over seeds is 'not reached' when most seeds missed.",
         "- **test metric**: the task's headline metric on the test split at the end of "
         "the run, mean ± 95% CI (Student's t) over seeds at the task's default LR; "
-        "diverged runs without a finite metric are left out.",
+        "diverged runs without a finite metric are left out. An interval that runs past "
+        "the metric's range (e.g. above accuracy 1 with few seeds) is clipped to it, as "
+        "in the plots, and shown as [low, high].",
         f"- **profile score**: AlgoPerf-style; per task, a scheduler's median steps to "
         f"target divided by the fastest scheduler's; score = share of tasks within "
         f"ratio tau, averaged over tau in [1, {tau_max:g}]. 1 = fastest on every task, "
@@ -187,9 +271,9 @@ def _summary_markdown(
                 rows.append(
                     [
                         scheduler,
-                        _fmt_mean_ci(r["test_mean"], r["test_ci"]),
-                        *[_fmt_mean_ci(*mean_ci(mine[f"test_{m}"].astype(float))) for m in extra],
-                        _fmt_mean_ci(r["val_mean"], r["val_ci"]),
+                        fmt_mean_ci(r["test_mean"], r["test_ci"], info["metric"]),
+                        *[fmt_mean_ci(*mean_ci(mine[f"test_{m}"].astype(float)), m) for m in extra],
+                        fmt_mean_ci(r["val_mean"], r["val_ci"], info["metric"]),
                         _fmt_steps(r["median_steps_to_target"]),
                         _fmt_share(r["reach_rate"]),
                         _fmt_share(r["touch_rate"]),
@@ -275,4 +359,4 @@ def _fmt_values(values: pd.Series | None) -> str:
 # --- plots ----------------------------------------------------------------------------
 
 
-__all__ = ["write_report"]
+__all__ = ["ALIGNMENTS", "TABLE_RANGES", "fmt_mean_ci", "md_table", "write_report"]

@@ -20,6 +20,8 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import CloudpickleWrapper
 
+from lrgym._lifetime import quiet_worker
+
 ObsTransform = Callable[[np.ndarray], np.ndarray]
 
 
@@ -178,8 +180,10 @@ def _concat(results: list[tuple]) -> tuple[np.ndarray, np.ndarray, np.ndarray, l
 def _worker(remote: Any, parent: Any, factory: CloudpickleWrapper) -> None:
     """Serve one ``VecEnv`` over a pipe (as SB3's ``SubprocVecEnv`` worker does)."""
     parent.close()
-    venv: VecEnv = factory.var()
+    quiet_worker()  # SIGTERM, Ctrl-C, a gone parent: the worker stops without a traceback
+    venv: VecEnv | None = None
     try:
+        venv = factory.var()
         while True:
             command, data = remote.recv()
             if command == "step":
@@ -198,8 +202,9 @@ def _worker(remote: Any, parent: Any, factory: CloudpickleWrapper) -> None:
                 venv.close()
                 remote.close()
                 return
-    except (KeyboardInterrupt, EOFError, BrokenPipeError):
-        venv.close()
+    except (KeyboardInterrupt, EOFError, BrokenPipeError, ConnectionResetError):
+        if venv is not None:
+            venv.close()
 
 
 class SubprocVecEnvGroup(VecEnv):
