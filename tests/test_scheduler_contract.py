@@ -13,6 +13,10 @@ one small classification run of 600 optimizer steps, validated every 25 steps, a
 * **keep a tensor LR a tensor**, changed in place, with ``get_last_lr`` returning copies
   as torch's ``CosineAnnealingLR`` does;
 * **refuse** a state dict it would not have written, naming the value, unchanged after.
+
+The learned policy is also resumed with the opt-in action maps (a cosine base with the
+harm guard; an early range, which is expected to fail until the decision path saves its
+decision count for it).
 """
 
 from __future__ import annotations
@@ -48,8 +52,11 @@ Y = (X @ torch.randn(8, 3, generator=GEN) + 0.5 * torch.randn(640, 3, generator=
 X_TRAIN, Y_TRAIN, X_VAL, Y_VAL = X[:512], Y[:512], X[512:], Y[512:]
 
 
-def sensitive_agent() -> Agent:
-    """``tanh(obs @ w)`` with every weight non-zero: every feature moves the LR."""
+def sensitive_agent(**action: Any) -> Agent:
+    """``tanh(obs @ w)`` with every weight non-zero: every feature moves the LR.
+
+    ``action``: settings of the agent's action map beyond the default ones.
+    """
     n = len(FEATURES)
     w = 0.3 * torch.randn(n, 1, generator=torch.Generator().manual_seed(0)).numpy()
     policy = PolicyWeights(
@@ -64,7 +71,7 @@ def sensitive_agent() -> Agent:
         lrgym_version="0",
         obs_layout_version=OBS_LAYOUT_VERSION,
         features=list(FEATURES),
-        action={"max_log2_step": 1.0, "min_lr": 1e-7, "max_lr": 10.0},
+        action={"max_log2_step": 1.0, "min_lr": 1e-7, "max_lr": 10.0, **action},
         tasks=[],
         total_timesteps=0,
         seed=0,
@@ -124,6 +131,33 @@ KINDS: dict[str, Kind] = {
         lambda opt: PredictorLR(opt, random_predictor(), total_steps=TOTAL),
     ),
 }
+SCHEDULERS = list(KINDS)
+"""One of each scheduler; the action-map variants below are checked for resume only."""
+
+KINDS["policy-cosine-guard"] = Kind(
+    lambda ps, **kw: torch.optim.SGD(ps, momentum=0.9, **kw),
+    0.05,
+    lambda opt: PolicyScheduler(opt, sensitive_agent(base="cosine", guard=True), total_steps=TOTAL),
+)
+KINDS["policy-early-range"] = Kind(
+    lambda ps, **kw: torch.optim.SGD(ps, momentum=0.9, **kw),
+    0.05,
+    lambda opt: PolicyScheduler(
+        opt, sensitive_agent(early_log2_step=3.0, early_decisions=20), total_steps=TOTAL
+    ),
+)
+RESUME_KINDS = [
+    *SCHEDULERS,
+    "policy-cosine-guard",
+    pytest.param(
+        "policy-early-range",
+        marks=pytest.mark.xfail(
+            reason="DecisionPath.state_dict saves its decision count only with a base "
+            "schedule or a guard, so an early range restarts after a reload (decision.py)",
+            strict=False,
+        ),
+    ),
+]
 
 
 class Run:
@@ -227,7 +261,7 @@ CUTS = {
 
 
 @pytest.mark.parametrize("cut", list(CUTS))
-@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("kind", RESUME_KINDS)
 def test_resume_is_identical(kind, cut):
     step, evaluated = CUTS[cut]
     expected, final_state = reference(kind)
@@ -249,7 +283,7 @@ def test_resume_is_identical(kind, cut):
     assert same(resumed.sched.state_dict(), final_state)
 
 
-@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("kind", SCHEDULERS)
 def test_state_dict_round_trips_weights_only_into_a_fresh_scheduler(kind):
     run = Run(kind)
     run.train(1, 37)  # mid-window, after a validation
@@ -273,7 +307,7 @@ def torch_step_order_warning() -> str:
     return str(warning.message)
 
 
-@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("kind", SCHEDULERS)
 def test_step_before_optimizer_step_warns_with_torchs_message(kind):
     message = torch_step_order_warning()
     assert message.startswith("Detected call of `lr_scheduler.step()` before `optimizer.step()`")
@@ -282,7 +316,7 @@ def test_step_before_optimizer_step_warns_with_torchs_message(kind):
         run.sched.step(loss=1.0)
 
 
-@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("kind", SCHEDULERS)
 def test_no_warning_in_the_right_order(kind):
     run = Run(kind)
     with warnings.catch_warnings():
@@ -302,7 +336,7 @@ def test_torch_keeps_a_tensor_lr_a_tensor():
     assert isinstance(last, torch.Tensor) and last is not lr and torch.equal(last, lr)
 
 
-@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("kind", SCHEDULERS)
 def test_tensor_lr_stays_the_same_tensor(kind):
     run = Run(kind, tensor_lr=True)
     lr = run.opt.param_groups[0]["lr"]
@@ -367,7 +401,7 @@ KIND_BAD = {
 }
 BAD = [
     pytest.param(kind, change, match, id=f"{kind}-{name}")
-    for kind in KINDS
+    for kind in SCHEDULERS
     for name, (change, match) in {**COMMON_BAD, **KIND_BAD.get(kind, {})}.items()
 ]
 
