@@ -40,9 +40,13 @@ def sha256(path: str | os.PathLike[str]) -> str:
 
 def read_manifest(directory: str | os.PathLike[str]) -> dict[str, str]:
     """File name -> digest recorded in ``directory/manifest.json`` (empty if none or unreadable)."""
+    from lrgym.file_checks import read_json
+
     path = Path(directory) / MANIFEST
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+    if not path.exists():
+        return {}
+    try:  # a regular, size-capped file: a FIFO here must not hang (lrgym.file_checks)
+        data = read_json(path, "manifest")
     except (OSError, ValueError):
         return {}
     if not isinstance(data, dict) or data.get("format") != FORMAT:

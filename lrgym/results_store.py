@@ -39,7 +39,7 @@ import pandas as pd
 import lrgym
 from lrgym._atomic import refuse_links, remove_stale_temp_files
 from lrgym.compare import RunResult, RunSpec, run_grid, write_frames
-from lrgym.file_checks import MAX_TABLE_BYTES, check_regular_file
+from lrgym.file_checks import MAX_TABLE_BYTES, FileCheckError, check_regular_file
 
 JOURNAL = "runs.jsonl"
 SUMMARY = "summary.md"
@@ -148,7 +148,13 @@ class ResultsStore:
         refuse_links(self.out, JOURNAL)
         if not self.path.exists():
             return False
-        check_regular_file(self.path, "results journal", max_bytes=MAX_TABLE_BYTES)
+        try:
+            check_regular_file(self.path, "results journal", max_bytes=MAX_TABLE_BYTES)
+        except FileCheckError as exc:
+            raise FileCheckError(
+                f"{exc.args[0].split('; ')[0]}: lrgym keeps its results journal there; move "
+                "it away, or pass another output folder"
+            ) from None
         return True
 
     def load(self) -> dict[str, RunResult]:

@@ -62,12 +62,12 @@ def read_targets(path: Path) -> dict[str, Any]:
     cached = _cache.get(path)
     if cached and cached[0] == mtime:
         return cached[1]
-    try:
-        records = json.loads(path.read_text(encoding="utf-8"))
+    from lrgym.file_checks import read_json
+
+    try:  # a regular, size-capped, strict-JSON object (lrgym.file_checks)
+        records = read_json(path, "targets file")
     except (OSError, ValueError) as exc:
         raise ValueError(f"{path} is not a readable targets file: {exc}") from None
-    if not isinstance(records, dict):
-        raise ValueError(f"{path} must hold a JSON object of task id -> record")
     _cache[path] = (mtime, records)
     return records
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import math
 import os
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -105,9 +106,9 @@ def _check_out_dir(out: Path) -> None:
         raise _fail(f"--out {out} is a file; pass a directory path")
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".lrgym-write-test"
-        probe.touch()
-        probe.unlink()
+        fd, probe = tempfile.mkstemp(dir=out, prefix=".lrgym-write-test.")  # a new file:
+        os.close(fd)  # never a link planted under a fixed name
+        os.unlink(probe)
     except OSError as exc:
         raise _fail(f"cannot write to --out {out}: {exc.strerror or exc}") from None
 
