@@ -22,7 +22,7 @@ command that converts them: ``lrgym convert-agent DIR`` (:mod:`lrgym.agent_conve
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -136,6 +136,9 @@ _CARD_TYPES: dict[str, tuple[type, ...]] = {
 """JSON type of each card field (lists of names hold strings only)."""
 
 
+_ACTION_KEYS = {f.name for f in fields(LogLRAction)}
+
+
 def _check_card(data: object, card_path: Path) -> dict:
     """``data`` if it has the card's fields with their JSON types, else AgentLoadError."""
     if not isinstance(data, dict):
@@ -147,13 +150,8 @@ def _check_card(data: object, card_path: Path) -> dict:
         wrong = isinstance(value, bool) or not isinstance(value, types)
         if not wrong and key in ("features", "tasks", "hparams"):
             wrong = not all(isinstance(v, str) for v in value)
-        if not wrong and key == "action":
-            wrong = not all(
-                k in ("max_log2_step", "min_lr", "max_lr")
-                and isinstance(v, int | float)
-                and not isinstance(v, bool)
-                for k, v in value.items()
-            )
+        if not wrong and key == "action":  # known keys; LogLRAction checks the values
+            wrong = not set(value) <= _ACTION_KEYS
         if wrong:
             raise AgentLoadError(
                 f"{card_path} is corrupt: field {key!r} is {value!r}, expected "
