@@ -23,11 +23,11 @@ of each training forward (each gradient-accumulation micro-batch), and in
 window, as in a plain loop. The LR the Trainer logs is read between those two calls, so it
 is the LR the optimizer used for that step.
 
-Checkpoints need nothing extra: the Trainer saves ``scheduler.state_dict()`` (plain
-numbers) as ``scheduler.pt`` and reloads it with ``torch.load(weights_only=True)``; the
-callback keeps no state across steps. As with any reload of the scheduler, the
-update-size window restarts, so the first decision after a resume sees
-``update_cosine = 0``.
+Checkpoints need nothing extra: the Trainer saves ``scheduler.state_dict()`` (numbers,
+lists and tensors) as ``scheduler.pt`` and reloads it with
+``torch.load(weights_only=True)``; the callback keeps no state across optimizer steps,
+and a checkpoint is taken between them. A run resumed with
+``trainer.train(resume_from_checkpoint=...)`` takes the LRs of the uninterrupted run.
 
 The gradient norm is read by the scheduler from the parameters when it decides, i.e.
 after the Trainer's gradient clipping (``max_grad_norm``, 1.0 by default).

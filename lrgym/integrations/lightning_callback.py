@@ -26,6 +26,12 @@ takes the loss from ``on_before_backward`` (undoing Lightning's division by
 ``accumulate_grad_batches``) and feeds the step's mean loss in ``on_before_optimizer_step``:
 each decision sees exactly the losses of its window, as in a plain loop.
 
+Checkpoints need nothing extra: Lightning saves the scheduler's ``state_dict()``
+(numbers, lists and tensors) in the checkpoint and restores it on
+``trainer.fit(..., ckpt_path=...)``; the callback keeps no state across optimizer steps.
+A run resumed from a checkpoint taken at the end of an epoch takes the LRs of the
+uninterrupted run (a plain ``DataLoader`` cannot resume mid-epoch).
+
 The ``lightning`` package (``pip install 'lrgym[lightning]'``) is required; the older
 ``pytorch_lightning`` package name is not supported (its Trainer rejects callbacks built
 on ``lightning.pytorch``).
