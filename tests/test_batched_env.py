@@ -26,6 +26,7 @@ from lrgym.vector import BatchedLRControlEnv, BatchedRuns, NotBatchable, check_b
 from lrgym.vector.sb3 import ConcatVecEnv, VectorEnvAdapter
 
 MLP, CNN, XGB = "lrgym/DigitsMLP-v0", "lrgym/DigitsCNN-v0", "lrgym/BreastCancerXGB-v0"
+PROC_CNN = "lrgym/ProceduralCNN-7-v0"  # max and average pooling, tanh, flatten head
 K_STEPS, TOTAL = 10, 60
 
 
@@ -93,7 +94,15 @@ def _assert_close(batched, single):
 
 
 @pytest.mark.parametrize(
-    ("task_id", "optimizer"), [(MLP, "adam"), (MLP, "sgd"), (CNN, "sgd"), (CNN, "adam")]
+    ("task_id", "optimizer"),
+    [
+        (MLP, "adam"),
+        (MLP, "sgd"),
+        (CNN, "sgd"),
+        (CNN, "adam"),
+        (PROC_CNN, "sgd"),
+        (PROC_CNN, "adam"),
+    ],
 )
 def test_each_slot_equals_the_single_env(task_id, optimizer):
     # Initial LRs where training is not chaotic: at 1e-2 the CNN with Adam amplifies
@@ -116,6 +125,88 @@ def test_a_diverging_slot_leaves_the_others_untouched():
     with_bad, single = _episodes(task, ["lr"], [1e-3, 50.0, 3e-3], [1, 2, 3], hold)
     assert with_bad[1][-1][3] and len(with_bad[1]) < len(with_bad[0])  # slot 1 diverged early
     _assert_close([with_bad[0], with_bad[2]], [single[0], single[2]])
+
+
+@pytest.mark.parametrize("task_id", [CNN, PROC_CNN])
+def test_a_diverging_cnn_slot_leaves_the_others_untouched(task_id):
+    task = task_with(task_id, optimizer="sgd")
+    hold = np.zeros((TOTAL // K_STEPS, 3, 1), dtype=np.float32)
+    with_bad, single = _episodes(task, ["lr"], [1e-3, 90.0, 3e-3], [1, 2, 3], hold)
+    assert with_bad[1][-1][3] and len(with_bad[1]) < len(with_bad[0])  # slot 1 diverged early
+    _assert_close([with_bad[0], with_bad[2]], [single[0], single[2]])
+
+
+def test_convolutional_models_take_the_grouped_path_in_cache_sized_passes():
+    task = lrgym.make_task(CNN)
+    runs = BatchedRuns(task, 20)
+    for slot in range(20):
+        runs.load(slot, slot, 1e-2)
+    assert runs.path == "grouped" and 1 <= runs.grad_chunk < 20  # DigitsCNN: 8 per pass
+    reports = runs.train(3)
+    for slot in (0, runs.grad_chunk, 19):  # the first slot of a pass, a later pass, the last
+        single = task.build(slot, 1e-2)
+        np.testing.assert_allclose(reports[slot].losses, single.train(3).losses, rtol=1e-5)
+    mlp = BatchedRuns(lrgym.make_task(MLP), 2)
+    mlp.load(0, 0, 1e-3)
+    assert mlp.path == "vmap"
+
+
+def test_stacked_forward_equals_each_model_alone():
+    from torch import nn
+
+    from lrgym.vector.stacked import stacked_forward
+
+    torch.manual_seed(0)
+    models = [
+        nn.Sequential(
+            nn.Unflatten(1, (2, 6, 6)),
+            nn.Conv2d(2, 4, 3, padding=1, groups=2),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(4, 6, 3, stride=1, bias=False),
+            nn.GELU(),
+            nn.AvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(6, 3),
+        )
+        for _ in range(3)
+    ]
+    params = {
+        n: torch.stack([dict(m.named_parameters())[n].detach() for m in models])
+        for n, _ in models[0].named_parameters()
+    }
+    x = torch.randn(3, 5, 72)
+    out = stacked_forward(models[0])(params, x)
+    for i, model in enumerate(models):
+        torch.testing.assert_close(out[i], model(x[i]), rtol=1e-5, atol=1e-6)
+
+
+def test_models_the_translation_cannot_read_keep_the_vmap_path():
+    from torch import nn
+
+    from lrgym.vector.stacked import NotStackable, stacked_forward
+
+    class Skip(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(1, 1, 3, padding=1)
+
+        def forward(self, x):
+            return x + self.conv(x)
+
+    with pytest.raises(NotStackable, match="chain"):
+        stacked_forward(Skip())
+    with pytest.raises(NotStackable, match="Conv1d"):
+        stacked_forward(nn.Sequential(nn.Conv1d(1, 1, 3)))
+    task = task_with(CNN, model=lambda n_in, n_out, rng: nn.Sequential(
+        nn.Unflatten(1, (1, 8, 8)), Skip(), nn.Flatten(), nn.Linear(64, n_out)
+    ))  # fmt: skip
+    runs = BatchedRuns(task, 2)
+    for slot in range(2):
+        runs.load(slot, slot, 1e-2)
+    assert runs.path == "vmap"
+    reports = runs.train(3)
+    np.testing.assert_allclose(reports[1].losses, task.build(1, 1e-2).train(3).losses, rtol=1e-5)
 
 
 def test_autoreset_starts_a_new_run_in_the_same_step():
