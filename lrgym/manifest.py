@@ -1,14 +1,16 @@
-"""SHA-256 manifests: load a pickle only if lrgym wrote exactly these bytes.
+"""SHA-256 manifests: an integrity check on the files of a run or agent folder.
 
-SB3 checkpoints (``*.zip``: cloudpickled entries) and ``VecNormalize`` statistics
-(``*.pkl``) execute code when they are loaded. lrgym writes a ``manifest.json`` beside
-them, listing each file's SHA-256 digest, and verifies a file against it before any
-unpickling: a truncated file (a run killed mid-write), a changed one or one lrgym did not
-write is refused with :class:`ManifestError` instead of being loaded.
+lrgym writes a ``manifest.json`` beside its training states, checkpoints and selected
+models, listing each file's SHA-256 digest, and verifies a file against it before reading
+it: a truncated file (a run killed mid-write), a changed one or one lrgym did not write
+is refused with :class:`ManifestError` (a resume then falls back to an earlier
+checkpoint).
 
-A manifest detects damage and files dropped into a run folder; it cannot stop someone who
-rewrites the manifest too. A run folder is code, like any pickle: resume or export only
-run folders you made or trust.
+A manifest detects damage and files dropped into a folder; it cannot stop someone who
+rewrites the manifest too. That is why nothing it guards is a pickle: the files are
+safetensors and JSON, read as data (:mod:`lrgym.agents.training_state`), so a forged
+folder can at worst give wrong numbers or a clean error, never run code. The SB3 pickles
+of earlier versions are loaded only by the explicit converter, ``lrgym convert-agent``.
 """
 
 from __future__ import annotations
@@ -85,7 +87,7 @@ def verify(directory: str | os.PathLike[str], names: Iterable[str]) -> None:
         if name not in files:
             raise ManifestError(
                 f"{path} is not listed in {root / MANIFEST}: lrgym did not write it (or its "
-                "write was interrupted), so it is not loaded (it is a pickle, which can run code)"
+                "write was interrupted), so it is not loaded"
             )
         if not path.is_file():
             raise ManifestError(f"{path} is missing")

@@ -17,7 +17,12 @@ import lrgym
 from lrgym import manifest
 from lrgym.agent import CARD, LEGACY_SB3_FILES, TRAINING, resolve_agent
 from lrgym.agents.config import ConfigError, load_config
-from lrgym.agents.sb3_files import TRAINING_FILES, check_init_from, spaces_only
+from lrgym.agents.sb3_files import (
+    TRAINING_FILES,
+    check_init_from,
+    rebuild_training_state,
+    spaces_only,
+)
 from lrgym.agents.training_state import build_model, build_normalize, read_training_state
 from lrgym.cli import app
 from lrgym.policy_weights import POLICY
@@ -93,3 +98,23 @@ def test_multi_hp_agents_drive_their_hyperparameters(name, hparams):
     actions = np.array([agent.act(o.astype(np.float32)) for o in obs])
     assert actions.shape == (50, 3) and np.all(np.abs(actions) <= 1)
     assert np.ptp(actions, axis=0).min() > 0  # every dimension responds to the run
+
+
+def test_a_lost_training_state_is_rebuilt_from_the_policy(tmp_path):
+    """rebuild_training_state: the actor and observation statistics exactly, the rest fresh."""
+    bare = tmp_path / "bare"
+    shutil.copytree(SHIPPED, bare)
+    for name in TRAINING_FILES:
+        (bare / name).unlink()
+    rebuild_training_state(bare)
+    manifest.verify(bare, TRAINING_FILES)
+    check_init_from(load_config(None, init_from=str(bare)))
+    state = read_training_state(bare, TRAINING)
+    assert not any(k.startswith("optimizer.state.") for k in state.tensors)  # fresh Adam
+    agent = lrgym.load_agent(bare)
+    n_obs = len(agent.card.features)
+    norm = build_normalize(state, spaces_only(n_obs, 1), training=False)
+    model = build_model(state, norm, device="cpu")
+    obs = np.random.default_rng(1).uniform(-3, 3, (1000, n_obs)).astype(np.float32)
+    actions, _ = model.predict(norm.normalize_obs(obs), deterministic=True)
+    assert np.max(np.abs(actions - agent.policy(obs))) <= 1e-5

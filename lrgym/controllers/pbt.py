@@ -71,6 +71,10 @@ BAD_SCORE = 1e30
 """The score (validation loss, lower is better) of a diverged member: Tune cannot sort NaN."""
 
 _STATE = "member.pkl"
+"""A member's state inside the search's own ``tempfile.mkdtemp`` folder (mode 0700, removed
+when the search ends), written and read back by the members of that one search only: it is
+in-process transient state (Ray Tune's checkpoint mechanism), never a folder a user
+points lrgym at, so it stays a pickle."""
 _OUTPUT_ENV = "RAY_AIR_NEW_OUTPUT"
 
 
