@@ -23,20 +23,24 @@ from lrgym.suggester import (
     PLAN_SPACE,
     BudgetError,
     Knob,
+    LogSettings,
     NoKnobsError,
     ProbeSettings,
     SearchSpace,
     Suggester,
     TrainSettings,
+    generate_logs,
     load_suggester,
+    read_logs,
+    reprobe_logs,
     suggest,
     train_suggester,
     tunable,
 )
 from lrgym.suggester.knobs import knob_mlp
 from lrgym.suggester.model import CONFIG_FEATURES, design, interval
-from lrgym.suggester.probes import feature_names, probe_task, run_config
-from lrgym.suggester.search import GRID_LR_POINTS
+from lrgym.suggester.probes import feature_names, probe_task, range_slot, run_config
+from lrgym.suggester.search import GRID_LR_POINTS, startup_trials
 
 torch.set_num_threads(1)
 
@@ -353,3 +357,111 @@ def test_optuna_searches_stay_within_budget():
             assert all(t.config[k] in axes[k] for t in a.search.trials for k in axes)
     with pytest.raises(BudgetError, match="pass --budget 40"):
         suggest(UserTask(), budget=39, search="tpe")
+
+
+def test_range_test_features_locate_the_usable_lrs():
+    settings = ProbeSettings(1, 10, range_steps=40)
+    tt = tunable(UserTask())
+    probe = probe_task(tt, 0, settings)
+    names = feature_names(settings)
+    assert probe.features.shape == (len(names),) and np.all(np.isfinite(probe.features))
+    assert probe.steps == 10 + 2 * 40  # one range test per optimizer (adam, sgd)
+    assert settings.cost_for(tt) == probe.steps
+    feats = dict(zip(names, probe.features, strict=True))
+    for slot in ("default", "other"):  # steepest descent comes before the lowest loss
+        assert feats[f"rt_{slot}_lr_steepest"] <= feats[f"rt_{slot}_lr_min"]
+        assert -4.0 <= feats[f"rt_{slot}_lr_min"] <= 0.0  # within the ramp 1e-4 … 1
+        assert feats[f"rt_{slot}_log_loss_drop"] <= 0.0
+    assert range_slot(tt, {"optimizer": "adam"}) == 0 and range_slot(tt, {"optimizer": "sgd"}) == 1
+
+
+def _range_logs(n_tasks: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Synthetic logs whose best LR sits a decade below each task's range-test minimum."""
+    probe = ProbeSettings(1, 10, range_steps=40)
+    names = feature_names(probe)
+    rng = np.random.default_rng(1)
+    runs, probes = [], []
+    for i in range(n_tasks):
+        lr_min = rng.uniform(-3.0, 0.0)  # log10 of the LR of lowest range-test loss
+        feats = {n: 0.0 for n in names}
+        for slot in ("default", "other"):
+            feats[f"rt_{slot}_lr_steepest"] = lr_min - 0.5
+            feats[f"rt_{slot}_lr_min"] = lr_min
+            feats[f"rt_{slot}_lr_blowup"] = lr_min + 0.5
+        task = f"lrgym/R{i}-v0"
+        probes.append(
+            {
+                "task": task, "split": "meta-train", "seed": 0, "anchor": 0.5,
+                "n_probes": 1, "probe_steps": 10, "range_steps": 40,
+                "default_optimizer": "adam", **feats,
+            }
+        )  # fmt: skip
+        for _ in range(16):
+            lr = float(10 ** rng.uniform(-4, -1))
+            val = 0.9 - 0.2 * (math.log10(lr) - (lr_min - 1.0)) ** 2
+            runs.append(
+                {
+                    "task": task, "split": "meta-train", "seed": 0, "total_steps": 40,
+                    "config": json.dumps({"lr": lr, "optimizer": "adam"}),
+                    "final_val_metric": val, "final_test_metric": val,
+                }
+            )  # fmt: skip
+    return pd.DataFrame(runs), pd.DataFrame(probes)
+
+
+def test_range_test_probes_beat_the_configuration_only_model():
+    runs, probes = _range_logs(8)
+    model = train_suggester(runs, probes, TrainSettings(alphas=(0.1, 1.0, 10.0), members=4))
+    cv = model.card["cross_validation"]
+    assert cv["chosen"]["within_5pct"] >= cv["without_probe_features"]["within_5pct"] + 0.25
+    assert cv["probe_gain_within_5pct_points"] >= 25
+    assert cv["chosen"]["median_regret"] < cv["without_probe_features"]["median_regret"]
+    assert "descriptors_only" in cv and model.probe.range_steps == 40
+    assert "8 tasks" in model.card["trained_on"] and "LR range test" in model.card["trained_on"]
+    fixed = model.card["best_fixed"]  # what a probe-free suggester recommends everywhere
+    assert PLAN_SPACE.validate(fixed["plan"]) == fixed["plan"]
+    t = probes.loc[0, list(model.feature_names)].to_numpy(dtype=float)
+    lrs = [10**e for e in np.arange(-4.0, -0.9, 0.25)]
+    pred = model.predict(t, 0.5, [{"lr": lr, "optimizer": "adam"} for lr in lrs])
+    best = math.log10(lrs[int(np.argmax(pred.score))])  # the probes move the suggested LR
+    assert abs(best - (t[model.feature_names.index("rt_default_lr_min")] - 1.0)) <= 0.5
+
+
+def test_reprobe_keeps_the_runs_and_adds_range_tests(tmp_path):
+    settings = LogSettings(n_configs=2, seeds=(0,), final_steps=20, probe=ProbeSettings(1, 10))
+    runs, probes = generate_logs(["lrgym/WineMLP-v0"], tmp_path, settings)
+    assert not any(c.startswith("rt_") for c in probes.columns)
+    new = reprobe_logs(tmp_path, ProbeSettings(1, 10, range_steps=20))
+    again_runs, again = read_logs(tmp_path)
+    assert again_runs.equals(runs) and list(again.columns) == list(new.columns)
+    assert int(again["range_steps"].iloc[0]) == 20 and "rt_other_lr_min" in again.columns
+    assert again["default_optimizer"].iloc[0] == "adam"
+
+
+def test_tpe_startup_fits_the_budget():
+    assert [startup_trials(n) for n in (1, 2, 3, 9, 30, 100)] == [1, 1, 1, 3, 10, 10]
+
+
+def test_cli_output_is_in_range_and_within_budget(tmp_path):
+    random_suggester().save(tmp_path / "s")
+    result = CliRunner().invoke(
+        app, ["suggest", "lrgym/WineMLP-v0", "--budget", "200", "--suggester", str(tmp_path / "s")]
+    )
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "steps used 20 of 200" in text and "--steps 180" in text
+    assert "note: the final run is 180 steps, not the task's default 600" in text
+    low, high = (float(v) for v in text.split("one-std interval ")[1].split(",")[0].split(" to "))
+    value = float(text.split("predicted validation accuracy ")[1].split()[0])
+    assert 0.0 <= low <= value <= high <= 1.0
+
+
+def test_shipped_suggester_tells_wine_from_digits():
+    wine = suggest("lrgym/WineMLP-v0", budget=400)
+    digits = suggest("lrgym/DigitsCNN-v0", budget=400)
+    assert wine.config != digits.config
+    for s in (wine, digits):
+        assert 0.0 <= s.predicted_low <= s.predicted_val <= s.predicted_high <= 1.0
+        assert s.probe_steps + s.final_steps <= s.budget
+    card = load_suggester().card
+    assert card["runs"] > 0 and card["tasks"] and "probes:" in card["trained_on"]

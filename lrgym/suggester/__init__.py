@@ -15,6 +15,7 @@ from lrgym.suggester.logs import (
     TrainSettings,
     generate_logs,
     read_logs,
+    reprobe_logs,
     train_suggester,
 )
 from lrgym.suggester.model import Suggester, load_suggester
@@ -44,6 +45,7 @@ __all__ = [
     "optuna_search",
     "probe_task",
     "read_logs",
+    "reprobe_logs",
     "run_config",
     "suggest",
     "train_suggester",

@@ -283,6 +283,31 @@ def descriptors_only(ts: TrainingSet, names: Sequence[str]) -> TrainingSet:
     return replace(ts, x=ts.x[:, cols])
 
 
+def best_fixed(ts: TrainingSet, names: Sequence[str], alpha: float) -> dict[str, dict]:
+    """The best fixed configuration over the logged tasks, per search space.
+
+    The logs sample configurations per task, so no single configuration was run on every
+    task; the configuration-only model (fitted on all logs) averages over them, and its
+    top-ranked grid point of :data:`~lrgym.suggester.space.PLAN_SPACE` (torch tasks; a
+    task with fewer knobs keeps the ones it has) and of
+    :data:`~lrgym.suggester.space.XGB_SPACE` is what a probe-free suggester would
+    recommend for every task.
+    """
+    from lrgym.suggester.api import candidates
+    from lrgym.suggester.space import PLAN_SPACE, XGB_SPACE
+
+    co = config_only(ts, names)
+    mean, std = co.x.mean(axis=0), co.x.std(axis=0)
+    std[std < 1e-9] = 1.0
+    w = _ridge((co.x - mean) / std, co.y, alpha)
+    out = {}
+    for key, space in (("plan", PLAN_SPACE), ("xgboost", XGB_SPACE)):
+        cands = candidates(space, 0)
+        z = (np.stack([encode_config(c) for c in cands]) - mean) / std
+        out[key] = dict(cands[int(np.argmax(w[0] + z @ w[1:]))])
+    return out
+
+
 def _fit_predict(ts: TrainingSet, train: np.ndarray, test: np.ndarray, alpha: float):
     mean, std = ts.x[train].mean(axis=0), ts.x[train].std(axis=0)
     std[std < 1e-9] = 1.0
@@ -383,6 +408,7 @@ def train_suggester(
         "config_features": list(CONFIG_FEATURES),
         "alpha": alpha,
         "members": settings.members,
+        "best_fixed": best_fixed(ts, names, alpha),
         "cross_validation": {
             "protocol": "leave-one-task-out over the logged configurations; regret = best "
             "logged final val metric - that of the config the model ranks first",
