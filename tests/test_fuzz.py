@@ -19,6 +19,7 @@ Set ``LRGYM_FUZZ_REPORT=path.json`` to write the counts.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import itertools
 import json
@@ -26,6 +27,7 @@ import math
 import os
 import shutil
 import tempfile
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -59,6 +61,12 @@ EXAMPLES = {  # per property, default run
     "grid": 60,
     "card": 40,
     "table": 16,
+    "agent_card": 40,
+    "init_card": 30,
+    "suggester": 40,
+    "reset": 30,
+    "csv": 14,
+    "step_loss": 30,
 }
 PROFILES = {
     "fast": dict(derandomize=True),
@@ -601,6 +609,11 @@ def _state_paths(state, prefix=()):
             yield (*prefix, key)
 
 
+def plain(state):
+    """A state dict as JSON text (tensors as lists), to compare two states."""
+    return json.dumps(state, default=lambda v: v.tolist(), sort_keys=True)
+
+
 STATE_BAD = ["x", None, -1, math.nan, math.inf, -math.inf, 0, [], {}, True, 2.5, 1e9]
 
 
@@ -616,7 +629,7 @@ def test_load_state_dict_validates(profile, agent):
 
     def check(case):
         path, value = case
-        state = json.loads(json.dumps(saved))
+        state = copy.deepcopy(saved)  # tensors (update references) stay tensors
         if path == ("missing",):
             state.pop("decisions")
         else:
@@ -626,11 +639,11 @@ def test_load_state_dict_validates(profile, agent):
             target[path[-1]] = value
         _, fresh_opt, _ = model_and_optimizer(1e-2)
         fresh = lrgym.PolicyScheduler(fresh_opt, agent, total_steps=60, decision_interval=5)
-        before = json.dumps(fresh.state_dict())
+        before = plain(fresh.state_dict())
         try:
             fresh.load_state_dict(state)
         except ValueError:
-            assert json.dumps(fresh.state_dict()) == before, "a refused state changed it"
+            assert plain(fresh.state_dict()) == before, "a refused state changed it"
             count("api load_state_dict", "clean error")
             return
         for loss in (0.5, math.nan, 0.4, 0.3, 0.2, 0.3, 0.2, 0.1, 0.2, 0.1, 0.1):
@@ -782,3 +795,445 @@ def test_user_tables(profile):
 
     pytest.importorskip("datasets")
     run_property("table", profile, strategy, check)
+
+
+# --- issue 26: files and inputs checked at the door ------------------------------------------
+#
+# Each property below writes a file (or passes a value) drawn from a pool of valid and a pool
+# of invalid variants. An invalid one must raise the documented error type with a message
+# (never another exception, never a hang: FIFOs and /dev/zero are among the variants); a
+# valid one must load and work.
+
+
+def file_variant(path: Path, kind: str, text: str) -> None:
+    """Write ``text`` to ``path``, or put a FIFO, a link to /dev/zero or a folder there."""
+    path.unlink(missing_ok=True)
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "dev-zero":
+        path.symlink_to("/dev/zero")
+    elif kind == "folder":
+        path.mkdir()
+    else:
+        path.write_text(text)
+
+
+FILE_KINDS = ["fifo", "dev-zero", "folder"]
+"""Non-regular variants of any card or weights file: refused, and never read."""
+
+needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs and /dev/zero")
+
+
+def replace_text(card_text: str, key: str, raw: str) -> str:
+    """``card_text`` with the JSON value of ``"key": ...`` (a number) replaced by ``raw``
+    (e.g. ``1e400`` or ``NaN``, which json.dumps cannot write)."""
+    import re
+
+    return re.sub(rf'("{key}":\s*)[^,}}\n]+', lambda m: m.group(1) + raw, card_text, count=1)
+
+
+AGENT_ACTION = {
+    "max_log2_step": (["1.0", "0.5", "2"], ["-1", "0", "1e6", "1e400", "NaN", '"1"', "true"]),
+    "min_lr": (["1e-07", "1e-06"], ["-1", "0", "20", "NaN", "1e400", "null"]),
+    "max_lr": (["10.0", "1.0"], ["1e400", "-1", "Infinity", "1e-08", '"x"']),
+}
+
+
+@PROFILE
+@needs_fifo
+def test_agent_card_values_and_file_kinds(profile, agent_copy):
+    """Card action values are range-checked at load (a negative step, min_lr >= max_lr,
+    1e400 ...) and a card that is not a regular file is refused without being read."""
+    text = (agent_copy / "card.json").read_text()
+    strategy = st.tuples(
+        settings_from(AGENT_ACTION), st.sampled_from(["file"] * 4 + FILE_KINDS + ["array"])
+    )
+    obs = np.random.default_rng(0).uniform(-3, 3, len(lrgym.FEATURES))
+
+    def check(case):
+        (values, bad), kind = case
+        valid = not bad and kind == "file"
+        root = Path(tempfile.mkdtemp(prefix="lrgym-fuzz-"))
+        try:
+            path = root / "agent"
+            shutil.copytree(agent_copy, path)
+            card = text
+            for key, raw in values.items():
+                card = replace_text(card, key, raw)
+            file_variant(path / "card.json", kind, "[1, 2]" if kind == "array" else card)
+            try:
+                loaded = lrgym.load_agent(path)
+            except lrgym.AgentLoadError as exc:
+                assert not valid, f"refused a valid card: {exc}"
+                assert "\n" not in str(exc) and "card.json" in str(exc)
+                count("api agent card", "clean error")
+                return
+            assert valid, f"accepted {values} ({kind})"
+            action = loaded.act(obs)
+            assert np.all(np.isfinite(action)) and np.all(np.abs(action) <= 1)
+            assert loaded.action_map.max_log2_step > 0
+            assert 0 < loaded.action_map.min_lr < loaded.action_map.max_lr < math.inf
+            count("api agent card", "works")
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+    run_property("agent_card", profile, strategy, check)
+
+
+def test_load_agent_wrong_argument_type():
+    for value in (5, None, 1.5, ["default"]):
+        with pytest.raises(TypeError, match="load_agent takes"):
+            lrgym.load_agent(value)
+
+
+INIT_DAMAGE = {
+    "valid": None,
+    "path-data": ("family_options", {"data": "/etc/passwd"}),
+    "path-cache": ("family_options", {"cache_dir": "/tmp/elsewhere"}),
+    "path-value": ("family_options", {"source": "../../secret"}),
+    "not-scalar-option": ("family_options", {"k_shot": [1, 2]}),
+    "name-option": ("family_options", {"encoder": "minilm"}),  # a name, not a path: fine
+    "missing-model": ("model", ...),
+    "model-kind": ("model", {"kind": "rnn"}),
+    "model-huge": ("model", {"hidden": [10**9, 10**9]}),
+    "model-zero": ("model", {"n_out": 0}),
+    "iteration-text": ("selected_iteration", "x"),
+    "seconds-negative": ("wall_seconds", -1),
+    "history-ragged": ("val_history", [[1, 0.5], [2]]),
+    "unknown-key": ("surprise", 1),
+    "future-version": ("version", 99),
+    "wrong-format": ("format", "other"),
+    "evaluation-text": ("evaluation", "oops"),
+}
+INIT_FILES = ["ok", "ok", "ok", "array", "not-json", "weights-nan", "weights-inf", "weights-shape"]
+
+
+@PROFILE
+@needs_fifo
+def test_init_cards_and_weights(profile):
+    """Init cards: known keys, types, finite numbers, a sane model, and family_options that
+    never name a path; NaN/inf weights refused naming the file."""
+    from safetensors.torch import load_file, save_file
+
+    from lrgym.meta_init.checkpoint import InitLoadError, load_init, read_init, resolve_init
+
+    shipped = resolve_init("meta-init-digits")
+    card = json.loads((shipped / "card.json").read_text())
+    weights = load_file(str(shipped / "init.safetensors"))
+    strategy = st.tuples(
+        st.sampled_from([*sorted(INIT_DAMAGE), "valid", "valid", "valid", "name-option"]),
+        st.sampled_from(INIT_FILES + FILE_KINDS),
+    )
+
+    def check(case):
+        damage, kind = case
+        valid = damage in ("valid", "name-option") and kind == "ok"
+        root = Path(tempfile.mkdtemp(prefix="lrgym-fuzz-"))
+        try:
+            path = root / "init"
+            shutil.copytree(shipped, path)
+            data = json.loads(json.dumps(card))
+            if INIT_DAMAGE[damage] is not None:
+                key, value = INIT_DAMAGE[damage]
+                if value is ...:
+                    data.pop(key)
+                elif isinstance(value, dict) and key == "model":
+                    data[key] = {**data[key], **value}
+                else:
+                    data[key] = value
+            text = json.dumps(data)
+            if kind == "array":
+                text = "[1, 2]"
+            elif kind == "not-json":
+                text = text[: len(text) // 2]
+            file_variant(path / "card.json", kind if kind in FILE_KINDS else "file", text)
+            if kind.startswith("weights-"):
+                tensors = {k: v.clone() for k, v in weights.items()}
+                first = sorted(tensors)[0]
+                if kind == "weights-shape":
+                    tensors[first] = torch.zeros(3, 3)
+                else:
+                    tensors[first].view(-1)[0] = math.nan if kind == "weights-nan" else math.inf
+                save_file(tensors, str(path / "init.safetensors"))
+                valid = False
+            try:
+                read_init(path)
+                model = load_init(path)
+            except InitLoadError as exc:
+                assert not valid, f"refused a valid init: {exc}"
+                assert str(path) in str(exc) or "init" in str(exc)
+                if damage.startswith("path-") and kind == "ok":
+                    assert "path" in str(exc) and "command line" in str(exc)
+                count("api init card", "clean error")
+                return
+            assert valid, f"accepted {damage} ({kind})"
+            x = torch.randn(2, *card["model"]["input_shape"])
+            assert torch.isfinite(model(x)).all()
+            count("api init card", "works")
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+    run_property("init_card", profile, strategy, check)
+
+
+SUGGESTER_DAMAGE = [
+    "valid", "valid", "drop-key", "extra-key", "nan-literal", "inf-overflow", "nan-as-big",
+    "short-x-mean", "ragged-members", "text-weights", "array-file", "string-file",
+    "probe-not-object", "probe-unknown", "zero-std", "names-not-list", "empty-members",
+    "no-metric-max",
+]  # fmt: skip
+
+
+@PROFILE
+@needs_fifo
+def test_suggester_files(profile):
+    """Suggester folders: missing or unknown keys, wrong shapes, non-object JSON, NaN/inf
+    weights and non-regular files are refused with a ValueError naming the file."""
+    from lrgym.suggester import load_suggester
+    from lrgym.suggester.model import default_path
+
+    shipped = default_path()
+    base = json.loads((shipped / "suggester.json").read_text())
+    strategy = st.tuples(
+        st.sampled_from(SUGGESTER_DAMAGE), st.sampled_from(["file"] * 5 + FILE_KINDS)
+    )
+
+    def check(case):
+        damage, kind = case
+        valid = damage in ("valid", "no-metric-max") and kind == "file"
+        root = Path(tempfile.mkdtemp(prefix="lrgym-fuzz-"))
+        try:
+            path = root / "s"
+            shutil.copytree(shipped, path)
+            data = json.loads(json.dumps(base))
+            text = None
+            if damage == "drop-key":
+                data.pop("alpha")
+            elif damage == "extra-key":
+                data["surprise"] = 1
+            elif damage == "nan-literal":
+                text = json.dumps(data).replace('"resid_std": ', '"resid_std": NaN, "x": ', 1)
+            elif damage == "inf-overflow":
+                data["members"][0][0] = "BIG"
+                text = json.dumps(data).replace('"BIG"', "1e400")
+            elif damage == "nan-as-big":
+                data["x_mean"][3] = "BIG"
+                text = json.dumps(data).replace('"BIG"', "-1e999")
+            elif damage == "short-x-mean":
+                data["x_mean"] = data["x_mean"][:5]
+            elif damage == "ragged-members":
+                data["members"][1] = data["members"][1][:-1]
+            elif damage == "text-weights":
+                data["x_std"] = ["a"] * len(data["x_std"])
+            elif damage == "array-file":
+                text = "[1, 2, 3]"
+            elif damage == "string-file":
+                text = '"suggester"'
+            elif damage == "probe-not-object":
+                data["probe"] = 3
+            elif damage == "probe-unknown":
+                data["probe"] = {**data["probe"], "surprise": 1}
+            elif damage == "zero-std":
+                data["x_std"][0] = 0.0
+            elif damage == "names-not-list":
+                data["feature_names"] = 5
+            elif damage == "empty-members":
+                data["members"] = []
+            elif damage == "no-metric-max":
+                data.pop("metric_max", None)
+            file_variant(path / "suggester.json", kind, json.dumps(data) if text is None else text)
+            try:
+                model = load_suggester(path)
+            except (ValueError, FileNotFoundError) as exc:
+                assert not valid, f"refused a valid suggester: {exc}"
+                assert "suggester.json" in str(exc)
+                count("api suggester file", "clean error")
+                return
+            assert valid, f"accepted {damage} ({kind})"
+            assert np.isfinite(model.members).all() and (model.x_std > 0).all()
+            count("api suggester file", "works")
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+    run_property("suggester", profile, strategy, check)
+
+
+RESET_VALID = {
+    "initial_lr": [1e-3, 0.05],
+    "run_seed": [0, 7],
+    "val_every": [0, 10],
+    "initial_hparams": [{}],
+}
+RESET_INVALID = [
+    ("intial_lr", 1e-3),  # a typo: refused, not a random LR
+    ("initial_lr", -1.0),
+    ("initial_lr", "abc"),
+    ("initial_lr", math.nan),
+    ("run_seed", 2.5),
+    ("run_seed", -1),
+    ("run_seed", "x"),
+    ("val_every", -3),
+    ("initial_hparams", 5),
+    ("initial_hparams", {"momentum": 0.9}),  # an LR-only env controls no momentum
+    ("seed", 1),
+]
+
+
+@pytest.fixture(scope="module")
+def xgb_env():
+    env = LRControlEnv(R2, decision_interval=5, total_steps=20)
+    yield env
+    env.close()
+
+
+@PROFILE
+def test_reset_options(profile, xgb_env):
+    """reset(options=...): a non-dict or an unknown key raises naming the known keys;
+    wrong values raise; valid options work."""
+    pairs = [(k, v) for k, values in RESET_VALID.items() for v in values]
+    strategy = st.one_of(
+        st.tuples(
+            st.lists(st.sampled_from(pairs), max_size=3),
+            st.lists(st.sampled_from(RESET_INVALID), max_size=1),
+        ),
+        st.sampled_from([[1, 2], "initial_lr", 5, (("initial_lr", 1e-3),)]),
+    )
+
+    def check(case):
+        if not isinstance(case, tuple) or len(case) != 2 or not isinstance(case[0], list):
+            with pytest.raises(TypeError, match="reset options must be a dict"):
+                xgb_env.reset(seed=0, options=case)
+            count("api reset options", "clean error")
+            return
+        good, bad = case
+        options = dict(good + bad)
+        bad_keys = {k for k, _ in bad}
+        try:
+            obs, _ = xgb_env.reset(seed=0, options=options)
+        except (TypeError, ValueError) as exc:
+            assert bad_keys, f"refused valid options {options}: {exc}"
+            if ("intial_lr", 1e-3) in bad or ("seed", 1) in bad:
+                assert "known keys" in str(exc) and "initial_lr" in str(exc)
+            count("api reset options", "clean error")
+            return
+        assert not bad_keys, f"accepted {options}"
+        assert np.isfinite(obs).all()
+        if "initial_lr" in options:
+            assert xgb_env.initial_lr == options["initial_lr"]
+        count("api reset options", "works")
+
+    run_property("reset", profile, strategy, check)
+
+
+CSV_SHAPES = ["ok", "ok-float-labels", "empty", "header-only", "ragged", "id-label",
+              "regression-label", "fifo", "one-class"]  # fmt: skip
+
+
+def csv_text(shape: str, rows: int) -> str:
+    rng = np.random.default_rng(rows)
+    x = rng.normal(size=rows).round(3)
+    if shape in ("empty", "fifo"):
+        return ""
+    if shape == "header-only":
+        return "a,b,label\n"
+    labels = {
+        "ok": rng.integers(0, 2, rows),
+        "ok-float-labels": rng.integers(0, 3, rows).astype(float),
+        "id-label": np.arange(rows),
+        "regression-label": rng.normal(size=rows).round(4) + 0.01,
+        "one-class": np.ones(rows, dtype=int),
+        "ragged": rng.integers(0, 2, rows),
+    }[shape]
+    lines = ["a,b,label"] + [
+        f"{v},{i % 5},{y}" for i, (v, y) in enumerate(zip(x, labels, strict=True))
+    ]
+    if shape == "ragged":
+        lines[rows // 2] += ",extra"
+    return "\n".join(lines) + "\n"
+
+
+@PROFILE
+@needs_fifo
+def test_csv_shapes(profile):
+    """User tables: empty, header-only, ragged, an id or regression label column (which
+    would otherwise be hundreds of one-row classes) and FIFOs are refused naming the file."""
+    pytest.importorskip("datasets")
+    from lrgym.tasks.tabular import table_data
+
+    strategy = st.tuples(st.sampled_from(CSV_SHAPES), st.integers(40, 120))
+    counter = itertools.count()
+
+    def check(case):
+        shape, rows = case
+        valid = shape.startswith("ok")
+        root = Path(tempfile.mkdtemp(prefix="lrgym-fuzz-"))
+        try:
+            path = root / f"table{next(counter)}.csv"
+            file_variant(path, "fifo" if shape == "fifo" else "file", csv_text(shape, rows))
+            try:
+                splits = table_data(str(path), "label")(np.random.default_rng(0))
+            except DataSourceError as exc:
+                assert not valid, f"refused a valid table: {exc}"
+                assert str(path.name) in str(exc)
+                assert "error occurred while generating" not in str(exc)
+                count("api csv shapes", "clean error")
+                return
+            assert valid, f"accepted a {shape} table"
+            assert len(np.unique(np.concatenate([splits.y_train, splits.y_val]))) <= 3
+            count("api csv shapes", "works")
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+    run_property("csv", profile, strategy, check)
+
+
+STEP_LOSSES = {
+    "float": (0.5, None),
+    "int": (1, None),
+    "numpy": (np.float32(0.7), None),
+    "tensor-0d": (torch.tensor(0.4), None),
+    "tensor-1": (torch.ones(1), None),
+    "tensor-grad": (torch.tensor(0.3, requires_grad=True) * 1.0, None),
+    "nan": (math.nan, None),
+    "inf": (math.inf, None),
+    "none": (None, None),
+    "negative": (-0.5, UserWarning),
+    "text": ("abc", TypeError),
+    "numeric-text": ("0.5", TypeError),
+    "bool": (True, TypeError),
+    "tensor-3": (torch.ones(3), ValueError),
+    "tensor-bool": (torch.tensor(True), TypeError),
+    "list": ([0.5], TypeError),
+    "complex": (1 + 2j, TypeError),
+}
+
+
+@PROFILE
+def test_scheduler_step_losses(profile, agent):
+    """step(loss=...): a wrong type is a TypeError naming the loss, a tensor of several
+    values a ValueError, a negative loss a warning; the LR stays finite and in range."""
+    strategy = st.lists(st.sampled_from(sorted(STEP_LOSSES)), min_size=1, max_size=12)
+
+    def check(names):
+        model, opt, _ = model_and_optimizer(1e-2)
+        sched = lrgym.PolicyScheduler(opt, agent, total_steps=60, decision_interval=3)
+        for name in names:
+            loss, expected = STEP_LOSSES[name]
+            opt.step()
+            if expected in (TypeError, ValueError):
+                before = sched.state_dict()["step_count"]
+                with pytest.raises(expected, match="loss"):
+                    sched.step(loss=loss)
+                assert sched.state_dict()["step_count"] == before  # refused: not counted
+                count("api step(loss)", "clean error")
+                continue
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                sched.step(loss=loss)
+            negative = [w for w in caught if "negative loss" in str(w.message)]
+            assert bool(negative) == (expected is UserWarning), (name, caught)
+            lr = opt.param_groups[0]["lr"]
+            assert math.isfinite(lr) and sched.action_map.min_lr <= lr <= sched.action_map.max_lr
+            count("api step(loss)", "works")
+
+    run_property("step_loss", profile, strategy, check)
