@@ -65,3 +65,17 @@ def test_a_factory_that_returns_no_optimizer_is_refused():
     task = dataclasses.replace(make_tiny(), optimizer=lambda params, **kw: object())
     with pytest.raises(ValueError, match="not a torch.optim.Optimizer"):
         task.build(0, 0.01)
+
+
+@pytest.mark.parametrize("cls", [torch.optim.Adagrad, torch.optim.RMSprop, torch.optim.Adam])
+def test_every_static_schedule_runs_with_any_optimizer(cls):
+    """OneCycle cycles momentum only where there is one (torch refuses Adagrad's)."""
+    from lrgym.controllers.static import STATIC_SCHEDULES
+
+    for name, factory in STATIC_SCHEDULES.items():
+        opt = cls([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+        scheduler = factory(opt, 10)
+        for _ in range(10):
+            opt.step()
+            scheduler.step()
+        assert 0 <= opt.param_groups[0]["lr"] <= 0.1 + 1e-12, name  # cosine ends at 0

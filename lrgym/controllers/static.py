@@ -64,6 +64,11 @@ def _cosine_with_warmup(opt: Optimizer, total: int, warmup_share: float = 0.05):
     )
 
 
+def _has_momentum(opt: Optimizer) -> bool:
+    """True if OneCycleLR can cycle ``opt``'s momentum (a ``momentum`` or ``betas`` key)."""
+    return "momentum" in opt.defaults or "betas" in opt.defaults
+
+
 def _cyclic(opt: Optimizer, total: int):
     lr = opt.param_groups[0]["lr"]
     return lr_scheduler.CyclicLR(
@@ -78,10 +83,15 @@ STATIC_SCHEDULES: dict[str, SchedulerFactory] = {
     "cosine": _cosine_with_warmup,
     "cyclic": _cyclic,
     "onecycle": lambda opt, total: lr_scheduler.OneCycleLR(
-        opt, max_lr=opt.param_groups[0]["lr"], total_steps=total
+        opt,
+        max_lr=opt.param_groups[0]["lr"],
+        total_steps=total,
+        cycle_momentum=_has_momentum(opt),
     ),
 }
 """Static schedules by name; the run's initial LR is each schedule's base (peak) LR:
 constant; step (×0.1 every third of the run); exponential (to 1% at the end); cosine to
 0 after a 5% linear warmup from 1%; cyclic (triangular between LR/10 and LR, 8
-half-cycles); OneCycle (peak LR, torch defaults). ``plateau`` is ReduceLROnPlateau."""
+half-cycles); OneCycle (peak LR, torch defaults; momentum is cycled only where the
+optimizer has one, as torch refuses it otherwise, e.g. for Adagrad). ``plateau`` is
+ReduceLROnPlateau."""
