@@ -18,6 +18,10 @@ from lrgym.controllers.feedback_rule import FeedbackRule, FeedbackRuleLR
 
 LR0 = 1e-2
 
+# These tests step the scheduler on scripted signals, without optimizer steps: torch's
+# step-order warning (checked in test_scheduler_contract.py) does not apply here.
+pytestmark = pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler:UserWarning")
+
 
 def setup(rule: FeedbackRule | None = None, grad: float = 1.0):
     """A one-parameter SGD optimizer whose gradient norm is ``grad``."""

@@ -34,6 +34,10 @@ from lrgym.controllers.lr_predictor import (
     training_data,
 )
 
+# These tests step the scheduler on scripted signals, without optimizer steps: torch's
+# step-order warning (checked in test_scheduler_contract.py) does not apply here.
+pytestmark = pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler:UserWarning")
+
 TASK = "lrgym/BreastCancerXGB-v0"  # meta-train, and the fastest task
 
 
