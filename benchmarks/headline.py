@@ -28,6 +28,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from lrgym._atomic import atomic_path, write_text_atomic
+from lrgym.report import md_table
 
 ROOT = Path(__file__).resolve().parents[1]
 SUMMARY = ROOT / "docs" / "results" / "recipe" / "summary.md"
@@ -153,14 +154,12 @@ def headline(summary: str, plot: Path) -> str:
         versus("reach over initial LRs 1e-5 … 1e-1", reach, "all", learned),
     ]
     reach_plot(reach, learned, plot)
-    lines = [
-        "| task or measure | shipped agent | best other controller | agent |",
-        "| --- | ---: | ---: | --- |",
-        *("| " + " | ".join(r) + " |" for r in rows),
-    ]
+    table = md_table(
+        ["task or measure", "shipped agent", "best other controller", "agent"], rows, "lrrl"
+    )
     command = first_line.removeprefix("Measured with ").rstrip(".")
     source = f"Runs: {command}. Table and plot: `python benchmarks/headline.py`."
-    return "\n".join([*lines, "", source])
+    return f"{table}\n\n{source}"
 
 
 def main() -> None:
