@@ -194,3 +194,16 @@ def test_site_builds_strictly(tmp_path):
         env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
     )
     assert result.returncode == 0, result.stderr[-4000:]
+    api = "".join(p.read_text(encoding="utf-8") for p in (tmp_path / "api").rglob("*.html"))
+    assert "PolicyScheduler" in api
+    assert ":class:" not in api and ":meth:" not in api  # docs/_ext/sphinx_roles.py
+
+
+def test_sphinx_roles_become_code_spans():
+    sys.path.insert(0, str(DOCS / "_ext"))
+    try:
+        from sphinx_roles import plain
+    finally:
+        sys.path.remove(str(DOCS / "_ext"))
+    text = "See :class:`~lrgym.agent.Agent`, :meth:`step` and :data:`lrgym.signals.FEATURES`."
+    assert plain(text) == "See `Agent`, `step` and `lrgym.signals.FEATURES`."
