@@ -50,6 +50,7 @@ from lrgym.agents.config import ConfigError, TrainConfig, load_config
 from lrgym.agents.meta_env import TRAIN_SEEDS, VALIDATION_SEEDS, MetaTaskEnv, zero_features
 from lrgym.agents.sb3_files import check_init_from, load_for_training, make_ppo
 from lrgym.agents.training_state import (
+    TrainingState,
     TrainingStateError,
     build_model,
     build_normalize,
@@ -264,11 +265,12 @@ def train(
         connect(config.address)
     out = Path(config.out)
     prepare_run_dir(out, resume, overwrite)
-    checkpoint = None
+    state = None
     if resume:
         checkpoint = find_checkpoint(out)
         if checkpoint is None:  # before any file is written or worker process starts
             raise ConfigError(f"--resume: no checkpoint found in {out / CHECKPOINTS}")
+        state = checkpoint.read()  # data only; a damaged state is refused here
         if (out / CONFIG).is_file():  # where and how fast the envs run does not change it
             saved = load_config(out / CONFIG)
             placement = ("backend", "address", "cpus_per_env", "gpus_per_env", "compile")
@@ -281,7 +283,7 @@ def train(
     # episodes) would oversubscribe them and slow everything down many times over.
     torch.set_num_threads(1)
     try:
-        return _train(config, tasks, checkpoint, progress_bar, command, reporter)
+        return _train(config, tasks, state, progress_bar, command, reporter)
     finally:
         torch.set_num_threads(threads)
 
@@ -289,7 +291,7 @@ def train(
 def _train(
     config: TrainConfig,
     tasks: list[str],
-    checkpoint,
+    state: TrainingState | None,
     progress_bar: bool,
     command: str,
     reporter: TrainReporter | None = None,
@@ -298,31 +300,15 @@ def _train(
     out.mkdir(parents=True, exist_ok=True)
     remove_temp_files(out)
     config.save(out / CONFIG)
-    if checkpoint is not None:
+    if state is not None:
         check_best(out / BEST)  # a best model whose write was interrupted is dropped
     started = time.perf_counter()
     venv = make_vec_env(tasks, config)
-    state = None
-    if checkpoint is not None:  # its files verified against the manifest, read as data
-        state = checkpoint.read()
-        try:
-            env = build_normalize(state, venv)
-            model = build_model(
-                state,
-                env,
-                tensorboard_log=str(out / "tb"),
-                resume=True,
-                rollout=state.run.get("envs") is not None,  # else fresh episodes
-            )
-        except TrainingStateError as exc:
-            venv.close()
-            raise RunFolderError(str(exc)) from None
-        restore_run(model, env, state)
-    elif config.init_from is not None:  # checked by check_init_from before anything ran
-        model, env = load_for_training(config.init_from, venv, str(out / "tb"), config.seed)
-    else:
-        env = VecNormalize(venv, norm_obs=True, norm_reward=True, gamma=config.ppo.gamma)
-        model = make_ppo(env, config, tensorboard_log=str(out / "tb"))
+    try:
+        model, env = _start(config, venv, state, str(out / "tb"))
+    except BaseException:
+        venv.close()  # no worker outlives a refused start
+        raise
     if reporter is not None:
         reporter.start(config, tasks, model.num_timesteps, model.n_steps * model.n_envs)
     val_env = meta_env(tasks, config, VALIDATION_SEEDS)
@@ -349,7 +335,7 @@ def _train(
             remaining,
             callback=callbacks,
             progress_bar=progress_bar and reporter is None,
-            reset_num_timesteps=checkpoint is None,
+            reset_num_timesteps=state is None,
             tb_log_name="ppo",
         )
     trained_steps = model.num_timesteps
@@ -403,6 +389,31 @@ def _train(
     card.save(out)  # written last: its presence marks a complete agent directory
     val_env.close()
     return out
+
+
+def _start(
+    config: TrainConfig, venv: VecEnv, state: TrainingState | None, tensorboard_log: str
+) -> tuple[Any, VecNormalize]:
+    """The model and its ``VecNormalize`` on ``venv``: resumed from ``state`` (a checkpoint,
+    read as data), continued from ``config.init_from``, or new."""
+    if state is not None:
+        try:
+            env = build_normalize(state, venv)
+            model = build_model(
+                state,
+                env,
+                tensorboard_log=tensorboard_log,
+                resume=True,
+                rollout=state.run.get("envs") is not None,  # else fresh episodes
+            )
+        except TrainingStateError as exc:
+            raise RunFolderError(str(exc)) from None
+        restore_run(model, env, state)  # replays each env's episode, then the RNGs
+        return model, env
+    if config.init_from is not None:  # checked by check_init_from before anything ran
+        return load_for_training(config.init_from, venv, tensorboard_log, config.seed)
+    env = VecNormalize(venv, norm_obs=True, norm_reward=True, gamma=config.ppo.gamma)
+    return make_ppo(env, config, tensorboard_log=tensorboard_log), env
 
 
 def validation_table(policy: PolicyWeights, env: gym.Env, episodes: list[dict[str, Any]]) -> str:

@@ -297,6 +297,79 @@ def save_training_state(
     return names
 
 
+MAX_STEPS = 1 << 20
+"""Largest ``n_steps`` / ``batch_size`` a training state may ask for (a forged file must
+not make PPO allocate a rollout buffer beyond memory)."""
+
+_REAL, _WHOLE, _FLAG = "real", "whole", "flag"
+_PPO_TYPES = {
+    "learning_rate": _REAL, "n_steps": _WHOLE, "batch_size": _WHOLE, "n_epochs": _WHOLE,
+    "gamma": _REAL, "gae_lambda": _REAL, "clip_range": _REAL, "clip_range_vf": (_REAL, None),
+    "normalize_advantage": _FLAG, "ent_coef": _REAL, "vf_coef": _REAL,
+    "max_grad_norm": _REAL, "target_kl": (_REAL, None), "stats_window_size": _WHOLE,
+    "seed": (_WHOLE, None), "policy_kwargs": dict,
+}  # fmt: skip
+_NORM_TYPES = {
+    "norm_obs": _FLAG, "norm_reward": _FLAG, "clip_obs": _REAL, "clip_reward": _REAL,
+    "gamma": _REAL, "epsilon": _REAL, "obs_count": _REAL, "ret_count": _REAL,
+}  # fmt: skip
+_PROGRESS_TYPES = {"num_timesteps": _WHOLE, "n_updates": _WHOLE}
+
+
+def _fits(value: Any, kind: Any) -> bool:
+    if isinstance(kind, tuple):
+        return any(_fits(value, k) for k in kind)
+    if kind is None:
+        return value is None
+    if kind == _FLAG:
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    if kind == _WHOLE:
+        return isinstance(value, int) and 0 <= value <= 1 << 62
+    if kind == _REAL:
+        return isinstance(value, int | float) and np.isfinite(value)
+    return isinstance(value, kind)
+
+
+def _check_meta(meta: dict[str, Any], path: Path) -> None:
+    """Types, ranges and known keys of a training state's JSON; TrainingStateError if not."""
+    for section, types in (
+        ("ppo", _PPO_TYPES),
+        ("vecnormalize", _NORM_TYPES),
+        ("progress", _PROGRESS_TYPES),
+    ):
+        values = meta.get(section)
+        if not isinstance(values, dict):
+            raise TrainingStateError(f"{path}: {section!r} is missing or not an object")
+        unknown = sorted(set(values) - set(types))
+        missing = sorted(set(types) - set(values))
+        if unknown or missing:
+            raise TrainingStateError(
+                f"{path}: {section!r} has unknown keys {unknown} / lacks {missing}"
+            )
+        for key, kind in types.items():
+            if not _fits(values[key], kind):
+                raise TrainingStateError(f"{path}: {section}.{key} is {values[key]!r}")
+    ppo = meta["ppo"]
+    if not 1 <= ppo["n_steps"] <= MAX_STEPS or not 2 <= ppo["batch_size"] <= MAX_STEPS:
+        raise TrainingStateError(f"{path}: ppo.n_steps or ppo.batch_size out of range")
+    arch = ppo["policy_kwargs"].get("net_arch")
+    if set(ppo["policy_kwargs"]) - {"net_arch"} or not (
+        isinstance(arch, list)
+        and 1 <= len(arch) <= 16
+        and all(_fits(w, _WHOLE) and 1 <= w <= 4096 for w in arch)
+    ):
+        raise TrainingStateError(
+            f"{path}: ppo.policy_kwargs must be {{'net_arch': [widths 1..4096]}}, got "
+            f"{ppo['policy_kwargs']!r}"
+        )
+    if not isinstance(meta.get("optimizer"), dict):
+        raise TrainingStateError(f"{path}: 'optimizer' is missing or not an object")
+    if not isinstance(meta.get("run", {}), dict):
+        raise TrainingStateError(f"{path}: 'run' is not an object")
+
+
 def _no_constant(name: str) -> float:
     raise ValueError(f"{name} is not strict JSON")
 
@@ -325,9 +398,7 @@ def read_training_state(directory: str | Path, stem: str) -> TrainingState:
             f"{json_path} is training-state version {meta.get('version')!r}; this lrgym "
             f"reads version {VERSION}"
         )
-    for key in ("ppo", "optimizer", "vecnormalize", "progress"):
-        if not isinstance(meta.get(key), dict):
-            raise TrainingStateError(f"{json_path}: {key!r} is missing or not an object")
+    _check_meta(meta, json_path)
     try:
         tensors = load_file(str(directory / tensors_name))
     except (SafetensorError, OSError, ValueError) as exc:
@@ -387,6 +458,8 @@ def build_normalize(state: TrainingState, venv: VecEnv, training: bool = True) -
             f"values; this environment has {norm.obs_rms.mean.shape[0]}: the agent was "
             "trained with other features or hyperparameters"
         )
+    if np.any(var < 0) or np.any(state.tensors["ret_rms.var"] < 0):
+        raise TrainingStateError(f"{state.source}: a normalisation variance is negative")
     norm.obs_rms.mean, norm.obs_rms.var = mean.astype(np.float64), var.astype(np.float64)
     norm.obs_rms.count = float(settings["obs_count"])
     norm.ret_rms.mean = np.asarray(state.tensors["ret_rms.mean"], dtype=np.float64)
@@ -450,7 +523,14 @@ def build_model(
             "observations, actions or network sizes"
         ) from None
     if resume:
-        _restore_progress(state, model, env, rollout)
+        try:
+            _restore_progress(state, model, env, rollout)
+        except (KeyError, ValueError, TypeError) as exc:
+            if isinstance(exc, TrainingStateError):
+                raise
+            raise TrainingStateError(
+                f"{state.source}: its rollout state is damaged ({exc})"
+            ) from None
     return model
 
 
