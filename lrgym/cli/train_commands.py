@@ -312,9 +312,16 @@ def convert_agent(
     from lrgym.agent import LEGACY_POLICY, AgentLoadError
     from lrgym.agent_convert import convert_agent as run_conversion
     from lrgym.agent_convert import legacy_training_files
+    from lrgym.policy_weights import POLICY
 
+    old_policy = (directory / LEGACY_POLICY).is_file()
+    if not old_policy and (directory / POLICY).is_file() and not legacy_training_files(directory):
+        raise _fail(
+            f"{directory} is already in the current format ({POLICY}, and no SB3 pickles); "
+            "nothing to convert"
+        )
     try:
-        if (directory / LEGACY_POLICY).is_file() or not legacy_training_files(directory):
+        if old_policy or not legacy_training_files(directory):
             done = run_conversion(directory, out)
             console.print(
                 f"converted {directory} -> {done.path}: max |action difference| "
