@@ -187,7 +187,8 @@ class DecisionPath:
         """Previous action and signal references, as plain numbers."""
         state = {"prev_action": self.prev_action, "tracker": self.tracker.state_dict()}
         # the base schedule's and the guard's references (absent for a plain action map)
-        if self.action_map.base != "constant" or self.guard is not None:
+        amap = self.action_map
+        if amap.base != "constant" or self.guard is not None or amap.early_decisions > 0:
             state["schedule"] = {
                 "decisions": self._decisions,
                 "progress": self._progress,

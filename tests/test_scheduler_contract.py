@@ -146,18 +146,7 @@ KINDS["policy-early-range"] = Kind(
         opt, sensitive_agent(early_log2_step=3.0, early_decisions=20), total_steps=TOTAL
     ),
 )
-RESUME_KINDS = [
-    *SCHEDULERS,
-    "policy-cosine-guard",
-    pytest.param(
-        "policy-early-range",
-        marks=pytest.mark.xfail(
-            reason="DecisionPath.state_dict saves its decision count only with a base "
-            "schedule or a guard, so an early range restarts after a reload (decision.py)",
-            strict=False,
-        ),
-    ),
-]
+RESUME_KINDS = [*SCHEDULERS, "policy-cosine-guard", "policy-early-range"]
 
 
 class Run:
