@@ -18,11 +18,18 @@ Prints a table of milliseconds per step and model-steps per second (K / step tim
 The candidates' gradients are checked against each other before timing.
 
     python benchmarks/batched_conv.py --ks 64 256 --seconds 5 [--compile]
+
+With ``--engine TASK ...`` it times :class:`lrgym.vector.BatchedRuns` itself instead
+(train 25 steps and validate, K runs), on its grouped path against its former vmap
+path, alternating the two ``--repeats`` times:
+
+    python benchmarks/batched_conv.py --engine lrgym/DigitsCNN-v0 lrgym/ProceduralCNN-7-v0
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from collections.abc import Callable
 
@@ -139,13 +146,50 @@ def candidates(compile: bool) -> dict[str, Callable]:
     return out
 
 
+def engine_rate(task_id: str, k: int, path: str, seconds: float) -> float:
+    """Model-steps per second of ``BatchedRuns`` on ``path`` ("grouped" or "vmap")."""
+    from unittest import mock
+
+    import lrgym
+    from lrgym.vector import BatchedRuns, batched_runs
+
+    task = lrgym.make_task(task_id)
+    with mock.patch.object(batched_runs, "has_convolutions", lambda m: path == "grouped"):
+        runs = BatchedRuns(task, k)
+        for slot in range(k):
+            runs.load(slot, slot, task.info.default_lr)
+    assert runs.path == path
+    runs.train(25)
+    runs.evaluate()
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        runs.train(25)
+        runs.evaluate()
+        steps += 25 * k
+    return steps / (time.perf_counter() - start)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ks", nargs="+", type=int, default=[64, 256])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--engine", nargs="+", default=[], metavar="TASK")
+    parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.engine:
+        print("| task | K | vmap model-steps/s | grouped model-steps/s | × vmap |")
+        print("| --- | ---: | ---: | ---: | ---: |")
+        for task_id in args.engine:
+            for k in args.ks:
+                rates: dict[str, list[float]] = {"vmap": [], "grouped": []}
+                for _ in range(args.repeats):
+                    for path in rates:
+                        rates[path].append(engine_rate(task_id, k, path, args.seconds))
+                v, g = (statistics.median(rates[p]) for p in ("vmap", "grouped"))
+                print(f"| {task_id} | {k} | {v:,.0f} | {g:,.0f} | {g / v:.2f} |")
+        return
     print("| K | candidate | ms per step | model-steps/s | × vmap |")
     print("| ---: | --- | ---: | ---: | ---: |")
     for k in args.ks:
