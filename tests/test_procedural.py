@@ -300,6 +300,24 @@ def test_batched_engine_takes_the_family(family):
         )
 
 
+def test_selected_cnns_train_as_grouped_convolutions():
+    """Every CNN of the ``procedural`` selection takes the grouped-convolution path
+    (:mod:`lrgym.vector.stacked`) and each slot equals its run alone."""
+    for index in range(SELECTED_PER_FAMILY):
+        task = draw_task(index, "cnn")
+        runs = BatchedRuns(task, 2)
+        lr = task.info.default_lr
+        for slot in range(2):
+            runs.load(slot, 60 + slot, lr)
+        assert runs.path == "grouped", index
+        reports = runs.train(4)
+        single = task.build(61, lr)
+        np.testing.assert_allclose(reports[1].losses, single.train(4).losses, rtol=1e-4)
+        assert runs.evaluate("val", [1])[0].loss == pytest.approx(
+            single.evaluate("val").loss, rel=1e-4
+        )
+
+
 def test_train_named_and_procedural_batched_end_to_end(tmp_path):
     """A named task beside one drawn task of each family (``procedural:4``), 4 runs each.
 
