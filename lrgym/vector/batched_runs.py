@@ -5,7 +5,10 @@ Each run (a *slot*) is built by the task's own :meth:`~lrgym.torch_trainee.Torch
 parameters are stacked with the other slots' and trained with ``torch.func``:
 ``vmap(grad_and_value(functional_call(...)))`` gives every slot's loss and gradients in
 one call, and the optimizer update runs on the stacked tensors with one learning rate
-(and momentum, weight decay) per slot.
+(and momentum, weight decay) per slot. Convolutional models take another path
+(:attr:`BatchedRuns.path` ``"grouped"``): :mod:`lrgym.vector.stacked` runs the slots'
+convolutions as grouped channels-last convolutions, a cache-sized chunk of slots per
+pass, 2.2-2.6x faster than vmap at K=64 (``benchmarks/batched_conv.py --engine``).
 
 The optimizers are written here because torch's own ``torch.optim`` classes take one
 LR per param group, not one per slot of a stacked tensor; the update rules follow
@@ -178,6 +181,12 @@ class BatchedRuns:
             one-off cost of about 10-30 s per task and process, then several times
             faster steps; equal to the eager steps within float tolerance, tested).
 
+    Attributes:
+        path: ``"vmap"`` (``torch.func.vmap`` over the model) or ``"grouped"`` (a
+            convolutional model through :func:`~lrgym.vector.stacked.stacked_forward`);
+            None until the first :meth:`load`.
+        grad_chunk: Slots per forward/backward pass (all of them on the vmap path).
+
     Raises:
         NotBatchable: The task's model or optimizer is not supported.
     """
@@ -193,6 +202,9 @@ class BatchedRuns:
         self.params: dict[str, torch.Tensor] = {}
         self._state: dict[str, dict[str, torch.Tensor]] = {}
         self._loaded = np.zeros(self.num_slots, dtype=bool)
+        self.path: str | None = None
+        self.grad_chunk = self.num_slots
+        self._example_bytes = 0
 
     # --- slots ----------------------------------------------------------------------------
 
@@ -274,7 +286,7 @@ class BatchedRuns:
         self.grad_chunk = self.num_slots
         self._example_bytes = 0
         if has_convolutions(self._template):
-            try:  # grouped convolutions: several times faster than vmap's (benchmarked)
+            try:  # grouped convolutions: 2.2-2.6x vmap's speed (batched_conv.py)
                 self._forward = stacked_forward(self._template)
                 example = trainee.tensors["train"][0][0]
                 self._example_bytes = largest_output_bytes(self._template, example)

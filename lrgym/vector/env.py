@@ -32,9 +32,11 @@ class BatchedLRControlEnv(VectorEnv):
     float tolerance), because each slot is built by the task's own ``build`` and
     observes and acts through the same :class:`~lrgym.decision.DecisionPath`. Torch
     tasks whose runs share an architecture train as one stacked computation
-    (:class:`~lrgym.vector.batched_runs.BatchedRuns`); other tasks (XGBoost, batch-norm,
-    dropout, RNNs, architectures drawn per seed) fall back to K ``LRControlEnv`` stepped
-    one after another, with the same interface (:attr:`batched` says which).
+    (:class:`~lrgym.vector.batched_runs.BatchedRuns`; CNNs as grouped convolutions);
+    other tasks (XGBoost, batch-norm, dropout, fused RNNs, architectures drawn per seed
+    such as ``TeacherStudent*-v0``, whose ``-v1`` draws it per task) fall back to K
+    ``LRControlEnv`` stepped one after another, with the same interface (:attr:`batched`
+    says which).
 
     A slot's episode that ends (budget spent or diverged) is reset in the same step
     (``AutoresetMode.SAME_STEP``): the returned observation starts the slot's next run,
