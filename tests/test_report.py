@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,7 @@ from lrgym.measures import (
     performance_profile,
     summary_table,
 )
-from lrgym.report import write_report
+from lrgym.report import fmt_mean_ci, md_table, write_report
 
 INF = math.inf
 
@@ -262,3 +263,65 @@ def test_write_report_end_to_end(tmp_path):
     assert _pngs(tmp_path / "report") == expected
     for name in expected:
         assert (plots / name).stat().st_size > 1024
+
+
+# --- intervals within range, table alignment (issue 26 item 5, issue 27 item 5) ------------
+
+
+def test_summary_intervals_stay_within_the_metric_range(tmp_path):
+    """Two seeds far apart give a t-interval past accuracy 1; the table clips it to
+    [0, 1] as the plots do (issue 26: "0.9730 ± 0.3434")."""
+    runs = _runs(
+        [
+            ("lrgym/A-v0", "wide", 0, 0.1, True, 50, 1.0, False),
+            ("lrgym/A-v0", "wide", 1, 0.1, True, 50, 0.946, False),
+            ("lrgym/A-v0", "tight", 0, 0.1, True, 50, 0.90, False),
+            ("lrgym/A-v0", "tight", 1, 0.1, True, 50, 0.90, False),
+        ]
+    )
+    mean, half = mean_ci([1.0, 0.946])
+    assert mean + half > 1  # the interval runs past the range
+    text = write_report(tmp_path, runs, _curves(runs)).read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| wide |"))
+    assert "0.9730 [" in row and ", 1.0000]" in row and "±" not in row.split("|")[2]
+    table = "\n".join(line for line in text.splitlines() if line.startswith("| "))
+    for low, high in re.findall(r"\[(-?[\d.]+), (-?[\d.]+)\]", table):
+        assert 0 <= float(low) <= float(high) <= 1
+    for mean_text, half_text in re.findall(r"([\d.]+) ± ([\d.]+)", table):
+        assert 0 <= float(mean_text) - float(half_text) <= float(mean_text) + float(half_text) <= 1
+    assert "clipped" in text  # the measures section says so
+
+
+def test_fmt_mean_ci_clips_only_bounded_metrics():
+    assert fmt_mean_ci(0.973, 0.3434, "accuracy") == "0.9730 [0.6296, 1.0000]"
+    assert fmt_mean_ci(0.05, 0.1, "macro_f1") == "0.0500 [0.0000, 0.1500]"
+    assert fmt_mean_ci(0.9, 0.05, "accuracy") == "0.9000 ± 0.0500"
+    assert fmt_mean_ci(0.5, 1.0, "r2") == "0.5000 [-0.5000, 1.0000]"  # R²: no lower bound
+    assert fmt_mean_ci(3.0, 5.0, "rmse") == "3.0000 [0.0000, 8.0000]"
+    assert fmt_mean_ci(3.0, 5.0, "loss") == "3.0000 ± 5.0000"  # unknown: unbounded
+    assert fmt_mean_ci(math.nan, 0.1, "accuracy") == "n/a"
+    assert fmt_mean_ci(0.5, math.nan, "accuracy") == "0.5000"
+    assert fmt_mean_ci(0.973, 0.3434, "accuracy", digits=3) == "0.973 [0.630, 1.000]"
+
+
+def test_md_table_aligns_numbers_right_by_default():
+    text = md_table(
+        ["scheduler", "test", "steps", "note"],
+        [["cosine", "0.97 ± 0.01", 50, "ok"], ["constant", "n/a", "not reached", "a|b"]],
+    )
+    lines = text.splitlines()
+    assert lines[0] == "| scheduler | test | steps | note |"
+    assert lines[1] == "| :--- | ---: | ---: | :--- |"
+    assert lines[3] == "| constant | n/a | not reached | a\\|b |"
+
+
+def test_md_table_explicit_alignment_and_errors():
+    assert md_table(["a", "b", "c"], [[1, 2, 3]], align="lcr").splitlines()[1] == (
+        "| :--- | :---: | ---: |"
+    )
+    assert md_table(["a", "b"], [], align=["right", "left"]).splitlines()[1] == "| ---: | :--- |"
+    assert md_table(["a"], []).splitlines()[1] == "| :--- |"  # no rows: left
+    with pytest.raises(ValueError, match="align"):
+        md_table(["a", "b"], [[1, 2]], align="l")
+    with pytest.raises(ValueError, match="align"):
+        md_table(["a"], [[1]], align=["middle"])
