@@ -333,7 +333,7 @@ def test_train_suggester_cli_refuses_held_out(tmp_path):
 def test_cli_budget_error():
     result = CliRunner().invoke(app, ["suggest", "lrgym/WineMLP-v0", "--budget", "10"])
     assert result.exit_code == 2 and "cannot pay for the probes" in result.output
-    assert "--budget 100 or more" in result.output.replace("\n", " ")
+    assert "--budget 160 or more" in result.output.replace("\n", " ")
 
 
 def test_shipped_suggester_is_meta_train_only():

@@ -170,7 +170,7 @@ def suggest_logs(
     configs: Annotated[int, typer.Option(min=1, help="Configurations per task and seed.")] = 24,
     seeds: Annotated[int, typer.Option(min=1, help="Seeds 0 … N-1.")] = 1,
     steps: Annotated[int, typer.Option(min=10, help="Steps of each run.")] = 200,
-    probes: Annotated[int, typer.Option(min=1, help="Probe runs per task.")] = 3,
+    probes: Annotated[int, typer.Option(min=1, help="Fixed-LR probe runs per task.")] = 1,
     probe_steps: Annotated[int, typer.Option(min=10, help="Steps of each probe.")] = 30,
     range_steps: Annotated[
         int, typer.Option(min=0, help="Steps of each LR range test (0: none).")

@@ -49,13 +49,14 @@ class LogSettings:
         n_configs: Configurations drawn per task and seed.
         seeds: Run seeds.
         final_steps: Optimizer steps of each configuration's run (``rounds`` for XGBoost).
-        probe: Probe settings.
+        probe: Probe settings (default: the shipped suggester's, one 30-step probe and
+            one 60-step LR range test per optimizer).
     """
 
     n_configs: int = 24
     seeds: tuple[int, ...] = (0,)
     final_steps: int = 200
-    probe: ProbeSettings = ProbeSettings()
+    probe: ProbeSettings = ProbeSettings(1, 30, 60)
 
 
 def _config_rng(task_id: str, seed: int) -> np.random.Generator:
@@ -387,7 +388,8 @@ def train_suggester(
     import lrgym
 
     final_steps = int(runs["total_steps"].median()) if "total_steps" in runs else 0
-    probe_text = f"{probe.n_probes} fixed-LR probes x {probe.steps} steps"
+    plural = "s" * (probe.n_probes != 1)
+    probe_text = f"{probe.n_probes} fixed-LR probe{plural} x {probe.steps} steps"
     if probe.range_steps:
         probe_text += f" + one LR range test per optimizer x {probe.range_steps} steps"
     card = {

@@ -117,7 +117,9 @@ def encode_relative(
     return np.array([d_steep, d_steep**2, d_min, d_min**2, max(0.0, log_lr - blow + 0.5)])
 
 
-def design(task_features: np.ndarray, configs: np.ndarray, relative: np.ndarray | None = None):
+def design(
+    task_features: np.ndarray, configs: np.ndarray, relative: np.ndarray | None = None
+) -> np.ndarray:
     """Rows ``[t, z, r, t ⊗ z]`` for one task's features, a matrix of encoded configs and
     their relative blocks (None: no ``r``)."""
     t = np.broadcast_to(task_features, (configs.shape[0], task_features.shape[-1]))
@@ -149,7 +151,8 @@ def interval(
     an end the interval is lopsided: a predicted accuracy of 0.999 ± 0.137 becomes
     0.862 to 0.99999, not 0.862 to 1.136. (The delta method, ``std / (p (1 - p))``,
     would stretch that to nearly the whole range.) An unbounded metric gets the plain
-    ``mean ± z·std``.
+    ``mean ± z·std``. A mean at an end of the range (a capped prediction of 1.0) is kept
+    inside its interval.
     """
     lo, hi = metric_range(metric)
     mean, std = np.asarray(mean, dtype=float), np.asarray(std, dtype=float)
@@ -164,7 +167,7 @@ def interval(
     u, d = logit(p), z * std / (hi - lo)
     w = np.where(p >= 0.5, u - logit(p - d), logit(p + d) - u)
     low, high = (lo + (hi - lo) / (1 + np.exp(-(u + sign * w))) for sign in (-1, 1))
-    return low, high
+    return np.minimum(low, mean), np.maximum(high, mean)  # a mean at an end is inside
 
 
 def _ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> np.ndarray:
