@@ -8,7 +8,9 @@ traceback.
 from __future__ import annotations
 
 import json
+import math
 import re
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -260,3 +262,128 @@ def test_evaluate_updates_card(cli_agent, tmp_path):
     assert f"learned:{cli_agent}" in set(runs["scheduler"])
     assert len(runs) == 1 + len(lrgym.controllers.BASELINES)
     lrgym.load_agent(cli_agent)  # the updated card still loads
+
+
+# --- issue 26: inputs checked at the door, clean errors ---------------------------------------
+
+TINY = ["--tasks", XGB_R2, "--schedulers", "constant", "--seeds", "1", "--total-steps", "10"]
+
+
+@pytest.mark.parametrize(
+    ("source", "needles"),
+    [
+        ("x = (\n", ["syntax_mod", "SyntaxError", "line 1"]),
+        ("raise RuntimeError('boom at import')\n", ["raising_mod", "RuntimeError", "boom"]),
+    ],
+    ids=["syntax-error", "raises"],
+)
+def test_import_of_a_broken_module_names_it_and_its_error_line(
+    tmp_path, monkeypatch, source, needles
+):
+    name = needles[0]
+    (tmp_path / f"{name}.py").write_text(source)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("LRGYM_IMPORT", raising=False)
+    result = invoke("--import", name, "tasks")
+    assert_usage_error(result, "--import", *needles, f"{name}.py")
+
+
+@pytest.mark.parametrize("value", ["", " , ", "a/b.py"])
+def test_import_of_no_module_or_a_path_is_refused(value, monkeypatch):
+    monkeypatch.delenv("LRGYM_IMPORT", raising=False)
+    assert_usage_error(invoke("--import", value, "tasks"), "--import")
+
+
+def test_output_path_with_markup_brackets_is_printed_as_is(tmp_path):
+    out = tmp_path / "r[bold]x[/bold]"
+    result = invoke("compare", *TINY, "--out", out)
+    assert result.exit_code == 0, (result.output, result.exception)
+    unwrapped = "".join(result.output.split())  # rich wraps long paths mid-word
+    assert str(out / "runs.csv") in unwrapped  # brackets kept, no markup error
+    assert (out / "summary.md").is_file()
+
+
+def test_journal_that_is_a_directory_is_a_clean_error(tmp_path):
+    (tmp_path / "out" / "runs.jsonl").mkdir(parents=True)
+    result = invoke("compare", *TINY, "--out", tmp_path / "out")
+    assert_usage_error(result, "runs.jsonl", "is a directory", "another output folder")
+
+
+@pytest.mark.parametrize("name", ["runs.jsonl", "plots", "summary.md"])
+def test_links_in_the_output_folder_are_refused_and_nothing_outside_changes(tmp_path, name):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    target = outside / ("dir" if name == "plots" else "file")
+    if name == "plots":
+        target.mkdir()
+        (target / ".keep.abcdefgh.tmp.png").write_text("keep")  # a temp-like name
+    else:
+        target.write_text("keep")
+    before = {p: p.read_bytes() for p in outside.rglob("*") if p.is_file()}
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / name).symlink_to(target)
+    result = invoke("compare", *TINY, "--out", out)
+    assert_usage_error(result, "symbolic link", name)
+    assert {p: p.read_bytes() for p in outside.rglob("*") if p.is_file()} == before
+
+
+def test_init_card_naming_a_path_is_refused(tmp_path):
+    from lrgym.meta_init.checkpoint import resolve_init
+
+    init = tmp_path / "init"
+    shutil.copytree(resolve_init("meta-init-digits"), init)
+    card = json.loads((init / "card.json").read_text())
+    card["family_options"] = {"cache_dir": str(tmp_path / "elsewhere")}
+    (init / "card.json").write_text(json.dumps(card))
+    out = tmp_path / "out"
+    grid = ["--tasks", "meta-init-digits", "--schedulers", "constant", "--seeds", "1"]
+    result = invoke("compare", *grid, "--total-steps", "10", "--init", init, "--out", out)
+    assert_usage_error(result, "family_options names a path", "cache_dir", "command line")
+    assert not (tmp_path / "elsewhere").exists() and not out.exists()
+
+
+def test_init_data_needs_init(tmp_path):
+    result = invoke("compare", *TINY, "--init-data", tmp_path, "--out", tmp_path / "o")
+    assert_usage_error(result, "--init-data needs --init")
+
+
+def test_calibrate_refuses_when_every_run_diverged(monkeypatch):
+    """A task whose every baseline run diverges gets no target from its untrained model."""
+    import lrgym.calibrate as calibration
+
+    def all_diverged(specs, **kwargs):
+        rows = [
+            {"task": s.task, "scheduler": s.scheduler, "seed": s.seed, "metric": "r2",
+             "final_val_metric": 0.1, "diverged": True}
+            for s in specs
+        ]  # fmt: skip
+        return pd.DataFrame(rows), pd.DataFrame()
+
+    monkeypatch.setattr(calibration, "run_grid", all_diverged)
+    with pytest.raises(ValueError, match="no run of any static schedule ended without diverging"):
+        calibration.calibrate([XGB_R2], seeds=[100])
+    result = invoke("calibrate", XGB_R2, "--seeds", "1", "--no-write")
+    assert_usage_error(result, "without diverging", XGB_R2)
+
+
+def test_calibrate_leaves_diverged_and_non_finite_runs_out(monkeypatch):
+    import lrgym.calibrate as calibration
+
+    def some_diverged(specs, **kwargs):
+        rows = []
+        for s in specs:
+            value, diverged = 0.8, False
+            if s.scheduler == "constant":
+                value, diverged = 0.99, True  # its untrained model's metric: not a target
+            elif s.scheduler == "cosine":
+                value = math.nan
+            row = {"task": s.task, "scheduler": s.scheduler, "seed": s.seed, "metric": "r2"}
+            rows.append({**row, "final_val_metric": value, "diverged": diverged})
+        return pd.DataFrame(rows), pd.DataFrame()
+
+    monkeypatch.setattr(calibration, "run_grid", some_diverged)
+    (found,) = calibration.calibrate([XGB_R2], seeds=[100, 101])
+    assert "constant" not in found.medians and "cosine" not in found.medians
+    assert found.best_median == pytest.approx(0.8) and found.target == pytest.approx(0.77)
