@@ -199,3 +199,57 @@ def test_unreachable_url_fails_fast(monkeypatch):
     with pytest.raises(DataSourceError, match="could not reach 'https://example.invalid.*local"):
         load_source(url)
     assert time.perf_counter() - start < 5
+
+
+# --- issue 26: tables that cannot be a task say why ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("", "the file is empty"),
+        ("a,b,label\n", "no rows"),
+        ("a,b,label\n1,2,0\n3,4,1,9\n5,6,0\n", "different numbers of fields"),
+    ],
+    ids=["empty", "header-only", "ragged"],
+)
+def test_unreadable_tables_say_what_is_wrong(tmp_path, text, words):
+    path = tmp_path / "table.csv"
+    path.write_text(text)
+    with pytest.raises(DataSourceError, match=words) as info:
+        load_source(path)
+    assert str(path) in str(info.value)
+    assert "An error occurred while generating the dataset" not in str(info.value)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_fifo_is_refused_without_being_read(tmp_path):
+    path = tmp_path / "table.csv"
+    os.mkfifo(path)
+    start = time.perf_counter()
+    with pytest.raises(DataSourceError, match="named pipe"):
+        load_source(path)
+    assert time.perf_counter() - start < 5  # refused, not read (a read would block forever)
+
+
+def _labelled(tmp_path, name: str, labels) -> str:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=len(labels)), "label": labels})
+    path = tmp_path / f"{name}.csv"  # one file per table: tables are cached by path
+    frame.to_csv(path, index=False)
+    return str(path)
+
+
+def test_an_id_or_regression_label_column_is_not_hundreds_of_classes(tmp_path):
+    from lrgym.tasks.tabular import table_data
+
+    rng = np.random.default_rng(1)
+    ids = _labelled(tmp_path, "ids", np.arange(891))  # 891 values: 891 one-row "classes"
+    with pytest.raises(DataSourceError, match="891 distinct values in 891 rows"):
+        table_data(ids, "label")(rng)
+    floats = _labelled(tmp_path, "floats", rng.normal(size=200))
+    with pytest.raises(DataSourceError, match="fractional numbers.*regression"):
+        table_data(floats, "label")(rng)
+    whole = _labelled(tmp_path, "whole", rng.integers(0, 3, 200).astype(float))  # 0.0, 1.0, 2.0
+    splits = table_data(whole, "label")(rng)
+    assert set(np.unique(splits.y_train)) <= {0, 1, 2}
