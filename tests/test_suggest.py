@@ -454,6 +454,7 @@ def test_cli_output_is_in_range_and_within_budget(tmp_path):
     low, high = (float(v) for v in text.split("one-std interval ")[1].split(",")[0].split(" to "))
     value = float(text.split("predicted validation accuracy ")[1].split()[0])
     assert 0.0 <= low <= value <= high <= 1.0
+    assert "±" not in text  # every prediction shown as an in-range interval
 
 
 def test_shipped_suggester_tells_wine_from_digits():

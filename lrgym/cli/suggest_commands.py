@@ -56,6 +56,7 @@ def suggest(
 
     from lrgym.registration import UnknownTaskError
     from lrgym.suggester import suggest as run_suggest
+    from lrgym.suggester.model import interval
 
     torch.set_num_threads(1)
 
@@ -82,7 +83,11 @@ def suggest(
             f"of the metric's range; probes: {result.probe_steps} steps)"
         )
         for config, mean, std in result.ranked[:3]:
-            console.print(f"  next: {_fmt(config)} -> {mean:.4f} ± {std:.4f}", style="dim")
+            low, high = interval(mean, std, result.metric)
+            console.print(
+                f"  next: {_fmt(config)} -> {mean:.4f} ({float(low):.4f} to {float(high):.4f})",
+                style="dim",
+            )
         card = _card_line(suggester)
         if card:
             console.print(f"  suggester: {card}", style="dim")
