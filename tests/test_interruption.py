@@ -369,3 +369,34 @@ def test_wrong_typed_card_fields_are_agent_load_errors(run_dir, tmp_path, field,
     (out / CARD).write_text(json.dumps(card))
     with pytest.raises(lrgym.AgentLoadError, match="card.json|policy"):
         lrgym.load_agent(out)
+
+
+# --- train: SIGTERM of a multi-worker run (issue 26) -----------------------------------------
+
+
+@linux_only
+@pytest.mark.parametrize("moment", ["starting", "training"])
+def test_sigterm_of_train_with_two_workers_prints_no_worker_traceback(tmp_path, moment):
+    """Workers stop without a word when their parent is stopped (a worker's traceback
+    after the run stopped, e.g. a BrokenPipe/ConnectionReset in SB3's worker, says
+    nothing the user needs), and none outlives it."""
+    out = tmp_path / moment
+    process = lrgym_process(
+        "train", "--tasks", XGB, "--n-envs", 2, "--total-timesteps", 100_000,
+        "--n-steps", 64, "--batch-size", 32, "--episode-steps", 100,
+        "--decision-interval", 10, "--eval-every", 100_000, "--checkpoint-every", 100_000,
+        "--out", out, "--no-progress",
+    )  # fmt: skip
+    log = out.parent / f"{out.name}.log"
+    # multiprocessing's helpers (forkserver, resource tracker) and the two env workers
+    wait_for(lambda: len(pool_workers(process.pid)) >= 3, 180, process)
+    if moment == "training":
+        wait_for(lambda: (out / "tb").exists(), 180, process)
+        time.sleep(3)
+    spawned = descendants(process.pid)
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=60)
+    wait_for(lambda: not alive(spawned), 30)
+    time.sleep(0.5)
+    text = log.read_text()
+    assert "Traceback" not in text and "Error" not in text, text
