@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -219,7 +220,8 @@ class TrainReporter:
             else ""
         )
         self.console.print(
-            f"[bold green]Agent written to {path}[/] in {_duration(card.wall_seconds)} "
+            f"[bold green]Agent written to {escape(str(path))}[/] in "
+            f"{_duration(card.wall_seconds)} "
             f"({_steps(trained)} steps{chosen}).",
             highlight=False,
         )
@@ -247,13 +249,14 @@ class TrainReporter:
                 ]
             ),
             highlight=False,
+            markup=False,  # paths are text: a folder named "[x]" prints as is
         )
 
     def interrupted(self, out: Path, checkpoint_steps: int | None) -> None:
         """What to do after Ctrl-C."""
         self.close()
         self.console.print()
-        quoted = shlex.quote(str(out))
+        quoted = escape(shlex.quote(str(out)))  # text, not rich markup
         if checkpoint_steps:
             self.console.print(
                 f"[yellow]Interrupted.[/] The newest checkpoint is at step "
