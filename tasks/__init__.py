@@ -27,4 +27,4 @@ for _name, _factory in _BUILTIN.items():
 
 # the multi-hyperparameter envs, the real-world suite and its text tasks, and the
 # procedural families (one id each; `--tasks procedural` selects drawn tasks)
-from lrgym.tasks import multi, procedural, real, text  # noqa: E402, F401
+from lrgym.tasks import fresh, multi, procedural, real, text  # noqa: E402, F401
