@@ -401,4 +401,6 @@ def train_predictor(
         f"trained on {info['rows']} decisions from {len(info['tasks'])} tasks; validation MSE "
         f"{info['validation_mse']:.4f} (keeping the LR: {info['validation_mse_keep_lr']:.4f})"
     )
-    console.print(f"predictor written to {path} (use it as --schedulers lr-predictor:{path})")
+    console.print(  # a path is text, not rich markup
+        f"predictor written to {path} (use it as --schedulers lr-predictor:{path})", markup=False
+    )
