@@ -201,7 +201,9 @@ def suggest_logs(
         probe = ProbeSettings(probes, probe_steps, range_steps)
         if reprobe:
             frame = reprobe_logs(out, probe, progress=console.print)
-            console.print(f"{len(frame)} (task, seed) pairs probed again in {out}/probes.csv")
+            console.print(  # a path is text, not rich markup
+                f"{len(frame)} (task, seed) pairs probed again in {out}/probes.csv", markup=False
+            )
             return
         _check_out_dir(out)
         ids = select_tasks(_split_values(tasks))
@@ -209,7 +211,7 @@ def suggest_logs(
         runs, _ = generate_logs(ids, out, settings, progress=console.print)
     except (UnknownTaskError, NoKnobsError, ValueError, FileNotFoundError) as exc:
         raise _fail(str(exc)) from None
-    console.print(f"{len(runs)} runs logged in {out} (runs.csv, probes.csv)")
+    console.print(f"{len(runs)} runs logged in {out} (runs.csv, probes.csv)", markup=False)
 
 
 @app.command(
