@@ -13,6 +13,8 @@ _BUILTIN = {
     "DiabetesMLP-v0": "diabetes_mlp",
     "TeacherStudentRegression-v0": "teacher_student_regression",
     "TeacherStudentClassification-v0": "teacher_student_classification",
+    "TeacherStudentRegression-v1": "teacher_student_regression_v1",
+    "TeacherStudentClassification-v1": "teacher_student_classification_v1",
     "IllConditionedRegression-v0": "ill_conditioned_regression",
     "IllConditionedClassification-v0": "ill_conditioned_classification",
     "SyntheticClassification-v0": "synthetic_classification",

@@ -9,12 +9,16 @@ the share is taken of the R² itself. They were measured once with
 ``python benchmarks/calibrate_targets.py`` before any learned agent was evaluated and
 are never tuned afterwards (measured 2026-11-23, seeds 100-104; the script prints the
 full table of medians; TeacherStudentXGB-v0, added later the same day, was calibrated
-the same way before any agent trained on it was evaluated).
+the same way before any agent trained on it was evaluated; TeacherStudentRegression-v1
+and TeacherStudentClassification-v1, added 2026-12-06, were calibrated the same way on
+the day they were added, before any agent trained on them was evaluated).
 """
 
 from __future__ import annotations
 
 from functools import partial
+
+import numpy as np
 
 from lrgym.task import TaskInfo
 from lrgym.tasks import data, models
@@ -169,6 +173,71 @@ def teacher_student_classification() -> TorchTask:
         ),
         data=partial(data.teacher_student, classes=4),
         model=models.random_mlp,
+        optimizer="sgd",
+        batch_size=64,
+    )
+
+
+PER_TASK_SEED = 25
+"""Seed of what a teacher-student ``-v1`` task draws once per task (``-v0``: per run)."""
+
+
+def _per_task_draw(salt: int) -> tuple[int, tuple[int, ...]]:
+    """Input size and student hidden widths of a teacher-student ``-v1`` task.
+
+    Drawn once per task, from the distributions ``-v0`` draws per run (8-32 inputs;
+    depth 1-3 of width 32, 64 or 128), so every run of the task has the same shapes and
+    K runs train as one stacked computation in the batched engine.
+    """
+    rng = np.random.default_rng([PER_TASK_SEED, salt])
+    features = int(rng.integers(8, 33))
+    depth = int(rng.integers(1, 4))
+    width = int(rng.choice([32, 64, 128]))
+    return features, (width,) * depth
+
+
+def teacher_student_regression_v1() -> TorchTask:
+    """:func:`teacher_student_regression` with its input size and student drawn once per
+    task (each run still draws its own teacher, data and split); Adam, batch 64."""
+    features, hidden = _per_task_draw(0)
+    return TorchTask(
+        TaskInfo(
+            "regression",
+            f"MLP {'-'.join(map(str, hidden))} (drawn per task)",
+            f"synthetic teacher-student, {features} inputs (seeded)",
+            "r2",
+            "meta-train",
+            target=0.88,
+            default_lr=1e-3,
+            total_steps=1000,
+            decision_interval=25,
+        ),
+        data=partial(data.teacher_student, features=features),
+        model=partial(models.mlp, hidden=hidden),
+        loss="mse",
+        optimizer="adam",
+        batch_size=64,
+    )
+
+
+def teacher_student_classification_v1() -> TorchTask:
+    """:func:`teacher_student_classification` with its input size and student drawn once
+    per task (each run still draws its own teacher, data and split); SGD, batch 64."""
+    features, hidden = _per_task_draw(1)
+    return TorchTask(
+        TaskInfo(
+            "tabular classification",
+            f"MLP {'-'.join(map(str, hidden))} (drawn per task)",
+            f"synthetic teacher-student, {features} inputs, 4 classes (seeded)",
+            "accuracy",
+            "meta-train",
+            target=0.82,
+            default_lr=1e-2,
+            total_steps=1000,
+            decision_interval=25,
+        ),
+        data=partial(data.teacher_student, classes=4, features=features),
+        model=partial(models.mlp, hidden=hidden),
         optimizer="sgd",
         batch_size=64,
     )

@@ -78,7 +78,11 @@ def sklearn_data(rng: np.random.Generator, name: str, regression: bool = False) 
 
 
 def teacher_student(
-    rng: np.random.Generator, n: int = 3000, classes: int = 0, noise: float = 0.1
+    rng: np.random.Generator,
+    n: int = 3000,
+    classes: int = 0,
+    noise: float = 0.1,
+    features: int | None = None,
 ) -> ArraySplits:
     """Labels from a random teacher MLP of random input size, width and depth.
 
@@ -88,8 +92,9 @@ def teacher_student(
         classes: 0 for regression (teacher output plus Gaussian noise), else the number
             of classes (argmax of the teacher's logits).
         noise: Standard deviation of the regression noise, relative to the output's.
+        features: Input size; None draws it from ``rng`` (8 to 32).
     """
-    d = int(rng.integers(8, 33))
+    d = int(rng.integers(8, 33)) if features is None else int(features)
     width = int(rng.choice([16, 32, 64]))
     depth = int(rng.integers(1, 4))
     x = rng.standard_normal((n, d)).astype(np.float32)

@@ -209,6 +209,22 @@ def test_models_the_translation_cannot_read_keep_the_vmap_path():
     np.testing.assert_allclose(reports[1].losses, task.build(1, 1e-2).train(3).losses, rtol=1e-5)
 
 
+@pytest.mark.parametrize("kind", ["Regression", "Classification"])
+def test_teacher_student_v1_stacks_where_v0_cannot(kind):
+    v0, v1 = (f"lrgym/TeacherStudent{kind}-v{n}" for n in (0, 1))
+    with pytest.raises(NotBatchable, match="architecture"):  # -v0 draws it per run, as ever
+        check_batchable(lrgym.make_task(v0))
+    task = lrgym.make_task(v1)  # the same draws once per task: every run has one shape
+    check_batchable(task)
+    shapes = {
+        tuple(tuple(p.shape) for p in task.build(seed, 1e-3).model.parameters())
+        for seed in range(4)
+    }
+    assert len(shapes) == 1
+    actions = np.random.default_rng(2).uniform(-1, 1, (TOTAL // K_STEPS, 2, 1)).astype(np.float32)
+    _assert_close(*_episodes(task, ["lr"], [1e-3, 1e-2], [5, 6], actions))
+
+
 def test_autoreset_starts_a_new_run_in_the_same_step():
     venv = BatchedLRControlEnv(MLP, 2, K_STEPS, 20)
     venv.reset(seed=3, options={"initial_lr": [1e-3, 1e-3], "run_seed": [1, 2]})
