@@ -92,7 +92,9 @@ class LRControlEnv(gym.Env):
     Initial LR from ``options["initial_lr"]`` or log-uniform over ``[1e-5, 1e-1]``; the
     run's seed from ``options["run_seed"]`` or drawn from the env's ``np_random``. Extra
     hyperparameters start at the task's own values, or at ``options["initial_hparams"]``
-    (a dict such as ``{"momentum": 0.5}``, within bounds).
+    (a dict such as ``{"momentum": 0.5}``, within bounds). ``options`` must be a dict
+    (``TypeError`` otherwise) whose keys are :data:`RESET_OPTIONS`: any other key, e.g. the
+    typo ``intial_lr``, raises a ``ValueError`` naming the known ones.
 
     ## Episode End
     Terminated when the step budget is spent, or when the run diverges (non-finite

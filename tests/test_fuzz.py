@@ -11,6 +11,14 @@ unknown names, bad paths). Then:
   ``load_state_dict``, ``check_initial_lr``, ``grid``, ``load_agent``, user tables): an
   invalid input raises the documented error, a valid one works and stays in range.
 
+Issue 26 adds the files and values users hand in: agent cards (action ranges, 1e400 and
+NaN literals), init cards and weights (family options naming paths, types, model size,
+NaN/inf weights), suggester files (keys, shapes, NaN/inf), reset options (typos, types),
+CSV shapes (empty, header-only, ragged, id or regression label) and ``step(loss=...)``
+values, each also as a FIFO, a link to ``/dev/zero`` or a folder where a file is read.
+Every example runs under an alarm: one that takes longer than ``LRGYM_FUZZ_HANG_S``
+seconds (120) fails as a hang.
+
 Outcomes are counted by class (works, clean error; any traceback, silent acceptance or
 lost data fails the test). The default run uses a fixed, derandomised example set per
 property (``PROFILES["fast"]``); ``pytest -m fuzz`` runs ten times as many, randomised.
@@ -19,6 +27,7 @@ Set ``LRGYM_FUZZ_REPORT=path.json`` to write the counts.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import itertools
@@ -26,7 +35,9 @@ import json
 import math
 import os
 import shutil
+import signal
 import tempfile
+import threading
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -88,9 +99,34 @@ def run_property(name: str, profile: str, strategy, check) -> None:
     )
     @given(strategy)
     def prop(case):
-        check(case)
+        with no_hang():
+            check(case)
 
     prop()
+
+
+HANG_SECONDS = float(os.environ.get("LRGYM_FUZZ_HANG_S", "120"))
+"""An example that takes longer fails as a hang (e.g. a FIFO read without a check)."""
+
+
+@contextlib.contextmanager
+def no_hang():
+    """Fail with TimeoutError if the body runs longer than :data:`HANG_SECONDS` (SIGALRM
+    interrupts a blocked ``open`` of a FIFO; main thread, POSIX only)."""
+    if not hasattr(signal, "SIGALRM") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def hang(signum, frame):
+        raise TimeoutError(f"hang: an example ran longer than {HANG_SECONDS:g} s")
+
+    previous = signal.signal(signal.SIGALRM, hang)
+    signal.setitimer(signal.ITIMER_REAL, HANG_SECONDS)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 PROFILE = pytest.mark.parametrize("profile", ["fast", pytest.param("fuzz", marks=pytest.mark.fuzz)])
@@ -818,8 +854,10 @@ def file_variant(path: Path, kind: str, text: str) -> None:
         path.write_text(text)
 
 
-FILE_KINDS = ["fifo", "dev-zero", "folder"]
-"""Non-regular variants of any card or weights file: refused, and never read."""
+FILE_KINDS = ["fifo", "folder"] + ([] if os.environ.get("LRGYM_FUZZ_NO_DEV_ZERO") else ["dev-zero"])
+"""Non-regular variants of any card or weights file: refused, and never read. Set
+``LRGYM_FUZZ_NO_DEV_ZERO=1`` to leave out /dev/zero when running these tests against code
+without the checks (it would read /dev/zero until memory runs out)."""
 
 needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs and /dev/zero")
 
