@@ -305,8 +305,10 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig
     """
     values: dict[str, Any] = {}
     if path is not None:
-        try:
-            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        from lrgym.file_checks import read_text
+
+        try:  # a regular, size-capped file: a FIFO here must not hang (lrgym.file_checks)
+            loaded = yaml.safe_load(read_text(path, "config file", error=ConfigError)) or {}
         except FileNotFoundError:
             raise ConfigError(f"config file {path} does not exist") from None
         except IsADirectoryError:
