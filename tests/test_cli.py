@@ -387,3 +387,40 @@ def test_calibrate_leaves_diverged_and_non_finite_runs_out(monkeypatch):
     (found,) = calibration.calibrate([XGB_R2], seeds=[100, 101])
     assert "constant" not in found.medians and "cosine" not in found.medians
     assert found.best_median == pytest.approx(0.8) and found.target == pytest.approx(0.77)
+
+
+def test_journal_fingerprint_covers_card_and_weights_not_later_results(tmp_path):
+    """A rerun after a card or weights change runs again; a summary written into the card
+    afterwards (evaluate --update-card) does not make the recorded runs stale."""
+    from lrgym.compare import RunSpec
+    from lrgym.meta_init.checkpoint import resolve_init
+    from lrgym.results_store import folder_fingerprint, run_key, scheduler_fingerprint
+
+    agent = tmp_path / "agent"
+    shutil.copytree(lrgym.load_agent("default").path, agent)
+    name = f"learned:{agent}"
+    original = scheduler_fingerprint(name)
+    assert original and original == folder_fingerprint(agent)
+    card = json.loads((agent / "card.json").read_text())
+    card["evaluation"]["later"] = "| a table written after the runs |"
+    (agent / "card.json").write_text(json.dumps(card))
+    assert scheduler_fingerprint(name) == original
+    card["action"]["max_log2_step"] = 0.5  # changes every decision
+    (agent / "card.json").write_text(json.dumps(card))
+    changed_card = scheduler_fingerprint(name)
+    assert changed_card != original
+    weights = bytearray((agent / "policy.safetensors").read_bytes())
+    weights[-1] ^= 1
+    (agent / "policy.safetensors").write_bytes(bytes(weights))
+    assert scheduler_fingerprint(name) not in (original, changed_card)
+
+    init = tmp_path / "init"
+    shutil.copytree(resolve_init("meta-init-digits"), init)
+    spec = RunSpec("meta-init/digits-0-v0", "constant", 0, None, str(init))
+    key = run_key(spec, 10, {f"init:{init}": folder_fingerprint(init)})
+    card = json.loads((init / "card.json").read_text())
+    card["selected_iteration"] += 1
+    (init / "card.json").write_text(json.dumps(card))
+    assert run_key(spec, 10, {f"init:{init}": folder_fingerprint(init)}) != key
+    plain = RunSpec("meta-init/digits-0-v0", "constant", 0)
+    assert len(json.loads(run_key(plain, 10, {}))) == 7  # without --init: the earlier key
