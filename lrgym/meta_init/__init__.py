@@ -13,8 +13,8 @@
 
 Importing this package registers no lrgym task: a family's meta-test tasks are
 registered on demand (:func:`register_meta_test_tasks`; ``--init DIR`` registers those of
-the init's family with the card's data options; ``--import lrgym.meta_init.builtin_tasks``
-registers the offline ``digits`` ones).
+the init's family, with its data from ``--init-data PATH``: a card never names paths;
+``--import lrgym.meta_init.builtin_tasks`` registers the offline ``digits`` ones).
 """
 
 from __future__ import annotations
