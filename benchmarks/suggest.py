@@ -232,7 +232,9 @@ def _report(results, args, suggester, skipped) -> tuple[str, dict]:
         "keeps (best by validation) within the budget; median over seeds, lower is better. "
         "`unit` = probes + one default run. TPE's start-up is fitted to each budget; "
         "random and grid spend the probes' steps on runs; `fixed` is one run of the card's "
-        "best fixed configuration (cheaper than the others).",
+        "best fixed configuration (cheaper than the others). At probes + 1 run a search "
+        "affords one or two runs, so TPE's start-up is the whole search and TPE and random "
+        "coincide (same seed, same first draw).",
         "",
     ]
     if skipped:
