@@ -58,6 +58,7 @@ from lrgym.agents.training_state import (
     save_training_state,
     state_files,
 )
+from lrgym.file_checks import read_json
 from lrgym.hyperparams import HyperParamSet
 from lrgym.policy_weights import PolicyWeights, export_policy
 from lrgym.registration import make_task, portable_specs, select_tasks, spec
@@ -188,9 +189,9 @@ class ValidationCallback(BaseCallback):
         self.eval_every = eval_every
         self.best_dir = best_dir
         score_file = best_dir / SCORE
-        self.best = (
-            json.loads(score_file.read_text())["score"] if score_file.exists() else -math.inf
-        )
+        # a regular, size-capped file (lrgym.file_checks): a FIFO here must not hang a resume
+        exists = score_file.exists() or score_file.is_symlink()
+        self.best = read_json(score_file, "score")["score"] if exists else -math.inf
         self._next = eval_every
 
     def _on_step(self) -> bool:
@@ -353,7 +354,7 @@ def _train(
             model = build_model(best_state, env, device="cpu")
         except (manifest.ManifestError, TrainingStateError) as exc:
             raise RunFolderError(f"the selected model is not loaded: {exc}") from None
-        selected = json.loads((best / SCORE).read_text())["timesteps"]
+        selected = read_json(best / SCORE, "score")["timesteps"]
         for name in state_files(TRAINING):  # the selected state, as it was saved
             with atomic_path(out / name) as tmp:
                 shutil.copyfile(best / name, tmp)

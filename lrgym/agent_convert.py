@@ -27,6 +27,7 @@ import numpy as np
 
 from lrgym._atomic import write_text_atomic
 from lrgym.agent import CARD, LEGACY_POLICY, LEGACY_SB3_FILES, AgentLoadError, load_agent, load_card
+from lrgym.file_checks import read_json
 from lrgym.policy_weights import LAYER_KINDS, POLICY, PolicyWeights
 
 CHECK_OBSERVATIONS = 10_000
@@ -192,7 +193,7 @@ def convert_agent(directory: str | Path, out: str | Path | None = None) -> Conve
             dirs_exist_ok=True,
         )
     weights.save(dst)
-    raw = json.loads((src / CARD).read_text(encoding="utf-8"))
+    raw = read_json(src / CARD, "agent card")  # regular, size-capped, strict JSON
     raw["policy"] = weights.spec()
     write_text_atomic(dst / CARD, json.dumps(raw, indent=2) + "\n")
 
