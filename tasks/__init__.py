@@ -3,7 +3,7 @@
 Like ``gymnasium/envs/__init__.py``: one ``register_task`` call per versioned id.
 """
 
-from lrgym.registration import register_task
+from lrgym.registration import register_group, register_task
 
 _BUILTIN = {
     "DigitsMLP-v0": "digits_mlp",
@@ -27,6 +27,17 @@ _BUILTIN = {
 for _name, _factory in _BUILTIN.items():
     register_task(id=f"lrgym/{_name}", entry_point=f"lrgym.tasks.builtin:{_factory}")
 
+# the held-out tasks added in round 24 (see lrgym.tasks.fresh), also a group of their own
+_FRESH = {
+    "SparseParityNesterov-v0": "sparse_parity_nesterov",
+    "NoisyLinearAdagrad-v0": "noisy_linear_adagrad",
+    "SineFitRMSprop-v0": "sine_fit_rmsprop",
+    "TwoSpiralsAdamW-v0": "two_spirals_adamw",
+}
+for _name, _factory in _FRESH.items():
+    register_task(id=f"lrgym/{_name}", entry_point=f"lrgym.tasks.fresh:{_factory}")
+register_group("held-out-fresh", lambda count=None: [f"lrgym/{name}" for name in _FRESH])
+
 # the multi-hyperparameter envs, the real-world suite and its text tasks, and the
 # procedural families (one id each; `--tasks procedural` selects drawn tasks)
-from lrgym.tasks import fresh, multi, procedural, real, text  # noqa: E402, F401
+from lrgym.tasks import multi, procedural, real, text  # noqa: E402, F401

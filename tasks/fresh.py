@@ -18,7 +18,9 @@ TwoSpiralsAdamW-v0         two interleaved spirals, MLP 4×64, AdamW     long, c
 ========================== ============================================ ==============
 
 They form the ``held-out`` split with the first five, and the group ``held-out-fresh``
-on their own (``--tasks held-out-fresh``), so they can be reported beside the others.
+on their own (``--tasks held-out-fresh``), so they can be reported beside the others;
+both are registered in :mod:`lrgym.tasks` (this module is imported only when one of
+them is made, as it imports torch).
 Targets follow :mod:`lrgym.tasks.builtin`'s rule (0.97 × the best static baseline's
 median final validation metric at the default LR, seeds 100-104, via
 ``python benchmarks/calibrate_targets.py --tasks held-out-fresh --workers 1``),
@@ -41,20 +43,10 @@ from functools import partial
 
 import numpy as np
 
-from lrgym.registration import register_group, register_task
 from lrgym.task import ArraySplits, TaskInfo
 from lrgym.tasks import models
 from lrgym.tasks.data import split_arrays
 from lrgym.torch_trainee import TorchTask
-
-FRESH = {
-    "SparseParityNesterov-v0": "sparse_parity_nesterov",
-    "NoisyLinearAdagrad-v0": "noisy_linear_adagrad",
-    "SineFitRMSprop-v0": "sine_fit_rmsprop",
-    "TwoSpiralsAdamW-v0": "two_spirals_adamw",
-}
-"""The round-24 held-out tasks: id (under ``lrgym/``) and entry point in this module."""
-
 
 # --- data: every array follows from the run's rng -----------------------------------
 
@@ -185,13 +177,3 @@ def two_spirals_adamw() -> TorchTask:
         optimizer="adamw",
         batch_size=64,
     )
-
-
-def _ids(count: int | None = None) -> list[str]:
-    """Ids of the ``held-out-fresh`` group (``count`` is ignored: all four)."""
-    return [f"lrgym/{name}" for name in FRESH]
-
-
-for _name, _factory in FRESH.items():
-    register_task(id=f"lrgym/{_name}", entry_point=f"lrgym.tasks.fresh:{_factory}")
-register_group("held-out-fresh", _ids)
