@@ -14,7 +14,13 @@ import numpy as np
 
 from lrgym.suggester.knobs import TunableTask, tunable
 from lrgym.suggester.model import Suggester, load_suggester
-from lrgym.suggester.probes import RunOutcome, probe_task, range_slot, run_config
+from lrgym.suggester.probes import (
+    RunOutcome,
+    probe_task,
+    range_configs,
+    range_slot,
+    run_config,
+)
 from lrgym.suggester.search import SEARCHES, SearchResult, Trial, optuna_search
 from lrgym.suggester.space import STEPS_KNOB, SearchSpace, Value
 
@@ -253,9 +259,10 @@ def suggest(
 
     With ``search="suggest"`` (the default) it runs the meta-model's short probes (their
     steps count against the budget), ranks the task's configurations by predicted
-    validation metric and returns the best; ``train=True`` then trains it for
-    ``final_steps`` steps. ``search="tpe"``, ``"random"`` or ``"grid"`` instead spend the
-    whole budget on an Optuna search of full runs (``lrgym[tune]``).
+    validation metric (clipped to the metric's range, with an in-range interval) and
+    returns the best; ``train=True`` then trains it for ``final_steps`` steps.
+    ``search="tpe"``, ``"random"`` or ``"grid"`` instead spend the whole budget on an
+    Optuna search of full runs (``lrgym[tune]``).
 
     Args:
         task: A registered task id or a task object.
@@ -264,7 +271,9 @@ def suggest(
         suggester: A trained suggester or its directory (None: the shipped one).
         search: ``"suggest"`` or one of :data:`~lrgym.suggester.search.SEARCHES`.
         train: Train the suggestion (the meta-model path) once it is chosen.
-        final_steps: Steps of the final run (default: the task's ``total_steps``).
+        final_steps: Steps of the final run. Default: the task's ``total_steps`` or what
+            the budget leaves after the probes, whichever is less (a note says so). A
+            value above what is left is kept with a note (an error with ``train``).
         scheduler: Harness scheduler for the final run, e.g. ``"learned:default"``.
         on_trial: Called after each run of an Optuna search.
 
@@ -359,8 +368,6 @@ def suggest(
 
 
 def _describe_probes(model: Suggester, tt: TunableTask) -> str:
-    from lrgym.suggester.probes import range_configs
-
     text = f"{model.probe.n_probes} probes x {model.probe.steps} steps"
     if model.probe.range_steps:
         n = len(range_configs(tt))
