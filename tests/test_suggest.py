@@ -466,3 +466,19 @@ def test_shipped_suggester_tells_wine_from_digits():
         assert s.probe_steps + s.final_steps <= s.budget
     card = load_suggester().card
     assert card["runs"] > 0 and card["tasks"] and "probes:" in card["trained_on"]
+
+
+@dataclass
+class NoLRTask(UserTask):
+    """A user task whose only knob is the width: the range test still ramps the LR."""
+
+    search_space = SearchSpace((Knob("width", default=8, choices=(4, 8, 16)),))
+
+    def build_config(self, seed: int, config):
+        return super().build_config(seed, {**config, "lr": 1e-2, "optimizer": "adam"})
+
+
+def test_range_test_runs_without_an_lr_knob():
+    settings = ProbeSettings(1, 10, range_steps=20)
+    probe = probe_task(tunable(NoLRTask()), 0, settings)
+    assert probe.steps == 10 + 20 and np.all(np.isfinite(probe.features))

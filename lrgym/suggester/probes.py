@@ -224,7 +224,8 @@ def range_test(tt: TunableTask, config: dict, seed: int, steps: int) -> list[flo
     if STEPS_KNOB in tt.space:
         config = {**config, STEPS_KNOB: tt.space[STEPS_KNOB].default}
     with seeded_run(seed):
-        trainee = tt.build(seed, {**config, "lr": low})
+        ranged = "lr" in tt.space and tt.space["lr"].is_range  # else the knob's default
+        trainee = tt.build(seed, {**config, "lr": low} if ranged else config)
         try:
             trainee.set_lr(start)
             sched = torch.optim.lr_scheduler.ExponentialLR(trainee.optimizer, gamma)
