@@ -297,6 +297,10 @@ class TorchTask(Task):
         if self.weight_decay is None:
             self.weight_decay = DEFAULT_WEIGHT_DECAY.get(self.optimizer, 0.0)
 
+    def probe_optimizer(self) -> torch.optim.Optimizer:
+        """The task's optimizer over one throwaway parameter (to ask what it is)."""
+        return make_optimizer(self.optimizer, [nn.Parameter(torch.zeros(1))], 1e-3)
+
     def build(self, seed: int, lr: float) -> TorchTrainee:
         """Data split, model init and batch order all follow from ``seed``."""
         data_seq, model_seq, torch_seq = np.random.SeedSequence(int(seed)).spawn(3)

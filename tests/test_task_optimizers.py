@@ -79,3 +79,26 @@ def test_every_static_schedule_runs_with_any_optimizer(cls):
             opt.step()
             scheduler.step()
         assert 0 <= opt.param_groups[0]["lr"] <= 0.1 + 1e-12, name  # cosine ends at 0
+
+
+def test_the_grid_leaves_out_controllers_that_cannot_drive_the_optimizer():
+    """Hypergradient descent has rules for SGD and Adam only: tasks trained with Adagrad,
+    RMSprop or Nesterov SGD are left out of its runs, not crashed into."""
+    from lrgym.compare import grid
+
+    tasks = ["lrgym/SparseParityNesterov-v0", "lrgym/NoisyLinearAdagrad-v0"]
+    tasks += ["lrgym/SineFitRMSprop-v0", "lrgym/TwoSpiralsAdamW-v0"]
+    specs = grid(tasks, ["hypergradient", "feedback-rule"], [0])
+    pairs = {(s.task, s.scheduler) for s in specs}
+    assert {t for t, s in pairs if s == "hypergradient"} == {"lrgym/TwoSpiralsAdamW-v0"}
+    assert {t for t, s in pairs if s == "feedback-rule"} == set(tasks)
+
+
+@pytest.mark.parametrize(
+    "scheduler", ["constant", "onecycle", "plateau", "feedback-rule", "prodigy", "learned:default"]
+)
+def test_every_controller_runs_a_task_trained_with_adagrad(scheduler):
+    from lrgym.compare import RunSpec, run_one
+
+    result = run_one(RunSpec("lrgym/NoisyLinearAdagrad-v0", scheduler, 0), total_steps=50)
+    assert result.row["steps"] == 50 and np.isfinite(result.row["final_val_metric"])

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from lrgym.controller import Controller
 from lrgym.controllers.feedback_rule import FeedbackRuleLR
-from lrgym.controllers.hypergradient import HypergradientLR
+from lrgym.controllers.hypergradient import HypergradientLR, optimizer_kind
 from lrgym.controllers.learned import LEARNED_PREFIX, LearnedController
 from lrgym.controllers.lr_predictor import PredictorController
 from lrgym.controllers.optimizer_baselines import ProdigyBaseline, ScheduleFreeAdamW
@@ -37,7 +37,9 @@ def _feedback_rule() -> Controller:
 
 def _hypergradient() -> Controller:
     return SchedulerController(
-        lambda opt, total, interval: HypergradientLR(opt), needs_gradients=True
+        lambda opt, total, interval: HypergradientLR(opt),
+        needs_gradients=True,
+        check_optimizer=optimizer_kind,
     )
 
 

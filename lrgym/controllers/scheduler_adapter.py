@@ -15,6 +15,7 @@ from torch.optim import Optimizer
 from lrgym.controller import Controller
 from lrgym.feedback_scheduler import FeedbackLRScheduler
 from lrgym.task import Task
+from lrgym.torch_trainee import TorchTask
 from lrgym.trainee import EvalReport
 
 SchedulerBuilder = Callable[[Optimizer, int, int], FeedbackLRScheduler]
@@ -28,16 +29,33 @@ class SchedulerController(Controller):
         build: Makes the scheduler when the run starts.
         needs_gradients: If True, the controller does not apply to gradient-free tasks
             (``task.has_gradients`` is False), and the comparison grid leaves such runs out.
+        check_optimizer: Raises TypeError for an optimizer the scheduler cannot drive
+            (e.g. hypergradient descent and Adagrad); the grid then leaves out the tasks
+            that train with one.
     """
 
-    def __init__(self, build: SchedulerBuilder, needs_gradients: bool = False) -> None:
+    def __init__(
+        self,
+        build: SchedulerBuilder,
+        needs_gradients: bool = False,
+        check_optimizer: Callable[[Optimizer], object] | None = None,
+    ) -> None:
         self.build = build
         self.needs_gradients = needs_gradients
+        self.check_optimizer = check_optimizer
         self.scheduler: FeedbackLRScheduler | None = None
 
     def applies_to(self, task: Task) -> bool:
-        """False for tasks without gradients when the scheduler needs them."""
-        return task.has_gradients or not self.needs_gradients
+        """False for tasks without gradients when the scheduler needs them, and for
+        tasks whose optimizer the scheduler cannot drive."""
+        if self.needs_gradients and not task.has_gradients:
+            return False
+        if self.check_optimizer is not None and isinstance(task, TorchTask):
+            try:
+                self.check_optimizer(task.probe_optimizer())
+            except TypeError:
+                return False
+        return True
 
     def start(self, optimizer: Optimizer, total_steps: int, decision_interval: int) -> None:
         self.scheduler = self.build(optimizer, total_steps, decision_interval)
