@@ -55,12 +55,14 @@ def quiet_worker() -> None:
     workers), ``SIGTERM`` ends the worker by the default action (no handler, no
     traceback), a write to a pipe whose reader is gone ends it by ``SIGPIPE`` (Python
     turns that into ``BrokenPipeError`` otherwise), and :func:`watch_parent` ends it when
-    its parent dies.
+    its parent dies. Signal handlers can only be set from a main thread: where the
+    worker runs in another one (a Ray actor's), its runtime owns the signals.
     """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    if hasattr(signal, "SIGPIPE"):
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    if threading.current_thread() is threading.main_thread():  # not in a Ray actor's thread
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if hasattr(signal, "SIGPIPE"):
+            signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     parent = multiprocessing.parent_process()
     if parent is not None and not isinstance(sys.stderr, _QuietWhenOrphaned):
         sys.stderr = _QuietWhenOrphaned(sys.stderr, parent)
