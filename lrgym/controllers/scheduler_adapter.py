@@ -15,7 +15,6 @@ from torch.optim import Optimizer
 from lrgym.controller import Controller
 from lrgym.feedback_scheduler import FeedbackLRScheduler
 from lrgym.task import Task
-from lrgym.torch_trainee import TorchTask
 from lrgym.trainee import EvalReport
 
 SchedulerBuilder = Callable[[Optimizer, int, int], FeedbackLRScheduler]
@@ -50,9 +49,10 @@ class SchedulerController(Controller):
         tasks whose optimizer the scheduler cannot drive."""
         if self.needs_gradients and not task.has_gradients:
             return False
-        if self.check_optimizer is not None and isinstance(task, TorchTask):
+        probe = getattr(task, "probe_optimizer", None)  # torch tasks say which optimizer
+        if self.check_optimizer is not None and probe is not None:
             try:
-                self.check_optimizer(task.probe_optimizer())
+                self.check_optimizer(probe())
             except TypeError:
                 return False
         return True
