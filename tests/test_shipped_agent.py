@@ -28,7 +28,7 @@ from lrgym.cli import app
 from lrgym.policy_weights import POLICY
 
 SHIPPED = resolve_agent("default")
-AGENTS = ["default", "multi-hp", "multi-hp-xgb"]
+AGENTS = ["default", "multi-hp"]
 
 
 @pytest.mark.parametrize("name", AGENTS)
@@ -88,7 +88,6 @@ def test_init_from_is_checked_before_anything_runs(tmp_path):
     ("name", "hparams"),
     [
         ("multi-hp", ["lr", "momentum", "weight_decay"]),
-        ("multi-hp-xgb", ["lr", "max_depth", "subsample"]),
     ],
 )
 def test_multi_hp_agents_drive_their_hyperparameters(name, hparams):

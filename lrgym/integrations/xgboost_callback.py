@@ -17,8 +17,8 @@ optimizer (:func:`lrgym.xgb_trainee.proxy_optimizer`), and
 round. After each round the callback reads ``evals_log``: the training loss from the
 first evaluation set, the validation loss and metric from the last one (when there are
 two or more), feeds them to the scheduler and steps it. An agent trained to control
-``max_depth`` and ``subsample`` too (``lrgym train --hparams lr,max_depth,subsample``,
-e.g. ``trained_agents/multi-hp-xgb``) sets them the same way each round, starting from
+``max_depth`` and ``subsample`` too (``lrgym train --config
+agents/recipes/multi-hp-xgb.yaml``) sets them the same way each round, starting from
 the booster's own values.
 
 Needs no extra: XGBoost is a core dependency of lrgym.
