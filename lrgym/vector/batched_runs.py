@@ -133,6 +133,12 @@ class CompiledOrEager:
         return self.fn(*args)
 
 
+def _per_slot_cross_entropy(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Every slot's mean cross-entropy, (K,), from outputs (K, B, classes) and targets
+    (K, B): one call (``vmap`` over the per-slot loss cost 6% of a DigitsCNN step)."""
+    return nn.functional.cross_entropy(out.transpose(1, 2), y, reduction="none").mean(1)
+
+
 def _stacked_grad(
     forward: Callable[[dict[str, torch.Tensor], torch.Tensor], torch.Tensor],
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
@@ -291,7 +297,10 @@ class BatchedRuns:
                 example = trainee.tensors["train"][0][0]
                 self._example_bytes = largest_output_bytes(self._template, example)
                 self.grad_chunk = slots_per_pass(self._example_bytes, self.batch_size)
-                self._grad = partial(_stacked_grad, self._forward, vmap(loss_fn), self.grad_chunk)
+                per_slot = vmap(loss_fn)
+                if self.loss_name == "cross_entropy":
+                    per_slot = _per_slot_cross_entropy
+                self._grad = partial(_stacked_grad, self._forward, per_slot, self.grad_chunk)
                 self.path = "grouped"
             except NotStackable:
                 pass  # a model the translation does not read: vmap serves it
