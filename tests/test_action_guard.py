@@ -8,48 +8,20 @@ options act as they always did.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from synthetic_agents import constant_agent
 from torch import nn
 
 import lrgym
 from lrgym.actions import LogLRAction
-from lrgym.agent import Agent, AgentCard
 from lrgym.agents.config import ConfigError, load_config
 from lrgym.decision import DecisionPath
 from lrgym.env import LRControlEnv
 from lrgym.guard import FALL_LOG2, RISE_LOG2, HarmGuard
 from lrgym.hyperparams import HyperParamSet
-from lrgym.policy_weights import PolicyWeights
-from lrgym.signals import FEATURES, OBS_LAYOUT_VERSION
-
-
-def constant_agent(value: float, **action) -> Agent:
-    """An agent whose action is always ``value``, with the given action settings."""
-    n = len(FEATURES)
-    card = AgentCard(
-        name="synthetic",
-        lrgym_version=lrgym.__version__,
-        obs_layout_version=OBS_LAYOUT_VERSION,
-        features=list(FEATURES),
-        action={"max_log2_step": 1.0, "min_lr": 1e-7, "max_lr": 10.0, **action},
-        tasks=[],
-        total_timesteps=0,
-        seed=0,
-        wall_seconds=0.0,
-        command="",
-    )
-    policy = PolicyWeights(
-        mean=np.zeros(n, np.float32),
-        std=np.ones(n, np.float32),
-        clip_obs=math.inf,
-        layers=("linear",),
-        linear=((np.zeros((1, n), np.float32), np.array([value], np.float32)),),
-    )
-    return Agent(Path("synthetic"), card, policy)
 
 
 def feed(scheduler: lrgym.PolicyScheduler, losses: list[float], evals=None) -> list[float]:

@@ -19,6 +19,7 @@ import gymnasium
 import numpy as np
 import pytest
 import torch
+from synthetic_agents import constant, linear_tanh, synthetic_card
 from torch import nn
 
 import lrgym
@@ -26,7 +27,7 @@ from lrgym.agent import Agent, AgentCard
 from lrgym.agents.config import load_config
 from lrgym.agents.train import train
 from lrgym.policy_weights import PolicyWeights
-from lrgym.signals import FEATURES, OBS_LAYOUT_VERSION
+from lrgym.signals import FEATURES
 
 TASK = "lrgym/DigitsMLP-v0"
 TOTAL, K, LR0 = 100, 10, 1e-3
@@ -54,46 +55,6 @@ def agent_dir(tmp_path_factory) -> Path:
 # --- synthetic agents ---------------------------------------------------------------------
 
 
-def linear_tanh(w: torch.Tensor | np.ndarray) -> PolicyWeights:
-    """``tanh(obs @ w)`` (no normalisation, no clip): every feature moves the action."""
-    w = np.asarray(w, dtype=np.float32)
-    n_features, n_actions = w.shape
-    return PolicyWeights(
-        mean=np.zeros(n_features, np.float32),
-        std=np.ones(n_features, np.float32),
-        clip_obs=math.inf,
-        layers=("linear", "tanh"),
-        linear=((w.T, np.zeros(n_actions, np.float32)),),
-    )
-
-
-def constant(value: float) -> PolicyWeights:
-    """Always ``value``, whatever the observation."""
-    n = len(FEATURES)
-    return PolicyWeights(
-        mean=np.zeros(n, np.float32),
-        std=np.ones(n, np.float32),
-        clip_obs=math.inf,
-        layers=("linear",),
-        linear=((np.zeros((1, n), np.float32), np.array([value], np.float32)),),
-    )
-
-
-def card(**action) -> AgentCard:
-    return AgentCard(
-        name="synthetic",
-        lrgym_version=lrgym.__version__,
-        obs_layout_version=OBS_LAYOUT_VERSION,
-        features=list(FEATURES),
-        action={"max_log2_step": 1.0, "min_lr": 1e-7, "max_lr": 10.0, **action},
-        tasks=[],
-        total_timesteps=0,
-        seed=0,
-        wall_seconds=0.0,
-        command="",
-    )
-
-
 class Recording(Agent):
     """An agent that records every observation it is asked to act on."""
 
@@ -112,11 +73,11 @@ class Recording(Agent):
 
 def sensitive_agent(scale: float = 0.3) -> Recording:
     w = scale * torch.randn(len(FEATURES), 1, generator=torch.Generator().manual_seed(0))
-    return Recording(Path("synthetic"), card(), linear_tanh(w))
+    return Recording(Path("synthetic"), synthetic_card(), linear_tanh(w.numpy()))
 
 
 def constant_agent(value: float, **action) -> Recording:
-    return Recording(Path("synthetic"), card(**action), constant(value))
+    return Recording(Path("synthetic"), synthetic_card(**action), constant(value))
 
 
 def feature_diff(a: np.ndarray, b: np.ndarray) -> list[tuple[str, float, float]]:

@@ -15,8 +15,7 @@ one small classification run of 600 optimizer steps, validated every 25 steps, a
 * **refuse** a state dict it would not have written, naming the value, unchanged after.
 
 The learned policy is also resumed with the opt-in action maps (a cosine base with the
-harm guard; an early range, which is expected to fail until the decision path saves its
-decision count for it).
+harm guard; an early range).
 """
 
 from __future__ import annotations
@@ -33,17 +32,17 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from synthetic_agents import linear_tanh, synthetic_card
 from torch import nn
 
-from lrgym.agent import Agent, AgentCard
+from lrgym.agent import Agent
 from lrgym.controllers.feedback_rule import FeedbackRule, FeedbackRuleLR
 from lrgym.controllers.hypergradient import HypergradientLR
 from lrgym.controllers.lr_predictor import PREDICTOR_FEATURES, LRPredictor, PredictorLR
 from lrgym.controllers.lr_predictor import make_network as predictor_network
 from lrgym.feedback_scheduler import FeedbackLRScheduler
-from lrgym.policy_weights import PolicyWeights
 from lrgym.scheduler import PolicyScheduler
-from lrgym.signals import FEATURES, OBS_LAYOUT_VERSION
+from lrgym.signals import FEATURES
 
 TOTAL, EVAL_EVERY, BATCH = 600, 25, 32
 GEN = torch.Generator().manual_seed(0)
@@ -57,28 +56,8 @@ def sensitive_agent(**action: Any) -> Agent:
 
     ``action``: settings of the agent's action map beyond the default ones.
     """
-    n = len(FEATURES)
-    w = 0.3 * torch.randn(n, 1, generator=torch.Generator().manual_seed(0)).numpy()
-    policy = PolicyWeights(
-        mean=np.zeros(n, np.float32),
-        std=np.ones(n, np.float32),
-        clip_obs=math.inf,
-        layers=("linear", "tanh"),
-        linear=((w.T.astype(np.float32), np.zeros(1, np.float32)),),
-    )
-    card = AgentCard(
-        name="synthetic",
-        lrgym_version="0",
-        obs_layout_version=OBS_LAYOUT_VERSION,
-        features=list(FEATURES),
-        action={"max_log2_step": 1.0, "min_lr": 1e-7, "max_lr": 10.0, **action},
-        tasks=[],
-        total_timesteps=0,
-        seed=0,
-        wall_seconds=0.0,
-        command="",
-    )
-    return Agent(Path("synthetic"), card, policy)
+    w = 0.3 * torch.randn(len(FEATURES), 1, generator=torch.Generator().manual_seed(0)).numpy()
+    return Agent(Path("synthetic"), synthetic_card(**action), linear_tanh(w))
 
 
 def random_predictor() -> LRPredictor:
