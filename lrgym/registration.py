@@ -236,15 +236,31 @@ def make_task(task_id: str, **kwargs: Any) -> Task:
     return spec(task_id).make(**kwargs)
 
 
-def task_ids(split: str | None = None, variants: bool = False) -> list[str]:
+def task_ids(
+    split: str | None = None, variants: bool = False, superseded: bool = False
+) -> list[str]:
     """Registered task ids, optionally only those of one split (``meta-train``/
     ``held-out``/``real``); env variants (see :func:`register_task`) and procedural
-    families (:func:`register_family`) only if ``variants``."""
+    families (:func:`register_family`) only if ``variants``; a version superseded by a
+    newer one of the same name (``Name-v0`` beside ``Name-v1``) only if ``superseded``
+    (it stays registered, so old agents' cards and results still resolve)."""
     load_plugins()
     ids = sorted(i for i, s in registry.items() if variants or not (s.is_variant or s.is_family))
+    if not superseded:
+        ids = [i for i in ids if not _superseded(i)]
     if split is None:
         return ids
     return [i for i in ids if make_task(i).info.split == split]
+
+
+def _superseded(task_id: str) -> bool:
+    """True if a newer version of ``task_id``'s name is registered."""
+    match = re.fullmatch(r"(.+)-v(\d+)", task_id)
+    if match is None:
+        return False
+    name, version = match.group(1), int(match.group(2))
+    newer = (re.fullmatch(rf"{re.escape(name)}-v(\d+)", other) for other in registry)
+    return any(m is not None and int(m.group(1)) > version for m in newer)
 
 
 groups: dict[str, Callable[[int | None], list[str]]] = {}

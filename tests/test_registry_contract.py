@@ -22,7 +22,10 @@ from lrgym.env import LRControlEnv
 from lrgym.registration import _ID_PATTERN
 from lrgym.task import SPLITS
 
-TASK_IDS = lrgym.task_ids("meta-train") + lrgym.task_ids("held-out")
+TASK_IDS = [  # superseded versions (TeacherStudent*-v0) stay registered: test them too
+    *lrgym.task_ids("meta-train", superseded=True),
+    *lrgym.task_ids("held-out", superseded=True),
+]
 """The offline suite. Real tasks (split "real") fetch their data on demand; their
 contract runs on small local files in tests/test_real_tasks.py."""
 TOTAL_STEPS = 6

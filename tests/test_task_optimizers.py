@@ -10,6 +10,7 @@ import pytest
 import torch
 from user_tasks_example import make_tiny
 
+import lrgym
 from lrgym.env import LRControlEnv
 from lrgym.torch_trainee import OPTIMIZERS, optimizer_name
 
@@ -102,3 +103,13 @@ def test_every_controller_runs_a_task_trained_with_adagrad(scheduler):
 
     result = run_one(RunSpec("lrgym/NoisyLinearAdagrad-v0", scheduler, 0), total_steps=50)
     assert result.row["steps"] == 50 and np.isfinite(result.row["final_val_metric"])
+
+
+def test_split_selections_take_the_newest_version_of_a_task():
+    """TeacherStudent*-v1 supersede -v0 in ``meta-train``; -v0 stays makeable."""
+    meta = lrgym.task_ids("meta-train")
+    assert "lrgym/TeacherStudentRegression-v1" in meta
+    assert "lrgym/TeacherStudentRegression-v0" not in meta
+    assert "lrgym/TeacherStudentRegression-v0" in lrgym.task_ids("meta-train", superseded=True)
+    assert lrgym.select_tasks(["meta-train"]) == meta
+    assert lrgym.make_task("lrgym/TeacherStudentRegression-v0").info.split == "meta-train"

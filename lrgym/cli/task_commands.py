@@ -40,7 +40,7 @@ def tasks(
     if split is not None and split not in SPLITS:
         raise _fail(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
     rows: dict[str, list[tuple[str, str, str, str, str]]] = {s: [] for s in SPLITS}
-    for task_id in task_ids(split, variants=True):
+    for task_id in task_ids(split, variants=True, superseded=True):
         info = make_task(task_id).info
         task_spec = spec(task_id)
         hparams = task_spec.env_kwargs.get("hparams", ["lr"])
@@ -52,7 +52,7 @@ def tasks(
             metric, target, kind = "varies", "floor", "family"
         cell = f"{escape(task_id)}\n[dim]{escape(about)}[/]"
         rows.setdefault(info.split, []).append((cell, metric, target, ", ".join(hparams), kind))
-    widest = max([24, *(len(t) for t in task_ids(split, variants=True))])  # ids never cut
+    widest = max([24, *(len(t) for t in task_ids(split, variants=True, superseded=True))])
     for i, (name, found) in enumerate((n, f) for n, f in rows.items() if f):
         if i:
             console.print()
