@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_policy_scheduler import Recording, card, constant_agent, linear_tanh
+from synthetic_agents import linear_tanh, synthetic_card
+from test_policy_scheduler import Recording, constant_agent
 from torch import nn
 
 import lrgym
@@ -54,7 +55,7 @@ def every_feature_agent() -> Recording:
     """Sensitive to every feature, the update-size window's included."""
     w = 0.3 * torch.randn(len(FEATURES), 1, generator=torch.Generator().manual_seed(1))
     assert bool((w != 0).all())
-    return Recording(Path("synthetic"), card(), linear_tanh(w))
+    return Recording(Path("synthetic"), synthetic_card(), linear_tanh(w))
 
 
 def spy(sched: lrgym.PolicyScheduler) -> list[tuple[str, float]]:

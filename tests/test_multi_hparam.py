@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
+from synthetic_agents import linear_tanh
 from test_agent_training import tiny_config as tiny_training_config
-from test_policy_scheduler import linear_tanh
 from torch import nn
 
 import lrgym
@@ -480,7 +480,7 @@ def test_xgboost_callback_drives_every_hyperparameter_of_a_multi_hp_agent():
     # An agent that raises max_depth and lowers subsample at every decision: the callback
     # starts both from the booster's params and sets all three each round.
     import xgboost as xgb
-    from test_policy_scheduler import card
+    from synthetic_agents import synthetic_card as card
 
     from lrgym.integrations.xgboost_callback import XGBoostPolicyCallback
 
