@@ -42,7 +42,7 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import VecNormalize
 
 from lrgym import manifest
-from lrgym._atomic import is_temp_name, remove_stale_temp_files
+from lrgym._atomic import UnsafePathError, is_temp_name, refuse_links, remove_stale_temp_files
 from lrgym.agent import CONVERT_COMMAND, LEGACY_SB3_FILES, TRAINING
 from lrgym.agents.config import ConfigError, TrainConfig
 from lrgym.agents.training_state import (
@@ -129,10 +129,17 @@ def prepare_run_dir(out: Path, resume: bool, overwrite: bool) -> None:
 
     A new run needs an empty (or missing) directory; ``overwrite`` accepts one that holds
     an earlier run (only lrgym's run files), which :func:`clear_run_dir` then removes.
+    A symbolic link among the run's files (or in its folders) is refused, so nothing is
+    written or removed outside ``out``.
     """
     from lrgym.validate import writable_dir
 
     writable_dir("--out", out, RunFolderError)
+    if out.is_dir():  # checkpoints, best/ and the agent's files are written in place
+        try:
+            refuse_links(out, *sorted(RUN_ENTRIES))
+        except UnsafePathError as exc:
+            raise RunFolderError(str(exc)) from None
     if resume or not out.is_dir():
         return
     entries = sorted(p.name for p in out.iterdir() if not is_temp_name(p.name))

@@ -424,3 +424,21 @@ def test_journal_fingerprint_covers_card_and_weights_not_later_results(tmp_path)
     assert run_key(spec, 10, {f"init:{init}": folder_fingerprint(init)}) != key
     plain = RunSpec("meta-init/digits-0-v0", "constant", 0)
     assert len(json.loads(run_key(plain, 10, {}))) == 7  # without --init: the earlier key
+
+
+@pytest.mark.parametrize("name", ["checkpoints", "best", "tb"])
+def test_links_in_a_train_run_folder_are_refused(tmp_path, name):
+    """`lrgym train --overwrite/--resume` writes and removes checkpoints, best/ and the
+    agent's files in place: a planted link there must not lead outside the folder."""
+    outside = tmp_path / "outside"
+    (outside / "dir").mkdir(parents=True)
+    (outside / "dir" / "keep.txt").write_text("keep")
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / name).symlink_to(outside / "dir")
+    result = invoke(
+        "train", "--tasks", "lrgym/DigitsMLP-v0", "--out", out, "--overwrite", "--no-progress"
+    )
+    assert_usage_error(result, "symbolic link", name)
+    assert [p.name for p in (outside / "dir").iterdir()] == ["keep.txt"]
+    assert (outside / "dir" / "keep.txt").read_text() == "keep"
