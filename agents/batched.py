@@ -3,7 +3,7 @@
 Tasks are dealt round-robin to the ``n_envs`` workers; in its worker each task is a
 :class:`~lrgym.vector.BatchedLRControlEnv` of ``batched`` runs (stacked when the task
 allows it, one after another otherwise), and a worker's tasks sit side by side
-(:class:`~lrgym.vector.sb3.ConcatVecEnv`). Every task thus gets the same number of
+(:class:`~lrgym.agents.vec_env.ConcatVecEnv`). Every task thus gets the same number of
 parallel runs, as :class:`~lrgym.agents.meta_env.MetaTaskEnv` gives every task the same
 chance per episode.
 """
@@ -20,10 +20,10 @@ from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 from lrgym._lifetime import quiet_worker
 from lrgym.agents.config import TrainConfig
 from lrgym.agents.meta_env import TRAIN_SEEDS
+from lrgym.agents.vec_env import ConcatVecEnv, SubprocVecEnvGroup, VectorEnvAdapter
 from lrgym.registration import TaskSpec, ensure_registered, portable_specs
 from lrgym.signals import feature_indices
 from lrgym.vector.env import BatchedLRControlEnv
-from lrgym.vector.sb3 import ConcatVecEnv, SubprocVecEnvGroup, VectorEnvAdapter
 
 
 def start_worker(own_tasks: Sequence[TaskSpec]) -> None:

@@ -91,7 +91,7 @@ class TrainConfig:
             ``training.safetensors`` + ``training.json``, verified against its manifest;
             PPO keeps the agent's own settings, seeded by ``seed``) instead of a fresh PPO.
         backend: Where the environments run: ``"local"`` (worker processes here) or
-            ``"ray"`` (Ray actors on a cluster, :mod:`lrgym.ray_vec_env`; needs
+            ``"ray"`` (Ray actors on a cluster, :mod:`lrgym.agents.ray_vec_env`; needs
             ``pip install "lrgym[ray]"``). Same seed and ``n_envs``, same agent.
         address: Ray cluster address (``HEAD:6379``) for ``backend: ray``; default
             ``RAY_ADDRESS``, else a new local Ray instance.

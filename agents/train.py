@@ -49,6 +49,7 @@ from lrgym.agents.checkpoints import (
 from lrgym.agents.config import ConfigError, TrainConfig, load_config
 from lrgym.agents.meta_env import TRAIN_SEEDS, VALIDATION_SEEDS, MetaTaskEnv, zero_features
 from lrgym.agents.sb3_files import check_init_from, load_for_training, make_ppo
+from lrgym.agents.train_report import TrainReporter, cli_command
 from lrgym.agents.training_state import (
     TrainingState,
     TrainingStateError,
@@ -63,7 +64,6 @@ from lrgym.hyperparams import HyperParamSet
 from lrgym.policy_weights import PolicyWeights, export_policy
 from lrgym.registration import make_task, portable_specs, select_tasks, spec
 from lrgym.signals import OBS_LAYOUT_VERSION, feature_indices
-from lrgym.train_report import TrainReporter, cli_command
 
 
 def meta_train_tasks(config: TrainConfig) -> list[str]:
@@ -126,7 +126,7 @@ def make_vec_env(tasks: list[str], config: TrainConfig) -> VecEnv:
     ``config.backend == "ray"``); with ``config.batched``, each worker trains K runs per
     task at once."""
     if config.backend == "ray":
-        from lrgym.ray_vec_env import make_ray_vec_env
+        from lrgym.agents.ray_vec_env import make_ray_vec_env
 
         return make_ray_vec_env(tasks, config)
     if config.batched:

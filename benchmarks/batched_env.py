@@ -7,7 +7,7 @@ Measured side by side in one run, on the same cores, with one torch thread per p
 * **SubprocVecEnv path**: what ``lrgym train`` ran before batching: ``--workers``
   processes, each an ``LRControlEnv`` stepped through SB3's ``SubprocVecEnv``;
 * **batched**: ``--workers`` processes, each a ``BatchedLRControlEnv`` of K runs, through
-  :class:`lrgym.vector.sb3.SubprocVecEnvGroup` (what ``lrgym train --batched K`` runs).
+  :class:`lrgym.agents.vec_env.SubprocVecEnvGroup` (what ``lrgym train --batched K`` runs).
 
 A model-step is one optimizer step of one run. Every env step of the two env paths is
 one decision (``decision_interval`` model-steps per run), with actions 0 (hold the LR).
@@ -31,9 +31,9 @@ import torch
 from stable_baselines3.common.vec_env import SubprocVecEnv
 
 import lrgym
+from lrgym.agents.vec_env import SubprocVecEnvGroup, VectorEnvAdapter
 from lrgym.env import LRControlEnv
 from lrgym.vector.env import BatchedLRControlEnv
-from lrgym.vector.sb3 import SubprocVecEnvGroup, VectorEnvAdapter
 
 INTERVAL, EPISODE = 25, 500
 

@@ -2,7 +2,7 @@
 
 ``lrgym compare|evaluate --backend ray`` runs every (task, scheduler, seed, initial LR)
 as a Ray task (:func:`run_grid_on_ray`); ``lrgym train --backend ray`` puts the
-meta-training environments in Ray actors (:mod:`lrgym.ray_vec_env`). Both connect with
+meta-training environments in Ray actors (:mod:`lrgym.agents.ray_vec_env`). Both connect with
 :func:`connect`: an explicit address, else ``RAY_ADDRESS``, else a new local Ray
 instance on this machine. Ray is an optional extra (``pip install "lrgym[ray]"``) and is
 imported only here, when a Ray backend is asked for.

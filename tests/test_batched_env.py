@@ -20,10 +20,10 @@ from stable_baselines3.common.vec_env import VecEnv
 from typer.testing import CliRunner
 
 import lrgym
+from lrgym.agents.vec_env import ConcatVecEnv, VectorEnvAdapter
 from lrgym.cli import app
 from lrgym.env import LRControlEnv
 from lrgym.vector import BatchedLRControlEnv, BatchedRuns, NotBatchable, check_batchable
-from lrgym.vector.sb3 import ConcatVecEnv, VectorEnvAdapter
 
 MLP, CNN, XGB = "lrgym/DigitsMLP-v0", "lrgym/DigitsCNN-v0", "lrgym/BreastCancerXGB-v0"
 PROC_CNN = "lrgym/ProceduralCNN-7-v0"  # max and average pooling, tanh, flatten head

@@ -24,6 +24,7 @@ from user_tasks_example import TINY_ID, make_tiny, tiny_regression
 import lrgym
 from lrgym import cli
 from lrgym.agents.config import TrainConfig, load_config
+from lrgym.agents.train_report import TrainReporter, cli_command, markdown_table, real_total
 from lrgym.calibrate import Calibration, calibrate, target_rule, write_calibration
 from lrgym.cli import app
 from lrgym.cli.compare_commands import SCHEDULERS_HELP
@@ -35,7 +36,6 @@ from lrgym.report import write_report
 from lrgym.targets import TARGETS_FILE
 from lrgym.task import TaskInfo
 from lrgym.torch_trainee import TorchTask
-from lrgym.train_report import TrainReporter, cli_command, markdown_table, real_total
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 ray = pytest.importorskip("ray")
 
 from lrgym.agents.config import ConfigError  # noqa: E402
+from lrgym.agents.ray_vec_env import check_capacity  # noqa: E402
 from lrgym.agents.train import train  # noqa: E402
 from lrgym.cli import app  # noqa: E402
 from lrgym.compare import RunSpec, grid, run_grid, run_one, write_frames  # noqa: E402
@@ -29,7 +30,6 @@ from lrgym.ray_backend import (  # noqa: E402
     connect,
     run_grid_on_ray,
 )
-from lrgym.ray_vec_env import check_capacity  # noqa: E402
 from lrgym.registration import make_task  # noqa: E402
 
 runner = CliRunner()

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-from lrgym.train_report import AverageETAColumn
+from lrgym.agents.train_report import AverageETAColumn
 
 app = typer.Typer(
     help="lrgym: learn how to train neural networks.",

@@ -207,9 +207,9 @@ def train(
     from lrgym.agents.config import ConfigError, load_config
     from lrgym.agents.train import CONFIG
     from lrgym.agents.train import train as run_training
+    from lrgym.agents.train_report import TrainReporter, cli_command
     from lrgym.ray_backend import RayBackendError
     from lrgym.registration import UnknownTaskError
-    from lrgym.train_report import TrainReporter, cli_command
 
     reporter = TrainReporter(console, progress=progress)
 

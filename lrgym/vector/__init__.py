@@ -1,8 +1,8 @@
-"""Many training runs at once: a batched multi-run environment and its SB3 adapters.
+"""Many training runs at once: a batched multi-run environment and the engine beneath it.
 
 :class:`BatchedLRControlEnv` is a Gymnasium ``VectorEnv`` of K runs of one task; each
 slot equals an :class:`~lrgym.env.LRControlEnv` episode. :class:`BatchedRuns` is the
-engine underneath, and :mod:`lrgym.vector.sb3` adapts both to stable-baselines3.
+engine underneath; :mod:`lrgym.agents.vec_env` adapts both to stable-baselines3 for training.
 """
 
 from lrgym.vector.batched_runs import BatchedRuns, NotBatchable, check_batchable

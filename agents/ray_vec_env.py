@@ -4,7 +4,7 @@ SB3 has no multi-machine ``VecEnv`` (its maintainers point to custom ones) and R
 pins its own gymnasium, so this one is written here, small by reuse rather than by a
 second implementation: each actor runs the very worker loop the local backend runs in
 a subprocess (SB3's ``SubprocVecEnv`` worker for a plain environment, lrgym's
-:class:`~lrgym.vector.sb3.SubprocVecEnvGroup` worker for a batched one) on an in-process
+:class:`~lrgym.agents.vec_env.SubprocVecEnvGroup` worker for a batched one) on an in-process
 pipe, and the driver side *is* ``SubprocVecEnv`` / ``SubprocVecEnvGroup`` with its pipes
 replaced by connections to the actors. Every command (step, reset and its seeds,
 ``env_method`` with indices, close) therefore takes the local backend's code path, which
@@ -30,10 +30,10 @@ from stable_baselines3.common.vec_env import SubprocVecEnv, VecEnv, VecMonitor
 from stable_baselines3.common.vec_env import subproc_vec_env as sb3_subproc
 from stable_baselines3.common.vec_env.base_vec_env import CloudpickleWrapper
 
+from lrgym.agents import vec_env as lrgym_sb3
 from lrgym.agents.config import TrainConfig
+from lrgym.agents.vec_env import SubprocVecEnvGroup
 from lrgym.ray_backend import RayBackendError, connect
-from lrgym.vector import sb3 as lrgym_sb3
-from lrgym.vector.sb3 import SubprocVecEnvGroup
 
 ACTOR_START_TIMEOUT_S = 300.0
 """Seconds to wait for every environment actor to be placed on the cluster."""
