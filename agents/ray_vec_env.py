@@ -26,13 +26,14 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from stable_baselines3.common.vec_env import SubprocVecEnv, VecEnv, VecMonitor
-from stable_baselines3.common.vec_env import subproc_vec_env as sb3_subproc
-from stable_baselines3.common.vec_env.base_vec_env import CloudpickleWrapper
+from stable_baselines3.common.vec_env import CloudpickleWrapper, SubprocVecEnv, VecEnv
 
-from lrgym.agents import vec_env as lrgym_sb3
-from lrgym.agents.config import TrainConfig
-from lrgym.agents.vec_env import SubprocVecEnvGroup
+# SubprocVecEnv's worker loop, which the actors of RayVecEnv run: SB3 exports no public
+# name for it (SubprocVecEnv starts it itself and takes no worker argument), and running
+# the very loop the local backend runs is what makes both backends train the same agent.
+from stable_baselines3.common.vec_env.subproc_vec_env import _worker as sb3_worker
+
+from lrgym.agents.vec_env import SubprocVecEnvGroup, serve_vec_env
 from lrgym.ray_backend import RayBackendError, connect
 
 ACTOR_START_TIMEOUT_S = 300.0
@@ -204,7 +205,7 @@ class RayVecEnv(SubprocVecEnv):
         reward_dtype: type | None = None,
     ) -> None:
         # SubprocVecEnv.__init__ starts processes; its state is set up here instead
-        self.remotes, self.processes = _start_actors(sb3_subproc._worker, env_fns, cpus, gpus)
+        self.remotes, self.processes = _start_actors(sb3_worker, env_fns, cpus, gpus)
         self.waiting = False
         self.closed = False
         self.reward_dtype = reward_dtype
@@ -234,25 +235,7 @@ class RayVecEnvGroup(SubprocVecEnvGroup):
         self, factories: Sequence[Callable[[], VecEnv]], cpus: float = 1.0, gpus: float = 0.0
     ) -> None:
         # SubprocVecEnvGroup.__init__ starts processes; actors take their place here
-        self._connect(*_start_actors(lrgym_sb3._worker, factories, cpus, gpus))
+        self._connect(*_start_actors(serve_vec_env, factories, cpus, gpus))
 
 
-def make_ray_vec_env(tasks: list[str], config: TrainConfig) -> VecEnv:
-    """The meta-training ``VecEnv`` of :func:`lrgym.agents.train.make_vec_env`, its
-    ``config.n_envs`` workers as Ray actors (plain or ``config.batched``)."""
-    from lrgym.agents.batched import _worker_factory, deal_tasks
-    from lrgym.agents.train import _make_env
-
-    connect(config.address)
-    cpus, gpus = config.cpus_per_env, config.gpus_per_env
-    if config.batched:  # as make_batched_vec_env, with actors for worker processes
-        factories = [_worker_factory(t, config) for t in deal_tasks(tasks, config.n_envs)]
-        venv = RayVecEnvGroup(factories, cpus, gpus)
-        venv.seed(config.seed)
-        return VecMonitor(venv)
-    fns = [_make_env(tasks, config, rank) for rank in range(config.n_envs)]
-    one = config.n_envs == 1  # the local backend then steps its one env in a DummyVecEnv
-    return RayVecEnv(fns, cpus, gpus, reward_dtype=np.float32 if one else None)
-
-
-__all__ = ["EnvActor", "RayVecEnv", "RayVecEnvGroup", "check_capacity", "make_ray_vec_env"]
+__all__ = ["EnvActor", "RayVecEnv", "RayVecEnvGroup", "check_capacity"]

@@ -1,6 +1,7 @@
 """Meta-train a PPO agent across tasks (what `lrgym train` runs).
 
-Plain SB3: a ``SubprocVecEnv`` of :class:`MetaTaskEnv` workers behind ``VecNormalize``,
+Plain SB3: a ``SubprocVecEnv`` of :class:`~lrgym.agents.meta_env.MetaTaskEnv` workers
+(:mod:`lrgym.agents.workers`) behind ``VecNormalize``,
 verified, exactly resumable checkpoints (:mod:`lrgym.agents.checkpoints`) and training
 states that are data, not pickles (:mod:`lrgym.agents.training_state`), and one small
 callback of ours that scores a fixed validation slice of the meta-train tasks for model
@@ -22,13 +23,12 @@ import gymnasium as gym
 import numpy as np
 import torch
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 
 import lrgym
 from lrgym import manifest
 from lrgym._atomic import atomic_path, write_text_atomic
 from lrgym.agent import TRAINING, AgentCard
-from lrgym.agents.batched import make_batched_vec_env, start_worker
 from lrgym.agents.checkpoints import (
     BEST,
     BEST_FILES,
@@ -36,7 +36,6 @@ from lrgym.agents.checkpoints import (
     CONFIG,
     SCORE,
     CheckpointSaver,
-    ResumableMonitor,
     RunFolderError,
     check_best,
     check_resume_config,
@@ -47,7 +46,7 @@ from lrgym.agents.checkpoints import (
     restore_run,
 )
 from lrgym.agents.config import ConfigError, TrainConfig, load_config
-from lrgym.agents.meta_env import TRAIN_SEEDS, VALIDATION_SEEDS, MetaTaskEnv, zero_features
+from lrgym.agents.meta_env import VALIDATION_SEEDS
 from lrgym.agents.sb3_files import check_init_from, load_for_training, make_ppo
 from lrgym.agents.train_report import TrainReporter, cli_command
 from lrgym.agents.training_state import (
@@ -59,10 +58,11 @@ from lrgym.agents.training_state import (
     save_training_state,
     state_files,
 )
+from lrgym.agents.workers import make_vec_env, meta_env
 from lrgym.file_checks import read_json
 from lrgym.hyperparams import HyperParamSet
 from lrgym.policy_weights import PolicyWeights, export_policy
-from lrgym.registration import make_task, portable_specs, select_tasks, spec
+from lrgym.registration import make_task, select_tasks, spec
 from lrgym.signals import OBS_LAYOUT_VERSION, feature_indices
 
 
@@ -92,47 +92,6 @@ def meta_train_tasks(config: TrainConfig) -> list[str]:
                 "decision_interval must be at most episode_steps"
             )
     return tasks
-
-
-def _make_env(tasks: list[str], config: TrainConfig, rank: int):
-    own_tasks = portable_specs(tasks)  # a user's tasks, registered here only
-
-    def factory() -> ResumableMonitor:
-        start_worker(own_tasks)
-        env = meta_env(tasks, config, TRAIN_SEEDS)
-        env.reset(seed=config.seed + rank)
-        return ResumableMonitor(env)
-
-    return factory
-
-
-def meta_env(tasks: list[str], config: TrainConfig, seeds: tuple[int, int]) -> gym.Env:
-    """A :class:`MetaTaskEnv` over ``tasks`` as ``config`` sets it up (features dropped)."""
-    env = MetaTaskEnv(
-        tasks,
-        seeds,
-        config.decision_interval,
-        config.episode_steps,
-        config.default_lr_share,
-        config.hparams,
-        config.val_every,
-        config.action_map,
-    )
-    return zero_features(env, config.drop_features) if config.drop_features else env
-
-
-def make_vec_env(tasks: list[str], config: TrainConfig) -> VecEnv:
-    """``n_envs`` meta-task workers (subprocesses when more than one, Ray actors with
-    ``config.backend == "ray"``); with ``config.batched``, each worker trains K runs per
-    task at once."""
-    if config.backend == "ray":
-        from lrgym.agents.ray_vec_env import make_ray_vec_env
-
-        return make_ray_vec_env(tasks, config)
-    if config.batched:
-        return make_batched_vec_env(tasks, config)
-    fns = [_make_env(tasks, config, rank) for rank in range(config.n_envs)]
-    return SubprocVecEnv(fns) if config.n_envs > 1 else DummyVecEnv(fns)
 
 
 def validation_episodes(tasks: list[str], config: TrainConfig) -> list[dict[str, Any]]:

@@ -17,8 +17,7 @@ from typing import Any
 
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
-from stable_baselines3.common.vec_env import VecEnv
-from stable_baselines3.common.vec_env.base_vec_env import CloudpickleWrapper
+from stable_baselines3.common.vec_env import CloudpickleWrapper, VecEnv
 
 from lrgym._lifetime import quiet_worker
 
@@ -177,8 +176,9 @@ def _concat(results: list[tuple]) -> tuple[np.ndarray, np.ndarray, np.ndarray, l
     )
 
 
-def _worker(remote: Any, parent: Any, factory: CloudpickleWrapper) -> None:
-    """Serve one ``VecEnv`` over a pipe (as SB3's ``SubprocVecEnv`` worker does)."""
+def serve_vec_env(remote: Any, parent: Any, factory: CloudpickleWrapper) -> None:
+    """Serve one ``VecEnv`` over a pipe (as SB3's ``SubprocVecEnv`` worker serves one env):
+    the worker loop of :class:`SubprocVecEnvGroup`, in a process or a Ray actor."""
     parent.close()
     quiet_worker()  # SIGTERM, Ctrl-C, a gone parent: the worker stops without a traceback
     venv: VecEnv | None = None
@@ -223,7 +223,7 @@ class SubprocVecEnvGroup(VecEnv):
         processes = []
         for (remote, child), factory in zip(pipes, factories, strict=True):
             process = ctx.Process(
-                target=_worker, args=(child, remote, CloudpickleWrapper(factory)), daemon=True
+                target=serve_vec_env, args=(child, remote, CloudpickleWrapper(factory)), daemon=True
             )
             process.start()
             child.close()
@@ -305,4 +305,4 @@ class SubprocVecEnvGroup(VecEnv):
         return [False] * len(self._get_indices(indices))
 
 
-__all__ = ["ConcatVecEnv", "SubprocVecEnvGroup", "VectorEnvAdapter"]
+__all__ = ["ConcatVecEnv", "SubprocVecEnvGroup", "VectorEnvAdapter", "serve_vec_env"]

@@ -23,7 +23,8 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 from lrgym.agents.config import load_config
 from lrgym.agents.sb3_files import make_ppo
-from lrgym.agents.train import make_vec_env, meta_train_tasks
+from lrgym.agents.train import meta_train_tasks
+from lrgym.agents.workers import make_vec_env
 
 
 class Clock(BaseCallback):

@@ -29,7 +29,8 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 from lrgym.agents.config import load_config
 from lrgym.agents.sb3_files import make_ppo
-from lrgym.agents.train import make_vec_env, meta_train_tasks
+from lrgym.agents.train import meta_train_tasks
+from lrgym.agents.workers import make_vec_env
 from lrgym.compare import RunSpec, run_grid
 from lrgym.report import md_table
 

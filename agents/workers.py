@@ -1,0 +1,138 @@
+"""The meta-training ``VecEnv``: ``n_envs`` workers, as processes or Ray actors.
+
+A worker is one :class:`~lrgym.agents.meta_env.MetaTaskEnv` (:func:`make_env`), or with
+``config.batched`` K runs per task (:func:`worker_factory`): tasks are dealt round-robin
+to the workers; in its worker each task is a :class:`~lrgym.vector.BatchedLRControlEnv`
+of ``batched`` runs (stacked when the task allows it, one after another otherwise), and
+a worker's tasks sit side by side (:class:`~lrgym.agents.vec_env.ConcatVecEnv`). Every
+task thus gets the same number of parallel runs, as ``MetaTaskEnv`` gives every task the
+same chance per episode. :func:`make_vec_env` puts the workers in subprocesses, or with
+``config.backend == "ray"`` in Ray actors (:mod:`lrgym.agents.ray_vec_env`).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable, Sequence
+
+import gymnasium as gym
+import numpy as np
+import torch
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecMonitor
+
+from lrgym._lifetime import quiet_worker
+from lrgym.agents.checkpoints import ResumableMonitor
+from lrgym.agents.config import TrainConfig
+from lrgym.agents.meta_env import TRAIN_SEEDS, MetaTaskEnv, zero_features
+from lrgym.agents.vec_env import ConcatVecEnv, SubprocVecEnvGroup, VectorEnvAdapter
+from lrgym.registration import TaskSpec, ensure_registered, portable_specs
+from lrgym.signals import feature_indices
+from lrgym.vector.env import BatchedLRControlEnv
+
+
+def start_worker(own_tasks: Sequence[TaskSpec]) -> None:
+    """Set up a meta-training environment worker (a process, or the parent with one env):
+    Ctrl-C is the parent's to report, one torch thread, the user's tasks registered."""
+    if multiprocessing.parent_process() is not None:  # a worker process
+        quiet_worker()  # Ctrl-C is the parent's; SIGTERM, a gone parent: no traceback
+    torch.set_num_threads(1)  # one core per worker; PPO's update runs in the parent
+    ensure_registered(own_tasks)
+
+
+def deal_tasks(tasks: Sequence[str], workers: int) -> list[list[str]]:
+    """Tasks dealt round-robin to ``workers`` (a worker with none gets one again)."""
+    dealt = [list(tasks[w::workers]) for w in range(workers)]
+    return [d or [tasks[w % len(tasks)]] for w, d in enumerate(dealt)]
+
+
+def meta_env(tasks: list[str], config: TrainConfig, seeds: tuple[int, int]) -> gym.Env:
+    """A :class:`MetaTaskEnv` over ``tasks`` as ``config`` sets it up (features dropped)."""
+    env = MetaTaskEnv(
+        tasks,
+        seeds,
+        config.decision_interval,
+        config.episode_steps,
+        config.default_lr_share,
+        config.hparams,
+        config.val_every,
+        config.action_map,
+    )
+    return zero_features(env, config.drop_features) if config.drop_features else env
+
+
+def make_env(tasks: list[str], config: TrainConfig, rank: int) -> Callable[[], gym.Env]:
+    """A factory of worker ``rank``'s environment: a monitored :class:`MetaTaskEnv` over
+    ``tasks`` on training seeds, reset with ``config.seed + rank``."""
+    own_tasks = portable_specs(tasks)  # a user's tasks, registered here only
+
+    def factory() -> ResumableMonitor:
+        start_worker(own_tasks)
+        env = meta_env(tasks, config, TRAIN_SEEDS)
+        env.reset(seed=config.seed + rank)
+        return ResumableMonitor(env)
+
+    return factory
+
+
+def worker_factory(tasks: list[str], config: TrainConfig) -> Callable[[], VecEnv]:
+    """A factory of one batched worker: ``config.batched`` runs of each of ``tasks``, side
+    by side in one ``VecEnv`` (features dropped as in :func:`meta_env`)."""
+    own_tasks = portable_specs(tasks)  # a user's tasks, registered here only
+
+    def factory() -> VecEnv:
+        start_worker(own_tasks)
+        envs = [
+            BatchedLRControlEnv(
+                task,
+                config.batched,
+                config.decision_interval,
+                config.episode_steps,
+                config.hparams,
+                seed_range=TRAIN_SEEDS,
+                default_lr_share=config.default_lr_share,
+                val_every=config.val_every,
+                compile=config.compile,
+                action_map=config.action_map,
+            )
+            for task in tasks
+        ]
+        hide = None
+        if config.drop_features:  # zeroed as in MetaTaskEnv's feature ablations
+            keep = np.ones(envs[0].single_observation_space.shape, dtype=np.float32)
+            keep[feature_indices(config.drop_features)] = 0.0
+
+            def hide(obs: np.ndarray) -> np.ndarray:
+                return obs * keep
+
+        return ConcatVecEnv([VectorEnvAdapter(env, hide) for env in envs])
+
+    return factory
+
+
+def make_vec_env(tasks: list[str], config: TrainConfig) -> VecEnv:
+    """``n_envs`` meta-task workers (subprocesses when more than one, Ray actors with
+    ``config.backend == "ray"``); with ``config.batched``, each worker trains K runs per
+    task at once."""
+    on_ray = config.backend == "ray"
+    if on_ray:  # the actors' module imports Ray's connection only when it is asked for
+        from lrgym.agents.ray_vec_env import RayVecEnv, RayVecEnvGroup
+        from lrgym.ray_backend import connect
+
+        connect(config.address)
+    cpus, gpus = config.cpus_per_env, config.gpus_per_env
+    if config.batched:
+        factories = [worker_factory(t, config) for t in deal_tasks(tasks, config.n_envs)]
+        if on_ray:
+            venv = RayVecEnvGroup(factories, cpus, gpus)
+        else:
+            venv = SubprocVecEnvGroup(factories) if len(factories) > 1 else factories[0]()
+        venv.seed(config.seed)
+        return VecMonitor(venv)
+    fns = [make_env(tasks, config, rank) for rank in range(config.n_envs)]
+    if on_ray:  # one env: the local backend steps it in a DummyVecEnv, of float32 rewards
+        dtype = np.float32 if config.n_envs == 1 else None
+        return RayVecEnv(fns, cpus, gpus, reward_dtype=dtype)
+    return SubprocVecEnv(fns) if config.n_envs > 1 else DummyVecEnv(fns)
+
+
+__all__ = ["deal_tasks", "make_env", "make_vec_env", "meta_env", "start_worker", "worker_factory"]
