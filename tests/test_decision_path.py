@@ -5,12 +5,11 @@
 * Every feedback scheduler is a :class:`~lrgym.feedback_scheduler.FeedbackLRScheduler`:
   the loss is a keyword, and ``SequentialLR([warmup, scheduler])`` hands over cleanly.
 * A task declares its backend; env variants are known to ``lrgym.make``, ``tasks`` and
-  ``check``; ``import lrgym`` stays cheap; the package has no import cycle.
+  ``check``; ``import lrgym`` stays cheap (import cycles: tests/test_layers.py).
 """
 
 from __future__ import annotations
 
-import ast
 import math
 import re
 import subprocess
@@ -260,49 +259,3 @@ def test_import_lrgym_stays_cheap():
     code = f"import sys, lrgym; print([m for m in {heavy!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
-
-
-def _imports(path: Path, package: str) -> set[str]:
-    """lrgym modules that ``path`` imports, at any depth of the file."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
-        elif isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
-        else:
-            continue
-        found.update(n for n in names if n.startswith(package))
-    return found
-
-
-def test_lrgym_has_no_import_cycle():
-    root = Path(lrgym.__file__).parent
-    modules = {}
-    for path in root.rglob("*.py"):
-        parts = path.relative_to(root.parent).with_suffix("").parts
-        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-        modules[name] = path
-    graph = {
-        name: {m for m in _imports(path, "lrgym") if m in modules and m != name}
-        for name, path in modules.items()
-    }
-    # a package's __init__ that re-exports its own submodules is not a cycle
-    for name in graph:
-        graph[name] = {m for m in graph[name] if not m.startswith(name + ".")}
-    graph["lrgym"] = set()  # the top level re-exports; nothing imports it back
-
-    state: dict[str, int] = {}
-
-    def visit(node: str, stack: list[str]) -> None:
-        state[node] = 1
-        for nxt in sorted(graph[node]):
-            if state.get(nxt) == 1:
-                raise AssertionError(" -> ".join([*stack, node, nxt]))
-            if nxt not in state:
-                visit(nxt, [*stack, node])
-        state[node] = 2
-
-    for name in sorted(graph):
-        if name not in state:
-            visit(name, [])
