@@ -1,8 +1,10 @@
 """Meta-learned initializations for fast transfer (``lrgym meta-init``).
 
-* :mod:`~lrgym.meta_init.families`: task families with declared meta-train / meta-val /
-  meta-test splits (``digits``, ``cifar10``, ``uci-sentiment``, yours via
-  :func:`register_init_family`).
+* :mod:`~lrgym.meta_init.contract`: what a task family is: declared meta-train /
+  meta-val / meta-test splits, episodes (:class:`InitFamily`).
+* :mod:`~lrgym.meta_init.families`, :mod:`~lrgym.meta_init.registry`: the built-in
+  families (``digits``, ``cifar10``, ``uci-sentiment``), yours via
+  :func:`register_init_family`.
 * :mod:`~lrgym.meta_init.algorithms`: first-order MAML, Reptile and the multi-task
   pre-training baseline, on ``torch.func`` (``functional_call``, ``grad``, ``vmap``).
 * :mod:`~lrgym.meta_init.checkpoint`: ``init.safetensors`` + ``card.json``,
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import importlib as _importlib
 
-from lrgym.meta_init.families import (
+from lrgym.meta_init.contract import (
     META_SPLITS,
     Episode,
     FamilySettings,
@@ -29,11 +31,9 @@ from lrgym.meta_init.families import (
     ModelSpec,
     SplitHygieneError,
     SplitPool,
-    UnknownFamilyError,
-    family_names,
-    make_family,
 )
-from lrgym.meta_init.families import register_init_family as _register_init_family
+from lrgym.meta_init.registry import UnknownFamilyError, family_names, make_family
+from lrgym.meta_init.registry import register_init_family as _register_init_family
 from lrgym.meta_init.tasks import register_meta_test_tasks
 
 _LAZY = {
@@ -49,7 +49,7 @@ _LAZY = {
 
 
 def register_init_family(name: str, factory) -> None:
-    """Register a meta-init family (see :func:`lrgym.meta_init.families.register_init_family`)
+    """Register a meta-init family (see :func:`lrgym.meta_init.registry.register_init_family`)
     and, if the factory builds it without options, its meta-test tasks as the lrgym task
     family ``meta-init/NAME-v0`` (otherwise call :func:`register_meta_test_tasks` with
     the options)."""

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch.func import functional_call, grad, vmap
 
-from lrgym.meta_init.families import Episode, InitFamily
+from lrgym.meta_init.contract import Episode, InitFamily
 from lrgym.meta_init.models import HEAD_PREFIX, build_model, seeded_model
 
 Algorithm = Literal["fomaml", "reptile", "multitask"]

@@ -18,7 +18,7 @@ from torch import nn
 
 from lrgym._atomic import atomic_path, write_text_atomic
 from lrgym.file_checks import MAX_WEIGHTS_BYTES, check_keys, check_regular_file, read_json
-from lrgym.meta_init.families import ModelSpec
+from lrgym.meta_init.contract import ModelSpec
 from lrgym.meta_init.models import build_model
 from lrgym.validate import real_number, text, whole_number
 

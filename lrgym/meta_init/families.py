@@ -1,289 +1,32 @@
-"""Task families for meta-learned initialization: declared splits, episodes, registration.
+"""The built-in meta-init families.
 
-A family holds three labelled pools, one per split (``meta-train``, ``meta-val``,
-``meta-test``), and draws *episodes* from them: an N-way task of ``k_shot`` support and
-``n_query`` query examples per class. The pools are declared disjoint by their
-``sources`` (the classes or domains they come from), and :meth:`InitFamily.pools` checks
-it: no class or domain of a meta-test task ever appears in meta-training or meta-val.
-
-Built-in families: ``digits`` (scikit-learn's digits, offline), ``cifar10`` (class
-subsets of a CIFAR-10 copy: a local path or a Hugging Face data set name), and
-``uci-sentiment`` (one review domain per split, sentences encoded once with a frozen
-MiniLM). Users add their own with :func:`register_init_family`.
-
-This module needs only NumPy (and the data loaders of the family it builds).
+``digits`` (scikit-learn's digits, offline), ``cifar10`` (class subsets of a CIFAR-10
+copy: a local path or a Hugging Face data set name), ``uci-sentiment`` (one review domain
+per split, sentences encoded once with a frozen MiniLM, :mod:`lrgym.meta_init.embeddings`)
+and ``uci-sentiment-relabel`` (the same, labels drawn per task). Each subclasses
+:class:`~lrgym.meta_init.contract.InitFamily`; :mod:`lrgym.meta_init.registry` names them.
 """
 
 from __future__ import annotations
 
-import difflib
-import hashlib
 import os
-from abc import ABC, abstractmethod
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-from lrgym.task import ArraySplits
-
-MetaSplit = Literal["meta-train", "meta-val", "meta-test"]
-META_SPLITS: tuple[MetaSplit, ...] = ("meta-train", "meta-val", "meta-test")
-"""The three declared splits; a family's pools for them never share a source."""
-
-
-class UnknownFamilyError(KeyError):
-    """No meta-init family is registered under that name."""
-
-    def __str__(self) -> str:  # KeyError would quote the whole message
-        return str(self.args[0])
-
-
-class SplitHygieneError(ValueError):
-    """Two splits of a family share a class or domain."""
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """The architecture every task of a family trains (see :mod:`lrgym.meta_init.models`).
-
-    Attributes:
-        kind: ``"mlp"`` (flat features) or ``"cnn"`` (images, channels first).
-        input_shape: Shape of one example, e.g. ``(64,)`` or ``(3, 32, 32)``.
-        n_out: Outputs (the number of ways).
-        hidden: Hidden widths of the MLP, or channels of the CNN's conv layers.
-    """
-
-    kind: Literal["mlp", "cnn"]
-    input_shape: tuple[int, ...]
-    n_out: int
-    hidden: tuple[int, ...] = (64, 64)
-
-    def to_json(self) -> dict[str, Any]:
-        """Plain JSON-able fields."""
-        return {**asdict(self), "input_shape": list(self.input_shape), "hidden": list(self.hidden)}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ModelSpec:
-        """Inverse of :meth:`to_json`."""
-        return cls(
-            kind=data["kind"],
-            input_shape=tuple(int(d) for d in data["input_shape"]),
-            n_out=int(data["n_out"]),
-            hidden=tuple(int(h) for h in data["hidden"]),
-        )
-
-
-@dataclass(frozen=True)
-class FamilySettings:
-    """How a family's episodes look and how its meta-test tasks are fine-tuned.
-
-    Attributes:
-        n_way: Classes per task.
-        k_shot: Support (training) examples per class.
-        n_query: Query examples per class in a meta-training episode.
-        n_val: Validation examples per class of a fine-tuning task (the rest of the
-            class, up to ``n_test``, is its test set).
-        n_test: Test examples per class of a fine-tuning task.
-        permute_labels: Draw a random class → label assignment per task (class-subset
-            families); False when labels mean the same in every task (sentiment).
-        model: The architecture.
-        finetune_optimizer: Fine-tuning optimizer (an lrgym optimizer name): ``"sgd"``
-            (momentum 0.9) by default, the inner loop's update with momentum.
-        finetune_lr: Fine-tuning LR, the tasks' default LR; 0.01 with momentum 0.9 is
-            the inner loop's step 0.1 once momentum has built up.
-        finetune_steps: Fine-tuning budget in optimizer steps.
-        decision_interval: Steps between evaluations (and scheduler decisions).
-        target: Validation accuracy that counts as reaching the target; fixed in code
-            before any meta-test number is seen.
-    """
-
-    n_way: int
-    k_shot: int
-    n_query: int
-    n_val: int
-    n_test: int
-    permute_labels: bool
-    model: ModelSpec
-    finetune_optimizer: str = "sgd"
-    finetune_lr: float = 1e-2
-    finetune_steps: int = 100
-    decision_interval: int = 10
-    target: float = 0.9
-
-    def __post_init__(self) -> None:
-        if self.n_way < 2 or self.model.n_out != self.n_way:
-            raise ValueError(
-                f"need n_way >= 2 and a model with n_way outputs; got n_way={self.n_way}, "
-                f"model.n_out={self.model.n_out}"
-            )
-        for name in ("k_shot", "n_query", "n_val", "n_test", "finetune_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not 1 <= self.decision_interval <= self.finetune_steps:
-            raise ValueError(
-                f"need 1 <= decision_interval <= finetune_steps, got {self.decision_interval}"
-            )
-        if not (self.finetune_lr > 0 and 0 < self.target <= 1):
-            raise ValueError(
-                f"need finetune_lr > 0 and 0 < target <= 1, got {self.finetune_lr}, {self.target}"
-            )
-
-
-@dataclass(frozen=True)
-class SplitPool:
-    """The labelled examples one split draws its tasks from.
-
-    Attributes:
-        x: Features, one row per example (float32).
-        y: Class ids (int64), in the family's global numbering.
-        sources: What the examples come from (``"class:7"``, ``"domain:imdb"``); the
-            pools of two splits must share none.
-    """
-
-    x: np.ndarray
-    y: np.ndarray
-    sources: frozenset[str]
-
-    @property
-    def classes(self) -> tuple[int, ...]:
-        """The class ids present, sorted."""
-        return tuple(int(c) for c in np.unique(self.y))
-
-
-@dataclass(frozen=True)
-class Episode:
-    """One N-way task: support and query arrays (labels ``0 … n_way-1``).
-
-    Attributes:
-        x_support: ``(n_way·k_shot, …)`` features.
-        y_support: Labels of the support set.
-        x_query: ``(n_way·n_query, …)`` features.
-        y_query: Labels of the query set.
-        classes: The global class ids behind labels ``0 … n_way-1``.
-        sources: The split pool's sources (for hygiene checks).
-    """
-
-    x_support: np.ndarray
-    y_support: np.ndarray
-    x_query: np.ndarray
-    y_query: np.ndarray
-    classes: tuple[int, ...]
-    sources: frozenset[str] = field(default_factory=frozenset)
-
-
-class InitFamily(ABC):
-    """A family of tasks for meta-learning an initialization.
-
-    Subclass it, set :attr:`name` and :attr:`settings`, and implement :meth:`load_split`
-    (the one abstract method); register a factory with :func:`register_init_family`.
-
-    Attributes:
-        name: The registered name.
-        settings: Episode shape, model and fine-tuning budget.
-        description: One line for cards and listings.
-    """
-
-    name: str = "custom"
-    settings: FamilySettings
-    description: str = ""
-
-    @abstractmethod
-    def load_split(self, split: MetaSplit) -> SplitPool:
-        """The labelled pool of ``split`` (called once per split and cached)."""
-
-    @cached_property
-    def _pools(self) -> dict[str, SplitPool]:
-        pools = {s: self.load_split(s) for s in META_SPLITS}
-        check_split_hygiene(pools, self.name)
-        for split, pool in pools.items():
-            counts = np.bincount(pool.y)
-            small = [c for c in pool.classes if counts[c] < self.settings.k_shot + 1]
-            if len(pool.classes) < self.settings.n_way or small:
-                raise ValueError(
-                    f"family {self.name!r}: the {split} pool has classes {pool.classes} "
-                    f"(too few examples: {small}); an episode needs {self.settings.n_way} "
-                    f"classes with more than k_shot={self.settings.k_shot} examples each"
-                )
-        return pools
-
-    def pools(self) -> dict[str, SplitPool]:
-        """Every split's pool, checked for hygiene (no shared class or domain)."""
-        return self._pools
-
-    def describe_splits(self) -> dict[str, dict[str, Any]]:
-        """Sources, classes and sizes of each split (for the card)."""
-        return {
-            s: {"sources": sorted(p.sources), "classes": list(p.classes), "examples": len(p.y)}
-            for s, p in self.pools().items()
-        }
-
-    def sample_episode(
-        self, split: MetaSplit, rng: np.random.Generator, n_query: int | None = None
-    ) -> Episode:
-        """One N-way task from ``split``: classes, label assignment and examples from ``rng``."""
-        pool = self.pools()[split]
-        s = self.settings
-        q = s.n_query if n_query is None else n_query
-        classes = rng.choice(np.asarray(pool.classes), size=s.n_way, replace=False)
-        if not s.permute_labels:
-            classes = np.sort(classes)
-        sup_x, sup_y, qry_x, qry_y = [], [], [], []
-        for label, c in enumerate(classes):
-            rows = np.flatnonzero(pool.y == c)
-            take = min(len(rows), s.k_shot + q)
-            chosen = rng.choice(rows, size=take, replace=False)
-            sup_x.append(pool.x[chosen[: s.k_shot]])
-            qry_x.append(pool.x[chosen[s.k_shot :]])
-            sup_y.append(np.full(s.k_shot, label, dtype=np.int64))
-            qry_y.append(np.full(take - s.k_shot, label, dtype=np.int64))
-        return Episode(
-            np.concatenate(sup_x),
-            np.concatenate(sup_y),
-            np.concatenate(qry_x),
-            np.concatenate(qry_y),
-            tuple(int(c) for c in classes),
-            pool.sources,
-        )
-
-    def meta_test_task(self, index: int) -> tuple[ArraySplits, Episode]:
-        """Meta-test task ``index`` as train (support) / validation / test arrays.
-
-        The task (classes, label assignment and examples) depends on ``index`` only, so
-        every method and seed fine-tunes on the same tasks.
-        """
-        s = self.settings
-        rng = np.random.default_rng(np.random.SeedSequence([7_919, int(index)]))
-        ep = self.sample_episode("meta-test", rng, n_query=s.n_val + s.n_test)
-        val_rows, test_rows = [], []
-        for label in range(s.n_way):
-            rows = np.flatnonzero(ep.y_query == label)
-            val_rows.append(rows[: s.n_val])
-            test_rows.append(rows[s.n_val :])
-        v, t = np.concatenate(val_rows), np.concatenate(test_rows)
-        splits = ArraySplits(
-            ep.x_support, ep.y_support, ep.x_query[v], ep.y_query[v], ep.x_query[t], ep.y_query[t]
-        )
-        return splits, ep
-
-
-def check_split_hygiene(pools: dict[str, SplitPool], family: str = "family") -> None:
-    """Raise :class:`SplitHygieneError` if two splits share a source (class or domain)."""
-    missing = [s for s in META_SPLITS if s not in pools]
-    if missing:
-        raise SplitHygieneError(f"{family!r} declares no pool for {missing}")
-    for i, a in enumerate(META_SPLITS):
-        if not pools[a].sources:
-            raise SplitHygieneError(f"{family!r}: the {a} pool declares no sources")
-        for b in META_SPLITS[i + 1 :]:
-            shared = pools[a].sources & pools[b].sources
-            if shared:
-                raise SplitHygieneError(
-                    f"{family!r}: {a} and {b} share {sorted(shared)}; splits must be disjoint"
-                )
+from lrgym.meta_init.contract import (
+    META_SPLITS,
+    FamilySettings,
+    InitFamily,
+    MetaSplit,
+    ModelSpec,
+    SplitHygieneError,
+    SplitPool,
+)
+from lrgym.meta_init.embeddings import embed_sentences
 
 
 def _class_pool(x: np.ndarray, y: np.ndarray, classes: tuple[int, ...]) -> SplitPool:
@@ -385,7 +128,8 @@ class Cifar10Family(InitFamily):
 
     @cached_property
     def _data(self) -> tuple[np.ndarray, np.ndarray]:
-        from lrgym.tasks.sources import DataSourceError, load_splits, pick_column, to_numpy
+        from lrgym.tasks.columns import pick_column, to_numpy
+        from lrgym.tasks.sources import DataSourceError, load_splits
 
         splits = load_splits(self.data)
         train = splits["train"] if "train" in splits else next(iter(splits.values()))
@@ -466,7 +210,8 @@ class UciSentimentFamily(InitFamily):
         )
 
     def _texts(self, domain: str) -> tuple[list[str], np.ndarray]:
-        from lrgym.tasks.sources import load_splits, pick_column
+        from lrgym.tasks.columns import pick_column
+        from lrgym.tasks.sources import load_splits
 
         path = Path(self.data).expanduser()
         if path.is_dir():
@@ -517,108 +262,10 @@ class UciSentimentRelabelFamily(UciSentimentFamily):
         self.settings = replace(self.settings, permute_labels=True)
 
 
-def embed_sentences(
-    texts: list[str], encoder: str = "minilm", cache_dir: str | os.PathLike[str] | None = None
-) -> np.ndarray:
-    """Mean-pooled embeddings of ``texts`` from a frozen encoder, cached in ``cache_dir``.
-
-    The cache file is named by a digest of the encoder name and the texts, so a changed
-    file is re-encoded. Written atomically.
-    """
-    digest = hashlib.sha256(encoder.encode())
-    for t in texts:
-        digest.update(t.encode("utf-8", "replace") + b"\0")
-    path = None
-    if cache_dir is not None:
-        path = Path(cache_dir) / f"embeddings-{digest.hexdigest()[:16]}.npy"
-        if path.is_file():
-            return np.load(path, allow_pickle=False)
-    import torch
-
-    from lrgym.tasks.text.hub import _from_pretrained, _transformers
-    from lrgym.tasks.text.tokenizers import load_tokenizer
-
-    tokenizer = load_tokenizer(encoder)
-    model = _from_pretrained(_transformers().AutoModel, encoder).eval()
-    chunks = []
-    with torch.no_grad():
-        for i in range(0, len(texts), 64):
-            batch = tokenizer(
-                texts[i : i + 64], padding=True, truncation=True, max_length=64, return_tensors="pt"
-            )
-            hidden = model(**batch).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).float()
-            chunks.append(((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).numpy())
-    x = np.concatenate(chunks).astype(np.float32)
-    if path is not None:
-        from lrgym._atomic import atomic_path
-
-        with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.save(f, x)
-    return x
-
-
-FamilyFactory = Callable[..., InitFamily]
-"""``(**kwargs) -> InitFamily``; kwargs come from ``--data``/``--cache-dir`` and the API."""
-
-_FAMILIES: dict[str, FamilyFactory] = {
-    "digits": DigitsFamily,
-    "cifar10": Cifar10Family,
-    "uci-sentiment": UciSentimentFamily,
-    "uci-sentiment-relabel": UciSentimentRelabelFamily,
-}
-
-
-def register_init_family(name: str, factory: FamilyFactory) -> None:
-    """Register a meta-init task family under ``name``.
-
-    Example:
-        >>> class MyFamily(InitFamily):
-        ...     name = "mine"
-        ...     settings = FamilySettings(2, 5, 15, 40, 100, True, ModelSpec("mlp", (16,), 2))
-        ...     def load_split(self, split): ...
-        >>> register_init_family("mine", MyFamily)
-    """
-    if not isinstance(name, str) or not name or not name.replace("-", "").isalnum():
-        raise ValueError(f"a family name is letters, digits and '-', got {name!r}")
-    if not callable(factory):
-        raise TypeError(f"factory of family {name!r} must be callable, got {factory!r}")
-    _FAMILIES[name] = factory
-
-
-def family_names() -> list[str]:
-    """Registered family names."""
-    return sorted(_FAMILIES)
-
-
-def make_family(name: str, **kwargs: Any) -> InitFamily:
-    """Build the family registered as ``name``; ``None`` keyword values are left out.
-
-    Raises:
-        UnknownFamilyError: ``name`` is not registered (the message lists the names).
-    """
-    try:
-        factory = _FAMILIES[name]
-    except KeyError:
-        close = difflib.get_close_matches(str(name), _FAMILIES, n=2, cutoff=0.5)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise UnknownFamilyError(
-            f"unknown meta-init family {name!r}; registered: {', '.join(family_names())}.{hint} "
-            "Register your own with lrgym.meta_init.register_init_family(name, factory)."
-        ) from None
-    import inspect
-
-    try:
-        params = inspect.signature(factory).parameters
-        accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    except (TypeError, ValueError):
-        params, accepts_any = {}, True
-    given = {k: v for k, v in kwargs.items() if v is not None}
-    unused = [k for k in given if k not in params and not accepts_any]
-    if unused:
-        raise TypeError(f"family {name!r} takes no option(s) {unused}")
-    family = factory(**given)
-    if not isinstance(family, InitFamily):
-        raise TypeError(f"factory of family {name!r} returned {type(family).__name__}")
-    family.name = name
-    return family
+__all__ = [
+    "Cifar10Family",
+    "DigitsFamily",
+    "UCI_FILES",
+    "UciSentimentFamily",
+    "UciSentimentRelabelFamily",
+]

@@ -11,7 +11,7 @@ import math
 import torch
 from torch import nn
 
-from lrgym.meta_init.families import ModelSpec
+from lrgym.meta_init.contract import ModelSpec
 
 
 class MLP(nn.Module):

@@ -35,7 +35,7 @@ def task_id(family: str, index: int, optimizer: str | None = None) -> str:
 def loaded_family(name: str, **options: Any):
     """The family ``name`` built with ``options`` once per process (per registration):
     meta-training, the card and the meta-test tasks share its loaded data and pools."""
-    from lrgym.meta_init.families import _FAMILIES
+    from lrgym.meta_init.registry import _FAMILIES
 
     return _family(name, _FAMILIES.get(name), tuple(sorted(options.items())))
 
@@ -44,7 +44,7 @@ def loaded_family(name: str, **options: Any):
 def _family(name: str, factory: Any, options: tuple[tuple[str, Any], ...]):
     """``factory`` (the registered one) is part of the key only: a re-registered name
     builds anew."""
-    from lrgym.meta_init.families import make_family
+    from lrgym.meta_init.registry import make_family
 
     return make_family(name, **dict(options))
 
