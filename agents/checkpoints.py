@@ -45,12 +45,11 @@ from lrgym import manifest
 from lrgym._atomic import UnsafePathError, is_temp_name, refuse_links, remove_stale_temp_files
 from lrgym.agent import CONVERT_COMMAND, LEGACY_SB3_FILES, TRAINING
 from lrgym.agents.config import ConfigError, TrainConfig
+from lrgym.agents.ppo_state import restore_global_rng, save_training_state
 from lrgym.agents.training_state import (
     TrainingState,
     TrainingStateError,
     read_training_state,
-    restore_global_rng,
-    save_training_state,
     state_files,
 )
 
@@ -295,7 +294,7 @@ class ResumableMonitor(Monitor):
 def restore_run(model, env: VecNormalize, state: TrainingState) -> None:
     """Replay each environment's episode in progress, then restore the global RNGs.
 
-    Call it on the model :func:`~lrgym.agents.training_state.build_model` rebuilt with
+    Call it on the model :func:`~lrgym.agents.ppo_state.build_model` rebuilt with
     ``resume=True``; a state with ``run["envs"] = None`` (batched runs) starts fresh
     episodes instead.
     """

@@ -32,13 +32,11 @@ from lrgym import manifest
 from lrgym.agent import LEGACY_SB3_FILES, TRAINING, AgentLoadError
 from lrgym.agent_convert import check_observations, legacy_training_files
 from lrgym.agents.checkpoints import BEST, CHECKPOINTS, checkpoint_stem
+from lrgym.agents.ppo_state import build_model, build_normalize, capture
 from lrgym.agents.sb3_files import spaces_only
 from lrgym.agents.training_state import (
     TrainingState,
     TrainingStateError,
-    build_model,
-    build_normalize,
-    capture,
     read_training_state,
     state_files,
     write_state,

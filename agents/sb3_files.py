@@ -36,11 +36,9 @@ from lrgym.agent import (
     load_card,
 )
 from lrgym.agents.config import ConfigError, TrainConfig
+from lrgym.agents.ppo_state import build_model, build_normalize, capture
 from lrgym.agents.training_state import (
     TrainingStateError,
-    build_model,
-    build_normalize,
-    capture,
     read_training_state,
     state_files,
     write_state,

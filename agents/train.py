@@ -47,15 +47,13 @@ from lrgym.agents.checkpoints import (
 )
 from lrgym.agents.config import ConfigError, TrainConfig, load_config
 from lrgym.agents.meta_env import VALIDATION_SEEDS
+from lrgym.agents.ppo_state import build_model, build_normalize, save_training_state
 from lrgym.agents.sb3_files import check_init_from, load_for_training, make_ppo
 from lrgym.agents.train_report import TrainReporter, cli_command
 from lrgym.agents.training_state import (
     TrainingState,
     TrainingStateError,
-    build_model,
-    build_normalize,
     read_training_state,
-    save_training_state,
     state_files,
 )
 from lrgym.agents.workers import make_vec_env, meta_env

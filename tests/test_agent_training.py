@@ -23,6 +23,7 @@ from lrgym.agent import CARD, TRAINING
 from lrgym.agents.checkpoints import checkpoint_names, checkpoint_stem
 from lrgym.agents.config import ConfigError, load_config
 from lrgym.agents.meta_env import TRAIN_SEEDS, VALIDATION_SEEDS, MetaTaskEnv, zero_features
+from lrgym.agents.ppo_state import build_model, build_normalize
 from lrgym.agents.train import (
     CHECKPOINTS,
     CONFIG,
@@ -30,12 +31,7 @@ from lrgym.agents.train import (
     train,
     validation_episodes,
 )
-from lrgym.agents.training_state import (
-    build_model,
-    build_normalize,
-    read_training_state,
-    state_files,
-)
+from lrgym.agents.training_state import read_training_state, state_files
 from lrgym.policy_weights import POLICY
 from lrgym.signals import FEATURES, feature_indices
 

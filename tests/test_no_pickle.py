@@ -37,14 +37,10 @@ import lrgym
 from lrgym import manifest
 from lrgym.agent import CARD, LEGACY_SB3_FILES, TRAINING, resolve_agent
 from lrgym.agents.checkpoints import BEST, CHECKPOINTS, SCORE, RunFolderError, checkpoint_stem
+from lrgym.agents.ppo_state import build_model, build_normalize
 from lrgym.agents.sb3_files import spaces_only
 from lrgym.agents.train import train
-from lrgym.agents.training_state import (
-    build_model,
-    build_normalize,
-    read_training_state,
-    state_files,
-)
+from lrgym.agents.training_state import read_training_state, state_files
 from lrgym.cli import app
 
 TINY = [

@@ -17,13 +17,14 @@ import lrgym
 from lrgym import manifest
 from lrgym.agent import CARD, LEGACY_SB3_FILES, TRAINING, resolve_agent
 from lrgym.agents.config import ConfigError, load_config
+from lrgym.agents.ppo_state import build_model, build_normalize
 from lrgym.agents.sb3_files import (
     TRAINING_FILES,
     check_init_from,
     rebuild_training_state,
     spaces_only,
 )
-from lrgym.agents.training_state import build_model, build_normalize, read_training_state
+from lrgym.agents.training_state import read_training_state
 from lrgym.cli import app
 from lrgym.policy_weights import POLICY
 

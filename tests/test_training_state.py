@@ -19,14 +19,11 @@ from typer.testing import CliRunner
 
 from lrgym import manifest
 from lrgym.agents.checkpoints import CHECKPOINTS, checkpoint_stem
+from lrgym.agents.ppo_state import build_model, build_normalize, capture, global_rng
 from lrgym.agents.sb3_files import spaces_only
 from lrgym.agents.train import train
 from lrgym.agents.training_state import (
     TrainingStateError,
-    build_model,
-    build_normalize,
-    capture,
-    global_rng,
     read_training_state,
     state_files,
     write_state,
