@@ -5,7 +5,8 @@ slot equals an :class:`~lrgym.env.LRControlEnv` episode. :class:`BatchedRuns` is
 engine underneath; :mod:`lrgym.agents.vec_env` adapts both to stable-baselines3 for training.
 """
 
-from lrgym.vector.batched_runs import BatchedRuns, NotBatchable, check_batchable
+from lrgym.vector.batchable import NotBatchable, check_batchable
+from lrgym.vector.batched_runs import BatchedRuns
 from lrgym.vector.env import BatchedLRControlEnv
 
 __all__ = ["BatchedLRControlEnv", "BatchedRuns", "NotBatchable", "check_batchable"]

@@ -10,10 +10,9 @@ one call, and the optimizer update runs on the stacked tensors with one learning
 convolutions as grouped channels-last convolutions, a cache-sized chunk of slots per
 pass, 2.2-2.6x faster than vmap at K=64 (``benchmarks/batched_conv.py --engine``).
 
-The optimizers are written here because torch's own ``torch.optim`` classes take one
-LR per param group, not one per slot of a stacked tensor; the update rules follow
-``torch.optim.SGD`` (momentum, dampening 0), ``Adam`` and ``AdamW`` (no amsgrad) line by
-line and are tested against them on the same seeds.
+The optimizer update runs on the stacked tensors with one set of hyperparameters per
+slot (:mod:`lrgym.vector.slot_optim`); which tasks can run at all is
+:mod:`lrgym.vector.batchable`'s check.
 """
 
 from __future__ import annotations
@@ -32,6 +31,8 @@ from torch.func import functional_call, grad_and_value, vmap
 
 from lrgym.torch_trainee import TorchTask, TorchTrainee, regression_metrics
 from lrgym.trainee import EvalReport, TrainReport
+from lrgym.vector.batchable import NotBatchable, check_batchable, optimizer_kind
+from lrgym.vector.slot_optim import SlotOptimizer, StackedOptimizer
 from lrgym.vector.stacked import (
     NotStackable,
     has_convolutions,
@@ -39,70 +40,6 @@ from lrgym.vector.stacked import (
     slots_per_pass,
     stacked_forward,
 )
-
-UNBATCHABLE_MODULES = (
-    nn.modules.batchnorm._BatchNorm,
-    nn.modules.dropout._DropoutNd,
-    nn.RNNBase,
-)
-"""Modules the batched engine does not run: batch statistics, randomness, fused RNNs."""
-
-
-class NotBatchable(ValueError):
-    """A task cannot be trained by :class:`BatchedRuns`; the message says why."""
-
-
-class SlotOptimizer:
-    """One slot's hyperparameters as an optimizer-like object with ``param_groups``.
-
-    It lets a :class:`~lrgym.decision.DecisionPath` (and every hyperparameter helper)
-    read and write one run's LR, momentum or β1 and weight decay exactly as it would on
-    a ``torch.optim`` optimizer; :class:`BatchedRuns` reads the groups before each chunk.
-    """
-
-    def __init__(self, group: dict[str, Any]) -> None:
-        self.param_groups = [group]
-
-
-def _optimizer_kind(optimizer: torch.optim.Optimizer) -> str:
-    """``"sgd"``, ``"adam"`` or ``"adamw"``, or :class:`NotBatchable`."""
-    if len(optimizer.param_groups) != 1:
-        raise NotBatchable("the optimizer has several param groups")
-    group = optimizer.param_groups[0]
-    if type(optimizer) is torch.optim.SGD:
-        if group["nesterov"] or group["dampening"] != 0 or group.get("maximize"):
-            raise NotBatchable("only SGD with plain momentum is batched")
-        return "sgd"
-    if type(optimizer) in (torch.optim.Adam, torch.optim.AdamW):
-        if group["amsgrad"] or group.get("maximize"):
-            raise NotBatchable("Adam/AdamW with amsgrad or maximize is not batched")
-        return "adamw" if type(optimizer) is torch.optim.AdamW else "adam"
-    raise NotBatchable(f"{type(optimizer).__name__} is not batched (SGD, Adam, AdamW are)")
-
-
-def check_batchable(task: Any) -> None:
-    """Raise :class:`NotBatchable` unless ``task`` can run in :class:`BatchedRuns`."""
-    if task.backend != "torch":
-        raise NotBatchable(f"{type(task).__name__} is not a torch task (backend {task.backend!r})")
-    probe = task.build(0, 1e-3)
-    if not isinstance(probe, TorchTrainee):
-        raise NotBatchable(f"{type(task).__name__} does not build a TorchTrainee")
-    _optimizer_kind(probe.optimizer)
-    bad = [type(m).__name__ for m in probe.model.modules() if isinstance(m, UNBATCHABLE_MODULES)]
-    if bad:
-        raise NotBatchable(f"the model uses {', '.join(sorted(set(bad)))}")
-    if any(True for _ in probe.model.buffers()):
-        raise NotBatchable("the model has buffers")
-    other = task.build(1, 1e-3)
-    shapes = [[tuple(p.shape) for p in t.model.parameters()] for t in (probe, other)]
-    if shapes[0] != shapes[1]:
-        raise NotBatchable("runs of this task differ in architecture (drawn per seed)")
-
-
-def _per_slot(h: dict[str, torch.Tensor], p: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Per-slot (K,) hyperparameters shaped (K, 1, ...) to broadcast against ``p``."""
-    shape = (-1, *([1] * (p.dim() - 1)))
-    return {key: v.to(p.dtype).reshape(shape) for key, v in h.items()}
 
 
 class CompiledOrEager:
@@ -168,11 +105,6 @@ def _stacked_grad(
     return grads, losses
 
 
-def _store(target: torch.Tensor, value: torch.Tensor, keep: torch.Tensor) -> None:
-    """``target ← value``; where ``keep`` (per slot) is False, ``target`` keeps its value."""
-    target.copy_(torch.where(keep, value, target))
-
-
 class BatchedRuns:
     """K runs of one :class:`~lrgym.torch_trainee.TorchTask`, trained together.
 
@@ -206,7 +138,6 @@ class BatchedRuns:
         self._template: nn.Module | None = None
         self._names: list[str] = []
         self.params: dict[str, torch.Tensor] = {}
-        self._state: dict[str, dict[str, torch.Tensor]] = {}
         self._loaded = np.zeros(self.num_slots, dtype=bool)
         self.path: str | None = None
         self.grad_chunk = self.num_slots
@@ -218,15 +149,13 @@ class BatchedRuns:
         """Start a fresh run in ``slot`` (as ``task.build(seed, lr)`` would); returns its
         optimizer-like hyperparameter holder."""
         trainee = self.task.build(seed, lr)
-        kind = _optimizer_kind(trainee.optimizer)
+        kind = optimizer_kind(trainee.optimizer)
         if self._template is None:
             self._init_storage(trainee, kind)
         self._check_same_shapes(trainee)
         for name, p in trainee.model.named_parameters():
             self.params[name][slot] = p.detach()
-            for buf in self._state.values():
-                buf[name][slot] = 0.0
-        self._steps[slot] = 0
+        self._optimizer.reset(slot)
         for split, (x, y) in trainee.tensors.items():
             self._x[split][slot] = x
             self._y[split][slot] = y
@@ -252,12 +181,7 @@ class BatchedRuns:
             n: torch.zeros((k, *p.shape), dtype=p.dtype)
             for n, p in trainee.model.named_parameters()
         }
-        zeros = {n: torch.zeros_like(p) for n, p in self.params.items()}
-        if kind == "sgd":
-            self._state = {"momentum_buffer": zeros}
-        else:
-            self._state = {"exp_avg": zeros, "exp_avg_sq": {n: p.clone() for n, p in zeros.items()}}
-        self._steps = torch.zeros(k, dtype=torch.float64)
+        self._optimizer = StackedOptimizer(kind, self.params)
         self._x = {
             s: torch.zeros((k, *x.shape), dtype=x.dtype) for s, (x, _) in trainee.tensors.items()
         }
@@ -304,10 +228,9 @@ class BatchedRuns:
                 self.path = "grouped"
             except NotStackable:
                 pass  # a model the translation does not read: vmap serves it
-        self._step_all = self._step_every_slot
         self._forward_all = self._forward
         if self.compile:
-            self._step_all = CompiledOrEager(self._step_every_slot)
+            self._optimizer.step_all = CompiledOrEager(self._optimizer.step_every_slot)
             if self.path == "vmap":  # compiled grouped convolutions measured slower
                 self._grad = CompiledOrEager(self._grad)
                 self._forward_all = CompiledOrEager(self._forward)  # every slot's validation
@@ -389,7 +312,7 @@ class BatchedRuns:
             if last.any():
                 sq = sum(g.reshape(k, -1).double().pow(2).sum(1) for g in grads.values())
                 norms[last] = np.sqrt(sq.numpy())[last]
-            self._update(grads, torch.as_tensor(running), hyper)
+            self._optimizer.update(grads, torch.as_tensor(running), hyper)
         stepped = np.flatnonzero(counts)
         ratios, cosines = np.full(k, math.nan), np.full(k, math.nan)
         if len(stepped):
@@ -416,96 +339,6 @@ class BatchedRuns:
             hyper["beta1"], hyper["beta2"] = self._hyper("betas", 0), self._hyper("betas", 1)
             hyper["eps"] = self._hyper("eps")
         return hyper
-
-    @torch.no_grad()
-    def _update(
-        self, grads: dict[str, torch.Tensor], mask: torch.Tensor, hyper: dict[str, torch.Tensor]
-    ) -> None:
-        """One optimizer step on every slot where ``mask`` is set (the others keep their
-        parameters and optimizer state), with each slot's own hyperparameters."""
-        h = dict(hyper)
-        if self.kind != "sgd":
-            self._steps += mask.double()
-            # torch computes the bias corrections in Python floats (float64)
-            h["neg_step_size"] = -h["lr"] / (1 - h["beta1"] ** self._steps)
-            h["bias2_sqrt"] = (1 - h["beta2"] ** self._steps).sqrt()
-            h["one_minus_beta1"] = 1 - h["beta1"]
-            h["one_minus_beta2"] = 1 - h["beta2"]
-            h["decay"] = 1 - h["lr"] * h["wd"]
-        decays = bool((h["wd"] != 0).any())
-        if bool(mask.all()):
-            self._step_all(grads, h, decays)
-            return
-        h["keep"] = mask.double()
-        for name, p in self.params.items():
-            v = _per_slot(h, p)
-            self._step_masked(name, p, grads[name], v, v["keep"].bool())
-
-    def _step_every_slot(
-        self, grads: dict[str, torch.Tensor], h: dict[str, torch.Tensor], decays: bool
-    ) -> None:
-        """One in-place optimizer step of every slot (compiled with ``compile=True``)."""
-        for name, p in self.params.items():
-            self._step_in_place(name, p, grads[name], _per_slot(h, p), decays)
-
-    def _step_in_place(
-        self,
-        name: str,
-        p: torch.Tensor,
-        g: torch.Tensor,
-        v: dict[str, torch.Tensor],
-        decays: bool,
-    ) -> None:
-        """Every slot steps: the update of ``torch.optim``'s single-tensor path, in place
-        (about half the passes over memory of :meth:`_step_masked`)."""
-        if self.kind == "sgd":  # torch.optim.SGD, dampening 0, not nesterov
-            if decays:
-                g = g.add_(p * v["wd"])
-            buf = self._state["momentum_buffer"][name]
-            buf.mul_(v["momentum"]).add_(g)  # a zero buffer: the first step is g
-            p.addcmul_(buf, -v["lr"])
-            return
-        if self.kind == "adamw":  # torch.optim.Adam / AdamW, no amsgrad
-            p.mul_(v["decay"])
-        elif decays:
-            g = g.add_(p * v["wd"])
-        exp_avg = self._state["exp_avg"][name]
-        exp_avg_sq = self._state["exp_avg_sq"][name]
-        exp_avg.lerp_(g, v["one_minus_beta1"])
-        exp_avg_sq.mul_(v["beta2"]).addcmul_(g, g * v["one_minus_beta2"])
-        denom = exp_avg_sq.sqrt().div_(v["bias2_sqrt"]).add_(v["eps"])
-        p.addcdiv_(exp_avg * v["neg_step_size"], denom)
-
-    def _step_masked(
-        self,
-        name: str,
-        p: torch.Tensor,
-        g: torch.Tensor,
-        v: dict[str, torch.Tensor],
-        keep: torch.Tensor,
-    ) -> None:
-        """Slots where ``keep`` is set step; the others keep parameters and state."""
-        if self.kind == "sgd":
-            g = g + v["wd"] * p
-            buf = self._state["momentum_buffer"][name]
-            new_buf = v["momentum"] * buf + g
-            new_p = p - v["lr"] * new_buf
-            _store(buf, new_buf, keep)
-        else:
-            if self.kind == "adamw":
-                base = p * v["decay"]
-            else:
-                base = p
-                g = g + v["wd"] * p
-            exp_avg = self._state["exp_avg"][name]
-            exp_avg_sq = self._state["exp_avg_sq"][name]
-            new_avg = exp_avg.lerp(g, v["one_minus_beta1"])
-            new_sq = exp_avg_sq * v["beta2"] + v["one_minus_beta2"] * g * g
-            denom = new_sq.sqrt() / v["bias2_sqrt"] + v["eps"]
-            new_p = base + v["neg_step_size"] * (new_avg / denom)
-            _store(exp_avg, new_avg, keep)
-            _store(exp_avg_sq, new_sq, keep)
-        _store(p, new_p, keep)
 
     def _measure(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``|Δθ| / |θ|`` and update cosine of ``slots`` since their last measure (as
@@ -571,4 +404,4 @@ class BatchedRuns:
         return reports
 
 
-__all__ = ["BatchedRuns", "NotBatchable", "SlotOptimizer", "check_batchable"]
+__all__ = ["BatchedRuns", "CompiledOrEager"]

@@ -18,7 +18,8 @@ from lrgym.registration import make_task
 from lrgym.task import Task
 from lrgym.trainee import DIVERGENCE_FACTOR, is_diverged
 from lrgym.validate import whole_number
-from lrgym.vector.batched_runs import BatchedRuns, NotBatchable
+from lrgym.vector.batchable import NotBatchable
+from lrgym.vector.batched_runs import BatchedRuns
 
 RUN_SEEDS = (0, 2**31 - 1)
 """Run seeds are drawn from this half-open range unless ``seed_range`` narrows it."""
