@@ -33,7 +33,7 @@ teacher networks (MLP, CNN, sequence teachers), scikit-learn's bundled
 order, first-equals-last, token sums, sines, AR processes, trends); classification (2-8
 classes, random class merges, label noise up to 20%) and regression (target noise). Up
 to 16 pure-noise features are added to a quarter of the tabular tasks. See
-:mod:`lrgym.tasks.procedural_data`.
+:mod:`lrgym.tasks.procedural_data`; the architectures: :mod:`lrgym.tasks.procedural_archs`.
 
 Training: SGD with momentum 0.9, Adam or AdamW (each a third), a default LR of 3e-3 to
 3e-2 (SGD; 1e-3 to 1e-2 on regression) or 3e-4 to 3e-3 (Adam, AdamW), weight decay
@@ -79,6 +79,7 @@ import numpy as np
 from lrgym.registration import drawn_id, register_family, register_group
 from lrgym.task import TaskInfo
 from lrgym.tasks import procedural_data
+from lrgym.tasks.procedural_archs import choice, draw_arch, macs, shrink
 
 if TYPE_CHECKING:
     from lrgym.torch_trainee import TorchTask
@@ -118,145 +119,9 @@ MAX_STEP_MACS = 4_000_000
 step would cost more gets a smaller batch (down to 16), then a narrower model."""
 
 _FAMILY_CODES = {"mlp": 1, "cnn": 2, "attention": 3, "rnn": 4}
-ACTIVATION_NAMES = ("relu", "tanh", "gelu", "silu", "elu", "leaky_relu", "softplus")
 SGD_LRS = (3e-3, 1e-2, 3e-2)
 SGD_REGRESSION_LRS = (1e-3, 3e-3, 1e-2)
 ADAM_LRS = (3e-4, 1e-3, 3e-3)
-
-
-def _choice(rng: np.random.Generator, options) -> Any:
-    return options[int(rng.integers(len(options)))]
-
-
-# --- architectures --------------------------------------------------------------------------
-
-
-def _draw_mlp(rng: np.random.Generator) -> dict[str, Any]:
-    act = _choice(rng, ACTIVATION_NAMES)
-    if rng.uniform() < 0.25:
-        return {
-            "style": "residual",
-            "width": int(_choice(rng, (16, 32, 64, 128))),
-            "blocks": int(rng.integers(1, 4)),
-            "activation": act,
-        }
-    depth = int(rng.integers(1, 5))
-    first = int(_choice(rng, (16, 32, 64, 128, 256)))
-    pattern = _choice(rng, ("constant", "taper", "mixed"))
-    if pattern == "constant":
-        hidden = [first] * depth
-    elif pattern == "taper":
-        hidden = [max(8, first >> i) for i in range(depth)]
-    else:
-        hidden = [first] + [int(_choice(rng, (16, 32, 64, 128))) for _ in range(depth - 1)]
-    return {"style": "plain", "hidden": hidden, "activation": act}
-
-
-def _draw_cnn(rng: np.random.Generator, size: int) -> dict[str, Any]:
-    blocks = int(rng.integers(1, 4))
-    width = int(_choice(rng, (4, 8, 16)))
-    growth = int(_choice(rng, (1, 2)))
-    channels, pools = [], []
-    for _ in range(blocks):
-        channels.append(width)
-        pool = _choice(rng, ("max", "avg", "none")) if size >= 4 else "none"
-        pools.append(pool)
-        if pool != "none":
-            size //= 2
-        width = min(64, width * growth)
-    return {
-        "channels": channels,
-        "pools": pools,
-        "kernel": int(_choice(rng, (3, 5))) if size >= 6 else 3,
-        "head": _choice(rng, ("flatten", "gap")),
-        "fc": int(_choice(rng, (0, 0, 32, 64))),
-        "activation": _choice(rng, ACTIVATION_NAMES),
-    }
-
-
-def _draw_attention(rng: np.random.Generator) -> dict[str, Any]:
-    dim = int(_choice(rng, (16, 32, 64)))
-    heads = int(_choice(rng, [h for h in (1, 2, 4) if dim // h >= 8]))
-    return {
-        "dim": dim,
-        "heads": heads,
-        "layers": int(rng.integers(1, 3)),
-        "ratio": int(_choice(rng, (2, 4))),
-        "norm": _choice(rng, ("pre", "post")),
-        "positions": bool(rng.uniform() < 0.85),
-        "pool": _choice(rng, ("mean", "last")),
-        "activation": _choice(rng, ("gelu", "relu", "silu")),
-    }
-
-
-def _draw_rnn(rng: np.random.Generator) -> dict[str, Any]:
-    return {
-        "cell": _choice(rng, ("gru", "lstm")),
-        "hidden": int(_choice(rng, (16, 24, 32, 48, 64))),
-        "embed": int(_choice(rng, (8, 16, 32))),
-        "layers": 2 if rng.uniform() < 0.15 else 1,
-        "readout": _choice(rng, ("last", "mean")),
-    }
-
-
-def _input_size(data: Mapping[str, Any]) -> int:
-    if data["kind"] == "image":
-        return int(np.prod(data["shape"]))
-    if data["kind"] == "tabular":
-        return data["features_kept"] + data["noise_features"]
-    return data["length"] * (1 if data["kind"] == "tokens" else data["features"])
-
-
-def macs(family: str, arch: Mapping[str, Any], data: Mapping[str, Any], n_out: int) -> int:
-    """Multiply-accumulates of one sample's forward pass (a cost estimate)."""
-    if family == "mlp":
-        n_in = _input_size(data)
-        if arch["style"] == "residual":
-            w = arch["width"]
-            return n_in * w + arch["blocks"] * 4 * w * w + w * n_out
-        sizes = [n_in, *arch["hidden"], n_out]
-        return sum(a * b for a, b in zip(sizes, sizes[1:], strict=False))
-    if family == "cnn":
-        c, size, _ = data["shape"]
-        total = 0
-        for out, pool in zip(arch["channels"], arch["pools"], strict=True):
-            total += c * out * arch["kernel"] ** 2 * size * size
-            size //= 2 if pool != "none" else 1
-            c = out
-        feat = c if arch["head"] == "gap" else c * size * size
-        if arch["fc"]:
-            total += feat * arch["fc"]
-            feat = arch["fc"]
-        return total + feat * n_out
-    t = data["length"]
-    f = data.get("features", 1)
-    if family == "attention":
-        d = arch["dim"]
-        per_layer = t * (4 * d * d + 2 * arch["ratio"] * d * d) + 2 * t * t * d
-        return t * f * d + arch["layers"] * per_layer + d * n_out
-    gates = 3 if arch["cell"] == "gru" else 4
-    h, e = arch["hidden"], arch["embed"]
-    first = t * (f * e + e * gates * h + h * gates * h)
-    return first + (arch["layers"] - 1) * t * 2 * h * gates * h + h * n_out
-
-
-def _shrink(family: str, arch: dict[str, Any]) -> bool:
-    """Halve the model's widths (none below 8 unless it already was); False when nothing
-    can shrink."""
-    key = {"cnn": "channels", "attention": "dim", "rnn": "hidden"}.get(family)
-    if family == "mlp":
-        key = "width" if arch["style"] == "residual" else "hidden"
-    value = arch[key]
-    if isinstance(value, list):
-        smaller = [max(min(v, 8), v // 2) for v in value]
-    else:
-        smaller = max(min(value, 8), value // 2)
-    if smaller == value:
-        return False
-    arch[key] = smaller
-    if family == "attention":
-        arch["heads"] = max(h for h in (1, 2, 4) if h <= arch["heads"] and arch["dim"] // h >= 8)
-    return True
 
 
 # --- drawing ----------------------------------------------------------------------------------
@@ -281,33 +146,26 @@ def draw_spec(index: int, family: str = "mlp", seed: int = 0) -> dict[str, Any]:
     else:
         kind = "tokens" if rng.uniform() < (0.6 if family == "attention" else 0.5) else "series"
     data = procedural_data.draw_data(rng, kind, max_length=16 if family == "rnn" else 24)
-    if family == "mlp":
-        arch = _draw_mlp(rng)
-    elif family == "cnn":
-        arch = _draw_cnn(rng, data["shape"][1])
-    elif family == "attention":
-        arch = _draw_attention(rng)
-    else:
-        arch = _draw_rnn(rng)
+    arch = draw_arch(rng, family, data)
 
-    optimizer = _choice(rng, ("sgd", "adam", "adamw"))
+    optimizer = choice(rng, ("sgd", "adam", "adamw"))
     lrs = ADAM_LRS
     if optimizer == "sgd":  # MSE gradients scale with the targets: a step lower
         lrs = SGD_LRS if data["task"] == "classification" else SGD_REGRESSION_LRS
-    default_lr = float(_choice(rng, lrs))
+    default_lr = float(choice(rng, lrs))
     if optimizer == "adamw":
-        weight_decay = float(_choice(rng, (1e-4, 1e-3, 1e-2, 5e-2)))
+        weight_decay = float(choice(rng, (1e-4, 1e-3, 1e-2, 5e-2)))
     else:
-        weight_decay = 0.0 if rng.uniform() < 0.6 else float(_choice(rng, (1e-5, 1e-4, 5e-4)))
+        weight_decay = 0.0 if rng.uniform() < 0.6 else float(choice(rng, (1e-5, 1e-4, 5e-4)))
     n_train = _train_size(data)
-    batch = int(_choice(rng, (16, 32, 64, 128, 256)))
+    batch = int(choice(rng, (16, 32, 64, 128, 256)))
     while batch > 16 and batch > n_train // 2:
         batch //= 2
     n_out = max(data["classes"], 1)
     while macs(family, arch, data, n_out) * batch > MAX_STEP_MACS:
         if batch > 16:
             batch //= 2
-        elif not _shrink(family, arch):
+        elif not shrink(family, arch):
             break
     total_steps = int(round(math.exp(rng.uniform(math.log(200), math.log(3000))) / 10) * 10)
     decisions = int(rng.integers(8, 51))

@@ -17,17 +17,16 @@ import numpy as np
 import pandas as pd
 
 from lrgym.task import ArraySplits, TaskInfo
-from lrgym.tasks.models import mlp
-from lrgym.tasks.sources import (
-    DataSourceError,
+from lrgym.tasks.columns import (
     check_classes,
     check_labels,
     check_rows,
     freeze,
-    load_source,
     numeric_columns,
     thaw,
 )
+from lrgym.tasks.models import mlp
+from lrgym.tasks.sources import DataSourceError, load_source
 from lrgym.torch_trainee import TorchTask
 from lrgym.xgb_trainee import XGBoostTask
 

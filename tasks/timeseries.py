@@ -20,14 +20,8 @@ import torch
 from torch import nn
 
 from lrgym.task import ArraySplits, TaskInfo
-from lrgym.tasks.sources import (
-    DataSourceError,
-    check_rows,
-    freeze,
-    load_source,
-    numeric_columns,
-    thaw,
-)
+from lrgym.tasks.columns import check_rows, freeze, numeric_columns, thaw
+from lrgym.tasks.sources import DataSourceError, load_source
 from lrgym.torch_trainee import TorchTask
 
 

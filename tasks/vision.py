@@ -3,7 +3,7 @@
 :class:`ImageData` is a task's data factory: it reads a source with
 :func:`lrgym.tasks.sources.load_source` (hub id, ``.npz``, parquet, image folder ...),
 keeps a fixed training pool and a fixed evaluation pool (see
-:func:`~lrgym.tasks.sources.train_eval_pools`) and, per run, splits the evaluation pool
+:func:`~lrgym.tasks.columns.train_eval_pools`) and, per run, splits the evaluation pool
 at random into validation and test. Images become float32 ``N×C×H×W`` arrays scaled to
 [0, 1] and standardised per channel with training-pool statistics.
 
@@ -22,15 +22,8 @@ import torch
 from torch import nn
 
 from lrgym.task import ArraySplits, TaskInfo
-from lrgym.tasks.sources import (
-    DataSourceError,
-    freeze,
-    load_splits,
-    pick_column,
-    thaw,
-    to_numpy,
-    train_eval_pools,
-)
+from lrgym.tasks.columns import freeze, pick_column, thaw, to_numpy, train_eval_pools
+from lrgym.tasks.sources import DataSourceError, load_splits
 from lrgym.torch_trainee import TorchTask
 
 IMAGE_COLUMNS = ("img", "image", "images", "pixel_values", "x")

@@ -32,7 +32,7 @@ from lrgym.agents.train import meta_train_tasks, validation_episodes
 from lrgym.check import check_task
 from lrgym.cli import app
 from lrgym.registration import UnknownTaskError, drawn_id
-from lrgym.tasks import procedural, procedural_data
+from lrgym.tasks import procedural, procedural_data, procedural_sources
 from lrgym.tasks.procedural import (
     BATCHABLE,
     EXCLUDED_DATA,
@@ -266,7 +266,8 @@ def test_sources_never_touch_excluded_loaders(monkeypatch):
         assert np.isfinite(x).all() and np.isfinite(y).all()
         if data["task"] == "classification":
             assert np.bincount(y).size == data["classes"]
-    code = "".join(Path(m.__file__).read_text() for m in (procedural, procedural_data))
+    modules = (procedural, procedural_data, procedural_sources)
+    code = "".join(Path(m.__file__).read_text() for m in modules)
     calls = re.findall(r"\b(load_wine|load_diabetes|load_digits|make_friedman\d?)\s*\(", code)
     assert calls == []
 

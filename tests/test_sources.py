@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 
 from lrgym.tasks import sources
-from lrgym.tasks.sources import DataSourceError, load_source, load_splits, pick_column, to_numpy
+from lrgym.tasks.columns import pick_column, to_numpy
+from lrgym.tasks.sources import DataSourceError, load_source, load_splits
 
 FRAME = pd.DataFrame({"text": [f"row {i}" for i in range(20)], "label": [i % 3 for i in range(20)]})
 

@@ -13,7 +13,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
 from lrgym.task import Split, TaskInfo
-from lrgym.tasks.sources import freeze
+from lrgym.tasks.columns import freeze
 from lrgym.tasks.text.data import TextData
 
 if TYPE_CHECKING:  # torch loads when a task is made, not when the presets register

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lrgym.task import ArraySplits
-from lrgym.tasks.sources import DataSourceError, load_splits, pick_column, thaw, train_eval_pools
+from lrgym.tasks.columns import pick_column, thaw, train_eval_pools
+from lrgym.tasks.sources import DataSourceError, load_splits
 from lrgym.tasks.text.tokenizers import (
     _encode_pretrained,
     _encode_words,
