@@ -194,3 +194,15 @@ def test_the_deploy_path_runs_without_stable_baselines3():
     assert int(steps) == 40
     assert float(lr) > 0 and float(lr) != pytest.approx(0.05)  # the agent moved the LR
     assert loaded.strip() == "[]"
+
+
+MAX_LINES = 450
+"""Longest file in lrgym/, agents/ or tasks/: a longer one holds more than one job."""
+
+
+def test_no_file_is_over_450_lines():
+    files = {path for root in TREES.values() for path in root.rglob("*.py")}
+    assert any(path.name == "train.py" for path in files)  # agents/ is read too
+    lengths = {path: len(path.read_text(encoding="utf-8").splitlines()) for path in files}
+    too_long = sorted(f"{path} ({n} lines)" for path, n in lengths.items() if n > MAX_LINES)
+    assert too_long == [], f"split these by job: {too_long}"
