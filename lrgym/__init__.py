@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 import gymnasium as _gymnasium
 
+from lrgym._version import __version__ as __version__
 from lrgym.registration import (
     UnknownTaskError,
     import_user_modules,
@@ -26,8 +27,6 @@ from lrgym.registration import (
 )
 from lrgym.registration import gymnasium_id as _gymnasium_id
 from lrgym.task import ArraySplits, Task, TaskInfo
-
-__version__ = "0.1.0"
 
 _LAZY = {
     "Agent": "lrgym.agent",

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import pandas as pd
 
+from lrgym._version import __version__
 from lrgym.suggester.model import (
     CONFIG_FEATURES,
     TARGET_CLIP,
@@ -237,7 +238,6 @@ def train_suggester(
         pick = rng.choice(tasks, size=len(tasks), replace=True)
         rows = np.concatenate([np.flatnonzero(ts.task == t) for t in pick])
         members.append(_ridge(xs[rows], ts.y[rows], alpha))
-    import lrgym
 
     final_steps = int(runs["total_steps"].median()) if "total_steps" in runs else 0
     plural = "s" * (probe.n_probes != 1)
@@ -251,7 +251,7 @@ def train_suggester(
         f"{sorted({int(s) for s in runs['seed']})}, {final_steps}-step runs); probes: "
         f"{probe_text}",
         "trained": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "lrgym_version": lrgym.__version__,
+        "lrgym_version": __version__,
         "source": source,
         "tasks": sorted(map(str, tasks)),
         "splits": sorted(set(map(str, runs["split"]))),
