@@ -206,3 +206,16 @@ def test_no_file_is_over_450_lines():
     lengths = {path: len(path.read_text(encoding="utf-8").splitlines()) for path in files}
     too_long = sorted(f"{path} ({n} lines)" for path, n in lengths.items() if n > MAX_LINES)
     assert too_long == [], f"split these by job: {too_long}"
+
+
+def test_the_cli_and_the_deploy_path_leave_stable_baselines3_unloaded():
+    """Installed or not, SB3 loads only when training runs (`lrgym train`)."""
+    pytest.importorskip("stable_baselines3")
+    code = (
+        "import sys, torch, lrgym, lrgym.cli\n"
+        "opt = torch.optim.SGD(torch.nn.Linear(2, 1).parameters(), lr=0.1)\n"
+        "lrgym.PolicyScheduler(opt, lrgym.load_agent('default'))\n"
+        "print(sorted(m for m in sys.modules if m.startswith('stable_baselines3')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
