@@ -61,6 +61,7 @@ from lrgym.file_checks import read_json
 from lrgym.hyperparams import HyperParamSet
 from lrgym.policy_weights import PolicyWeights, export_policy
 from lrgym.registration import make_task, select_tasks, spec
+from lrgym.report import md_table
 from lrgym.signals import OBS_LAYOUT_VERSION, feature_indices
 
 
@@ -384,13 +385,9 @@ def validation_table(policy: PolicyWeights, env: gym.Env, episodes: list[dict[st
     agent_mean, agent = score_policy(act, env, episodes)
     hold = np.zeros(env.action_space.shape, np.float32)
     const_mean, const = score_policy(lambda obs: hold, env, episodes)
-    lines = [
-        "| task | learned | constant LR |",
-        "| --- | ---: | ---: |",
-        *(f"| {t} | {agent[t]:.3f} | {const[t]:.3f} |" for t in agent),
-        f"| **mean** | **{agent_mean:.3f}** | **{const_mean:.3f}** |",
-    ]
-    return "\n".join(lines)
+    rows = [[t, f"{agent[t]:.3f}", f"{const[t]:.3f}"] for t in agent]
+    rows.append(["**mean**", f"**{agent_mean:.3f}**", f"**{const_mean:.3f}**"])
+    return md_table(["task", "learned", "constant LR"], rows, align="lrr")
 
 
 __all__ = ["TrainConfig", "load_config", "train"]
