@@ -77,6 +77,7 @@ def _groups(root: Path) -> list[_Group]:
         _Group(folder, *LEGACY_SB3_FILES, None, TRAINING)
         for folder in (root, root / BEST)
         if any((folder / name).is_file() for name in LEGACY_SB3_FILES)
+        and not (folder / f"{TRAINING}.json").is_file()  # ppo.zip beside it: SB3's copy
     ]
     for path in sorted((root / CHECKPOINTS).glob("rl_model_*_steps.zip")):
         if m := _OLD_CHECKPOINT.match(path.name):

@@ -17,6 +17,7 @@ continued from a rebuilt directory therefore re-learns its critic first.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 
 from lrgym import manifest
+from lrgym._atomic import atomic_path
 from lrgym.agent import (
     CONVERT_COMMAND,
     LEGACY_SB3_FILES,
@@ -143,6 +145,34 @@ class SpacesOnly(gym.Env):
     def step(self, action: np.ndarray):
         """Not supported: the env only carries spaces."""
         raise NotImplementedError("a spaces-only env does not step")
+
+
+SB3_MODEL = "ppo.zip"
+"""The agent's PPO in stable-baselines3's own format (``PPO.load``), for SB3 users."""
+
+
+def write_sb3_model(agent_dir: str | Path) -> Path:
+    """Write ``ppo.zip`` into ``agent_dir`` from its training state, and record it in the
+    manifest.
+
+    It is for users of stable-baselines3 (``PPO.load(dir / "ppo.zip")``; the observation
+    normalisation is in ``policy.safetensors`` and the training state). SB3's format
+    holds cloudpickled entries, so lrgym never reads it: ``lrgym train --init-from`` and
+    ``--resume`` load ``training.safetensors``/``training.json``, and ``lrgym
+    convert-agent`` leaves a ``ppo.zip`` beside them alone.
+    """
+    agent_dir = Path(agent_dir)
+    card = load_card(agent_dir)
+    state = read_training_state(agent_dir, TRAINING)
+    norm = build_normalize(state, spaces_only(len(card.features), len(card.hparams)))
+    norm.training = False
+    model = build_model(state, norm, device="cpu")
+    buffer = io.BytesIO()
+    model.save(buffer)
+    with atomic_path(agent_dir / SB3_MODEL) as tmp:
+        tmp.write_bytes(buffer.getvalue())
+    manifest.record(agent_dir, [SB3_MODEL])
+    return agent_dir / SB3_MODEL
 
 
 def spaces_only(n_obs: int, n_actions: int, n_envs: int = 1) -> DummyVecEnv:

@@ -48,7 +48,7 @@ from lrgym.agents.checkpoints import (
 from lrgym.agents.config import ConfigError, TrainConfig, load_config
 from lrgym.agents.meta_env import VALIDATION_SEEDS
 from lrgym.agents.ppo_state import build_model, build_normalize, save_training_state
-from lrgym.agents.sb3_files import check_init_from, load_for_training, make_ppo
+from lrgym.agents.sb3_files import check_init_from, load_for_training, make_ppo, write_sb3_model
 from lrgym.agents.train_report import TrainReporter, cli_command
 from lrgym.agents.training_state import (
     TrainingState,
@@ -345,7 +345,8 @@ def _train(
         hparam_specs=hparams.specs(),
         policy=policy.spec(),
     )
-    card.save(out)  # written last: its presence marks a complete agent directory
+    card.save(out)  # its presence marks a complete agent directory
+    write_sb3_model(out)  # ppo.zip, for SB3 users (lrgym trains from the training state)
     val_env.close()
     return out
 

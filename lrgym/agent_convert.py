@@ -26,7 +26,15 @@ from typing import Any
 import numpy as np
 
 from lrgym._atomic import write_text_atomic
-from lrgym.agent import CARD, LEGACY_POLICY, LEGACY_SB3_FILES, AgentLoadError, load_agent, load_card
+from lrgym.agent import (
+    CARD,
+    LEGACY_POLICY,
+    LEGACY_SB3_FILES,
+    TRAINING,
+    AgentLoadError,
+    load_agent,
+    load_card,
+)
 from lrgym.file_checks import read_json
 from lrgym.policy_weights import LAYER_KINDS, POLICY, PolicyWeights
 
@@ -43,14 +51,15 @@ def legacy_training_files(directory: str | Path) -> list[Path]:
 
     ``ppo.zip`` / ``vecnormalize.pkl`` in the folder and in its ``best/``, and
     ``checkpoints/rl_model_<N>_steps.zip`` (each with its statistics pickle). Only names
-    are looked at; nothing is opened.
+    are looked at; nothing is opened. A ``ppo.zip`` beside a ``training.json`` is the
+    agent's stable-baselines3 copy, not an old state.
     """
     root = Path(directory)
     found = [
         folder / name
         for folder in (root, root / "best")
         for name in LEGACY_SB3_FILES
-        if (folder / name).is_file()
+        if (folder / name).is_file() and not (folder / f"{TRAINING}.json").is_file()
     ]
     return found + sorted(root.glob(LEGACY_CHECKPOINT_GLOB))
 

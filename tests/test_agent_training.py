@@ -24,6 +24,7 @@ from lrgym.agents.checkpoints import checkpoint_names, checkpoint_stem
 from lrgym.agents.config import ConfigError, load_config
 from lrgym.agents.meta_env import TRAIN_SEEDS, VALIDATION_SEEDS, MetaTaskEnv, zero_features
 from lrgym.agents.ppo_state import build_model, build_normalize
+from lrgym.agents.sb3_files import SB3_MODEL
 from lrgym.agents.train import (
     CHECKPOINTS,
     CONFIG,
@@ -76,7 +77,9 @@ def test_train_writes_complete_agent_dir(agent_dir):
         assert (agent_dir / name).is_file(), name
     checkpoints = sorted(p.name for p in (agent_dir / CHECKPOINTS).iterdir())
     assert set(checkpoint_names(64)) | set(checkpoint_names(128)) <= set(checkpoints)
-    assert not [p for p in agent_dir.rglob("*") if p.suffix in (".zip", ".pkl")]  # no pickles
+    sb3_copy = agent_dir / SB3_MODEL  # SB3's own format, for its users; lrgym never reads it
+    assert sb3_copy.is_file()
+    assert not [p for p in agent_dir.rglob("*") if p.suffix in (".zip", ".pkl") and p != sb3_copy]
 
     card = json.loads((agent_dir / CARD).read_text())
     assert card["obs_layout_version"] == lrgym.OBS_LAYOUT_VERSION

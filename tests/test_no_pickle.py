@@ -38,7 +38,7 @@ from lrgym import manifest
 from lrgym.agent import CARD, LEGACY_SB3_FILES, TRAINING, resolve_agent
 from lrgym.agents.checkpoints import BEST, CHECKPOINTS, SCORE, RunFolderError, checkpoint_stem
 from lrgym.agents.ppo_state import build_model, build_normalize
-from lrgym.agents.sb3_files import spaces_only
+from lrgym.agents.sb3_files import SB3_MODEL, spaces_only
 from lrgym.agents.train import train
 from lrgym.agents.training_state import read_training_state, state_files
 from lrgym.cli import app
@@ -106,7 +106,10 @@ def test_resume_of_a_train_run_and_its_best_model_load_no_pickle(no_unpickling, 
     assert result.exit_code == 0, result.output
     assert (out / BEST / state_files(TRAINING)[0]).is_file()
     first = json.loads((out / CARD).read_text())
-    assert not [p for p in out.rglob("*") if p.suffix in (".zip", ".pkl", ".pt")]
+    sb3_copy = out / SB3_MODEL  # SB3's own format, for its users; lrgym never reads it
+    assert sb3_copy.is_file()
+    pickles = [p for p in out.rglob("*") if p.suffix in (".zip", ".pkl", ".pt")]
+    assert not [p for p in pickles if p != sb3_copy]
 
     result = cli("train", "--resume", out, "--total-timesteps", 128, "--no-progress")
     assert result.exit_code == 0, result.output
@@ -261,6 +264,8 @@ def test_old_agent_is_refused_for_init_from_and_converts_into_another_folder(tmp
 def test_tampered_old_pickles_are_not_converted(tmp_path):
     old = tmp_path / "old"
     shutil.copytree(resolve_agent("default"), old)
+    for name in state_files(TRAINING):  # an agent of the old format: no training state
+        (old / name).unlink()
     marker = tmp_path / "pwned"
 
     class Exploit:

@@ -11,6 +11,7 @@ import shutil
 
 import numpy as np
 import pytest
+from stable_baselines3 import PPO
 from typer.testing import CliRunner
 
 import lrgym
@@ -19,6 +20,7 @@ from lrgym.agent import CARD, LEGACY_SB3_FILES, TRAINING, resolve_agent
 from lrgym.agents.config import ConfigError, load_config
 from lrgym.agents.ppo_state import build_model, build_normalize
 from lrgym.agents.sb3_files import (
+    SB3_MODEL,
     TRAINING_FILES,
     check_init_from,
     rebuild_training_state,
@@ -34,13 +36,28 @@ AGENTS = ["default", "multi-hp"]
 
 @pytest.mark.parametrize("name", AGENTS)
 def test_shipped_agent_directory_is_complete_verifies_and_has_no_pickles(name):
+    """Everything to load, evaluate and train further; the only SB3 file is ppo.zip,
+    stable-baselines3's own copy for its users, which lrgym never reads."""
     path = resolve_agent(name)
-    for file in (CARD, POLICY, *TRAINING_FILES):
+    for file in (CARD, POLICY, *TRAINING_FILES, SB3_MODEL):
         assert (path / file).is_file(), file
-    manifest.verify(path, TRAINING_FILES)
-    assert not [p for p in path.iterdir() if p.name in LEGACY_SB3_FILES]
-    assert not [p for p in path.iterdir() if p.suffix in (".zip", ".pkl", ".pt")]
+    manifest.verify(path, [*TRAINING_FILES, SB3_MODEL])
+    assert not [p for p in path.iterdir() if p.name in LEGACY_SB3_FILES and p.name != SB3_MODEL]
+    assert not [p for p in path.iterdir() if p.suffix in (".pkl", ".pt")]
     assert lrgym.load_agent(name).card.notes  # says how the training state was made
+
+
+@pytest.mark.parametrize("name", AGENTS)
+def test_shipped_ppo_zip_loads_in_sb3_and_acts_as_the_policy(name):
+    path = resolve_agent(name)
+    agent = lrgym.load_agent(name)
+    model = PPO.load(path / SB3_MODEL, device="cpu")
+    weights = agent.policy
+    obs = np.random.default_rng(1).uniform(-3, 3, (500, len(agent.card.features)))
+    obs = obs.astype(np.float32)
+    normalized = np.clip((obs - weights.mean) / weights.std, -weights.clip_obs, weights.clip_obs)
+    actions, _ = model.predict(normalized, deterministic=True)
+    assert np.max(np.abs(actions - agent.policy(obs))) <= 1e-5
 
 
 @pytest.mark.parametrize("name", AGENTS)
