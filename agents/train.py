@@ -116,17 +116,24 @@ def validation_episodes(tasks: list[str], config: TrainConfig) -> list[dict[str,
     return episodes
 
 
+def run_episode(act, env: gym.Env, options: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+    """One episode of ``act(obs) -> action`` from ``reset(options=...)``: its return and
+    its last ``info``."""
+    obs, info = env.reset(options=dict(options))
+    done, total = False, 0.0
+    while not done:
+        obs, reward, done, _, info = env.step(act(obs))
+        total += reward
+    return total, info
+
+
 def score_policy(
     act, env: gym.Env, episodes: list[dict[str, Any]]
 ) -> tuple[float, dict[str, float]]:
     """Mean return of ``act(obs) -> action`` over fixed episodes, and per task."""
     per_task: dict[str, list[float]] = {}
     for options in episodes:
-        obs, _ = env.reset(options=dict(options))
-        done, total = False, 0.0
-        while not done:
-            obs, reward, done, _, _ = env.step(act(obs))
-            total += reward
+        total, _ = run_episode(act, env, options)
         per_task.setdefault(options["task"], []).append(total)
     means = {t: float(np.mean(v)) for t, v in per_task.items()}
     return float(np.mean([r for v in per_task.values() for r in v])), means

@@ -29,7 +29,7 @@ from lrgym.actions import LogLRAction
 from lrgym.agent import load_agent
 from lrgym.agents.config import load_config
 from lrgym.agents.meta_env import VALIDATION_SEEDS
-from lrgym.agents.train import meta_env, validation_episodes
+from lrgym.agents.train import meta_env, run_episode, validation_episodes
 from lrgym.registration import select_tasks
 from lrgym.report import md_table
 
@@ -41,11 +41,7 @@ def run_slice(act: Act, action: LogLRAction, tasks: list[str], config, episodes)
     env = meta_env(tasks, dataclasses.replace(config, action=dict(vars(action))), VALIDATION_SEEDS)
     per_task: dict[str, list[tuple[float, float]]] = {}
     for options in episodes:
-        obs, info = env.reset(options=dict(options))
-        done, total = False, 0.0
-        while not done:
-            obs, reward, done, _, info = env.step(act(obs))
-            total += reward
+        total, info = run_episode(act, env, options)
         per_task.setdefault(options["task"], []).append((total, info["val_metric"]))
     env.close()
     return {t: np.array(v).mean(0) for t, v in per_task.items()}
