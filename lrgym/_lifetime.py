@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import io
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import sys
@@ -69,6 +70,10 @@ def quiet_worker() -> None:
     watch_parent()
 
 
+ORPHAN_GRACE_S = 3.0
+"""How long a worker's traceback waits to see whether its parent is stopping."""
+
+
 class _QuietWhenOrphaned(io.TextIOBase):
     """``sys.stderr`` of a worker that says nothing once its parent process is gone.
 
@@ -76,8 +81,11 @@ class _QuietWhenOrphaned(io.TextIOBase):
     next read of the pipe may raise ``ConnectionResetError`` instead, and
     ``multiprocessing`` prints that traceback. Nobody is left to read it, and it would
     land in the user's terminal after the run stopped, so it is dropped. While the
-    parent lives, everything is written (a worker's real errors stay visible). Written by
-    hand: neither SB3 nor ``multiprocessing`` offers a hook for this.
+    parent lives, everything is written (a worker's real errors stay visible). A stopping
+    parent closes the pipes before it exits, so the first line of a worker's traceback
+    (``multiprocessing`` writes ``Process NAME:`` first) waits up to
+    :data:`ORPHAN_GRACE_S` for the parent to go before it is written. Written by hand:
+    neither SB3 nor ``multiprocessing`` offers a hook for this.
     """
 
     def __init__(self, stream: Any, parent: Any) -> None:
@@ -86,6 +94,8 @@ class _QuietWhenOrphaned(io.TextIOBase):
 
     def write(self, text: str) -> int:
         """Write ``text`` unless the parent process has exited."""
+        if text.startswith(("Process ", "Traceback")) and self._parent.is_alive():
+            multiprocessing.connection.wait([self._parent.sentinel], timeout=ORPHAN_GRACE_S)
         if not self._parent.is_alive():  # its sentinel pipe closed: the parent is gone
             return len(text)
         return self._stream.write(text)
