@@ -63,12 +63,20 @@ from lrgym.policy_weights import PolicyWeights, export_policy
 from lrgym.registration import make_task, select_tasks, spec
 from lrgym.report import md_table
 from lrgym.signals import OBS_LAYOUT_VERSION, feature_indices
+from lrgym.tasks.procedural import is_validation_draw
 
 
 def meta_train_tasks(config: TrainConfig) -> list[str]:
     """The config's tasks, expanded; held-out and real tasks, and tasks that cannot take the
     config's ``hparams``, are refused."""
     tasks = select_tasks(config.tasks)
+    validation = [t for t in tasks if is_validation_draw(t)]
+    if validation:
+        raise ConfigError(
+            f"{', '.join(validation[:3])}{' ...' if len(validation) > 3 else ''}: drawn tasks "
+            "of the procedural validation family (indices 1000-1999) are kept for model "
+            "selection and never trained on; train on `procedural` or `procedural:N`"
+        )
     held_out = [t for t in tasks if make_task(t).info.split != "meta-train"]
     if held_out:
         raise ConfigError(

@@ -61,7 +61,10 @@ a drawn task as one computation (:data:`BATCHABLE`).
 Selection: ``select_tasks(["procedural"])`` (``lrgym train --tasks
 meta-train,procedural``) gives :data:`SELECTED_PER_FAMILY` tasks of each family, indices
 0 to 7 (32 tasks); ``procedural:N`` gives N tasks, the families taking turns, index by
-index. Neither ``meta-train`` nor ``all`` includes them.
+index, up to index 999. Indices 1000-1999 are the validation family, selected by
+``procedural-val`` (``procedural-val:N``) and refused by ``lrgym train``: agents are
+chosen on drawn tasks no training run saw. Neither ``meta-train`` nor ``all`` includes
+them.
 
 The generator is version 0 of each family id: changing what an index draws means a new
 id version.
@@ -70,6 +73,7 @@ id version.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Any
@@ -97,6 +101,11 @@ FAMILY_SIZE = 2000
 
 SELECTED_PER_FAMILY = 8
 """Tasks of each family in the ``procedural`` selection (indices 0-7: 32 tasks)."""
+
+VALIDATION_START = FAMILY_SIZE // 2
+"""First index of the validation family: indices 1000-1999 of each family are drawn only
+by the ``procedural-val`` selection, never by ``procedural``/``procedural:N``, so agents
+are selected on drawn tasks no training run saw."""
 
 BATCHABLE: dict[str, bool] = dict.fromkeys(FAMILIES, True)
 """Whether :class:`lrgym.vector.BatchedRuns` trains a family's tasks (all of them do)."""
@@ -314,15 +323,31 @@ def draw_task(index: int = 0, family: str = "mlp", seed: int = 0) -> TorchTask:
     )
 
 
-def selection(count: int | None = None) -> list[str]:
+def selection(count: int | None = None, start: int = 0, name: str = "procedural") -> list[str]:
     """Ids of the ``procedural`` selection: :data:`SELECTED_PER_FAMILY` tasks of each
-    family (``count`` None), or ``count`` tasks with the families taking turns."""
-    total = len(FAMILIES) * FAMILY_SIZE
+    family (``count`` None), or ``count`` tasks with the families taking turns, from index
+    ``start`` (the training half ends where the validation family starts)."""
+    total = len(FAMILIES) * VALIDATION_START
     n = len(FAMILIES) * SELECTED_PER_FAMILY if count is None else int(count)
     if not 1 <= n <= total:
-        raise ValueError(f"procedural:N draws 1 to {total} tasks, got {n}")
+        raise ValueError(
+            f"{name}:N draws 1 to {total} tasks (indices {start}-{start + VALIDATION_START - 1}"
+            f" of each family), got {n}"
+        )
     ids = list(FAMILIES.values())
-    return [drawn_id(ids[i % len(ids)], i // len(ids)) for i in range(n)]
+    return [drawn_id(ids[i % len(ids)], start + i // len(ids)) for i in range(n)]
+
+
+def validation_selection(count: int | None = None) -> list[str]:
+    """Ids of the ``procedural-val`` selection: like :func:`selection`, from index
+    :data:`VALIDATION_START` (drawn tasks no ``procedural`` selection reaches)."""
+    return selection(count, start=VALIDATION_START, name="procedural-val")
+
+
+def is_validation_draw(task_id: str) -> bool:
+    """True for a drawn task of the validation family (index >= :data:`VALIDATION_START`)."""
+    match = re.fullmatch(r"lrgym/Procedural\w+?-(\d+)-v\d+", task_id)
+    return match is not None and int(match.group(1)) >= VALIDATION_START
 
 
 for _family, _id in FAMILIES.items():
@@ -330,3 +355,4 @@ for _family, _id in FAMILIES.items():
         _id, "lrgym.tasks.procedural:draw_task", size=FAMILY_SIZE, kwargs={"family": _family}
     )
 register_group("procedural", selection)
+register_group("procedural-val", validation_selection)

@@ -27,7 +27,7 @@ import torch
 from typer.testing import CliRunner
 
 import lrgym
-from lrgym.agents.config import load_config
+from lrgym.agents.config import ConfigError, load_config
 from lrgym.agents.train import meta_train_tasks, validation_episodes
 from lrgym.check import check_task
 from lrgym.cli import app
@@ -39,8 +39,10 @@ from lrgym.tasks.procedural import (
     FAMILIES,
     FAMILY_SIZE,
     SELECTED_PER_FAMILY,
+    VALIDATION_START,
     draw_spec,
     draw_task,
+    is_validation_draw,
 )
 from lrgym.vector import BatchedRuns, check_batchable
 
@@ -120,9 +122,22 @@ def test_procedural_selection():
     mixed = lrgym.select_tasks(["meta-train", "procedural"])
     assert mixed[: len(lrgym.task_ids("meta-train"))] == lrgym.task_ids("meta-train")
     assert len(mixed) == len(lrgym.task_ids("meta-train")) + 32
-    for bad in ("procedural:0", "procedural:x", f"procedural:{4 * FAMILY_SIZE + 1}"):
+    for bad in ("procedural:0", "procedural:x", f"procedural:{4 * VALIDATION_START + 1}"):
         with pytest.raises(ValueError):
             lrgym.select_tasks([bad])
+
+
+def test_the_validation_family_is_disjoint_from_every_training_selection(tmp_path):
+    """``procedural-val`` draws indices 1000-1999, which no ``procedural:N`` reaches and
+    ``lrgym train`` refuses, so selection on it scores drawn tasks no run trained on."""
+    val = lrgym.select_tasks(["procedural-val"])
+    assert len(val) == 32 and all(is_validation_draw(t) for t in val)
+    widest = lrgym.select_tasks([f"procedural:{4 * VALIDATION_START}"])
+    assert not set(widest) & set(lrgym.select_tasks([f"procedural-val:{4 * VALIDATION_START}"]))
+    assert not any(is_validation_draw(t) for t in widest)
+    cfg = load_config(None, tasks=["lrgym/DigitsMLP-v0", val[0]], out=str(tmp_path / "a"))
+    with pytest.raises(ConfigError, match="validation family"):
+        meta_train_tasks(cfg)
 
 
 def test_meta_train_accepts_procedural_and_validates_each_drawn_task_once(tmp_path):
