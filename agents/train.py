@@ -63,14 +63,14 @@ from lrgym.policy_weights import PolicyWeights, export_policy
 from lrgym.registration import make_task, select_tasks, spec
 from lrgym.report import md_table
 from lrgym.signals import OBS_LAYOUT_VERSION, feature_indices
-from lrgym.tasks.procedural import is_validation_draw
+from lrgym.tasks import procedural
 
 
 def meta_train_tasks(config: TrainConfig) -> list[str]:
     """The config's tasks, expanded; held-out and real tasks, and tasks that cannot take the
     config's ``hparams``, are refused."""
     tasks = select_tasks(config.tasks)
-    validation = [t for t in tasks if is_validation_draw(t)]
+    validation = [t for t in tasks if procedural.is_validation_draw(t)]
     if validation:
         raise ConfigError(
             f"{', '.join(validation[:3])}{' ...' if len(validation) > 3 else ''}: drawn tasks "
@@ -99,6 +99,22 @@ def meta_train_tasks(config: TrainConfig) -> list[str]:
                 "decision_interval must be at most episode_steps"
             )
     return tasks
+
+
+VALIDATION_DRAWS = 32
+"""Most drawn tasks of the procedural validation family in a validation slice."""
+
+
+def validation_tasks(tasks: list[str]) -> list[str]:
+    """The tasks the validation slice scores: the named training tasks (on run seeds
+    training never draws) and, in place of drawn procedural tasks, as many drawn tasks of
+    the procedural validation family (at most :data:`VALIDATION_DRAWS`), which no
+    training run sees."""
+    drawn = [t for t in tasks if spec(t).family in procedural.FAMILIES.values()]
+    kept = [t for t in tasks if t not in drawn]
+    if drawn:
+        kept += procedural.validation_selection(min(len(drawn), VALIDATION_DRAWS))
+    return kept
 
 
 def validation_episodes(tasks: list[str], config: TrainConfig) -> list[dict[str, Any]]:
@@ -285,8 +301,9 @@ def _train(
         raise
     if reporter is not None:
         reporter.start(config, tasks, model.num_timesteps, model.n_steps * model.n_envs)
-    val_env = meta_env(tasks, config, VALIDATION_SEEDS)
-    episodes = validation_episodes(tasks, config)
+    val_tasks = validation_tasks(tasks)
+    val_env = meta_env(val_tasks, config, VALIDATION_SEEDS)
+    episodes = validation_episodes(val_tasks, config)
     validation = ValidationCallback(val_env, episodes, config.eval_every, out / BEST)
     if state is not None:
         validation._next = int(state.run.get("next_eval", validation._next))

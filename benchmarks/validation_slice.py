@@ -14,7 +14,11 @@ Prints, per task and overall, each one's mean return (log L0/LT of the validatio
 loss, the reward agents are trained on) and mean final validation metric.
 
     python benchmarks/validation_slice.py --agents default runs/gen-seed0 \\
-        [--config agents/recipes/default.yaml] [--tasks meta-train]
+        [--config agents/recipes/default.yaml] [--tasks meta-train procedural]
+
+Drawn procedural tasks are scored as training scores them
+(:func:`lrgym.agents.train.validation_tasks`): drawn tasks of the validation family,
+which no training run sees, one row per family.
 """
 
 from __future__ import annotations
@@ -29,8 +33,8 @@ from lrgym.actions import LogLRAction
 from lrgym.agent import load_agent
 from lrgym.agents.config import load_config
 from lrgym.agents.meta_env import VALIDATION_SEEDS
-from lrgym.agents.train import meta_env, run_episode, validation_episodes
-from lrgym.registration import select_tasks
+from lrgym.agents.train import meta_env, run_episode, validation_episodes, validation_tasks
+from lrgym.registration import select_tasks, spec
 from lrgym.report import md_table
 
 Act = Callable[[np.ndarray], np.ndarray]
@@ -54,7 +58,7 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=None, help="default: the config's")
     args = parser.parse_args()
     config = load_config(args.config, tasks=args.tasks)
-    tasks = select_tasks(config.tasks)
+    tasks = validation_tasks(select_tasks(config.tasks))
     episodes = validation_episodes(tasks, config)
     hold = np.zeros(1, np.float32)
     runs: dict[str, tuple[Act, LogLRAction]] = {
@@ -70,10 +74,24 @@ def main() -> None:
     scores = {
         name: run_slice(act, amap, tasks, config, episodes) for name, (act, amap) in runs.items()
     }
+    groups: dict[str, list[str]] = {}  # a row per named task, one per procedural family
+    for t in tasks:
+        family = spec(t).family
+        groups.setdefault(
+            f"{family} ({sum(spec(u).family == family for u in tasks)} draws)" if family else t, []
+        ).append(t)
+    named = [t for t in tasks if not spec(t).family]
+    drawn = [t for t in tasks if spec(t).family]
+    summary = [
+        ("**mean, named tasks**", named),
+        ("**mean, drawn tasks**", drawn),
+        ("**mean**", tasks),
+    ]
     for column, label in ((0, "mean return"), (1, "final validation metric")):
-        rows = [[t, *(f"{scores[n][t][column]:.3f}" for n in runs)] for t in tasks]
-        means = [f"**{np.mean([scores[n][t][column] for t in tasks]):.3f}**" for n in runs]
-        rows.append(["**mean**", *means])
+        rows = []
+        for name, members in [*groups.items(), *((n, m) for n, m in summary if m)]:
+            means = [np.mean([scores[n][t][column] for t in members]) for n in runs]
+            rows.append([name, *(f"{m:.3f}" for m in means)])
         print(f"\n{label}\n")
         print(md_table(["task", *runs], rows, align="l" + "r" * len(runs)))
 

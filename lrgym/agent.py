@@ -79,6 +79,9 @@ class AgentCard:
             old TorchScript format.
         notes: What a reader of the card must know that no other field says (e.g. how
             the directory's SB3 files were made).
+        members: For an ensemble (:class:`AgentEnsemble`), its members' sub-directories,
+            each a complete agent directory; the ensemble acts with their mean action.
+            Empty for a single agent.
     """
 
     name: str
@@ -98,6 +101,7 @@ class AgentCard:
     hparam_specs: dict[str, dict[str, Any]] = field(default_factory=dict)
     policy: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    members: list[str] = field(default_factory=list)
 
     def save(self, directory: str | Path) -> None:
         """Write ``card.json`` into ``directory`` atomically, as strict JSON.
@@ -132,6 +136,7 @@ _CARD_TYPES: dict[str, tuple[type, ...]] = {
     "hparams": (list,),
     "hparam_specs": (dict,),
     "policy": (dict,),
+    "members": (list,),
 }
 """JSON type of each card field (lists of names hold strings only)."""
 
@@ -148,7 +153,7 @@ def _check_card(data: object, card_path: Path) -> dict:
         if types is None:
             continue  # AgentCard(**data) names unknown fields
         wrong = isinstance(value, bool) or not isinstance(value, types)
-        if not wrong and key in ("features", "tasks", "hparams"):
+        if not wrong and key in ("features", "tasks", "hparams", "members"):
             wrong = not all(isinstance(v, str) for v in value)
         if not wrong and key == "action":  # known keys; LogLRAction checks the values
             wrong = not set(value) <= _ACTION_KEYS
@@ -219,6 +224,38 @@ class Agent:
             f"Agent(name={self.card.name!r}, hparams={list(self.card.hparams)}, "
             f"path={str(self.path)!r})"
         )
+
+
+class AgentEnsemble(Agent):
+    """Agents of one recipe (its training seeds) acting as one: the mean of their actions.
+
+    Load one with :func:`load_agent` from a directory whose card lists ``members``
+    (written by :func:`lrgym.agents.ensemble.write_ensemble`, ``lrgym ensemble``). Each
+    member keeps its own observation normalisation; the members must share the features,
+    hyperparameters and action mapping, so the mean action means the same thing for each.
+
+    Attributes:
+        members: The member agents.
+    """
+
+    def __init__(self, path: Path, card: AgentCard, members: list[Agent]) -> None:
+        first = members[0]
+        for member in members[1:]:
+            same = (member.card.features, member.card.hparams, member.action_map)
+            if same != (first.card.features, first.card.hparams, first.action_map):
+                raise AgentLoadError(
+                    f"{path}: ensemble members {first.path.name} and {member.path.name} "
+                    "differ in features, hyperparameters or action mapping; an ensemble "
+                    "holds seeds of one recipe"
+                )
+        super().__init__(path, card, first.policy)
+        self.members = members
+
+    def act(self, obs: np.ndarray) -> float | np.ndarray:
+        """The members' mean action for one observation (see :meth:`Agent.act`)."""
+        actions = [member.act(obs) for member in self.members]
+        mean = np.mean(np.asarray(actions, dtype=np.float64), axis=0)
+        return float(mean) if self._single else mean
 
 
 def shipped_agents() -> list[str]:
@@ -303,6 +340,8 @@ def load_agent(name_or_path: str | Path = "default") -> Agent:
         )
     path = resolve_agent(name_or_path)
     card = load_card(path)
+    if card.members:
+        return _load_ensemble(path, card)
     file = path / POLICY
     if not file.exists():
         if (path / LEGACY_POLICY).is_file():
@@ -334,3 +373,28 @@ def load_agent(name_or_path: str | Path = "default") -> Agent:
         raise
     except (ValueError, TypeError, KeyError) as exc:  # a card field of the wrong shape
         raise AgentLoadError(f"{file}: {exc}; retrain the agent or re-export it") from None
+
+
+def _load_ensemble(path: Path, card: AgentCard) -> AgentEnsemble:
+    """The ensemble in ``path``: each member a plain sub-directory holding an agent."""
+    members = []
+    for name in card.members:
+        member = path / name
+        if Path(name).name != name or name in ("", ".", "..") or not member.is_dir():
+            raise AgentLoadError(
+                f"{path / CARD}: ensemble member {name!r} is not a sub-directory of {path}; "
+                "the ensemble is incomplete, rebuild it with `lrgym ensemble`"
+            )
+        agent = load_agent(member)
+        if isinstance(agent, AgentEnsemble):
+            raise AgentLoadError(f"{member}: an ensemble member cannot itself be an ensemble")
+        members.append(agent)
+    ensemble = AgentEnsemble(path, card, members)
+    first = members[0]
+    mine = (card.features, card.hparams, LogLRAction(**card.action))
+    if mine != (first.card.features, first.card.hparams, first.action_map):
+        raise AgentLoadError(
+            f"{path / CARD}: the ensemble's features, hyperparameters or action mapping "
+            "differ from its members'; rebuild it with `lrgym ensemble`"
+        )
+    return ensemble

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 import lrgym
-from lrgym._atomic import refuse_links, remove_stale_temp_files
+from lrgym._atomic import UnsafePathError, check_inside, refuse_links, remove_stale_temp_files
 from lrgym.compare import RunResult, RunSpec, run_grid, write_frames
 from lrgym.file_checks import MAX_TABLE_BYTES, FileCheckError, check_regular_file
 
@@ -61,8 +61,8 @@ UNRECORDED_CARD_FIELDS = ("evaluation",)
 
 def folder_fingerprint(folder: str | os.PathLike[str]) -> str:
     """SHA-256 over what of an agent or init folder changes a run: its ``card.json``
-    (canonical JSON, without :data:`UNRECORDED_CARD_FIELDS`) and every ``*.safetensors``
-    file (their bytes). ``""`` if the folder has neither or a file cannot be read (loading
+    (canonical JSON, without :data:`UNRECORDED_CARD_FIELDS`), every ``*.safetensors``
+    file (their bytes) and an ensemble's member folders. ``""`` if the folder has neither or a file cannot be read (loading
     it then fails with the clear error)."""
     from lrgym.file_checks import FileCheckError, read_json
     from lrgym.manifest import sha256
@@ -75,11 +75,14 @@ def folder_fingerprint(folder: str | os.PathLike[str]) -> str:
             for key in UNRECORDED_CARD_FIELDS:
                 card.pop(key, None)
             digest.update(b"card\0" + json.dumps(card, sort_keys=True).encode() + b"\0")
+            for member in card.get("members", []):  # an ensemble: its members' folders
+                member_print = folder_fingerprint(check_inside(root, root / str(member)))
+                digest.update(f"member\0{member}\0{member_print}\0".encode())
         weights = sorted(root.glob("*.safetensors")) if root.is_dir() else []
         for path in weights:
             check_regular_file(path, "weights file", max_bytes=None)
             digest.update(f"{path.name}\0{sha256(path)}\0".encode())
-    except (FileCheckError, OSError):
+    except (FileCheckError, OSError, UnsafePathError):
         return ""
     if not (root / CARD).exists() and not weights:
         return ""

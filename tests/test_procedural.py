@@ -28,7 +28,7 @@ from typer.testing import CliRunner
 
 import lrgym
 from lrgym.agents.config import ConfigError, load_config
-from lrgym.agents.train import meta_train_tasks, validation_episodes
+from lrgym.agents.train import meta_train_tasks, validation_episodes, validation_tasks
 from lrgym.check import check_task
 from lrgym.cli import app
 from lrgym.registration import UnknownTaskError, drawn_id
@@ -149,6 +149,9 @@ def test_meta_train_accepts_procedural_and_validates_each_drawn_task_once(tmp_pa
     assert len(episodes) == named * (1 + len(config.val_lrs)) + 32
     drawn_lrs = {e["initial_lr"] for e in episodes if "Procedural" in e["task"]}
     assert set(config.val_lrs) <= drawn_lrs  # the LRs take turns over the drawn tasks
+    scored = validation_tasks(tasks)  # what training selects on: validation draws instead
+    assert scored[:named] == tasks[:named] and len(scored) == named + 32
+    assert all(is_validation_draw(t) for t in scored[named:])
 
 
 # --- determinism and distinctness ----------------------------------------------------------

@@ -351,6 +351,35 @@ def convert_agent(
 
 
 @app.command(
+    "ensemble",
+    help=_help(
+        "Join agents of one recipe (its training seeds) into one agent that acts with "
+        "their mean action.",
+        "The members are copied into --out as they are (each stays loadable and trainable "
+        "alone, e.g. learned:OUT/seed1); they must share features, hyperparameters and "
+        "action mapping. Use the ensemble like any agent: learned:OUT, "
+        "lrgym.load_agent(OUT).",
+    ),
+)
+def ensemble(
+    members: Annotated[list[Path], typer.Argument(help="Agent folders (at least two).")],
+    out: Annotated[Path, typer.Option(help="The ensemble folder to create.")],
+    name: Annotated[str | None, typer.Option(help="Name on the card (default: OUT's).")] = None,
+) -> None:
+    """Join agents into an ensemble (see the help text above)."""
+    from lrgym.agent import AgentLoadError
+    from lrgym.agents.ensemble import write_ensemble
+
+    try:
+        path = write_ensemble(out, members, name)
+    except AgentLoadError as exc:
+        raise _fail(str(exc)) from None
+    except OSError as exc:
+        raise _fail(f"cannot write the ensemble: {exc.strerror or exc}") from None
+    console.print(f"wrote {path}: mean action of {len(members)} agents", markup=False)
+
+
+@app.command(
     "train-predictor",
     help=_help(
         "Train the LR predictor (a 2×64 ReLU MLP) on the runs logged by `lrgym compare`.",
