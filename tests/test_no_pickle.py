@@ -237,13 +237,12 @@ def test_old_run_is_refused_naming_the_converter_and_resumes_identically_after_i
 
 def test_old_agent_is_refused_for_init_from_and_converts_into_another_folder(tmp_path):
     old = tmp_path / "old"
-    shutil.copytree(resolve_agent("multi-hp"), old)
+    shutil.copytree(resolve_agent("default"), old)
     state = read_training_state(old, TRAINING)
     to_legacy(old, TRAINING, LEGACY_SB3_FILES)  # as it shipped before this format
 
     result = cli("train", "--init-from", old, "--tasks", "lrgym/DigitsMLP-v0",
-                 "--hparams", "lr,momentum,weight_decay", "--out", tmp_path / "new",
-                 "--no-progress")  # fmt: skip
+                 "--out", tmp_path / "new", "--no-progress")  # fmt: skip
     assert result.exit_code == 2
     assert f"lrgym convert-agent {old}" in " ".join(result.output.split())
     assert "Traceback" not in result.output and not (tmp_path / "new").exists()

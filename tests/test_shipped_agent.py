@@ -31,7 +31,7 @@ from lrgym.cli import app
 from lrgym.policy_weights import POLICY
 
 SHIPPED = resolve_agent("default")
-AGENTS = ["default", "multi-hp"]
+AGENTS = ["default"]
 
 
 @pytest.mark.parametrize("name", AGENTS)
@@ -100,21 +100,6 @@ def test_init_from_is_checked_before_anything_runs(tmp_path):
     (bare / TRAINING_FILES[0]).unlink()
     with pytest.raises(ConfigError, match="rebuild_training_state"):
         check_init_from(load_config(None, init_from=str(bare)))
-
-
-@pytest.mark.parametrize(
-    ("name", "hparams"),
-    [
-        ("multi-hp", ["lr", "momentum", "weight_decay"]),
-    ],
-)
-def test_multi_hp_agents_drive_their_hyperparameters(name, hparams):
-    agent = lrgym.load_agent(name)
-    assert agent.card.hparams == hparams and agent.card.notes
-    obs = np.random.default_rng(0).uniform(-3, 3, (50, len(agent.card.features)))
-    actions = np.array([agent.act(o.astype(np.float32)) for o in obs])
-    assert actions.shape == (50, 3) and np.all(np.abs(actions) <= 1)
-    assert np.ptp(actions, axis=0).min() > 0  # every dimension responds to the run
 
 
 def test_a_lost_training_state_is_rebuilt_from_the_policy(tmp_path):
