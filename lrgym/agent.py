@@ -236,6 +236,8 @@ class AgentEnsemble(Agent):
 
     Attributes:
         members: The member agents.
+        policy: The first member's policy (its size checks the card); the ensemble's
+            action is :meth:`act`'s, not this policy's.
     """
 
     def __init__(self, path: Path, card: AgentCard, members: list[Agent]) -> None:
