@@ -2,9 +2,9 @@
 
 For each family (``digits`` always; ``uci-sentiment`` and ``uci-sentiment-relabel``
 with ``--uci-data``, ``cifar10`` with ``--cifar10-data``) and each of 3 seeds,
-meta-trains first-order MAML, Reptile and the multi-task pre-training baseline (model
-selection on meta-val tasks only), then fine-tunes every init (and the random init) on
-20 meta-test tasks with a constant LR and with the learned scheduler
+meta-trains first-order MAML, Reptile, ANIL and the multi-task pre-training baseline
+(model selection on meta-val tasks only), then fine-tunes every init (and the random init)
+on 20 meta-test tasks with a constant LR and with the learned scheduler
 (``trained_agents/default``), with the family's optimizer (SGD, momentum 0.9, LR 0.01)
 and with Adam at LR 1e-3. Measured per run: steps (checked every step) and seconds to
 the family's target validation accuracy, final test accuracy and macro-F1.
@@ -12,15 +12,26 @@ the family's target validation accuracy, final test accuracy and macro-F1.
     python benchmarks/meta_init.py --uci-data DIR_WITH_UCI_FILES [--cifar10-data PATH]
 
 CIFAR-10 (a small CNN) costs far more per step on a CPU than the MLP families, so it is
-fine-tuned with the family's optimizer only (``--cifar10-seeds`` and
-``--cifar10-meta-iterations`` reduce it further); the summary states what each ran.
+fine-tuned with the family's optimizer only, on ``--cifar10-tasks`` (10) meta-test tasks,
+and has its own protocol (issue 28), fixed on meta-val tasks before any meta-test run:
+
+* **target from random init's own meta-val runs**: random init is fine-tuned on 20
+  same-shaped tasks of the meta-val classes (frog, horse) with both schedulers; the target
+  is the highest accuracy (to 0.01) that ≥ 80% of those runs end at or above
+  (:func:`lrgym.meta_init.evaluation.calibrate_target`);
+* **the inner loop is fine-tuning's first steps**: every meta-learner adapts with 5 steps
+  of SGD at LR 0.01, momentum 0.9 (the family's fine-tuning optimizer), and model selection
+  scores inits after those 5 steps on meta-val tasks.
+
+The summary states what each family ran.
 
 Stages are cached under ``results/meta_init/`` (inits per family, algorithm and seed;
 fine-tuning runs per family), so a rerun only redoes what changed. Writes
-``docs/results/meta_init/summary.md``. The bar (issue 17): on both families the
-meta-learned init reaches the target in at most 0.5× the median steps of random init and
-at most 0.8× those of multi-task pre-training, with mean final test accuracy at least as
-high. Every figure is computed here from the runs; nothing is typed in.
+``docs/results/meta_init/summary.md``. The bar (issues 17, 28): where random init reaches
+the target in ≥ 80% of runs, the meta-learned init reaches it in at most 0.5× the median
+steps of random init and at most 0.8× those of multi-task pre-training, at a mean final
+test accuracy not lower than the better baseline's beyond the 95% CI. Every figure is
+computed here from the runs; nothing is typed in.
 """
 
 from __future__ import annotations
@@ -31,6 +42,7 @@ import json
 import math
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -38,7 +50,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lrgym._atomic import write_text_atomic
+from lrgym._atomic import atomic_path, write_text_atomic
 from lrgym.manifest import sha256
 from lrgym.meta_init.algorithms import DEFAULT_META_LR, MetaInitConfig, meta_train
 from lrgym.meta_init.checkpoint import PATH_OPTIONS, WEIGHTS, InitCard, save_init
@@ -46,6 +58,7 @@ from lrgym.meta_init.evaluation import (
     RANDOM_INIT,
     TARGET_EVERY,
     FinetuneSpec,
+    calibrate_target,
     finetune,
     ratio,
 )
@@ -56,20 +69,29 @@ from lrgym.report import fmt_mean_ci, md_table
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "results" / "meta_init"
 SUMMARY = ROOT / "docs" / "results" / "meta_init" / "summary.md"
-METHODS = ("multitask", "fomaml", "reptile")
-META = ("fomaml", "reptile")
+METHODS = ("multitask", "fomaml", "reptile", "anil")
+META = ("fomaml", "reptile", "anil")
+CIFAR_META = {"inner_lr": 0.01, "inner_momentum": 0.9, "inner_steps": 5}
+"""CIFAR-10's inner loop: the first 5 steps of its fine-tuning (SGD, momentum 0.9, LR 0.01)."""
+CALIBRATION_TASKS = 20
+REACH = 0.8  # the share of random init's meta-val runs that must end at or above the target
 SCHEDULERS = ("constant", "learned:default")
 ADAM_LR = 1e-3  # the second fine-tuning optimizer: Adam at torch's default LR
 OPTIMIZER_NAMES = {"sgd": "SGD momentum 0.9", "adam": "Adam", "adamw": "AdamW"}
 
 
-def train_inits(family: str, options: dict, seeds: list[int], iterations: int) -> pd.DataFrame:
-    """Meta-train (or reuse) every method × seed; one row per init with its cost."""
+def train_inits(
+    family: str, options: dict, seeds: list[int], iterations: int, extra: dict | None = None
+) -> pd.DataFrame:
+    """Meta-train (or reuse) every method × seed; one row per init with its cost.
+    ``extra``: meta-training settings other than the defaults (:data:`CIFAR_META`)."""
     fam = loaded_family(family, **options)
     rows = []
     for seed in seeds:
         for alg in METHODS:
-            config = MetaInitConfig(algorithm=alg, meta_iterations=iterations, seed=seed)
+            config = MetaInitConfig(
+                algorithm=alg, meta_iterations=iterations, seed=seed, **(extra or {})
+            )
             out = CACHE / family / f"{alg}-s{seed}"
             card_path = out / "card.json"
             cached = None
@@ -126,6 +148,7 @@ def finetune_all(
             "optimizers": optimizers,
             "schedulers": SCHEDULERS,
             "target_every": TARGET_EVERY,
+            "options": {k: str(v) for k, v in options.items() if k not in PATH_OPTIONS},
         },
         sort_keys=True,
     )
@@ -159,6 +182,49 @@ def finetune_all(
     path.parent.mkdir(parents=True, exist_ok=True)
     runs.to_csv(path, index=False)
     return runs
+
+
+def calibrate(family: str, options: dict) -> tuple[float, pd.DataFrame]:
+    """Random init on meta-val tasks (cached): the target that ≥ :data:`REACH` of its
+    runs end at or above, and the runs."""
+    path = CACHE / family / f"calibration-{CALIBRATION_TASKS}.csv"
+    if path.is_file():
+        print(f"  {family}: meta-val calibration reused from {path.relative_to(ROOT)}")
+        runs = pd.read_csv(path)
+    else:
+        spec = FinetuneSpec(
+            family,
+            {RANDOM_INIT: None},
+            SCHEDULERS,
+            tasks=CALIBRATION_TASKS,
+            seeds=(0,),
+            family_options=tuple(sorted((k, str(v)) for k, v in options.items())),
+            split="meta-val",
+        )
+        runs = finetune(spec)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            runs.to_csv(tmp, index=False)
+    target = calibrate_target(runs["final_val_accuracy"], REACH)
+    print(f"  {family}: target {target:g} from {len(runs)} random-init runs on meta-val tasks")
+    return target, runs
+
+
+def per_seed_table(runs: pd.DataFrame) -> str:
+    """Every meta-training seed's own figures: reached, median steps, test accuracy."""
+    seeds = sorted(runs["seed"].unique())
+    rows = []
+    for (opt, sched, init), g in runs.groupby(["optimizer", "scheduler", "init"], sort=False):
+        cells = []
+        for seed in seeds:
+            h = g[g["seed"] == seed]
+            cells.append(
+                f"{np.isfinite(h['steps_to_target']).mean():.2f} / "
+                f"{_f(float(np.median(h['steps_to_target'])))} / {h['test_accuracy'].mean():.3f}"
+            )
+        rows.append([opt, sched, init, *cells])
+    headers = ["optimizer", "scheduler", "init", *(f"seed {s}" for s in seeds)]
+    return md_table(headers, rows, align="lll" + "r" * len(seeds))
 
 
 def _ci(values: pd.Series) -> float:
@@ -202,13 +268,14 @@ def bar_rows(summary: pd.DataFrame) -> list[dict]:
             best = base["test_accuracy"].idxmax()
             delta = r["test_accuracy"] - base.loc[best, "test_accuracy"]
             ci = max(r["accuracy_ci"], base.loc[best, "accuracy_ci"])
-            acc_ok = delta >= 0
+            acc_ok = delta >= -ci  # issue 28: not lower beyond the 95% CI
             vs_r, vs_m = r["vs_random"], r["vs_multitask"]
             out.append(
                 {
                     "optimizer": opt,
                     "scheduler": sched,
                     "method": m,
+                    "random_reached": float(by.loc[RANDOM_INIT]["reached"]),
                     "vs_random": vs_r,
                     "vs_multitask": vs_m,
                     "steps_multitask_zero": bool(by.loc["multitask"]["median_steps"] == 0),
@@ -218,6 +285,7 @@ def bar_rows(summary: pd.DataFrame) -> list[dict]:
                     "steps_random_ok": bool(vs_r <= 0.5),
                     "steps_multitask_ok": bool(vs_m <= 0.8),
                     "accuracy_ok": bool(acc_ok),
+                    "random_reach_ok": bool(by.loc[RANDOM_INIT]["reached"] >= REACH),
                 }
             )
     return out
@@ -254,12 +322,16 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=20, help="meta-test tasks per family")
     parser.add_argument("--meta-iterations", type=int, default=300)
     parser.add_argument("--cifar10-seeds", type=int, default=3)
-    parser.add_argument("--cifar10-meta-iterations", type=int, default=300)
+    parser.add_argument("--cifar10-meta-iterations", type=int, default=200)
+    parser.add_argument("--cifar10-tasks", type=int, default=10)
+    parser.add_argument(
+        "--families", help="comma-separated subset to run (e.g. to fill the cache in parallel)"
+    )
     parser.add_argument("--out", type=Path, default=SUMMARY)
     args = parser.parse_args()
     torch.set_num_threads(1)
     both = [[None, None], ["adam", ADAM_LR]]
-    full = (args.seeds, args.meta_iterations, both)
+    full = (args.seeds, args.meta_iterations, both, args.tasks, {})
     families: list[tuple[str, dict, tuple]] = [("digits", {}, full)]
     if args.uci_data:
         cache = CACHE / "cache"
@@ -267,17 +339,40 @@ def main() -> None:
         families.append(("uci-sentiment", text, full))
         families.append(("uci-sentiment-relabel", text, full))
     if args.cifar10_data:
-        reduced = (args.cifar10_seeds, args.cifar10_meta_iterations, [[None, None]])
+        reduced = (
+            args.cifar10_seeds,
+            args.cifar10_meta_iterations,
+            [[None, None]],
+            args.cifar10_tasks,
+            CIFAR_META,
+        )
         families.append(("cifar10", {"data": args.cifar10_data}, reduced))
+    if args.families:
+        keep = set(args.families.split(","))
+        families = [f for f in families if f[0] in keep]
     started = time.perf_counter()
     sections, bars, costs = [], [], []
     finetune_minutes: dict[str, tuple[int, float]] = {}
-    for family, options, (n_seeds, iterations, optimizers) in families:
+    for family, options, (n_seeds, iterations, optimizers, n_tasks, extra) in families:
         print(f"{family}:")
+        inits = train_inits(family, options, list(range(n_seeds)), iterations, extra)
+        protocol = ""
+        if family == "cifar10":  # issue 28: the target from random init's meta-val runs
+            target, calib = calibrate(family, options)
+            options = {**options, "target": target}
+            protocol = (
+                f"Target {target:g}: the highest accuracy that ≥ {REACH:.0%} of random init's "
+                f"{len(calib)} runs on meta-val tasks ({CALIBRATION_TASKS} tasks of the "
+                f"meta-val classes × {', '.join(SCHEDULERS)}) end at or above (their final "
+                f"validation accuracy: median {calib['final_val_accuracy'].median():.3f}, "
+                f"{REACH:.0%} at or above {target:g}). Meta-training: {extra['inner_steps']} "
+                f"inner steps of SGD at LR {extra['inner_lr']:g}, momentum "
+                f"{extra['inner_momentum']:g} (the first steps of fine-tuning), model "
+                "selection after the same steps on meta-val tasks. "
+            )
         fam = loaded_family(family, **options)
         s = fam.settings
-        inits = train_inits(family, options, list(range(n_seeds)), iterations)
-        runs = finetune_all(family, options, inits, args.tasks, optimizers)
+        runs = finetune_all(family, options, inits, n_tasks, optimizers)
         summary = summarize(runs)
         for row in bar_rows(summary):
             bars.append({"family": family, **row})
@@ -304,15 +399,19 @@ def main() -> None:
             f"{TARGET_EVERY} step(s); test on up to {s.n_way}×{s.n_test} examples. `family` = "
             f"{OPTIMIZER_NAMES[s.finetune_optimizer]} at LR {s.finetune_lr:g}; `adam` = Adam at "
             f"LR {ADAM_LR:g}. "
-            f"{args.tasks} meta-test tasks × {n_seeds} seed(s) per row; {iterations} "
-            f"meta-iterations per init.\n\n{table(summary)}\n"
+            f"{protocol}{n_tasks} meta-test tasks × {n_seeds} seed(s) per row; {iterations} "
+            f"meta-iterations per init.\n\n{table(summary)}\n\n"
+            "Per meta-training seed (reached / median steps / test accuracy):\n\n"
+            f"{per_seed_table(runs)}\n"
         )
         print(table(summary))
     total = (time.perf_counter() - started) / 60
     bar_df = pd.DataFrame(bars)
     d = MetaInitConfig()  # every init's settings but algorithm, iterations and seed
     lines = [
-        "# Meta-learned initialization (issue 17): measured by benchmarks/meta_init.py",
+        "# Meta-learned initialization (issues 17, 28): measured by benchmarks/meta_init.py",
+        "",
+        "Command: `python " + " ".join(["benchmarks/meta_init.py", *sys.argv[1:]]) + "`",
         "",
         f"Run on {platform.machine()} CPU, one torch thread, {os.cpu_count()} cores (shared "
         f"with other jobs when the runs were made). "
@@ -322,8 +421,10 @@ def main() -> None:
         f"time); this invocation took {total:.1f} minutes. "
         f"Meta-training: meta-batch {d.meta_batch}, {d.inner_steps} inner SGD steps at LR "
         f"{d.inner_lr:g} (FOMAML: Adam {DEFAULT_META_LR['fomaml']:g} outer; Reptile: ε "
-        f"{DEFAULT_META_LR['reptile']:g}; multi-task: Adam {DEFAULT_META_LR['multitask']:g} on "
-        f"batches of the same size), the init kept is the best on {d.val_tasks} fixed meta-val "
+        f"{DEFAULT_META_LR['reptile']:g}; ANIL: Adam {DEFAULT_META_LR['anil']:g}, head-only "
+        f"inner loop; multi-task: Adam {DEFAULT_META_LR['multitask']:g} on "
+        "batches of the same size; cifar10's inner loop differs, see its section), the init "
+        f"kept is the best on {d.val_tasks} fixed meta-val "
         f"tasks (scored every {d.val_every} iterations). `reached` = share of runs ending at "
         "or above the "
         "target; median steps over all runs (∞ = most missed); × random / × multi-task = "
@@ -334,13 +435,19 @@ def main() -> None:
     ]
     bar_table_rows = []
     for _, b in bar_df.iterrows():
-        met = b["steps_random_ok"] and b["steps_multitask_ok"] and b["accuracy_ok"]
+        met = (
+            b["random_reach_ok"]
+            and b["steps_random_ok"]
+            and b["steps_multitask_ok"]
+            and b["accuracy_ok"]
+        )
         bar_table_rows.append(
             [
                 b["family"],
                 b["optimizer"],
                 b["scheduler"],
                 b["method"],
+                f"{b['random_reached']:.2f}",
                 _f(b["vs_random"], 2),
                 _f(b["vs_multitask"], 2),
                 f"{b['accuracy_delta']:+.3f} (± {_f(b['accuracy_ci'], 2)}, {b['best_baseline']})",
@@ -349,15 +456,20 @@ def main() -> None:
             ]
         )
     bar_headers = [
-        "family", "optimizer", "scheduler", "method", "steps × random (≤ 0.5)",
-        "steps × multi-task (≤ 0.8)", "test accuracy − best baseline's (95% CI)",
-        "accuracy ≥ both", "met",
+        "family", "optimizer", "scheduler", "method", "random reached (≥ 0.8)",
+        "steps × random (≤ 0.5)", "steps × multi-task (≤ 0.8)",
+        "test accuracy − best baseline's (95% CI)", "not lower beyond the CI", "met",
     ]  # fmt: skip
-    lines += md_table(bar_headers, bar_table_rows, align="llllrrrll").splitlines()
+    lines += md_table(bar_headers, bar_table_rows, align="llllrrrrll").splitlines()
     lines += ["", "## Where meta-learning loses", ""]
     losses = []
     for _, b in bar_df.iterrows():
         what = []
+        if not b["random_reach_ok"]:
+            what.append(
+                f"random init reaches the target in {b['random_reached']:.0%} of runs (the bar "
+                "asks for a protocol where it reaches it in ≥ 80%)"
+            )
         if math.isnan(b["vs_random"]):
             what.append("no faster than random init (neither reaches the target in most runs)")
         elif not b["steps_random_ok"]:
@@ -371,7 +483,7 @@ def main() -> None:
             what.append(f"no faster than multi-task pre-training ({both})")
         elif not b["steps_multitask_ok"]:
             what.append(f"steps {_f(b['vs_multitask'], 2)}× multi-task's (bar 0.8)")
-        if not b["accuracy_ok"]:
+        if b["accuracy_delta"] < 0:
             inside = abs(b["accuracy_delta"]) <= b["accuracy_ci"]
             what.append(
                 f"test accuracy {b['accuracy_delta']:+.3f} below {b['best_baseline']} init's "

@@ -84,7 +84,7 @@ def test_uci_domains_must_differ():
         make_family("uci-sentiment", data="somewhere", domains=("imdb", "yelp", "imdb"))
 
 
-@pytest.mark.parametrize("algorithm", ["fomaml", "reptile", "multitask"])
+@pytest.mark.parametrize("algorithm", ["fomaml", "reptile", "anil", "multitask"])
 def test_meta_train_is_deterministic_under_a_seed(algorithm):
     fam = make_family("digits")
     a = meta_train(fam, MetaInitConfig(algorithm=algorithm, seed=3, **TINY))

@@ -8,6 +8,9 @@ meta-batch of ``torch.func.grad`` of a ``functional_call`` loss. Then
   gradient at the adapted parameters, averaged over tasks; an Adam step on the init.
 * **Reptile** (Nichol et al. 2018): the adapted parameters (support and query together
   as the task's data) pull the init: ``θ ← θ + ε · mean(φ_i − θ)``.
+* **ANIL** (Raghu et al. 2020; :mod:`lrgym.meta_init.anil`): the inner loop adapts the
+  head only, on the body's features; the query loss after it, back-propagated through the
+  head steps (second order), trains body and head init with Adam.
 * **multitask**: the honest pre-training baseline, not meta-learning: one classifier
   trained with Adam on the pooled meta-train classes; its body is the init and its head
   restarts at zero for a new task (kept when labels mean the same in every task).
@@ -30,10 +33,10 @@ from torch.func import functional_call, grad, vmap
 from lrgym.meta_init.contract import Episode, InitFamily
 from lrgym.meta_init.models import HEAD_PREFIX, build_model, seeded_model
 
-Algorithm = Literal["fomaml", "reptile", "multitask"]
-ALGORITHMS: tuple[str, ...] = ("fomaml", "reptile", "multitask")
+Algorithm = Literal["fomaml", "reptile", "anil", "multitask"]
+ALGORITHMS: tuple[str, ...] = ("fomaml", "reptile", "anil", "multitask")
 
-DEFAULT_META_LR = {"fomaml": 1e-3, "reptile": 0.5, "multitask": 1e-3}
+DEFAULT_META_LR = {"fomaml": 1e-3, "reptile": 0.5, "anil": 1e-3, "multitask": 1e-3}
 """Outer step size by algorithm: Adam's LR (FOMAML, multitask), ε (Reptile)."""
 
 
@@ -42,11 +45,14 @@ class MetaInitConfig:
     """Settings of one meta-training run.
 
     Attributes:
-        algorithm: ``"fomaml"``, ``"reptile"`` or ``"multitask"``.
+        algorithm: ``"fomaml"``, ``"reptile"``, ``"anil"`` or ``"multitask"``.
         meta_iterations: Outer updates.
         meta_batch: Tasks per outer update (multitask: batches of that many tasks' data).
         inner_steps: SGD steps of the inner loop (and of meta-val adaptation).
         inner_lr: SGD LR of the inner loop.
+        inner_momentum: SGD momentum of the inner loop (and of meta-val adaptation);
+            0.9 with ``inner_lr=0.01`` is the first ``inner_steps`` of the families'
+            fine-tuning (SGD, momentum 0.9, LR 0.01).
         meta_lr: Outer step size; None takes :data:`DEFAULT_META_LR`.
         val_every: Meta-val scoring every this many iterations (and at the end).
         val_tasks: Fixed meta-val episodes scored each time.
@@ -58,6 +64,7 @@ class MetaInitConfig:
     meta_batch: int = 8
     inner_steps: int = 5
     inner_lr: float = 0.1
+    inner_momentum: float = 0.0
     meta_lr: float | None = None
     val_every: int = 50
     val_tasks: int = 20
@@ -74,6 +81,8 @@ class MetaInitConfig:
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        if not 0 <= self.inner_momentum < 1:
+            raise ValueError(f"inner_momentum must be in [0, 1), got {self.inner_momentum!r}")
 
     @property
     def outer_lr(self) -> float:
@@ -117,10 +126,13 @@ def _stack(episodes: list[Episode]) -> tuple[torch.Tensor, ...]:
 class _Functional:
     """Loss, inner-loop adaptation and accuracy of one model, as pure functions."""
 
-    def __init__(self, model: torch.nn.Module, inner_steps: int, inner_lr: float) -> None:
+    def __init__(
+        self, model: torch.nn.Module, inner_steps: int, inner_lr: float, momentum: float = 0.0
+    ) -> None:
         self.model = model
         self.inner_steps = inner_steps
         self.inner_lr = inner_lr
+        self.momentum = momentum
         self._grad = grad(self.loss)
 
     def loss(self, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor):
@@ -128,10 +140,12 @@ class _Functional:
         return torch.nn.functional.cross_entropy(logits, y)
 
     def adapt(self, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor):
-        """``inner_steps`` SGD steps on ``(x, y)`` from ``params``."""
+        """``inner_steps`` SGD steps (momentum as torch's SGD) on ``(x, y)`` from ``params``."""
+        buf: dict[str, torch.Tensor] | None = None
         for _ in range(self.inner_steps):
             g = self._grad(params, x, y)
-            params = {k: p - self.inner_lr * g[k] for k, p in params.items()}
+            buf = g if buf is None else {k: self.momentum * buf[k] + g[k] for k in g}
+            params = {k: p - self.inner_lr * buf[k] for k, p in params.items()}
         return params
 
     def fomaml_grad(self, params, xs, ys, xq, yq):
@@ -161,10 +175,11 @@ def meta_val_score(
     episodes: list[Episode],
     inner_steps: int,
     inner_lr: float,
+    inner_momentum: float = 0.0,
 ) -> float:
     """Mean query accuracy on ``episodes`` after ``inner_steps`` SGD steps from ``state``."""
     model = build_model(family.settings.model)
-    fn = _Functional(model, inner_steps, inner_lr)
+    fn = _Functional(model, inner_steps, inner_lr, inner_momentum)
     batch = _stack(episodes)
     params = {k: v.detach() for k, v in state.items()}
     with torch.no_grad():
@@ -194,7 +209,9 @@ class _MetaValSelection:
     def score(self, iteration: int, state: dict[str, torch.Tensor]) -> None:
         """Score ``state`` (an init after ``iteration`` outer steps); keep it if best."""
         c = self.config
-        acc = meta_val_score(self.family, state, self.episodes, c.inner_steps, c.inner_lr)
+        acc = meta_val_score(
+            self.family, state, self.episodes, c.inner_steps, c.inner_lr, c.inner_momentum
+        )
         self.history.append((iteration, acc))
         if acc > self.best[0]:
             self.best = (acc, iteration, state)
@@ -227,8 +244,10 @@ def meta_train(family: InitFamily, config: MetaInitConfig) -> MetaInitResult:
     params = {k: p.detach().clone() for k, p in model.named_parameters()}
     if config.algorithm == "multitask":
         return _multitask(family, config, params, task_rng, val_episodes, started)
+    if config.algorithm == "anil":
+        return _anil(family, config, model, params, task_rng, val_episodes, started)
 
-    fn = _Functional(model, config.inner_steps, config.inner_lr)
+    fn = _Functional(model, config.inner_steps, config.inner_lr, config.inner_momentum)
     leaves = [torch.nn.Parameter(p) for p in params.values()]
     names = list(params)
     if config.algorithm == "fomaml":
@@ -254,6 +273,45 @@ def meta_train(family: InitFamily, config: MetaInitConfig) -> MetaInitResult:
         outer.step()
         if it % config.val_every == 0 or it == config.meta_iterations:
             selection.score(it, _detached(current()))
+    return selection.result()
+
+
+def _anil(
+    family: InitFamily,
+    config: MetaInitConfig,
+    model: torch.nn.Module,
+    params: dict[str, torch.Tensor],
+    rng: np.random.Generator,
+    val_episodes: list[Episode],
+    started: tuple[float, float],
+) -> MetaInitResult:
+    """ANIL: head-only inner loop, body (and head init) trained through it with Adam.
+
+    When a task draws its label assignment (``permute_labels``) no head init can favour a
+    class, so the head starts at zero in every task (as multitask's does) and only the body
+    is learned; otherwise the head init is learned too. Meta-val scoring adapts the whole
+    network, as fine-tuning does."""
+    from lrgym.meta_init.anil import anil_step
+
+    zero_head = family.settings.permute_labels
+    leaves = {
+        k: torch.zeros_like(p) if zero_head and k.startswith(HEAD_PREFIX) else torch.nn.Parameter(p)
+        for k, p in params.items()
+    }
+    trained = [p for p in leaves.values() if isinstance(p, torch.nn.Parameter)]
+    outer = torch.optim.Adam(trained, lr=config.outer_lr)
+    selection = _MetaValSelection(family, config, val_episodes, _detached(leaves), started)
+    body = model.get_submodule("body")
+    for it in range(1, config.meta_iterations + 1):
+        episodes = [family.sample_episode("meta-train", rng) for _ in range(config.meta_batch)]
+        loss = anil_step(
+            body, leaves, episodes, config.inner_steps, config.inner_lr, config.inner_momentum
+        )
+        outer.zero_grad(set_to_none=True)
+        loss.backward()
+        outer.step()
+        if it % config.val_every == 0 or it == config.meta_iterations:
+            selection.score(it, _detached(leaves))
     return selection.result()
 
 

@@ -233,15 +233,23 @@ class InitFamily(ABC):
             pool.sources,
         )
 
-    def meta_test_task(self, index: int) -> tuple[ArraySplits, Episode]:
+    def meta_test_task(
+        self, index: int, split: MetaSplit = "meta-test"
+    ) -> tuple[ArraySplits, Episode]:
         """Meta-test task ``index`` as train (support) / validation / test arrays.
 
         The task (classes, label assignment and examples) depends on ``index`` only, so
-        every method and seed fine-tunes on the same tasks.
+        every method and seed fine-tunes on the same tasks. ``split="meta-val"`` draws a
+        task of the same shape from the meta-val pool instead (to fix a protocol, such as
+        the target, before any meta-test number is seen).
         """
+        if split not in ("meta-test", "meta-val"):
+            raise ValueError(
+                f"fine-tuning tasks come from 'meta-test' or 'meta-val', not {split!r}"
+            )
         s = self.settings
         rng = np.random.default_rng(np.random.SeedSequence([7_919, int(index)]))
-        ep = self.sample_episode("meta-test", rng, n_query=s.n_val + s.n_test)
+        ep = self.sample_episode(split, rng, n_query=s.n_val + s.n_test)
         val_rows, test_rows = [], []
         for label in range(s.n_way):
             rows = np.flatnonzero(ep.y_query == label)

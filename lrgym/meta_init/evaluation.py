@@ -42,6 +42,8 @@ class FinetuneSpec:
         lr: Fine-tuning LR instead of the family's.
         target_every: Check the target every this many steps (default
             :data:`TARGET_EVERY`).
+        split: ``"meta-test"``, or ``"meta-val"`` for same-shaped tasks of the meta-val
+            pool (to fix a protocol on, see :func:`calibrate_target`).
     """
 
     family: str
@@ -53,6 +55,7 @@ class FinetuneSpec:
     optimizer: str | None = None
     lr: float | None = None
     target_every: int | None = TARGET_EVERY
+    split: str = "meta-test"
 
 
 def finetune(spec: FinetuneSpec, on_run: Callable[[int, int], None] | None = None) -> pd.DataFrame:
@@ -67,7 +70,11 @@ def finetune(spec: FinetuneSpec, on_run: Callable[[int, int], None] | None = Non
     from lrgym.compare import RunSpec, run_one
 
     register_meta_test_tasks(
-        spec.family, optimizer=spec.optimizer, lr=spec.lr, **dict(spec.family_options)
+        spec.family,
+        optimizer=spec.optimizer,
+        lr=spec.lr,
+        split=spec.split,
+        **dict(spec.family_options),
     )
     runs = [
         (label, path, sched, i, seed)
@@ -82,7 +89,7 @@ def finetune(spec: FinetuneSpec, on_run: Callable[[int, int], None] | None = Non
     try:
         for n, (label, path, sched, i, seed) in enumerate(runs):
             init = None if path is None else os.fspath(path)
-            task = task_id(spec.family, i, spec.optimizer)
+            task = task_id(spec.family, i, spec.optimizer, spec.split)
             run = RunSpec(task, sched, seed, None, init, target_every=spec.target_every)
             row = run_one(run).row
             rows.append(
@@ -124,6 +131,26 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(out)
+
+
+def calibrate_target(final_accuracy: Sequence[float], reach: float = 0.8) -> float:
+    """The highest target (to 0.01) that at least ``reach`` of the runs end at or above.
+
+    Give it random init's final validation accuracies on meta-val tasks
+    (``FinetuneSpec(split="meta-val")``): the target is then fixed from random init's own
+    runs on classes that meta-test never sees, before any meta-test number exists.
+
+    Raises:
+        ValueError: No finite accuracy, or ``reach`` outside (0, 1].
+    """
+    values = np.sort(np.asarray([v for v in final_accuracy if np.isfinite(v)], dtype=float))
+    if len(values) == 0:
+        raise ValueError("calibrate_target needs at least one finite final accuracy")
+    if not 0 < reach <= 1:
+        raise ValueError(f"reach must be in (0, 1], got {reach!r}")
+    # the k-th smallest value with k = n - ceil(reach·n): at least ceil(reach·n) runs are >= it
+    k = len(values) - math.ceil(reach * len(values) - 1e-9)
+    return math.floor(values[k] * 100 + 1e-9) / 100
 
 
 def ratio(a: float, b: float) -> float:

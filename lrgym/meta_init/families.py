@@ -92,6 +92,8 @@ class Cifar10Family(InitFamily):
             :func:`lrgym.tasks.sources.load_splits`.
         k_shot: Support examples per class.
         max_per_class: Keep at most this many images per class (memory, speed).
+        target: Target validation accuracy of fine-tuning (0.75 by default;
+            ``benchmarks/meta_init.py`` sets it from random init's runs on meta-val tasks).
     """
 
     name = "cifar10"
@@ -103,7 +105,11 @@ class Cifar10Family(InitFamily):
     }
 
     def __init__(
-        self, data: str | os.PathLike[str] | None = None, k_shot: int = 10, max_per_class: int = 600
+        self,
+        data: str | os.PathLike[str] | None = None,
+        k_shot: int = 10,
+        max_per_class: int = 600,
+        target: float | str = 0.75,
     ) -> None:
         if data is None:
             raise ValueError(
@@ -113,6 +119,10 @@ class Cifar10Family(InitFamily):
             )
         self.data = os.fspath(data)
         self.max_per_class = int(max_per_class)
+        try:  # options arrive as text from a card or a command line
+            target = float(target)
+        except ValueError:
+            raise ValueError(f"cifar10 target must be a number in (0, 1], got {target!r}") from None
         self.settings = FamilySettings(
             n_way=2,
             k_shot=k_shot,
@@ -123,7 +133,7 @@ class Cifar10Family(InitFamily):
             model=ModelSpec("cnn", (3, 32, 32), 2, (16, 32)),
             finetune_steps=100,
             decision_interval=10,
-            target=0.75,
+            target=target,
         )
 
     @cached_property

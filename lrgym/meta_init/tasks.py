@@ -21,15 +21,17 @@ DEFAULT_GROUP_SIZE = 20
 """Tasks that the group ``meta-init-NAME`` selects without ``:N``."""
 
 
-def task_family_id(family: str, optimizer: str | None = None) -> str:
+def task_family_id(family: str, optimizer: str | None = None, split: str = "meta-test") -> str:
     """The lrgym task-family id of a meta-init family's meta-test tasks (fine-tuned with
-    ``optimizer`` instead of the family's own: ``meta-init/NAME.OPTIMIZER-v0``)."""
-    return f"meta-init/{family}{'' if optimizer is None else '.' + optimizer}-v0"
+    ``optimizer`` instead of the family's own: ``meta-init/NAME.OPTIMIZER-v0``; drawn from
+    the meta-val pool: ``meta-init/NAME[.OPTIMIZER].meta-val-v0``)."""
+    opt = "" if optimizer is None else "." + optimizer
+    return f"meta-init/{family}{opt}{'' if split == 'meta-test' else '.' + split}-v0"
 
 
-def task_id(family: str, index: int, optimizer: str | None = None) -> str:
-    """The lrgym task id of meta-test task ``index`` of ``family``."""
-    return drawn_id(task_family_id(family, optimizer), index)
+def task_id(family: str, index: int, optimizer: str | None = None, split: str = "meta-test") -> str:
+    """The lrgym task id of meta-test (or ``split``) task ``index`` of ``family``."""
+    return drawn_id(task_family_id(family, optimizer, split), index)
 
 
 def loaded_family(name: str, **options: Any):
@@ -54,21 +56,23 @@ def meta_test_task(
     index: int = 0,
     optimizer: str | None = None,
     lr: float | None = None,
+    split: str = "meta-test",
     **options: Any,
 ):
     """The lrgym :class:`~lrgym.torch_trainee.TorchTask` of meta-test task ``index``
-    (fine-tuned with the family's optimizer and LR unless ``optimizer``/``lr`` say)."""
+    (fine-tuned with the family's optimizer and LR unless ``optimizer``/``lr`` say;
+    ``split="meta-val"``: a task of the same shape from the meta-val pool)."""
     from lrgym.meta_init.models import model_factory
     from lrgym.task import TaskInfo
     from lrgym.torch_trainee import TorchTask
 
     fam = loaded_family(family, **options)
     s = fam.settings
-    splits, episode = fam.meta_test_task(index)
+    splits, episode = fam.meta_test_task(index, split)  # type: ignore[arg-type]
     info = TaskInfo(
         domain="few-shot classification",
         model=f"{s.model.kind} {list(s.model.hidden)} (meta-init family {family})",
-        data=f"{family} meta-test task {index}: classes {list(episode.classes)}, "
+        data=f"{family} {split} task {index}: classes {list(episode.classes)}, "
         f"{s.k_shot} shots per class",
         metric="accuracy",
         split="held-out",
@@ -87,13 +91,25 @@ def meta_test_task(
 
 
 def register_meta_test_tasks(
-    family: str, optimizer: str | None = None, lr: float | None = None, **options: Any
+    family: str,
+    optimizer: str | None = None,
+    lr: float | None = None,
+    split: str = "meta-test",
+    **options: Any,
 ) -> str:
     """Register ``family``'s meta-test tasks (see the module docstring); returns the
     task-family id. ``options`` (e.g. ``data``) are passed to the family; ``optimizer``
-    and ``lr`` register a variant fine-tuned otherwise (``meta-init/NAME.OPTIMIZER-v0``)."""
-    fid = task_family_id(family, optimizer)
-    extra = {"optimizer": optimizer, "lr": lr, **options}
+    and ``lr`` register a variant fine-tuned otherwise (``meta-init/NAME.OPTIMIZER-v0``);
+    ``split="meta-val"`` registers same-shaped tasks of the meta-val pool."""
+    if split not in ("meta-test", "meta-val"):
+        raise ValueError(f"fine-tuning tasks come from 'meta-test' or 'meta-val', not {split!r}")
+    fid = task_family_id(family, optimizer, split)
+    extra = {
+        "optimizer": optimizer,
+        "lr": lr,
+        "split": None if split == "meta-test" else split,
+        **options,
+    }
     kwargs = {"family": family, **{k: v for k, v in extra.items() if v is not None}}
     current = registry.get(fid)
     if current is None or current.kwargs != kwargs:
@@ -104,6 +120,6 @@ def register_meta_test_tasks(
     def ids(n: int | None) -> list[str]:
         return [task_id(family, i) for i in range(n or DEFAULT_GROUP_SIZE)]
 
-    if optimizer is None:
+    if optimizer is None and split == "meta-test":
         register_group(f"meta-init-{family}", ids)
     return fid
