@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -147,3 +148,26 @@ def test_cifar10_target_is_an_option_read_as_a_number():
         make_family("cifar10", data="x.npz", target="high")
     with pytest.raises(ValueError, match="0 < target <= 1"):
         make_family("cifar10", data="x.npz", target=1.5)
+
+
+def test_cli_meta_init_anil_with_a_momentum_inner_loop(tmp_path):
+    from typer.testing import CliRunner
+
+    import lrgym
+    from lrgym.cli import app
+
+    out = tmp_path / "anil"
+    args = [
+        "meta-init", "--family", "digits", "--algorithm", "anil", "--out", str(out),
+        "--meta-iterations", "3", "--meta-batch", "2", "--inner-steps", "2", "--inner-lr",
+        "0.01", "--inner-momentum", "0.9", "--val-every", "3", "--val-tasks", "2",
+        "--eval-tasks", "0",
+    ]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    card = json.loads((out / "card.json").read_text())
+    assert card["algorithm"] == "anil" and card["config"]["inner_momentum"] == 0.9
+    model = lrgym.load_init(out)
+    assert torch.count_nonzero(model.state_dict()["head.weight"]) == 0
+    bad = CliRunner().invoke(app, [*args[:-2], "--inner-momentum", "1.5", "--overwrite"])
+    assert bad.exit_code == 2 and "inner-momentum" in bad.output

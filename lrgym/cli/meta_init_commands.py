@@ -34,7 +34,7 @@ def meta_init(
     ],
     out: Annotated[Path, typer.Option(help="Output folder.", parser=_folder)],
     algorithm: Annotated[
-        str, typer.Option(metavar="fomaml|reptile|multitask", help="Meta-learning algorithm.")
+        str, typer.Option(metavar="fomaml|reptile|anil|multitask", help="Meta-learning algorithm.")
     ] = "fomaml",
     data: Annotated[
         str | None,
@@ -47,6 +47,9 @@ def meta_init(
     meta_batch: Annotated[int, typer.Option(min=1, help="Tasks per outer update.")] = 8,
     inner_steps: Annotated[int, typer.Option(min=1, help="Inner-loop SGD steps.")] = 5,
     inner_lr: Annotated[float, typer.Option(min=0.0, help="Inner-loop SGD LR.")] = 0.1,
+    inner_momentum: Annotated[
+        float, typer.Option(min=0.0, max=0.999, help="Inner-loop SGD momentum.")
+    ] = 0.0,
     meta_lr: Annotated[
         float | None,
         typer.Option(help="Outer step size (default: Adam 1e-3; Reptile's ε 0.5)."),
@@ -91,6 +94,7 @@ def meta_init(
             meta_batch=meta_batch,
             inner_steps=inner_steps,
             inner_lr=inner_lr,
+            inner_momentum=inner_momentum,
             meta_lr=meta_lr,
             val_every=val_every,
             val_tasks=val_tasks,
