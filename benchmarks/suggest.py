@@ -19,8 +19,12 @@ of probes + k runs (k = 1 and 3), per task and seed:
 * ``random`` / ``grid``: Optuna's RandomSampler / GridSampler (LR on 1e-4 … 1e-1), whole
   runs while they fit the budget (the probes' steps go to runs instead);
 * ``fixed``: the best fixed configuration over the meta-train tasks (the suggester
-  card's ``best_fixed``: what a probe-free suggester recommends everywhere), one run
-  (no probes, so it costs less than the others; on XGBoost its own rounds).
+  card's ``best_fixed``: what the same model without probe features recommends
+  everywhere), one run (no probes, so it costs less than the others; on XGBoost its own
+  rounds);
+* ``fixed_mean``: the configuration of the best predicted mean metric over the
+  meta-train tasks (the card's ``best_fixed_mean``, the ridge alone; where the card has
+  none, ``best_fixed``), one run likewise.
 
 Reference: the best run (by validation) of TPE given ``--ref-factor`` × unit (30×; start-up
 fitted likewise), per seed. Regret = reference test metric − the kept run's test metric
@@ -60,7 +64,9 @@ REAL = {  # task id -> local file under ../shared/data (skipped if missing)
     "lrgym/ETTh1LSTM-v0": "ett/ETTh1.csv",
 }
 SLOW_REAL = ("lrgym/ETTh1LSTM-v0",)  # only with --with-lstm (an LSTM on CPU is slow)
-METHODS = ("suggest", "tpe", "random", "grid", "fixed")
+METHODS = ("suggest", "tpe", "random", "grid", "fixed", "fixed_mean")
+FIXED = {"fixed": "best_fixed", "fixed_mean": "best_fixed_mean"}
+"""The fixed-configuration methods and the card entries they run."""
 RUNS = (1, 3)
 """Budgets compared: the suggester's probes + this many runs."""
 
@@ -98,9 +104,10 @@ def _run(task_id: str, method: str, seed: int, steps: int, budget: int, suggeste
             out = run_config(tt, r.config, seed, steps)
             used += out.steps
             trials.append({**_trial(r.config, out, used), "pred": r.mean, "std": r.std})
-    elif method == "fixed":
+    elif method in FIXED:
         key = "xgboost" if tt.kind == "xgboost" else "plan"
-        fixed = suggester.card["best_fixed"][key]
+        card = suggester.card
+        fixed = card.get(FIXED[method], card["best_fixed"])[key]
         config = tt.space.validate({k: v for k, v in fixed.items() if k in tt.space})
         out = run_config(tt, config, seed, steps)
         trials = [_trial(config, out, out.steps)]
@@ -160,11 +167,12 @@ def main(argv: list[str] | None = None) -> int:
                 "random": unit + (max(RUNS) - 1) * run,
                 "grid": unit + (max(RUNS) - 1) * run,
                 "fixed": run,
+                "fixed_mean": run,
                 **{f"tpe@{k}": unit + (k - 1) * run for k in RUNS},
                 "reference": args.ref_factor * unit,
             }
             for method, budget in plan.items():
-                tag = f"{method}-{digest}" if method in ("suggest", "fixed") else method
+                tag = f"{method}-{digest}" if method == "suggest" or method in FIXED else method
                 name = f"{task_id.split('/')[-1]}__s{seed}__{tag}__{args.steps}__{budget}.json"
                 path = CACHE / "runs" / name.replace("@", "at")
                 if path.is_file():
@@ -208,7 +216,7 @@ def _regrets(by_method: dict[str, list[dict]], k: int) -> dict[str, list[float]]
             trials = by_method[key][seed]["trials"]
             if method == "suggest":
                 trials = trials[:k]
-            got = _kept(trials, math.inf if method == "fixed" else budget)
+            got = _kept(trials, math.inf if method in FIXED else budget)
             out[method].append(ref - got if math.isfinite(got) else math.inf)
     return out
 
@@ -232,7 +240,10 @@ def _report(results, args, suggester, skipped) -> tuple[str, dict]:
         "keeps (best by validation) within the budget; median over seeds, lower is better. "
         "`unit` = probes + one default run. TPE's start-up is fitted to each budget; "
         "random and grid spend the probes' steps on runs; `fixed` is one run of the card's "
-        "best fixed configuration (cheaper than the others). At probes + 1 run a search "
+        "best fixed configuration (what the same model without probe features recommends "
+        "everywhere) and `fixed_mean` one run of the configuration of the best predicted "
+        "mean metric (the ridge alone); both cost less than the others. At probes + 1 run "
+        "a search "
         "affords one or two runs, so TPE's start-up is the whole search and TPE and random "
         "coincide (same seed, same first draw).",
         "",
@@ -241,7 +252,7 @@ def _report(results, args, suggester, skipped) -> tuple[str, dict]:
         lines += [f"Not run: {', '.join(skipped)}.", ""]
     headline: dict = {"tasks": list(results), "seeds": args.seeds}
     for k in RUNS:
-        rows, wins, vs_fixed = [], [], []
+        rows, wins, vs_fixed, vs_mean = [], [], [], []
         for task_id, by_method in results.items():
             reg = _regrets(by_method, k)
             med = {m: float(np.median(reg[m])) for m in METHODS}
@@ -249,6 +260,7 @@ def _report(results, args, suggester, skipped) -> tuple[str, dict]:
             if task_id in HELD_OUT:
                 wins.append(ok)
             vs_fixed.append(med["suggest"] - med["fixed"])
+            vs_mean.append(med["suggest"] - med["fixed_mean"])
             ref = float(np.median([_kept(r["trials"], math.inf) for r in by_method["reference"]]))
             rows.append(
                 [task_id.split("/")[-1], _fmt(ref)]
@@ -265,11 +277,13 @@ def _report(results, args, suggester, skipped) -> tuple[str, dict]:
             "",
             f"Suggest's median regret ≤ TPE's and ≤ random's on **{sum(wins)}/{len(wins)} "
             f"held-out tasks** (bar: 4 of 5 at one run); median over tasks of (suggest − "
-            f"fixed) regret: {float(np.median(vs_fixed)):+.4f} (negative: suggest is better).",
+            f"fixed) regret: {float(np.median(vs_fixed)):+.4f}, of (suggest − fixed_mean): "
+            f"{float(np.median(vs_mean)):+.4f} (negative: suggest is better).",
             "",
         ]
         headline[f"held_out_le_tpe_and_random_at_{k}"] = f"{sum(wins)}/{len(wins)}"
         headline[f"median_regret_minus_fixed_at_{k}"] = round(float(np.median(vs_fixed)), 4)
+        headline[f"median_regret_minus_fixed_mean_at_{k}"] = round(float(np.median(vs_mean)), 4)
     if cv:
         rows = [
             [
@@ -282,6 +296,8 @@ def _report(results, args, suggester, skipped) -> tuple[str, dict]:
                 ("with probe features", cv["chosen"]),
                 ("descriptors only (no probe runs)", cv.get("descriptors_only")),
                 ("configuration only (= best fixed)", cv["without_probe_features"]),
+                ("ridge alone, with probe features", cv.get("ridge_only")),
+                ("ridge alone, configuration only", cv.get("ridge_only_without_probe_features")),
             )
             if s
         ]
@@ -299,7 +315,7 @@ def _report(results, args, suggester, skipped) -> tuple[str, dict]:
         headline["lto_within_5pct_without"] = round(cv["without_probe_features"]["within_5pct"], 3)
     seconds = {
         m: sum(r["seconds"] for t in results.values() for r in t.get(m, []))
-        for m in ("suggest", "tpe@1", "tpe@3", "random", "grid", "fixed", "reference")
+        for m in ("suggest", "tpe@1", "tpe@3", "random", "grid", *FIXED, "reference")
     }
     lines += [
         "Wall seconds, all tasks and seeds: "

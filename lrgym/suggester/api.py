@@ -181,7 +181,9 @@ def rank(
         cands = [c for c, k in zip(cands, keep, strict=True) if k]
     slots = [range_slot(tt, c) for c in cands]
     pred = suggester.predict(probe.features, probe.anchor, cands, slots, tt.task.info.metric)
-    order = np.lexsort((np.arange(len(cands)), -pred.score))  # stable: ties keep grid order
+    within = np.zeros(len(cands)) if pred.within is None else pred.within
+    # the ranking head first, the ridge's score next; stable: ties keep grid order
+    order = np.lexsort((np.arange(len(cands)), -pred.score, -within))
     ranked: list[Ranked] = []
     for i in order:
         if _distinct(cands[i], [r.config for r in ranked]):

@@ -11,7 +11,10 @@ validation metric minus the best probe's (the *anchor*), clipped to
 ±:data:`TARGET_CLIP`, so tasks with different metric levels share one model. The
 ensemble's spread plus the cross-validated residual gives the uncertainty; intervals
 are computed on the logit scale of the metric's range (:func:`interval`), so they stay
-in it. Weights are plain JSON (NumPy arrays as lists): loading one executes nothing.
+in it. A ranking head (:mod:`lrgym.suggester.ranker`, format version 3), where present,
+ranks the configurations by how likely each is to land within 5% of the task's best; the
+ridge then breaks its ties and gives the predicted metric. Weights are plain JSON (NumPy
+arrays as lists, trees in XGBoost's JSON format): loading one executes nothing.
 """
 
 from __future__ import annotations
@@ -28,13 +31,16 @@ import numpy as np
 
 from lrgym._atomic import write_text_atomic
 from lrgym.suggester.probes import METRIC_FLOOR, PER_RANGE, RANGE_SLOTS, ProbeSettings
+from lrgym.suggester.ranker import Ranker
 from lrgym.suggester.space import Config
 
 FORMAT = "lrgym-suggester"
-FORMAT_VERSION = 2
-"""Version 2 adds the LR range tests (probe ``range_steps``) and the relative block."""
-READABLE_VERSIONS = (1, FORMAT_VERSION)
-"""Version 1 files (no range tests, so no relative block) still load and predict alike."""
+FORMAT_VERSION = 3
+"""Version 2 added the LR range tests (probe ``range_steps``) and the relative block;
+version 3 the optional ranking head (``ranker``)."""
+READABLE_VERSIONS = (1, 2, FORMAT_VERSION)
+"""Version 1 files (no range tests, so no relative block) and version 2 files (no ranking
+head) still load and predict alike."""
 
 METRIC_RANGES: dict[str, tuple[float, float]] = {
     "accuracy": (0.0, 1.0),
@@ -187,9 +193,11 @@ class Prediction:
             best metric the suggester saw in training, or the probes' best if higher,
             and clipped to the metric's range).
         std: Its uncertainty (one standard deviation, on the metric's scale).
-        score: The uncapped prediction, which ranks the configurations.
+        score: The uncapped prediction, which ranks the configurations (after ``within``).
         low: Lower end of the one-standard-deviation interval (logit scale, in range).
         high: Upper end of that interval.
+        within: The ranking head's estimate that each configuration lands within 5% of
+            the task's best; it ranks first (zeros without a ranking head).
     """
 
     mean: np.ndarray
@@ -197,6 +205,7 @@ class Prediction:
     score: np.ndarray
     low: np.ndarray
     high: np.ndarray
+    within: np.ndarray | None = None
 
 
 @dataclass
@@ -215,6 +224,7 @@ class Suggester:
         final_steps: Optimizer steps of the logged runs it learned from.
         metric_max: Best final validation metric in its training logs (caps predictions).
         card: What it was trained on and how it scored (written as ``card.json``).
+        ranker: The ranking head (None: the ridge ensemble ranks alone).
     """
 
     probe: ProbeSettings
@@ -227,6 +237,7 @@ class Suggester:
     final_steps: int
     metric_max: float = math.inf
     card: dict = field(default_factory=dict)
+    ranker: Ranker | None = None
 
     def predict(
         self,
@@ -259,7 +270,11 @@ class Suggester:
                 for c, s in zip(configs, slots, strict=True)
             ]
         )
-        x = (design(task_features, z, r) - self.x_mean) / self.x_std
+        rows = design(task_features, z, r)
+        within = np.zeros(len(configs))
+        if self.ranker is not None:  # it reads [t, z, r], the columns before t ⊗ z
+            within = self.ranker.predict(rows[:, : self.ranker.n_columns])
+        x = (rows - self.x_mean) / self.x_std
         xa = np.concatenate([np.ones((x.shape[0], 1)), x], axis=1)
         preds = xa @ self.members.T  # (configs, members)
         score = anchor + np.clip(preds.mean(axis=1), -TARGET_CLIP, TARGET_CLIP)
@@ -267,7 +282,7 @@ class Suggester:
         lo, hi = metric_range(metric)
         mean = np.clip(np.minimum(score, max(self.metric_max, anchor)), lo, hi)
         low, high = interval(mean, std, metric)
-        return Prediction(mean, std, score, low, high)
+        return Prediction(mean, std, score, low, high, within)
 
     def to_json(self) -> dict:
         """The weights as JSON-ready data."""
@@ -285,6 +300,7 @@ class Suggester:
             "final_steps": self.final_steps,
             # strict JSON has no inf: no cap is written as no key
             **({"metric_max": self.metric_max} if math.isfinite(self.metric_max) else {}),
+            **({"ranker": self.ranker.to_json()} if self.ranker is not None else {}),
         }
 
     def save(self, directory: str | os.PathLike[str]) -> Path:
@@ -315,7 +331,7 @@ class Suggester:
                 f"version={data.get('format_version')!r}); retrain with `lrgym train-suggester`"
             )
         where = "suggester.json"
-        required = tuple(k for k in _JSON_KEYS if k != "metric_max")
+        required = tuple(k for k in _JSON_KEYS if k not in ("metric_max", "ranker"))
         check_keys(data, where, required=required, known=_JSON_KEYS)
         if data["config_features"] != list(CONFIG_FEATURES):
             raise ValueError("the suggester encodes configurations differently; retrain it")
@@ -333,6 +349,9 @@ class Suggester:
         members = finite_array(data["members"], f"{where}: members", shape=(None, width + 1))
         if not members.shape[0]:
             raise ValueError(f"{where}: members is empty; the file is corrupt")
+        ranker = Ranker.from_json(data["ranker"], f"{where}: ranker") if "ranker" in data else None
+        if ranker is not None and ranker.n_columns != width - len(CONFIG_FEATURES) * len(names):
+            raise ValueError(f"{where}: ranker reads {ranker.n_columns} columns; retrain it")
         return cls(
             probe=ProbeSettings(
                 **{k: whole_number(f"{where}: probe.{k}", v) for k, v in probe.items()}
@@ -346,6 +365,7 @@ class Suggester:
             final_steps=whole_number(f"{where}: final_steps", data["final_steps"], 1),
             metric_max=_metric_cap(data.get("metric_max", math.inf)),
             card=card or {},
+            ranker=ranker,
         )
 
 
@@ -390,7 +410,7 @@ def load_suggester(path: str | os.PathLike[str] | None = None) -> Suggester:
 
 _JSON_KEYS = (
     "format", "format_version", "probe", "feature_names", "config_features", "x_mean",
-    "x_std", "members", "resid_std", "alpha", "final_steps", "metric_max",
+    "x_std", "members", "resid_std", "alpha", "final_steps", "metric_max", "ranker",
 )  # fmt: skip
 """The keys of :meth:`Suggester.to_json`'s data."""
 
