@@ -137,13 +137,22 @@ def train_inits(
     return pd.DataFrame(rows)
 
 
-def finetune_all(
-    family: str, options: dict, inits: pd.DataFrame, n_tasks: int, optimizers: list
+def finetune_chunk(
+    family: str,
+    options: dict,
+    label: str,
+    path: str | None,
+    seed: int,
+    n_tasks: int,
+    optimizers: list,
 ) -> pd.DataFrame:
-    """Every (init, scheduler, optimizer, task, seed) fine-tuning run (cached)."""
+    """One init's fine-tuning runs at one seed (every scheduler, optimizer and task),
+    cached by the init's weights and the settings: a rerun, or a parallel process that
+    filled the cache, redoes only what changed."""
     key = json.dumps(
         {
-            "inits": sorted(f"{p}:{sha256(Path(p) / WEIGHTS)[:16]}" for p in inits["path"]),
+            "init": label if path is None else f"{path}:{sha256(Path(path) / WEIGHTS)[:16]}",
+            "seed": int(seed),
             "tasks": n_tasks,
             "optimizers": optimizers,
             "schedulers": SCHEDULERS,
@@ -152,35 +161,49 @@ def finetune_all(
         },
         sort_keys=True,
     )
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    path = CACHE / family / f"finetune-{digest}.csv"
-    if path.is_file():
-        print(f"  {family}: fine-tuning runs reused from {path.relative_to(ROOT)}")
-        return pd.read_csv(path)
+    cached = CACHE / family / "finetune" / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.csv"
+    if cached.is_file():
+        return pd.read_csv(cached)
     frames = []
     opts = tuple(sorted((k, str(v)) for k, v in options.items()))
-    started = time.perf_counter()
     for optimizer, lr in optimizers:
-        for seed in sorted(inits["seed"].unique()):
-            chosen = inits[inits["seed"] == seed]
-            spec = FinetuneSpec(
-                family,
-                {RANDOM_INIT: None, **dict(zip(chosen["method"], chosen["path"], strict=True))},
-                SCHEDULERS,
-                tasks=n_tasks,
-                seeds=(int(seed),),
-                family_options=opts,
-                optimizer=optimizer,
-                lr=lr,
-                target_every=TARGET_EVERY,
-            )
-            runs = finetune(spec)
-            runs["optimizer"] = optimizer or "family"
-            frames.append(runs)
+        spec = FinetuneSpec(
+            family,
+            {label: path},
+            SCHEDULERS,
+            tasks=n_tasks,
+            seeds=(int(seed),),
+            family_options=opts,
+            optimizer=optimizer,
+            lr=lr,
+            target_every=TARGET_EVERY,
+        )
+        runs = finetune(spec)
+        runs["optimizer"] = optimizer or "family"
+        frames.append(runs)
     runs = pd.concat(frames, ignore_index=True)
-    print(f"  {family}: {len(runs)} fine-tuning runs in {time.perf_counter() - started:.0f} s")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    runs.to_csv(path, index=False)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(cached) as tmp:
+        runs.to_csv(tmp, index=False)
+    return runs
+
+
+def finetune_all(
+    family: str, options: dict, inits: pd.DataFrame, n_tasks: int, optimizers: list
+) -> pd.DataFrame:
+    """Every (init, scheduler, optimizer, task, seed) fine-tuning run (cached per init and
+    seed, see :func:`finetune_chunk`)."""
+    started = time.perf_counter()
+    frames = []
+    for seed in sorted(inits["seed"].unique()):
+        chosen = inits[inits["seed"] == seed]
+        pairs = zip(chosen["method"], chosen["path"], strict=True)
+        for label, path in [(RANDOM_INIT, None), *pairs]:
+            frames.append(
+                finetune_chunk(family, options, label, path, int(seed), n_tasks, optimizers)
+            )
+    runs = pd.concat(frames, ignore_index=True)
+    print(f"  {family}: {len(runs)} fine-tuning runs ({time.perf_counter() - started:.0f} s)")
     return runs
 
 

@@ -5,13 +5,15 @@
 * :mod:`~lrgym.meta_init.families`, :mod:`~lrgym.meta_init.registry`: the built-in
   families (``digits``, ``cifar10``, ``uci-sentiment``), yours via
   :func:`register_init_family`.
-* :mod:`~lrgym.meta_init.algorithms`: first-order MAML, Reptile and the multi-task
-  pre-training baseline, on ``torch.func`` (``functional_call``, ``grad``, ``vmap``).
+* :mod:`~lrgym.meta_init.algorithms`: first-order MAML, Reptile, ANIL
+  (:mod:`~lrgym.meta_init.anil`) and the multi-task pre-training baseline, on
+  ``torch.func`` (``functional_call``, ``grad``, ``vmap``).
 * :mod:`~lrgym.meta_init.checkpoint`: ``init.safetensors`` + ``card.json``,
   :func:`load_init`.
 * :mod:`~lrgym.meta_init.tasks`: meta-test tasks as lrgym tasks (``meta-init/NAME-i-v0``)
   for ``lrgym compare --init DIR``.
-* :mod:`~lrgym.meta_init.evaluation`: fine-tuning on meta-test tasks, steps to target.
+* :mod:`~lrgym.meta_init.evaluation`: fine-tuning on meta-test tasks, steps to target,
+  a target calibrated on random init's meta-val runs.
 
 Importing this package registers no lrgym task: a family's meta-test tasks are
 registered on demand (:func:`register_meta_test_tasks`; ``--init DIR`` registers those of

@@ -43,7 +43,7 @@ class InitCard:
             card: the command line gives them).
         model: Architecture (``ModelSpec.to_json``).
         splits: Per split (meta-train, meta-val, meta-test): sources, classes, examples.
-        algorithm: ``fomaml``, ``reptile`` or ``multitask``.
+        algorithm: ``fomaml``, ``reptile``, ``anil`` or ``multitask``.
         config: Every meta-training setting (inner steps and LR, meta-batch, meta-LR,
             meta-iterations, seed ...).
         selected_iteration: Iteration chosen on meta-val.
