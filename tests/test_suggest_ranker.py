@@ -132,3 +132,13 @@ def test_fit_ranker_is_seeded_and_checks_its_input():
     assert np.array_equal(a.predict(x), b.predict(x))
     with pytest.raises(ValueError, match="rows of 3 columns"):
         a.predict(x[:, :2])
+
+
+def test_shipped_suggester_has_the_head_its_card_describes():
+    model = load_suggester()
+    card = model.card
+    assert card["ranking_head_kept"] and model.ranker is not None
+    assert RankerSettings(**card["ranker"]) == model.ranker.settings
+    assert card["cross_validation"]["chosen"] == card["ranking_head_cv"]
+    assert len(model.ranker.boosters) == model.ranker.settings.members
+    assert card["best_fixed"] and card["best_fixed_mean"]
