@@ -86,7 +86,10 @@ class TrainConfig:
         compile: With ``batched``, compile each worker's stacked steps with
             ``torch.compile`` (about 10-30 s per task and worker at start, then faster
             steps; needs a C++ compiler, else a warning and the uncompiled path). It
-            changes speed, not the run (within float tolerance).
+            changes speed, not the run (within float tolerance). Empty (the default)
+            compiles where a compiler is present and the run gives each task enough
+            decisions to pay the compiling back
+            (:func:`lrgym.vector.compile_policy.compile_pays_back`).
         init_from: An agent directory to continue training from (its training state,
             ``training.safetensors`` + ``training.json``, verified against its manifest;
             PPO keeps the agent's own settings, seeded by ``seed``) instead of a fresh PPO.
@@ -122,7 +125,7 @@ class TrainConfig:
     hparams: list[str] = field(default_factory=lambda: [LR])
     val_every: list[int] = field(default_factory=lambda: [1])
     batched: int = 0
-    compile: bool = False
+    compile: bool | None = None
     init_from: str | None = None
     backend: str = "local"
     address: str | None = None
@@ -155,8 +158,8 @@ class TrainConfig:
         )
         self.n_envs = check.whole_number("n_envs", self.n_envs, 0, MAX_ENVS, error=E)
         self.batched = check.whole_number("batched", self.batched, 0, MAX_BATCHED, error=E)
-        if not isinstance(self.compile, bool):
-            raise ConfigError(f"compile must be true or false, got {self.compile!r}")
+        if self.compile is not None and not isinstance(self.compile, bool):
+            raise ConfigError(f"compile must be true, false or empty, got {self.compile!r}")
         if self.compile and not self.batched:
             raise ConfigError("compile needs batched runs: pass --batched K (batched: K) too")
         if isinstance(self.val_every, int) and not isinstance(self.val_every, bool):

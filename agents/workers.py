@@ -1,13 +1,17 @@
 """The meta-training ``VecEnv``: ``n_envs`` workers, as processes or Ray actors.
 
 A worker is one :class:`~lrgym.agents.meta_env.MetaTaskEnv` (:func:`make_env`), or with
-``config.batched`` K runs per task (:func:`worker_factory`): tasks are dealt round-robin
-to the workers; in its worker each task is a :class:`~lrgym.vector.BatchedLRControlEnv`
-of ``batched`` runs (stacked when the task allows it, one after another otherwise), and
-a worker's tasks sit side by side (:class:`~lrgym.agents.vec_env.ConcatVecEnv`). Every
-task thus gets the same number of parallel runs, as ``MetaTaskEnv`` gives every task the
-same chance per episode. :func:`make_vec_env` puts the workers in subprocesses, or with
-``config.backend == "ray"`` in Ray actors (:mod:`lrgym.agents.ray_vec_env`).
+``config.batched`` K runs per task (:func:`worker_factory`): tasks are dealt to the
+workers by their estimated cost per decision (:mod:`lrgym.vector.cost`), so that each
+worker's share of a step costs about the same and no worker idles while another steps
+the expensive tasks (a cheap task waits for nothing but the step's slowest worker, whose
+load the deal evens out); in its worker each task is a
+:class:`~lrgym.vector.BatchedLRControlEnv` of ``batched`` runs (stacked when the task
+allows it, one after another otherwise), and a worker's tasks sit side by side
+(:class:`~lrgym.agents.vec_env.ConcatVecEnv`). Every task thus gets the same number of
+parallel runs, as ``MetaTaskEnv`` gives every task the same chance per episode.
+:func:`make_vec_env` puts the workers in subprocesses, or with ``config.backend ==
+"ray"`` in Ray actors (:mod:`lrgym.agents.ray_vec_env`).
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from lrgym.agents.meta_env import TRAIN_SEEDS, MetaTaskEnv, zero_features
 from lrgym.agents.vec_env import ConcatVecEnv, SubprocVecEnvGroup, VectorEnvAdapter
 from lrgym.registration import TaskSpec, ensure_registered, portable_specs
 from lrgym.signals import feature_indices
+from lrgym.vector.compile_policy import compile_pays_back
+from lrgym.vector.cost import balance, decision_cost
 from lrgym.vector.env import BatchedLRControlEnv
 
 
@@ -39,8 +45,16 @@ def start_worker(own_tasks: Sequence[TaskSpec]) -> None:
     ensure_registered(own_tasks)
 
 
-def deal_tasks(tasks: Sequence[str], workers: int) -> list[list[str]]:
-    """Tasks dealt round-robin to ``workers`` (a worker with none gets one again)."""
+def deal_tasks(
+    tasks: Sequence[str], workers: int, costs: Sequence[float] | None = None
+) -> list[list[str]]:
+    """Tasks dealt to ``workers``: round-robin, or with ``costs`` (one per task, e.g.
+    :func:`~lrgym.vector.cost.decision_cost`) so that the workers' totals are near equal
+    (:func:`~lrgym.vector.cost.balance`). A worker with none gets one again."""
+    if costs is not None:
+        if len(costs) != len(tasks):
+            raise ValueError(f"one cost per task: {len(costs)} costs for {len(tasks)} tasks")
+        return [[tasks[i] for i in group] for group in balance(list(costs), workers)]
     dealt = [list(tasks[w::workers]) for w in range(workers)]
     return [d or [tasks[w % len(tasks)]] for w, d in enumerate(dealt)]
 
@@ -74,10 +88,15 @@ def make_env(tasks: list[str], config: TrainConfig, rank: int) -> Callable[[], g
     return factory
 
 
-def worker_factory(tasks: list[str], config: TrainConfig) -> Callable[[], VecEnv]:
+def worker_factory(
+    tasks: list[str], config: TrainConfig, compile: bool | None = None
+) -> Callable[[], VecEnv]:
     """A factory of one batched worker: ``config.batched`` runs of each of ``tasks``, side
-    by side in one ``VecEnv`` (features dropped as in :func:`meta_env`)."""
+    by side in one ``VecEnv`` (features dropped as in :func:`meta_env`), compiled as
+    ``compile`` says (default: ``config.compile``)."""
     own_tasks = portable_specs(tasks)  # a user's tasks, registered here only
+    if compile is None:
+        compile = config.compile
 
     def factory() -> VecEnv:
         start_worker(own_tasks)
@@ -91,7 +110,7 @@ def worker_factory(tasks: list[str], config: TrainConfig) -> Callable[[], VecEnv
                 seed_range=TRAIN_SEEDS,
                 default_lr_share=config.default_lr_share,
                 val_every=config.val_every,
-                compile=config.compile,
+                compile=compile,
                 action_map=config.action_map,
             )
             for task in tasks
@@ -121,7 +140,14 @@ def make_vec_env(tasks: list[str], config: TrainConfig) -> VecEnv:
         connect(config.address)
     cpus, gpus = config.cpus_per_env, config.gpus_per_env
     if config.batched:
-        factories = [worker_factory(t, config) for t in deal_tasks(tasks, config.n_envs)]
+        compile = config.compile
+        if compile is None:  # by default only where it pays back within the run
+            compile = compile_pays_back(config.total_timesteps / len(tasks))
+        costs = None
+        if config.n_envs > 1:  # no worker should wait on one holding the slow tasks
+            costs = [decision_cost(t, config.decision_interval) for t in tasks]
+        dealt = deal_tasks(tasks, config.n_envs, costs)
+        factories = [worker_factory(t, config, compile) for t in dealt]
         if on_ray:
             venv = RayVecEnvGroup(factories, cpus, gpus)
         else:

@@ -66,8 +66,14 @@ index, up to index 999. Indices 1000-1999 are the validation family, selected by
 chosen on drawn tasks no training run saw. Neither ``meta-train`` nor ``all`` includes
 them.
 
-The generator is version 0 of each family id: changing what an index draws means a new
-id version.
+Versions: ``-v0`` ids are the original generator (kept registered and unchanged, so old
+agents' cards resolve). ``-v1`` ids (what the selections draw) are the same tasks with
+a per-decision compute cap: at most :data:`V1_MAX_INTERVAL` optimizer steps per decision
+(v0: up to 375), a forward pass of at most :data:`V1_STEP_MACS` per minibatch (v0: 4M)
+and at most :data:`V1_VAL_SIZE` validation samples. v0's decisions cost 0.1-2.3 s of
+CPU per 8 batched runs against 23-75 ms for the named tasks; v1 keeps the dynamics (the
+same data, optimizers, LRs and step budgets) at about a named task's cost per decision
+(docs/results/benchmarks.md). Changing what an index draws means a new id version.
 """
 
 from __future__ import annotations
@@ -75,6 +81,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Any
 
@@ -88,13 +95,17 @@ from lrgym.tasks.procedural_archs import choice, draw_arch, macs, shrink
 if TYPE_CHECKING:
     from lrgym.torch_trainee import TorchTask
 
-FAMILIES: dict[str, str] = {
+FAMILIES_V0: dict[str, str] = {
     "mlp": "lrgym/ProceduralMLP-v0",
     "cnn": "lrgym/ProceduralCNN-v0",
     "attention": "lrgym/ProceduralAttention-v0",
     "rnn": "lrgym/ProceduralRNN-v0",
 }
-"""Family name → registered family id."""
+"""Family name → version-0 family id (kept registered, unchanged; superseded by v1)."""
+
+FAMILIES: dict[str, str] = {f: i.replace("-v0", "-v1") for f, i in FAMILIES_V0.items()}
+"""Family name → current (version-1) family id: what the selections draw."""
+
 
 FAMILY_SIZE = 2000
 """Tasks each family draws (indices 0 to 1999): 8,000 in all."""
@@ -127,6 +138,22 @@ MAX_STEP_MACS = 4_000_000
 """Most multiply-accumulates of one forward pass over a minibatch: a drawn task whose
 step would cost more gets a smaller batch (down to 16), then a narrower model."""
 
+V1_STEP_MACS = 250_000
+"""Version 1's cap on the multiply-accumulates of one forward pass over a minibatch (v0:
+:data:`MAX_STEP_MACS`); the batch, then the model, shrinks as in v0."""
+
+V1_MAX_INTERVAL = 20
+"""Version 1's most optimizer steps per decision (v0: up to 375). With
+:data:`V1_STEP_MACS` it caps a decision's compute at 25 steps of at most 1M MACs each
+(forward), as cheap as a named task's; the run keeps v0's step budget, so v1's runs
+are v0's runs (same data, model up to the shrink, optimizer, LR, budget) decided more
+often, which keeps the broad dynamics (plateaus near the floor, slow starts, noisy
+targets, three optimizers) at a fraction of the cost per decision."""
+
+V1_VAL_SIZE = 256
+"""Version 1's most validation samples per run (an even, class-stratified subsample of
+the 20% split): every decision validates, so this caps evaluation's cost too."""
+
 _FAMILY_CODES = {"mlp": 1, "cnn": 2, "attention": 3, "rnn": 4}
 SGD_LRS = (3e-3, 1e-2, 3e-2)
 SGD_REGRESSION_LRS = (1e-3, 3e-3, 1e-2)
@@ -136,12 +163,16 @@ ADAM_LRS = (3e-4, 1e-3, 3e-3)
 # --- drawing ----------------------------------------------------------------------------------
 
 
-def draw_spec(index: int, family: str = "mlp", seed: int = 0) -> dict[str, Any]:
+def draw_spec(index: int, family: str = "mlp", seed: int = 0, version: int = 0) -> dict[str, Any]:
     """Everything that defines drawn task ``index`` of ``family``, as plain data.
 
-    Deterministic in ``(family, index, seed)``, in any process; cheap (no data is made).
-    ``seed`` selects another universe of tasks (the registered ids use 0).
+    Deterministic in ``(family, index, seed, version)``, in any process; cheap (no data
+    is made). ``seed`` selects another universe of tasks (the registered ids use 0);
+    ``version`` 0 is the original generator, 1 caps a decision's compute (see
+    :data:`V1_MAX_INTERVAL`) and draws nothing else.
     """
+    if version not in (0, 1):
+        raise ValueError(f"version must be 0 or 1, got {version!r}")
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r}; use one of {', '.join(FAMILIES)}")
     index = int(index)
@@ -179,6 +210,13 @@ def draw_spec(index: int, family: str = "mlp", seed: int = 0) -> dict[str, Any]:
     total_steps = int(round(math.exp(rng.uniform(math.log(200), math.log(3000))) / 10) * 10)
     decisions = int(rng.integers(8, 51))
     interval = max(5, total_steps // decisions)
+    if version >= 1:  # no new draws: v1's tasks are v0's, capped per decision
+        while macs(family, arch, data, n_out) * batch > V1_STEP_MACS:
+            if batch > 16:
+                batch //= 2
+            elif not shrink(family, arch):
+                break
+        interval = min(interval, V1_MAX_INTERVAL)
     return {
         "family": family,
         "index": index,
@@ -191,6 +229,7 @@ def draw_spec(index: int, family: str = "mlp", seed: int = 0) -> dict[str, Any]:
         "batch_size": batch,
         "total_steps": total_steps,
         "decision_interval": interval,
+        "version": version,
     }
 
 
@@ -211,10 +250,17 @@ def _full_data(family: str, index: int, seed: int) -> tuple[np.ndarray, np.ndarr
     return x, y
 
 
-def _run_data(rng: np.random.Generator, family: str, index: int, seed: int):
+def _run_data(
+    rng: np.random.Generator, family: str, index: int, seed: int, version: int = 0
+) -> procedural_data.ArraySplits:
     x, y = _full_data(family, index, seed)
-    classification = draw_spec(index, family, seed)["data"]["task"] == "classification"
-    return procedural_data.split(x, y, rng, classification)
+    classification = draw_spec(index, family, seed, 0)["data"]["task"] == "classification"
+    splits = procedural_data.split(x, y, rng, classification)
+    if version >= 1 and len(splits.y_val) > V1_VAL_SIZE:
+        # evenly spaced over the split, which is ordered by class: stratified, no draw
+        keep = np.linspace(0, len(splits.y_val) - 1, V1_VAL_SIZE).round().astype(int)
+        splits = replace(splits, x_val=splits.x_val[keep], y_val=splits.y_val[keep])
+    return splits
 
 
 def _model(
@@ -288,16 +334,17 @@ def describe(spec: Mapping[str, Any]) -> tuple[str, str, str]:
     return domain, model, f"procedural: {text}; {', '.join(details)}"
 
 
-def draw_task(index: int = 0, family: str = "mlp", seed: int = 0) -> TorchTask:
+def draw_task(index: int = 0, family: str = "mlp", seed: int = 0, version: int = 0) -> TorchTask:
     """Drawn task ``index`` of ``family`` (``mlp``, ``cnn``, ``attention`` or ``rnn``).
 
     The architecture, data set, optimizer, batch size, budget and decision interval are
-    fixed by ``(family, index, seed)``; a run's seed draws its split, initialisation and
-    minibatch order, as for every task. Entry point of the ``lrgym/Procedural*-v0`` ids.
+    fixed by ``(family, index, seed, version)``; a run's seed draws its split,
+    initialisation and minibatch order, as for every task. Entry point of the
+    ``lrgym/Procedural*-v0`` ids (``version`` 0) and the ``-v1`` ids (``version`` 1).
     """
     from lrgym.torch_trainee import TorchTask
 
-    spec = draw_spec(index, family, seed)
+    spec = draw_spec(index, family, seed, version)
     data = spec["data"]
     domain, model, source = describe(spec)
     classification = data["task"] == "classification"
@@ -314,7 +361,9 @@ def draw_task(index: int = 0, family: str = "mlp", seed: int = 0) -> TorchTask:
     )
     return TorchTask(
         info,
-        data=partial(_run_data, family=family, index=spec["index"], seed=spec["seed"]),
+        data=partial(
+            _run_data, family=family, index=spec["index"], seed=spec["seed"], version=version
+        ),
         model=partial(_model, family=family, arch=spec["arch"], data=data),
         loss="cross_entropy" if classification else "mse",
         optimizer=spec["optimizer"],
@@ -350,9 +399,13 @@ def is_validation_draw(task_id: str) -> bool:
     return match is not None and int(match.group(1)) >= VALIDATION_START
 
 
-for _family, _id in FAMILIES.items():
-    register_family(
-        _id, "lrgym.tasks.procedural:draw_task", size=FAMILY_SIZE, kwargs={"family": _family}
-    )
+for _version, _ids in enumerate((FAMILIES_V0, FAMILIES)):
+    for _family, _id in _ids.items():
+        register_family(
+            _id,
+            "lrgym.tasks.procedural:draw_task",
+            size=FAMILY_SIZE,
+            kwargs={"family": _family, "version": _version},
+        )
 register_group("procedural", selection)
 register_group("procedural-val", validation_selection)

@@ -7,6 +7,7 @@ whatever pytest's import mode is.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -15,6 +16,11 @@ import pytest
 import torch
 
 import lrgym
+
+# The batched engine compiles by default where a C++ compiler is present (10-30 s per
+# task and process): tests that do not test compiling keep the eager path; the tests of
+# the default path unset this (tests/test_batched_env.py).
+os.environ.setdefault("LRGYM_COMPILE", "0")
 
 TESTS_DIR = str(Path(__file__).resolve().parent)
 if TESTS_DIR not in sys.path:

@@ -23,7 +23,21 @@ import lrgym
 from lrgym.agents.vec_env import ConcatVecEnv, VectorEnvAdapter
 from lrgym.cli import app
 from lrgym.env import LRControlEnv
-from lrgym.vector import BatchedLRControlEnv, BatchedRuns, NotBatchable, check_batchable
+from lrgym.vector import (
+    BatchedLRControlEnv,
+    BatchedRuns,
+    NotBatchable,
+    check_batchable,
+    compile_policy,
+)
+from lrgym.vector.compile_policy import (
+    COMPILE_ENV,
+    COMPILE_PAYS_BACK_AFTER,
+    compile_pays_back,
+    compiler_available,
+    default_compile,
+    resolve_compile,
+)
 
 MLP, CNN, XGB = "lrgym/DigitsMLP-v0", "lrgym/DigitsCNN-v0", "lrgym/BreastCancerXGB-v0"
 PROC_CNN = "lrgym/ProceduralCNN-7-v0"  # max and average pooling, tanh, flatten head
@@ -312,7 +326,7 @@ def test_train_batched_end_to_end(tmp_path):
     assert agent.card.total_timesteps >= 64
 
 
-def _trained(task, compile: bool) -> BatchedRuns:
+def _trained(task, compile: bool | None) -> BatchedRuns:
     runs = BatchedRuns(task, 2, compile=compile)
     for slot, (seed, lr) in enumerate([(3, 1e-2), (4, 3e-3)]):
         runs.load(slot, seed, lr)
@@ -320,9 +334,12 @@ def _trained(task, compile: bool) -> BatchedRuns:
     return runs
 
 
-def test_compiled_steps_equal_the_eager_ones():
+@pytest.mark.skipif(not compiler_available(), reason="no C++ compiler: the default is eager")
+def test_the_default_path_compiles_and_equals_the_eager_steps(monkeypatch):
+    monkeypatch.delenv(COMPILE_ENV, raising=False)  # the default a user gets
     task = task_with("lrgym/IllConditionedRegression-v0", optimizer="adam", weight_decay=1e-3)
-    eager, compiled = _trained(task, False), _trained(task, True)
+    eager, compiled = _trained(task, False), _trained(task, None)
+    assert compiled.compile and not eager.compile
     for name, p in eager.params.items():
         torch.testing.assert_close(compiled.params[name], p, rtol=1e-5, atol=1e-6)
     for a, b in zip(eager.evaluate(), compiled.evaluate(), strict=True):
@@ -351,3 +368,28 @@ def test_compile_needs_batched_runs():
     with pytest.raises(ConfigError, match="--batched"):
         TrainConfig(compile=True)
     assert TrainConfig(batched=4, compile=True).compile
+    assert TrainConfig().compile is None  # the default: decided where the workers start
+    with pytest.raises(ConfigError, match="compile must be"):
+        TrainConfig(batched=4, compile="yes")
+
+
+def test_compile_defaults_where_a_compiler_is_and_where_it_pays_back(monkeypatch):
+    monkeypatch.delenv(COMPILE_ENV, raising=False)
+    assert default_compile() == compiler_available()
+    assert resolve_compile(None) == compiler_available() and not resolve_compile(False)
+    if compiler_available():
+        assert compile_pays_back(COMPILE_PAYS_BACK_AFTER)
+        assert not compile_pays_back(COMPILE_PAYS_BACK_AFTER - 1)  # a short run: eager
+    monkeypatch.setenv(COMPILE_ENV, "0")
+    assert not default_compile() and not compile_pays_back(10**9)
+    monkeypatch.setenv(COMPILE_ENV, "maybe")
+    with pytest.raises(ValueError, match="LRGYM_COMPILE must be 0 or 1"):
+        default_compile()
+
+
+def test_compile_without_a_compiler_warns_and_runs_eagerly(monkeypatch):
+    monkeypatch.setattr(compile_policy, "compiler_available", lambda: False)
+    with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler"):
+        assert resolve_compile(True) is False
+    monkeypatch.delenv(COMPILE_ENV, raising=False)
+    assert resolve_compile(None) is False  # the default: eager, quietly

@@ -32,6 +32,7 @@ from torch.func import functional_call, grad_and_value, vmap
 from lrgym.torch_trainee import TorchTask, TorchTrainee, regression_metrics
 from lrgym.trainee import EvalReport, TrainReport
 from lrgym.vector.batchable import NotBatchable, check_batchable, optimizer_kind
+from lrgym.vector.compile_policy import resolve_compile
 from lrgym.vector.slot_optim import SlotOptimizer, StackedOptimizer
 from lrgym.vector.stacked import (
     NotStackable,
@@ -118,6 +119,8 @@ class BatchedRuns:
         compile: Compile the gradient and optimizer steps with ``torch.compile`` (a
             one-off cost of about 10-30 s per task and process, then several times
             faster steps; equal to the eager steps within float tolerance, tested).
+            None (the default) compiles where a C++ compiler is present
+            (:func:`~lrgym.vector.compile_policy.resolve_compile`).
 
     Attributes:
         path: ``"vmap"`` (``torch.func.vmap`` over the model) or ``"grouped"`` (a
@@ -129,11 +132,11 @@ class BatchedRuns:
         NotBatchable: The task's model or optimizer is not supported.
     """
 
-    def __init__(self, task: TorchTask, num_slots: int, compile: bool = False) -> None:
+    def __init__(self, task: TorchTask, num_slots: int, compile: bool | None = None) -> None:
         check_batchable(task)
         self.task = task
         self.num_slots = int(num_slots)
-        self.compile = bool(compile)
+        self.compile = resolve_compile(compile)
         self.optimizers: list[SlotOptimizer | None] = [None] * self.num_slots
         self._template: nn.Module | None = None
         self._names: list[str] = []

@@ -59,7 +59,8 @@ class BatchedLRControlEnv(VectorEnv):
         val_every: Validation cadences (see :class:`~lrgym.env.LRControlEnv`), one drawn
             per run.
         compile: Compile the stacked steps with ``torch.compile`` (see
-            :class:`~lrgym.vector.batched_runs.BatchedRuns`); ignored for the fallback.
+            :class:`~lrgym.vector.batched_runs.BatchedRuns`; None, the default, compiles
+            where a C++ compiler is present); ignored for the fallback.
         action_map: How actions move the LR (default: :class:`~lrgym.actions.LogLRAction`).
 
     ``reset(options=...)`` takes ``initial_lr``, ``run_seed`` and ``val_every`` as one
@@ -81,7 +82,7 @@ class BatchedLRControlEnv(VectorEnv):
         divergence_penalty: float = 3.0,
         batched: bool | None = None,
         val_every: Sequence[int] = (1,),
-        compile: bool = False,
+        compile: bool | None = None,
         action_map: LogLRAction | None = None,
     ) -> None:
         if int(num_envs) < 1:
