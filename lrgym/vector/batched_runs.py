@@ -32,7 +32,7 @@ from torch.func import functional_call, grad_and_value, vmap
 from lrgym.torch_trainee import TorchTask, TorchTrainee, regression_metrics
 from lrgym.trainee import EvalReport, TrainReport
 from lrgym.vector.batchable import NotBatchable, check_batchable, optimizer_kind
-from lrgym.vector.compile_policy import resolve_compile
+from lrgym.vector.compile_policy import compile_isolated, resolve_compile
 from lrgym.vector.slot_optim import SlotOptimizer, StackedOptimizer
 from lrgym.vector.stacked import (
     NotStackable,
@@ -53,7 +53,7 @@ class CompiledOrEager:
 
     def __init__(self, fn: Callable[..., Any]) -> None:
         self.fn = fn
-        self._compiled: Callable[..., Any] | None = torch.compile(fn, dynamic=False)
+        self._compiled: Callable[..., Any] | None = compile_isolated(fn)
 
     def __call__(self, *args: Any) -> Any:
         if self._compiled is not None:

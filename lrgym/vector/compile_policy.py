@@ -10,10 +10,16 @@ run) compiling the same task and K reuses them.
 
 from __future__ import annotations
 
+import inspect
+import itertools
 import os
 import shutil
 import warnings
+from collections.abc import Callable
 from functools import cache
+from typing import Any
+
+import torch
 
 COMPILE_ENV = "LRGYM_COMPILE"
 """Environment variable overriding the default: ``0`` never compiles by default, ``1``
@@ -68,9 +74,40 @@ def compile_pays_back(decisions_per_task: float) -> bool:
     return decisions_per_task >= COMPILE_PAYS_BACK_AFTER and default_compile()
 
 
+VARIANTS_PER_CALLABLE = 8
+"""Compiled variants one stacked step may need (grad mode, the train, val and test
+splits' shapes, a last partial chunk), with room to spare."""
+
+_ISOLATES = "isolate_recompiles" in inspect.signature(torch.compile).parameters
+_callables = itertools.count(1)
+
+
+def compile_isolated(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``torch.compile(fn, dynamic=False)`` whose recompilations count against ``fn``'s
+    own limit, not those of every other task in the process.
+
+    Dynamo keeps one cache per code object, and every task's ``vmap`` (gradients and
+    forward passes) and optimizer step share theirs: under the process-wide limit of 8
+    variants, a worker's fifth task or so silently ran eagerly after paying for its
+    compiling (``torch._dynamo hit config.recompile_limit (8)`` on 41 tasks). Each
+    callable gets its own region (``isolate_recompiles``) where torch has it; on an older
+    torch the shared limit grows by :data:`VARIANTS_PER_CALLABLE` per callable. The
+    global cap across regions grows the same way either way.
+    """
+    room = VARIANTS_PER_CALLABLE * next(_callables)
+    dynamo = torch._dynamo.config
+    dynamo.accumulated_recompile_limit = max(dynamo.accumulated_recompile_limit, room)
+    if _ISOLATES:
+        return torch.compile(fn, dynamic=False, isolate_recompiles=True)
+    dynamo.recompile_limit = max(dynamo.recompile_limit, room)
+    return torch.compile(fn, dynamic=False)
+
+
 __all__ = [
     "COMPILE_ENV",
     "COMPILE_PAYS_BACK_AFTER",
+    "VARIANTS_PER_CALLABLE",
+    "compile_isolated",
     "compile_pays_back",
     "compiler_available",
     "default_compile",
