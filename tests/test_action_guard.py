@@ -208,6 +208,8 @@ def test_action_settings_reach_the_card(tmp_path):
         val_lrs=[1e-3],
         out=str(tmp_path / "agent"),
         action={"guard": True, "base": "cosine"},
+        batched=0,
+        val_every=[1],
         ppo={"n_steps": 32, "batch_size": 32, "n_epochs": 1},
     )
     from lrgym.agents.train import train

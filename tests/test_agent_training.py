@@ -51,6 +51,8 @@ def tiny_config(out: Path, **overrides):
         checkpoint_every=64,
         val_lrs=[1e-3],
         out=str(out),
+        batched=0,  # one run per worker: exact resume, and these tests are about others
+        val_every=[1],
         ppo={"n_steps": 64, "batch_size": 32, "n_epochs": 2},
     )
     values.update(overrides)

@@ -222,6 +222,8 @@ def cli_agent(tmp_path_factory) -> Path:
         "--batch-size", "32",
         "--episode-steps", "60",
         "--decision-interval", "10",
+        "--batched", "0",
+        "--val-every", "1",
         "--out", out,
         "--no-progress",
     )  # fmt: skip

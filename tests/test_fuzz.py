@@ -478,7 +478,8 @@ def assert_canonical(cfg: TrainConfig) -> None:
         assert type(value) is float and math.isfinite(value), (key, value)
     for key in ("n_steps", "batch_size", "n_epochs"):
         assert type(getattr(ppo, key)) is int and getattr(ppo, key) >= 1
-    assert ppo.batch_size >= 2 and ppo.n_steps * cfg.n_envs >= ppo.batch_size
+    rollout = ppo.n_steps * cfg.n_envs * max(cfg.batched, 1)  # batched: K runs per env
+    assert ppo.batch_size >= 2 and rollout >= ppo.batch_size
     assert all(type(w) is int and w >= 1 for w in ppo.net_arch) and ppo.net_arch
     json.dumps(cfg.to_dict(), allow_nan=False)  # cards are strict JSON
 

@@ -385,7 +385,7 @@ def test_sigterm_of_train_with_two_workers_prints_no_worker_traceback(tmp_path, 
         "train", "--tasks", XGB, "--n-envs", 2, "--total-timesteps", 100_000,
         "--n-steps", 64, "--batch-size", 32, "--episode-steps", 100,
         "--decision-interval", 10, "--eval-every", 100_000, "--checkpoint-every", 100_000,
-        "--out", out, "--no-progress",
+        "--batched", 0, "--out", out, "--no-progress",
     )  # fmt: skip
     log = out.parent / f"{out.name}.log"
     # multiprocessing's helpers (forkserver, resource tracker) and the two env workers

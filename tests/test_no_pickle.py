@@ -46,7 +46,8 @@ from lrgym.cli import app
 TINY = [
     "--tasks", "lrgym/DigitsMLP-v0", "--n-envs", "1", "--episode-steps", "40",
     "--decision-interval", "10", "--n-steps", "32", "--batch-size", "32",
-    "--eval-every", "32", "--checkpoint-every", "32", "--no-progress",
+    "--eval-every", "32", "--checkpoint-every", "32", "--batched", "0", "--val-every", "1",
+    "--no-progress",
 ]  # fmt: skip
 """One in-process environment (a worker process would unpickle its env factory)."""
 

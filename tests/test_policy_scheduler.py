@@ -47,6 +47,8 @@ def agent_dir(tmp_path_factory) -> Path:
         checkpoint_every=64,
         val_lrs=[LR0],
         out=str(out),
+        batched=0,
+        val_every=[1],
         ppo={"n_steps": 64, "batch_size": 32, "n_epochs": 2},
     )
     return train(cfg, progress_bar=False)

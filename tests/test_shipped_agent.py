@@ -83,7 +83,7 @@ def test_training_continues_from_the_shipped_agent(tmp_path):
             "train", "--init-from", str(SHIPPED), "--tasks", "lrgym/DigitsMLP-v0",
             "--total-timesteps", "128", "--n-envs", "1", "--episode-steps", "40",
             "--decision-interval", "10", "--eval-every", "128", "--out", str(out),
-            "--no-progress",
+            "--batched", "0", "--val-every", "1", "--n-steps", "128", "--no-progress",
         ],
     )  # fmt: skip
     assert result.exit_code == 0, result.output

@@ -19,16 +19,17 @@ from lrgym.cli import (
 TRAIN_DEFAULTS = {
     "tasks": "meta-train",
     "total_timesteps": "30000",
-    "n_envs": "4",
+    "n_envs": "2",
     "decision_interval": "each task's",
     "episode_steps": "each task's",
     "seed": "0",
     "out": "runs/agent",
     "name": "my-agent",
     "learning_rate": "0.0003",
-    "n_steps": "128",
+    "n_steps": "16",
     "batch_size": "64",
-    "val_every": "1",
+    "val_every": "1,2,4,0",
+    "batched": "8",
     "ent_coef": "0.005",
     "gamma": "0.99",
     "eval_every": "6000",
@@ -52,8 +53,10 @@ def _train_option(name: str, help: str, *decls: str, **kwargs) -> typer.models.O
 @app.command(
     help=_help(
         "Meta-train a PPO agent on the meta-train tasks and write an agent folder.",
-        "The defaults are a quick recipe; the shipped agents' recipes are YAML files in "
-        "agents/recipes/ (--config agents/recipes/default.yaml retrains "
+        "The defaults are the shipped agent's recipe (batched runs, mixed validation "
+        "cadences) scaled to 30k decisions, a few minutes on 2 cores; the shipped agents' "
+        "recipes are YAML files in agents/recipes/ (--config agents/recipes/default.yaml "
+        "retrains "
         'trained_agents/default). Needs the training extra: pip install "lrgym\\[train]".',
     )
 )
@@ -148,15 +151,17 @@ def train(
     ] = None,
     batched: Annotated[
         int | None,
-        typer.Option(
-            help="Runs per task in each worker, trained as one stacked computation (0: off)."
+        _train_option(
+            "batched",
+            "Runs per task in each worker, trained as one stacked computation (0: one run "
+            "per worker, the path whose resume replays a run exactly).",
         ),
     ] = None,
     compile: Annotated[
         bool | None,
         typer.Option(
             "--compile/--no-compile",
-            help="With --batched: compile each worker's stacked steps with torch.compile "
+            help="With batched runs: compile each worker's stacked steps with torch.compile "
             "(10-30 s per task and worker at start, then faster; needs a C++ compiler). "
             "Default: where a compiler is present and each task gets 5,000+ decisions.",
         ),
