@@ -366,8 +366,8 @@ def test_compile_needs_batched_runs():
     from lrgym.agents.config import ConfigError, TrainConfig
 
     with pytest.raises(ConfigError, match="--batched"):
-        TrainConfig(compile=True)
-    assert TrainConfig(batched=4, compile=True).compile
+        TrainConfig(batched=0, compile=True)
+    assert TrainConfig(batched=4, compile=True).compile and TrainConfig(compile=True).compile
     assert TrainConfig().compile is None  # the default: decided where the workers start
     with pytest.raises(ConfigError, match="compile must be"):
         TrainConfig(batched=4, compile="yes")
