@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import random
+import warnings
 from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
@@ -279,14 +280,19 @@ def build_model(
     if unknown:
         raise TrainingStateError(f"{state.source}: unknown PPO settings {sorted(unknown)}")
     try:
-        model = PPO(
-            "MlpPolicy",
-            env,
-            tensorboard_log=tensorboard_log,
-            verbose=0,
-            device=device,
-            **settings,
-        )
+        with warnings.catch_warnings():
+            if env.num_envs * settings.get("n_steps", 0) < settings.get("batch_size", 0):
+                # a rebuild on fewer environments than training had (the export, on one):
+                # its rollout buffer is never filled, so SB3's mini-batch advice is noise
+                warnings.filterwarnings("ignore", "You have specified a mini-batch size")
+            model = PPO(
+                "MlpPolicy",
+                env,
+                tensorboard_log=tensorboard_log,
+                verbose=0,
+                device=device,
+                **settings,
+            )
         model.set_parameters(
             {
                 "policy": _prefixed(state.tensors, "policy."),
