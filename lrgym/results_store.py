@@ -62,8 +62,8 @@ UNRECORDED_CARD_FIELDS = ("evaluation",)
 def folder_fingerprint(folder: str | os.PathLike[str]) -> str:
     """SHA-256 over what of an agent or init folder changes a run: its ``card.json``
     (canonical JSON, without :data:`UNRECORDED_CARD_FIELDS`), every ``*.safetensors``
-    file (their bytes) and an ensemble's member folders. ``""`` if the folder has neither or a file cannot be read (loading
-    it then fails with the clear error)."""
+    file (their bytes) and an ensemble's member folders. ``""`` if the folder has neither
+    or a file cannot be read (loading it then fails with the clear error)."""
     from lrgym.file_checks import FileCheckError, read_json
     from lrgym.manifest import sha256
 
