@@ -14,7 +14,7 @@ every ``checkpoint_every`` timesteps and when training ends:
 
 Nothing in a run folder is a pickle: resuming reads numbers and JSON only. The folder's
 ``manifest.json`` (and ``OUT/best/manifest.json``) list the SHA-256 of each file
-(:mod:`lrgym.manifest`) as an integrity check: a damaged newest checkpoint (e.g.
+(:mod:`lrgym.io.manifest`) as an integrity check: a damaged newest checkpoint (e.g.
 truncated by a kill) is skipped for the newest one that verifies. Run folders of earlier
 lrgym versions (``rl_model_*.zip`` pickles) are refused with the command that converts
 them once: ``lrgym convert-agent OUT``.
@@ -41,9 +41,6 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import VecNormalize
 
-from lrgym import manifest
-from lrgym._atomic import UnsafePathError, is_temp_name, refuse_links, remove_stale_temp_files
-from lrgym.agent import CONVERT_COMMAND, LEGACY_SB3_FILES, TRAINING
 from lrgym.agents.config import ConfigError, TrainConfig
 from lrgym.agents.ppo_state import restore_global_rng, save_training_state
 from lrgym.agents.training_state import (
@@ -52,6 +49,9 @@ from lrgym.agents.training_state import (
     read_training_state,
     state_files,
 )
+from lrgym.deploy.agent import CONVERT_COMMAND, LEGACY_SB3_FILES, TRAINING
+from lrgym.io import manifest
+from lrgym.io._atomic import UnsafePathError, is_temp_name, refuse_links, remove_stale_temp_files
 
 CHECKPOINTS = "checkpoints"
 BEST = "best"
@@ -131,7 +131,7 @@ def prepare_run_dir(out: Path, resume: bool, overwrite: bool) -> None:
     A symbolic link among the run's files (or in its folders) is refused, so nothing is
     written or removed outside ``out``.
     """
-    from lrgym.validate import writable_dir
+    from lrgym.io.validate import writable_dir
 
     writable_dir("--out", out, RunFolderError)
     if out.is_dir():  # checkpoints, best/ and the agent's files are written in place

@@ -10,11 +10,11 @@ from typing import Any
 
 import yaml
 
-from lrgym import validate as check
-from lrgym.actions import LogLRAction
-from lrgym.env import MAX_INITIAL_LR
-from lrgym.hyperparams import LR, HyperParamSet
-from lrgym.signals import feature_indices
+from lrgym.core.actions import LogLRAction
+from lrgym.core.hyperparams import LR, HyperParamSet
+from lrgym.core.signals import feature_indices
+from lrgym.io import validate as check
+from lrgym.io.validate import MAX_INITIAL_LR
 
 MAX_SEED = 2**32 - 1
 """Largest seed (NumPy's legacy seeding, which SB3 uses, takes 32-bit seeds)."""
@@ -70,13 +70,13 @@ class TrainConfig:
             is always added).
         default_lr_share: Share of training episodes that start at the task's default LR
             (the rest start log-uniform over 1e-5..1e-1).
-        drop_features: Observation features or groups (``lrgym.signals.FEATURE_GROUPS``)
+        drop_features: Observation features or groups (``lrgym.core.signals.FEATURE_GROUPS``)
             the agent does not see: they are zeroed in training and in the exported
             policy. For feature ablations.
         hparams: Hyperparameters the agent controls, one action dimension each, ``"lr"``
             first: ``["lr"]`` (default), ``["lr", "momentum", "weight_decay"]`` for torch
             tasks or ``["lr", "max_depth", "subsample"]`` for XGBoost tasks (see
-            :data:`lrgym.hyperparams.HYPERPARAMS`). Every task must accept them.
+            :data:`lrgym.core.hyperparams.HYPERPARAMS`). Every task must accept them.
         val_every: Validation cadences, one drawn per training episode: the agent sees
             a fresh validation at every n-th decision and the latest one in between (0:
             never), so that it works with however often its user validates. The
@@ -107,7 +107,7 @@ class TrainConfig:
         cpus_per_env: CPUs each Ray environment actor reserves (``backend: ray``).
         gpus_per_env: GPUs each Ray environment actor reserves (``backend: ray``; Ray sets
             ``CUDA_VISIBLE_DEVICES`` for it).
-        action: How an action moves the LR (:class:`~lrgym.actions.LogLRAction`'s
+        action: How an action moves the LR (:class:`~lrgym.core.actions.LogLRAction`'s
             fields: ``max_log2_step``, ``early_log2_step``, ``early_decisions``, ``base``,
             ``base_floor``, ``guard``, ``min_lr``, ``max_lr``); empty keeps the default
             (one octave per decision, constant base, no guard). Recorded in the card, so
@@ -227,7 +227,7 @@ class TrainConfig:
             raise ConfigError(f"hparams: {exc}") from None
 
     def _check_action(self) -> None:
-        """``action`` is a mapping of :class:`~lrgym.actions.LogLRAction` fields."""
+        """``action`` is a mapping of :class:`~lrgym.core.actions.LogLRAction` fields."""
         if not isinstance(self.action, dict):
             raise ConfigError(f"action must be a mapping of action settings, got {self.action!r}")
         known = {f.name for f in dataclasses.fields(LogLRAction)}
@@ -241,7 +241,7 @@ class TrainConfig:
 
     def _check_placement(self) -> None:
         """Check where the environments run (``backend`` and the Ray settings)."""
-        from lrgym.ray_backend import check_backend
+        from lrgym.backends.ray_backend import check_backend
 
         E = ConfigError
         self.backend = check_backend(check.text("backend", self.backend, E), None, E)
@@ -264,7 +264,7 @@ class TrainConfig:
 
     def save(self, path: str | Path) -> None:
         """Write as YAML (atomically)."""
-        from lrgym._atomic import write_text_atomic
+        from lrgym.io._atomic import write_text_atomic
 
         write_text_atomic(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
 
@@ -314,9 +314,9 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig
     """
     values: dict[str, Any] = {}
     if path is not None:
-        from lrgym.file_checks import read_text
+        from lrgym.io.file_checks import read_text
 
-        try:  # a regular, size-capped file: a FIFO here must not hang (lrgym.file_checks)
+        try:  # a regular, size-capped file: a FIFO here must not hang (lrgym.io.file_checks)
             loaded = yaml.safe_load(read_text(path, "config file", error=ConfigError)) or {}
         except FileNotFoundError:
             raise ConfigError(f"config file {path} does not exist") from None

@@ -1,10 +1,10 @@
 """Write an ensemble: the agents of one recipe's training seeds, acting with their mean action.
 
-An ensemble directory holds ``card.json`` (an :class:`~lrgym.agent.AgentCard` whose
+An ensemble directory holds ``card.json`` (an :class:`~lrgym.deploy.agent.AgentCard` whose
 ``members`` names its sub-directories) and one complete agent directory per member, copied
 as they are: each member can still be evaluated alone (``learned:DIR/seed1``) or trained
 on (``lrgym train --init-from DIR/seed1``). :func:`lrgym.load_agent` loads the directory
-as an :class:`~lrgym.agent.AgentEnsemble`.
+as an :class:`~lrgym.deploy.agent.AgentEnsemble`.
 
     lrgym ensemble runs/broad-seed0 runs/broad-seed1 runs/broad-seed2 --out runs/broad
 """
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import lrgym
-from lrgym.agent import CARD, Agent, AgentCard, AgentEnsemble, AgentLoadError, load_agent
+from lrgym.deploy.agent import CARD, Agent, AgentCard, AgentEnsemble, AgentLoadError, load_agent
 
 
 def member_names(members: Sequence[Agent]) -> list[str]:

@@ -28,9 +28,6 @@ import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import VecNormalize
 
-from lrgym import manifest
-from lrgym.agent import LEGACY_SB3_FILES, TRAINING, AgentLoadError
-from lrgym.agent_convert import check_observations, legacy_training_files
 from lrgym.agents.checkpoints import BEST, CHECKPOINTS, checkpoint_stem
 from lrgym.agents.ppo_state import build_model, build_normalize, capture
 from lrgym.agents.sb3_files import spaces_only
@@ -41,6 +38,9 @@ from lrgym.agents.training_state import (
     state_files,
     write_state,
 )
+from lrgym.deploy.agent import LEGACY_SB3_FILES, TRAINING, AgentLoadError
+from lrgym.deploy.agent_convert import check_observations, legacy_training_files
+from lrgym.io import manifest
 
 _OLD_CHECKPOINT = re.compile(r"^rl_model_(\d+)_steps\.zip$")
 

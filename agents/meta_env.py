@@ -9,10 +9,10 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.wrappers import TransformObservation
 
-from lrgym.actions import LogLRAction
-from lrgym.env import INITIAL_LR_RANGE, LRControlEnv
-from lrgym.hyperparams import LR
-from lrgym.signals import feature_indices
+from lrgym.core.actions import LogLRAction
+from lrgym.core.env import INITIAL_LR_RANGE, LRControlEnv
+from lrgym.core.hyperparams import LR
+from lrgym.core.signals import feature_indices
 
 TRAIN_SEEDS = (0, 1_000_000)
 """Run seeds for meta-training episodes."""
@@ -24,7 +24,7 @@ VALIDATION_SEEDS = (1_000_000, 2_000_000)
 class MetaTaskEnv(gym.Env):
     """Samples a task, a run seed and an initial LR per episode, then acts as its env.
 
-    Observation and action spaces are :class:`~lrgym.env.LRControlEnv`'s, identical
+    Observation and action spaces are :class:`~lrgym.core.env.LRControlEnv`'s, identical
     across tasks. The initial LR is the task's default LR with probability
     ``default_lr_share`` and otherwise log-uniform over ``INITIAL_LR_RANGE``: evaluation
     starts at both, and a default outside that range (XGBoost's eta 0.3) would otherwise
@@ -39,8 +39,8 @@ class MetaTaskEnv(gym.Env):
         hparams: Hyperparameters the agent controls (``"lr"`` first); every task must
             accept them (torch tasks: momentum, weight_decay; XGBoost: max_depth, subsample).
         val_every: Validation cadences, one drawn per episode (see
-            :class:`~lrgym.env.LRControlEnv`); ``options["val_every"]`` fixes it.
-        action_map: How actions move the LR (default: :class:`~lrgym.actions.LogLRAction`).
+            :class:`~lrgym.core.env.LRControlEnv`); ``options["val_every"]`` fixes it.
+        action_map: How actions move the LR (default: :class:`~lrgym.core.actions.LogLRAction`).
     """
 
     metadata: dict[str, Any] = {"render_modes": []}
@@ -130,7 +130,7 @@ class MetaTaskEnv(gym.Env):
 def zero_features(env: gym.Env, names: Sequence[str]) -> gym.Env:
     """``env`` with the named features or feature groups set to 0 (feature ablations).
 
-    See :data:`lrgym.signals.FEATURE_GROUPS`. The exported policy zeroes its input
+    See :data:`lrgym.core.signals.FEATURE_GROUPS`. The exported policy zeroes its input
     weights for them, so deployment sees what training saw.
     """
     keep = np.ones(env.observation_space.shape, dtype=np.float32)

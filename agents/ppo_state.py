@@ -27,7 +27,6 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
-from lrgym import manifest
 from lrgym.agents.training_state import (
     FORMAT,
     NORM_SETTINGS,
@@ -37,6 +36,7 @@ from lrgym.agents.training_state import (
     TrainingStateError,
     write_state,
 )
+from lrgym.io import manifest
 
 # --- capture --------------------------------------------------------------------------
 

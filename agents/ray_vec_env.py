@@ -34,7 +34,7 @@ from stable_baselines3.common.vec_env import CloudpickleWrapper, SubprocVecEnv, 
 from stable_baselines3.common.vec_env.subproc_vec_env import _worker as sb3_worker
 
 from lrgym.agents.vec_env import SubprocVecEnvGroup, serve_vec_env
-from lrgym.ray_backend import RayBackendError, connect
+from lrgym.backends.ray_backend import RayBackendError, connect
 
 ACTOR_START_TIMEOUT_S = 300.0
 """Seconds to wait for every environment actor to be placed on the cluster."""

@@ -5,7 +5,7 @@ from the policy.
 directory's ``training.safetensors`` + ``training.json``
 (:mod:`lrgym.agents.training_state`), verified against the directory's manifest and read
 as data (no pickle). :func:`rebuild_training_state` is the inverse of
-:func:`~lrgym.policy_weights.export_policy` (which folds a PPO actor and its
+:func:`~lrgym.deploy.policy_weights.export_policy` (which folds a PPO actor and its
 ``VecNormalize`` statistics into ``policy.safetensors``), for an agent directory whose
 training state was lost: the shipped ``default`` agent was trained on a lent machine from
 which only the policy and card came back. The actor and the observation statistics are
@@ -27,16 +27,6 @@ import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 
-from lrgym import manifest
-from lrgym._atomic import atomic_path
-from lrgym.agent import (
-    CONVERT_COMMAND,
-    LEGACY_SB3_FILES,
-    TRAINING,
-    AgentLoadError,
-    load_agent,
-    load_card,
-)
 from lrgym.agents.config import ConfigError, TrainConfig
 from lrgym.agents.ppo_state import build_model, build_normalize, capture
 from lrgym.agents.training_state import (
@@ -45,7 +35,17 @@ from lrgym.agents.training_state import (
     state_files,
     write_state,
 )
-from lrgym.signals import OBS_BOUND
+from lrgym.core.signals import OBS_BOUND
+from lrgym.deploy.agent import (
+    CONVERT_COMMAND,
+    LEGACY_SB3_FILES,
+    TRAINING,
+    AgentLoadError,
+    load_agent,
+    load_card,
+)
+from lrgym.io import manifest
+from lrgym.io._atomic import atomic_path
 
 VECNORMALIZE_EPSILON = 1e-8
 """SB3's default ``VecNormalize`` epsilon: exported std = sqrt(var + epsilon)."""

@@ -25,10 +25,7 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 
-import lrgym
-from lrgym import manifest
-from lrgym._atomic import atomic_path, write_text_atomic
-from lrgym.agent import TRAINING, AgentCard
+from lrgym._version import __version__
 from lrgym.agents.checkpoints import (
     BEST,
     BEST_FILES,
@@ -57,12 +54,15 @@ from lrgym.agents.training_state import (
     state_files,
 )
 from lrgym.agents.workers import make_vec_env, meta_env
-from lrgym.file_checks import read_json
-from lrgym.hyperparams import HyperParamSet
-from lrgym.policy_weights import PolicyWeights, export_policy
-from lrgym.registration import make_task, select_tasks, spec
-from lrgym.report import md_table
-from lrgym.signals import OBS_LAYOUT_VERSION, feature_indices
+from lrgym.core.hyperparams import HyperParamSet
+from lrgym.core.registration import make_task, select_tasks, spec
+from lrgym.core.signals import OBS_LAYOUT_VERSION, feature_indices
+from lrgym.deploy.agent import TRAINING, AgentCard
+from lrgym.deploy.policy_weights import PolicyWeights, export_policy
+from lrgym.harness.report import md_table
+from lrgym.io import manifest
+from lrgym.io._atomic import atomic_path, write_text_atomic
+from lrgym.io.file_checks import read_json
 from lrgym.tasks import procedural
 
 
@@ -178,7 +178,7 @@ class ValidationCallback(BaseCallback):
         self.eval_every = eval_every
         self.best_dir = best_dir
         score_file = best_dir / SCORE
-        # a regular, size-capped file (lrgym.file_checks): a FIFO here must not hang a resume
+        # a regular, size-capped file (lrgym.io.file_checks): a FIFO here must not hang a resume
         exists = score_file.exists() or score_file.is_symlink()
         self.best = read_json(score_file, "score")["score"] if exists else -math.inf
         self._next = eval_every
@@ -250,7 +250,7 @@ def train(
     tasks = meta_train_tasks(config)
     check_init_from(config)
     if config.backend == "ray":  # Ray installed and the cluster reachable, or a clear error
-        from lrgym.ray_backend import connect
+        from lrgym.backends.ray_backend import connect
 
         connect(config.address)
     out = Path(config.out)
@@ -361,7 +361,7 @@ def _train(
     hparams = HyperParamSet(config.hparams)
     card = AgentCard(
         name=config.name,
-        lrgym_version=lrgym.__version__,
+        lrgym_version=__version__,
         obs_layout_version=OBS_LAYOUT_VERSION,
         features=hparams.features,
         action=dict(vars(val_env.unwrapped.current.action_map)),

@@ -18,7 +18,7 @@ pickle) keep, without pickle, so loading a run folder or an agent can never run 
 This module holds the format and its files (:func:`write_state`, :func:`read_training_state`,
 which checks every setting's type and range); :mod:`lrgym.agents.ppo_state` captures a
 PPO model as a training state and rebuilds one from it. Files are written atomically;
-callers list them in the folder's manifest (:mod:`lrgym.manifest`), which is verified
+callers list them in the folder's manifest (:mod:`lrgym.io.manifest`), which is verified
 before they are read, as an integrity check (the files are data: nothing in them runs).
 """
 
@@ -33,8 +33,8 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
-from lrgym import manifest
-from lrgym._atomic import atomic_path, write_text_atomic
+from lrgym.io import manifest
+from lrgym.io._atomic import atomic_path, write_text_atomic
 
 FORMAT = "lrgym-training-state"
 VERSION = 1

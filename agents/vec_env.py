@@ -19,7 +19,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from stable_baselines3.common.vec_env import CloudpickleWrapper, VecEnv
 
-from lrgym._lifetime import quiet_worker
+from lrgym.backends._lifetime import quiet_worker
 
 ObsTransform = Callable[[np.ndarray], np.ndarray]
 

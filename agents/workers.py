@@ -24,13 +24,13 @@ import numpy as np
 import torch
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecMonitor
 
-from lrgym._lifetime import quiet_worker
 from lrgym.agents.checkpoints import ResumableMonitor
 from lrgym.agents.config import TrainConfig
 from lrgym.agents.meta_env import TRAIN_SEEDS, MetaTaskEnv, zero_features
 from lrgym.agents.vec_env import ConcatVecEnv, SubprocVecEnvGroup, VectorEnvAdapter
-from lrgym.registration import TaskSpec, ensure_registered, portable_specs
-from lrgym.signals import feature_indices
+from lrgym.backends._lifetime import quiet_worker
+from lrgym.core.registration import TaskSpec, ensure_registered, portable_specs
+from lrgym.core.signals import feature_indices
 from lrgym.vector.compile_policy import compile_pays_back
 from lrgym.vector.cost import balance, decision_cost
 from lrgym.vector.env import BatchedLRControlEnv
@@ -135,7 +135,7 @@ def make_vec_env(tasks: list[str], config: TrainConfig) -> VecEnv:
     on_ray = config.backend == "ray"
     if on_ray:  # the actors' module imports Ray's connection only when it is asked for
         from lrgym.agents.ray_vec_env import RayVecEnv, RayVecEnvGroup
-        from lrgym.ray_backend import connect
+        from lrgym.backends.ray_backend import connect
 
         connect(config.address)
     cpus, gpus = config.cpus_per_env, config.gpus_per_env

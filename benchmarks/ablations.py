@@ -5,7 +5,7 @@ runs each beside every static baseline on the held-out tasks, exactly as
 ``benchmarks/heldout.py`` does, and prints one row per variant: the three measures of the
 issue-#4 bar and the final test metric per task.
 
-A variant is ``no-<group>`` (drop one observation group of ``lrgym.signals.FEATURE_GROUPS``),
+A variant is ``no-<group>`` (drop one observation group of ``lrgym.core.signals.FEATURE_GROUPS``),
 ``full``, or ``NAME:KEY=VALUE,KEY=VALUE`` with TrainConfig keys (``ppo.gamma=0.999``).
 
     python benchmarks/ablations.py --variants full no-lr no-train_loss no-gradient \\
@@ -26,13 +26,13 @@ import pandas as pd
 import yaml
 from heldout import SWEEP, bar_measures
 
-from lrgym._atomic import write_text_atomic
-from lrgym.agent import load_agent
-from lrgym.compare import grid, run_grid, write_frames
 from lrgym.controllers import BASELINES, LEARNED_PREFIX
-from lrgym.measures import summary_table
-from lrgym.registration import select_tasks
-from lrgym.signals import FEATURE_GROUPS
+from lrgym.core.registration import select_tasks
+from lrgym.core.signals import FEATURE_GROUPS
+from lrgym.deploy.agent import load_agent
+from lrgym.harness.compare import grid, run_grid, write_frames
+from lrgym.harness.measures import summary_table
+from lrgym.io._atomic import write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 

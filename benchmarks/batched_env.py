@@ -37,7 +37,7 @@ from stable_baselines3.common.vec_env import SubprocVecEnv
 
 import lrgym
 from lrgym.agents.vec_env import SubprocVecEnvGroup, VectorEnvAdapter
-from lrgym.env import LRControlEnv
+from lrgym.core.env import LRControlEnv
 from lrgym.vector.env import BatchedLRControlEnv
 
 INTERVAL, EPISODE = 25, 500

@@ -1,6 +1,6 @@
 """Measure each task's target: 0.97 × the best static baseline's median final val metric.
 
-The rule lives in the library (:mod:`lrgym.calibrate`, what `lrgym calibrate` runs):
+The rule lives in the library (:mod:`lrgym.harness.calibrate`, what `lrgym calibrate` runs):
 every static baseline at each task's default LR over seeds 100..104 (never used by
 `lrgym evaluate`'s default seeds 0..N-1). This script prints the proposed targets of many
 tasks at once without writing anything; paste built-in tasks' values into
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import argparse
 
-from lrgym.calibrate import calibrate
-from lrgym.registration import select_tasks
+from lrgym.core.registration import select_tasks
+from lrgym.harness.calibrate import calibrate
 
 
 def main() -> None:

@@ -24,8 +24,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from lrgym._atomic import write_text_atomic
-from lrgym.compare import grid, run_grid, write_frames
 from lrgym.controllers import ADAPTIVE, BASELINES, LEARNED_PREFIX, PREDICTOR_PREFIX
 from lrgym.controllers.lr_predictor import (
     PredictorTraining,
@@ -34,9 +32,11 @@ from lrgym.controllers.lr_predictor import (
     train_predictor,
     training_data,
 )
-from lrgym.measures import performance_profile, summary_table
-from lrgym.registration import make_task, task_ids
-from lrgym.report import md_table, write_report
+from lrgym.core.registration import make_task, task_ids
+from lrgym.harness.compare import grid, run_grid, write_frames
+from lrgym.harness.measures import performance_profile, summary_table
+from lrgym.harness.report import md_table, write_report
+from lrgym.io._atomic import write_text_atomic
 
 META_LRS = (1e-4, 1e-3, 1e-2, 1e-1)
 """Initial LRs of the logged meta-train runs (targets are clipped to one decade per

@@ -33,11 +33,11 @@ import numpy as np
 import torch
 
 import lrgym
-from lrgym import torch_trainee
-from lrgym.decision import DecisionPath
-from lrgym.env import LRControlEnv
-from lrgym.signals import UpdateTracker
-from lrgym.torch_trainee import TorchTrainee
+from lrgym.backends import torch_trainee
+from lrgym.backends.torch_trainee import TorchTrainee
+from lrgym.core.decision import DecisionPath
+from lrgym.core.env import LRControlEnv
+from lrgym.core.signals import UpdateTracker
 
 ENV_ONLY = {  # what env.step does beyond the plain loop, by the function that does it
     "gradient norm": (torch_trainee, "grad_norm"),

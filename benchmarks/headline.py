@@ -27,8 +27,8 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from lrgym._atomic import atomic_path, write_text_atomic
-from lrgym.report import md_table
+from lrgym.harness.report import md_table
+from lrgym.io._atomic import atomic_path, write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 SUMMARY = ROOT / "docs" / "results" / "recipe" / "summary.md"
@@ -52,7 +52,7 @@ def tables(text: str) -> list[list[list[str]]]:
     """Every markdown table in ``text`` as rows of cells, header first, rule dropped.
 
     Written by hand: pandas reads no markdown, and the tables here are the plain
-    pipe tables ``lrgym.report.md_table`` writes (no escaped pipes, one row per line).
+    pipe tables ``lrgym.harness.report.md_table`` writes (no escaped pipes, one row per line).
     """
     found, rows = [], []
     for line in [*text.splitlines(), ""]:

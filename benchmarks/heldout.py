@@ -27,13 +27,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from lrgym._atomic import write_text_atomic
-from lrgym.agent import load_agent
-from lrgym.compare import grid, run_grid, write_frames
 from lrgym.controllers import BASELINES, LEARNED_PREFIX
-from lrgym.measures import lr_robustness, performance_profile, summary_table
-from lrgym.registration import task_ids
-from lrgym.report import fmt_mean_ci, md_table, write_report
+from lrgym.core.registration import task_ids
+from lrgym.deploy.agent import load_agent
+from lrgym.harness.compare import grid, run_grid, write_frames
+from lrgym.harness.measures import lr_robustness, performance_profile, summary_table
+from lrgym.harness.report import fmt_mean_ci, md_table, write_report
+from lrgym.io._atomic import write_text_atomic
 
 SWEEP = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 ROOT = Path(__file__).resolve().parents[1]

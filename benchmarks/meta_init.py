@@ -18,7 +18,7 @@ and has its own protocol (issue 28), fixed on meta-val tasks before any meta-tes
 * **target from random init's own meta-val runs**: random init is fine-tuned on 20
   same-shaped tasks of the meta-val classes (frog, horse) with both schedulers; the target
   is the highest accuracy (to 0.01) that ≥ 80% of those runs end at or above
-  (:func:`lrgym.meta_init.evaluation.calibrate_target`);
+  (:func:`lrgym.harness.finetune.calibrate_target`);
 * **the inner loop is fine-tuning's first steps**: every meta-learner adapts with 5 steps
   of SGD at LR 0.01, momentum 0.9 (the family's fine-tuning optimizer), and model selection
   scores inits after those 5 steps on meta-val tasks.
@@ -50,11 +50,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lrgym._atomic import atomic_path, write_text_atomic
-from lrgym.manifest import sha256
-from lrgym.meta_init.algorithms import DEFAULT_META_LR, MetaInitConfig, meta_train
-from lrgym.meta_init.checkpoint import PATH_OPTIONS, WEIGHTS, InitCard, save_init
-from lrgym.meta_init.evaluation import (
+from lrgym.harness.finetune import (
     RANDOM_INIT,
     TARGET_EVERY,
     FinetuneSpec,
@@ -62,9 +58,13 @@ from lrgym.meta_init.evaluation import (
     finetune,
     ratio,
 )
-from lrgym.meta_init.evaluation import format_number as _f
+from lrgym.harness.finetune import format_number as _f
+from lrgym.harness.report import fmt_mean_ci, md_table
+from lrgym.io._atomic import atomic_path, write_text_atomic
+from lrgym.io.manifest import sha256
+from lrgym.meta_init.algorithms import DEFAULT_META_LR, MetaInitConfig, meta_train
+from lrgym.meta_init.checkpoint import PATH_OPTIONS, WEIGHTS, InitCard, save_init
 from lrgym.meta_init.tasks import loaded_family
-from lrgym.report import fmt_mean_ci, md_table
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "results" / "meta_init"

@@ -4,7 +4,7 @@ For each worker count W, a local Ray cluster of W CPUs is started (``ray.init(nu
 and, ``--repeats`` times each, the same two workloads are timed:
 
 * **compare**: a fixed grid of ``--runs`` runs of ``--task`` (seeds 0, 1, …, constant LR,
-  ``--total-steps`` each) as Ray tasks (:func:`lrgym.compare.run_grid`, ``backend="ray"``);
+  ``--total-steps`` each) as Ray tasks (:func:`lrgym.harness.compare.run_grid`, ``backend="ray"``);
   runs per second of wall time;
 * **meta-training**: ``lrgym train``'s loop (its ``make_vec_env`` with ``backend="ray"``:
   W environment actors, ``VecNormalize``, SB3 PPO updating in this process) for
@@ -31,8 +31,8 @@ from lrgym.agents.config import load_config
 from lrgym.agents.sb3_files import make_ppo
 from lrgym.agents.train import meta_train_tasks
 from lrgym.agents.workers import make_vec_env
-from lrgym.compare import RunSpec, run_grid
-from lrgym.report import md_table
+from lrgym.harness.compare import RunSpec, run_grid
+from lrgym.harness.report import md_table
 
 
 class StopAfter(BaseCallback):

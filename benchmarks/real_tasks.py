@@ -39,12 +39,12 @@ from typing import Any
 import pandas as pd
 import torch
 
-from lrgym._atomic import write_text_atomic
-from lrgym.compare import grid, run_grid, write_frames
 from lrgym.controllers import BASELINES, LEARNED_PREFIX
-from lrgym.measures import mean_ci, summary_table
-from lrgym.registration import make_task, register_task
-from lrgym.report import fmt_mean_ci, md_table, write_report
+from lrgym.core.registration import make_task, register_task
+from lrgym.harness.compare import grid, run_grid, write_frames
+from lrgym.harness.measures import mean_ci, summary_table
+from lrgym.harness.report import fmt_mean_ci, md_table, write_report
+from lrgym.io._atomic import write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LRGYM_BENCH_DATA") or ROOT.parent / "shared" / "data")

@@ -55,9 +55,6 @@ from heldout import SWEEP, worse_beyond_ci  # noqa: E402
 from real_tasks import BENCHMARKED  # noqa: E402  (registers shared/<Name>-v0)
 
 import lrgym  # noqa: E402
-from lrgym._atomic import write_text_atomic  # noqa: E402
-from lrgym.agent import load_agent  # noqa: E402
-from lrgym.compare import grid, run_grid, write_frames  # noqa: E402
 from lrgym.controllers import ADAPTIVE, BASELINES, LEARNED_PREFIX, PREDICTOR_PREFIX  # noqa: E402
 from lrgym.controllers.learned import LearnedController
 from lrgym.controllers.lr_predictor import (  # noqa: E402
@@ -65,9 +62,12 @@ from lrgym.controllers.lr_predictor import (  # noqa: E402
     train_predictor,
     training_data,
 )
-from lrgym.measures import lr_robustness, performance_profile, summary_table  # noqa: E402
-from lrgym.registration import make_task, task_ids  # noqa: E402
-from lrgym.report import fmt_mean_ci, md_table  # noqa: E402
+from lrgym.core.registration import make_task, task_ids  # noqa: E402
+from lrgym.deploy.agent import load_agent  # noqa: E402
+from lrgym.harness.compare import grid, run_grid, write_frames  # noqa: E402
+from lrgym.harness.measures import lr_robustness, performance_profile, summary_table  # noqa: E402
+from lrgym.harness.report import fmt_mean_ci, md_table  # noqa: E402
+from lrgym.io._atomic import write_text_atomic  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PREDICTOR = "lr-predictor"

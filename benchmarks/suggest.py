@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lrgym._atomic import write_text_atomic
+from lrgym.io._atomic import write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "results" / "suggest"
@@ -72,7 +72,7 @@ RUNS = (1, 3)
 
 
 def _make(task_id: str):
-    from lrgym.registration import make_task
+    from lrgym.core.registration import make_task
 
     if task_id in REAL:
         return make_task(task_id, source=str(DATA / REAL[task_id]))
@@ -222,7 +222,7 @@ def _regrets(by_method: dict[str, list[dict]], k: int) -> dict[str, list[float]]
 
 
 def _report(results, args, suggester, skipped) -> tuple[str, dict]:
-    from lrgym.report import md_table
+    from lrgym.harness.report import md_table
 
     card = suggester.card
     cv = card.get("cross_validation", {})

@@ -23,7 +23,7 @@ import statistics
 import torch
 
 import lrgym
-from lrgym.registration import make_task, select_tasks
+from lrgym.core.registration import make_task, select_tasks
 from lrgym.tasks.sources import DataSourceError
 
 CADENCES = {"every": 1, "every-4th": 4, "never": 0}

@@ -29,13 +29,13 @@ from collections.abc import Callable
 
 import numpy as np
 
-from lrgym.actions import LogLRAction
-from lrgym.agent import load_agent
 from lrgym.agents.config import load_config
 from lrgym.agents.meta_env import VALIDATION_SEEDS
 from lrgym.agents.train import meta_env, run_episode, validation_episodes, validation_tasks
-from lrgym.registration import select_tasks, spec
-from lrgym.report import md_table
+from lrgym.core.actions import LogLRAction
+from lrgym.core.registration import select_tasks, spec
+from lrgym.deploy.agent import load_agent
+from lrgym.harness.report import md_table
 
 Act = Callable[[np.ndarray], np.ndarray]
 

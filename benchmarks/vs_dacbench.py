@@ -95,10 +95,10 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import lrgym
-from lrgym.env import LRControlEnv
-from lrgym.report import md_table
+from lrgym.backends.torch_trainee import TorchTask
+from lrgym.core.env import LRControlEnv
+from lrgym.harness.report import md_table
 from lrgym.tasks import models
-from lrgym.torch_trainee import TorchTask
 from lrgym.vector.env import BatchedLRControlEnv
 
 TASK = "lrgym/DigitsMLP-v0"

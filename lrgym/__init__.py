@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 import gymnasium as _gymnasium
 
+from lrgym._aliases import install as _install_aliases
 from lrgym._version import __version__ as __version__
-from lrgym.registration import (
+from lrgym.core.registration import (
     UnknownTaskError,
     import_user_modules,
     make_task,
@@ -25,21 +26,23 @@ from lrgym.registration import (
     spec,
     task_ids,
 )
-from lrgym.registration import gymnasium_id as _gymnasium_id
-from lrgym.task import ArraySplits, Task, TaskInfo
+from lrgym.core.registration import gymnasium_id as _gymnasium_id
+from lrgym.core.task import ArraySplits, Task, TaskInfo
+
+_install_aliases()  # lrgym.compare, lrgym.agent ... (the paths before the wings) still import
 
 _LAZY = {
-    "Agent": "lrgym.agent",
-    "AgentLoadError": "lrgym.agent",
-    "load_agent": "lrgym.agent",
-    "PolicyScheduler": "lrgym.scheduler",
-    "FEATURES": "lrgym.signals",
-    "OBS_LAYOUT_VERSION": "lrgym.signals",
-    "TorchTask": "lrgym.torch_trainee",
-    "XGBoostTask": "lrgym.xgb_trainee",
-    "EvalReport": "lrgym.trainee",
-    "Trainee": "lrgym.trainee",
-    "TrainReport": "lrgym.trainee",
+    "Agent": "lrgym.deploy.agent",
+    "AgentLoadError": "lrgym.deploy.agent",
+    "load_agent": "lrgym.deploy.agent",
+    "PolicyScheduler": "lrgym.deploy.scheduler",
+    "FEATURES": "lrgym.core.signals",
+    "OBS_LAYOUT_VERSION": "lrgym.core.signals",
+    "TorchTask": "lrgym.backends.torch_trainee",
+    "XGBoostTask": "lrgym.backends.xgb_trainee",
+    "EvalReport": "lrgym.core.trainee",
+    "Trainee": "lrgym.core.trainee",
+    "TrainReport": "lrgym.core.trainee",
     "load_init": "lrgym.meta_init.checkpoint",
     "InitLoadError": "lrgym.meta_init.checkpoint",
     "suggest": "lrgym.suggester",
@@ -49,14 +52,14 @@ _LAZY = {
 """Public names loaded on first access (PEP 562), by defining module."""
 
 if _TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
-    from lrgym.agent import Agent, AgentLoadError, load_agent
+    from lrgym.backends.torch_trainee import TorchTask
+    from lrgym.backends.xgb_trainee import XGBoostTask
+    from lrgym.core.signals import FEATURES, OBS_LAYOUT_VERSION
+    from lrgym.core.trainee import EvalReport, Trainee, TrainReport
+    from lrgym.deploy.agent import Agent, AgentLoadError, load_agent
+    from lrgym.deploy.scheduler import PolicyScheduler
     from lrgym.meta_init.checkpoint import InitLoadError, load_init
-    from lrgym.scheduler import PolicyScheduler
-    from lrgym.signals import FEATURES, OBS_LAYOUT_VERSION
     from lrgym.suggester import Knob, SearchSpace, suggest
-    from lrgym.torch_trainee import TorchTask
-    from lrgym.trainee import EvalReport, Trainee, TrainReport
-    from lrgym.xgb_trainee import XGBoostTask
 
 
 def make(task_id: str, **kwargs) -> _gymnasium.Env:
@@ -72,7 +75,7 @@ def __getattr__(name: str):
         value = getattr(_importlib.import_module(module), name)
         globals()[name] = value  # later lookups skip this hook
         return value
-    if not name.startswith("_"):  # a submodule not imported yet, e.g. lrgym.compare
+    if not name.startswith("_"):  # a submodule not imported yet, e.g. lrgym.harness.compare
         try:
             return _importlib.import_module(f"{__name__}.{name}")
         except ModuleNotFoundError as exc:

@@ -3,7 +3,7 @@
 Like ``gymnasium/envs/__init__.py``: one ``register_task`` call per versioned id.
 """
 
-from lrgym.registration import register_group, register_task
+from lrgym.core.registration import register_group, register_task
 
 _BUILTIN = {
     "DigitsMLP-v0": "digits_mlp",

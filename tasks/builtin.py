@@ -1,6 +1,6 @@
 """The built-in offline task suite: scikit-learn's bundled data and seeded generators.
 
-Each function is a registry entry point returning a :class:`~lrgym.task.Task`.
+Each function is a registry entry point returning a :class:`~lrgym.core.task.Task`.
 
 Targets: each task's ``target`` is 0.97 × the best static baseline's median final
 validation metric at the task's default LR (5 seeds, all baselines of
@@ -20,10 +20,10 @@ from functools import partial
 
 import numpy as np
 
-from lrgym.task import TaskInfo
+from lrgym.backends.torch_trainee import TorchTask
+from lrgym.backends.xgb_trainee import XGBoostTask
+from lrgym.core.task import TaskInfo
 from lrgym.tasks import data, models
-from lrgym.torch_trainee import TorchTask
-from lrgym.xgb_trainee import XGBoostTask
 
 SKLEARN = "scikit-learn bundled ({})"
 

@@ -1,7 +1,7 @@
 """Offline data for the built-in tasks: scikit-learn's bundled sets and seeded generators.
 
 Every function takes a ``numpy.random.Generator`` and returns
-:class:`~lrgym.torch_trainee.ArraySplits`: the split (and any synthetic data) follows from
+:class:`~lrgym.backends.torch_trainee.ArraySplits`: the split (and any synthetic data) follows from
 the generator, and features (and regression targets) are standardised with training
 statistics only.
 """
@@ -13,7 +13,7 @@ from functools import cache
 import numpy as np
 from sklearn import datasets
 
-from lrgym.task import ArraySplits
+from lrgym.core.task import ArraySplits
 
 SKLEARN_LOADERS = {
     "digits": datasets.load_digits,

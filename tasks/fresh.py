@@ -43,10 +43,10 @@ from functools import partial
 
 import numpy as np
 
-from lrgym.task import ArraySplits, TaskInfo
+from lrgym.backends.torch_trainee import TorchTask
+from lrgym.core.task import ArraySplits, TaskInfo
 from lrgym.tasks import models
 from lrgym.tasks.data import split_arrays
-from lrgym.torch_trainee import TorchTask
 
 # --- data: every array follows from the run's rng -----------------------------------
 

@@ -1,7 +1,7 @@
 """Multi-hyperparameter variants of built-in tasks, each a Gymnasium id of its own.
 
 Like ``gymnasium/envs/__init__.py``: one ``register_task`` call per versioned id. A
-variant is :class:`~lrgym.env.LRControlEnv` on the base task with ``hparams`` fixed, so
+variant is :class:`~lrgym.core.env.LRControlEnv` on the base task with ``hparams`` fixed, so
 ``gymnasium.make("lrgym/DigitsMLP-MultiHP-v0")`` equals
 ``gymnasium.make("lrgym/DigitsMLP-v0", hparams=["lr", "momentum", "weight_decay"])``.
 Torch variants control LR, momentum (SGD momentum or Adam β1) and weight decay;
@@ -11,8 +11,8 @@ XGBoost variants control eta, ``max_depth`` and ``subsample``. The base task's s
 
 from __future__ import annotations
 
-from lrgym.hyperparams import TORCH_HPARAMS, XGBOOST_HPARAMS
-from lrgym.registration import register_task, registry
+from lrgym.core.hyperparams import TORCH_HPARAMS, XGBOOST_HPARAMS
+from lrgym.core.registration import register_task, registry
 
 MULTI_HP_VARIANTS: dict[str, tuple[str, tuple[str, ...]]] = {
     # meta-train

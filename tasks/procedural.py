@@ -87,13 +87,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lrgym.registration import drawn_id, register_family, register_group
-from lrgym.task import TaskInfo
+from lrgym.core.registration import drawn_id, register_family, register_group
+from lrgym.core.task import TaskInfo
 from lrgym.tasks import procedural_data
 from lrgym.tasks.procedural_archs import choice, draw_arch, macs, shrink
 
 if TYPE_CHECKING:
-    from lrgym.torch_trainee import TorchTask
+    from lrgym.backends.torch_trainee import TorchTask
 
 FAMILIES_V0: dict[str, str] = {
     "mlp": "lrgym/ProceduralMLP-v0",
@@ -277,7 +277,7 @@ def _model(
 
 
 def describe(spec: Mapping[str, Any]) -> tuple[str, str, str]:
-    """``(domain, model, data)`` strings of a drawn task's :class:`~lrgym.task.TaskInfo`."""
+    """``(domain, model, data)`` strings of a drawn task's :class:`~lrgym.core.task.TaskInfo`."""
     data, arch, family = spec["data"], spec["arch"], spec["family"]
     task = data["task"]
     kind = {"tabular": "tabular", "image": "image", "tokens": "sequence", "series": "sequence"}
@@ -342,7 +342,7 @@ def draw_task(index: int = 0, family: str = "mlp", seed: int = 0, version: int =
     initialisation and minibatch order, as for every task. Entry point of the
     ``lrgym/Procedural*-v0`` ids (``version`` 0) and the ``-v1`` ids (``version`` 1).
     """
-    from lrgym.torch_trainee import TorchTask
+    from lrgym.backends.torch_trainee import TorchTask
 
     spec = draw_spec(index, family, seed, version)
     data = spec["data"]

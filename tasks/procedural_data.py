@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from lrgym.task import ArraySplits
+from lrgym.core.task import ArraySplits
 from lrgym.tasks.procedural_sources import SHAPES, SOURCES
 
 MAX_FLOATS = 600_000

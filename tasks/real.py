@@ -15,7 +15,7 @@ Real tasks are never meta-trained on, and they stay out of the offline ``held-ou
 suite (``--tasks real`` selects them). Text tasks register in :mod:`lrgym.tasks.text`.
 """
 
-from lrgym.registration import register_task
+from lrgym.core.registration import register_task
 
 REAL_TASKS = {
     "CIFAR10SmallCNN-v0": "lrgym.tasks.vision:cifar10_small_cnn",

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lrgym.file_checks import check_regular_file
+from lrgym.io.file_checks import check_regular_file
 
 if TYPE_CHECKING:
     import datasets

@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lrgym.task import ArraySplits, TaskInfo
+from lrgym.backends.torch_trainee import TorchTask
+from lrgym.backends.xgb_trainee import XGBoostTask
+from lrgym.core.task import ArraySplits, TaskInfo
 from lrgym.tasks.columns import (
     check_classes,
     check_labels,
@@ -27,8 +29,6 @@ from lrgym.tasks.columns import (
 )
 from lrgym.tasks.models import mlp
 from lrgym.tasks.sources import DataSourceError, load_source
-from lrgym.torch_trainee import TorchTask
-from lrgym.xgb_trainee import XGBoostTask
 
 TITANIC_NUMERIC = ("Age", "SibSp", "Parch", "Fare")
 TITANIC_CATEGORICAL = ("Sex", "Embarked", "Pclass")

@@ -19,10 +19,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from lrgym.task import ArraySplits, TaskInfo
+from lrgym.backends.torch_trainee import TorchTask
+from lrgym.core.task import ArraySplits, TaskInfo
 from lrgym.tasks.columns import check_rows, freeze, numeric_columns, thaw
 from lrgym.tasks.sources import DataSourceError, load_source
-from lrgym.torch_trainee import TorchTask
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from lrgym.task import ArraySplits, TaskInfo
+from lrgym.backends.torch_trainee import TorchTask
+from lrgym.core.task import ArraySplits, TaskInfo
 from lrgym.tasks.columns import freeze, pick_column, thaw, to_numpy, train_eval_pools
 from lrgym.tasks.sources import DataSourceError, load_splits
-from lrgym.torch_trainee import TorchTask
 
 IMAGE_COLUMNS = ("img", "image", "images", "pixel_values", "x")
 LABEL_COLUMNS = ("label", "labels", "fine_label", "y", "target")

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 
 import lrgym
-from lrgym.agent import Agent, AgentCard
-from lrgym.policy_weights import PolicyWeights
-from lrgym.signals import FEATURES, OBS_LAYOUT_VERSION
+from lrgym.core.signals import FEATURES, OBS_LAYOUT_VERSION
+from lrgym.deploy.agent import Agent, AgentCard
+from lrgym.deploy.policy_weights import PolicyWeights
 
 
 def synthetic_card(**action) -> AgentCard:

@@ -16,12 +16,12 @@ from synthetic_agents import constant_agent
 from torch import nn
 
 import lrgym
-from lrgym.actions import LogLRAction
 from lrgym.agents.config import ConfigError, load_config
-from lrgym.decision import DecisionPath
-from lrgym.env import LRControlEnv
-from lrgym.guard import FALL_LOG2, RISE_LOG2, HarmGuard
-from lrgym.hyperparams import HyperParamSet
+from lrgym.core.actions import LogLRAction
+from lrgym.core.decision import DecisionPath
+from lrgym.core.env import LRControlEnv
+from lrgym.core.guard import FALL_LOG2, RISE_LOG2, HarmGuard
+from lrgym.core.hyperparams import HyperParamSet
 
 
 def feed(scheduler: lrgym.PolicyScheduler, losses: list[float], evals=None) -> list[float]:

@@ -6,7 +6,7 @@
 * export -> save -> load gives SB3's deterministic prediction behind ``VecNormalize``;
 * an old-format directory (``policy.pt``) is refused with the conversion command, and
   ``lrgym convert-agent`` converts it to the same actions;
-* tampered files give :class:`~lrgym.agent.AgentLoadError`, and loading never runs
+* tampered files give :class:`~lrgym.deploy.agent.AgentLoadError`, and loading never runs
   TorchScript or unpickles anything.
 """
 
@@ -30,7 +30,9 @@ from torch import nn
 from typer.testing import CliRunner
 
 import lrgym
-from lrgym.agent import (
+from lrgym.cli import app
+from lrgym.core.signals import FEATURES, OBS_LAYOUT_VERSION
+from lrgym.deploy.agent import (
     CARD,
     LEGACY_POLICY,
     POLICY,
@@ -40,10 +42,8 @@ from lrgym.agent import (
     load_agent,
     resolve_agent,
 )
-from lrgym.agent_convert import check_observations, convert_agent
-from lrgym.cli import app
-from lrgym.policy_weights import PolicyWeights, export_policy
-from lrgym.signals import FEATURES, OBS_LAYOUT_VERSION
+from lrgym.deploy.agent_convert import check_observations, convert_agent
+from lrgym.deploy.policy_weights import PolicyWeights, export_policy
 
 REFERENCE = Path(__file__).parent / "data" / "default_agent_reference.npz"
 N = len(FEATURES)

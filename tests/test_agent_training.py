@@ -19,7 +19,6 @@ import pytest
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 import lrgym
-from lrgym.agent import CARD, TRAINING
 from lrgym.agents.checkpoints import checkpoint_names, checkpoint_stem
 from lrgym.agents.config import ConfigError, load_config
 from lrgym.agents.meta_env import TRAIN_SEEDS, VALIDATION_SEEDS, MetaTaskEnv, zero_features
@@ -33,8 +32,9 @@ from lrgym.agents.train import (
     validation_episodes,
 )
 from lrgym.agents.training_state import read_training_state, state_files
-from lrgym.policy_weights import POLICY
-from lrgym.signals import FEATURES, feature_indices
+from lrgym.core.signals import FEATURES, feature_indices
+from lrgym.deploy.agent import CARD, TRAINING
+from lrgym.deploy.policy_weights import POLICY
 
 TASK = "lrgym/DigitsMLP-v0"
 HELD_OUT = "lrgym/WineMLP-v0"

@@ -3,7 +3,7 @@
 * Optimizers: every slot's parameters equal ``torch.optim``'s (SGD with momentum, Adam,
   AdamW, with weight decay) after the same steps on the same seeds.
 * Equivalence: each slot of :class:`~lrgym.vector.BatchedLRControlEnv` gives the same
-  observations, rewards and LRs as :class:`~lrgym.env.LRControlEnv` over a full episode
+  observations, rewards and LRs as :class:`~lrgym.core.env.LRControlEnv` over a full episode
   (MLP and CNN, SGD and Adam), within 1e-4.
 * Isolation, autoreset, seeding, spaces, the fallback for unbatchable tasks, the SB3
   adapter and a tiny ``lrgym train --batched`` end to end.
@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 import lrgym
 from lrgym.agents.vec_env import ConcatVecEnv, VectorEnvAdapter
 from lrgym.cli import app
-from lrgym.env import LRControlEnv
+from lrgym.core.env import LRControlEnv
 from lrgym.vector import (
     BatchedLRControlEnv,
     BatchedRuns,

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 import lrgym
 from lrgym.cli import app
-from lrgym.compare import RUN_COLUMNS
+from lrgym.harness.compare import RUN_COLUMNS
 
 runner = CliRunner()
 ID = re.compile(r"lrgym/[\w.-]+-v\d+")
@@ -353,7 +353,7 @@ def test_init_data_needs_init(tmp_path):
 
 def test_calibrate_refuses_when_every_run_diverged(monkeypatch):
     """A task whose every baseline run diverges gets no target from its untrained model."""
-    import lrgym.calibrate as calibration
+    import lrgym.harness.calibrate as calibration
 
     def all_diverged(specs, **kwargs):
         rows = [
@@ -371,7 +371,7 @@ def test_calibrate_refuses_when_every_run_diverged(monkeypatch):
 
 
 def test_calibrate_leaves_diverged_and_non_finite_runs_out(monkeypatch):
-    import lrgym.calibrate as calibration
+    import lrgym.harness.calibrate as calibration
 
     def some_diverged(specs, **kwargs):
         rows = []
@@ -394,9 +394,9 @@ def test_calibrate_leaves_diverged_and_non_finite_runs_out(monkeypatch):
 def test_journal_fingerprint_covers_card_and_weights_not_later_results(tmp_path):
     """A rerun after a card or weights change runs again; a summary written into the card
     afterwards (evaluate --update-card) does not make the recorded runs stale."""
-    from lrgym.compare import RunSpec
+    from lrgym.harness.compare import RunSpec
+    from lrgym.harness.results_store import folder_fingerprint, run_key, scheduler_fingerprint
     from lrgym.meta_init.checkpoint import resolve_init
-    from lrgym.results_store import folder_fingerprint, run_key, scheduler_fingerprint
 
     agent = tmp_path / "agent"
     shutil.copytree(lrgym.load_agent("default").path, agent)

@@ -18,7 +18,6 @@ import xgboost as xgb
 from torch.optim import lr_scheduler
 
 import lrgym
-from lrgym.compare import RunSpec, run_one
 from lrgym.controllers import (
     BASELINES,
     STATIC_SCHEDULES,
@@ -26,7 +25,8 @@ from lrgym.controllers import (
     TorchSchedule,
     make_controller,
 )
-from lrgym.trainee import EvalReport
+from lrgym.core.trainee import EvalReport
+from lrgym.harness.compare import RunSpec, run_one
 
 TORCH_TASK = "lrgym/DigitsMLP-v0"
 XGB_TASK = "lrgym/BreastCancerXGB-v0"
@@ -317,7 +317,7 @@ def test_results_journal_keys_tell_target_resolutions_apart():
     run's key is what earlier journals hold (no new field)."""
     import json
 
-    from lrgym.results_store import run_key
+    from lrgym.harness.results_store import run_key
 
     plain = RunSpec("lrgym/WineMLP-v0", "constant", 0)
     fine = dataclasses.replace(plain, target_every=1)

@@ -1,8 +1,8 @@
 """One decision path, one scheduler contract, declared backends, variants in the registry.
 
 * The env and :class:`lrgym.PolicyScheduler` observe and act through the same
-  :class:`~lrgym.decision.DecisionPath`; multi-group optimizers keep their LR ratios in both.
-* Every feedback scheduler is a :class:`~lrgym.feedback_scheduler.FeedbackLRScheduler`:
+  :class:`~lrgym.core.decision.DecisionPath`; multi-group optimizers keep their LR ratios in both.
+* Every feedback scheduler is a :class:`~lrgym.core.feedback_scheduler.FeedbackLRScheduler`:
   the loss is a keyword, and ``SequentialLR([warmup, scheduler])`` hands over cleanly.
 * A task declares its backend; env variants are known to ``lrgym.make``, ``tasks`` and
   ``check``; ``import lrgym`` stays cheap (import cycles: tests/test_layers.py).
@@ -26,7 +26,7 @@ from torch.optim import lr_scheduler
 from typer.testing import CliRunner
 
 import lrgym
-from lrgym.actions import LogLRAction
+from lrgym.backends.torch_trainee import TorchTask, TorchTrainee
 from lrgym.cli import app
 from lrgym.controllers import make_controller
 from lrgym.controllers.feedback_rule import FeedbackRuleLR
@@ -34,12 +34,12 @@ from lrgym.controllers.hypergradient import HypergradientLR
 from lrgym.controllers.lr_predictor import PredictorLR, make_network
 from lrgym.controllers.lr_predictor.features import PREDICTOR_FEATURES
 from lrgym.controllers.lr_predictor.model import LRPredictor
-from lrgym.decision import DecisionPath
-from lrgym.env import LRControlEnv
-from lrgym.feedback_scheduler import FeedbackLRScheduler
-from lrgym.hyperparams import HyperParamSet
-from lrgym.task import Task
-from lrgym.torch_trainee import TorchTask, TorchTrainee
+from lrgym.core.actions import LogLRAction
+from lrgym.core.decision import DecisionPath
+from lrgym.core.env import LRControlEnv
+from lrgym.core.feedback_scheduler import FeedbackLRScheduler
+from lrgym.core.hyperparams import HyperParamSet
+from lrgym.core.task import Task
 
 TASK = "lrgym/DigitsMLP-v0"
 

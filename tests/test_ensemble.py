@@ -11,11 +11,11 @@ import torch
 from typer.testing import CliRunner
 
 import lrgym
-from lrgym.agent import AgentEnsemble, AgentLoadError, load_agent
 from lrgym.agents.ensemble import write_ensemble
 from lrgym.cli import app
-from lrgym.results_store import folder_fingerprint
-from lrgym.signals import FEATURES
+from lrgym.core.signals import FEATURES
+from lrgym.deploy.agent import AgentEnsemble, AgentLoadError, load_agent
+from lrgym.harness.results_store import folder_fingerprint
 from tests.synthetic_agents import linear_tanh, synthetic_card
 
 N = len(FEATURES)

@@ -1,4 +1,4 @@
-"""Behaviour of :class:`lrgym.env.LRControlEnv`: starting state, actions, episode end."""
+"""Behaviour of :class:`lrgym.core.env.LRControlEnv`: starting state, actions, episode end."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import lrgym
-from lrgym.actions import LogLRAction
+from lrgym.core.actions import LogLRAction
 
 FAST = "lrgym/IllConditionedRegression-v0"  # linear model, SGD: the cheapest task
 DIVERGING = "lrgym/FriedmanMLP-v0"  # SGD+momentum MLP: blows up (inf loss) at LR 1e3
@@ -164,7 +164,7 @@ def test_unknown_task_names_close_match():
 
 def test_lrgym_make_returns_env():
     env = lrgym.make(FAST, total_steps=8, decision_interval=4)
-    assert isinstance(env.unwrapped, lrgym.env.LRControlEnv)
+    assert isinstance(env.unwrapped, lrgym.core.env.LRControlEnv)
     env.close()
 
 
@@ -215,7 +215,7 @@ def test_classification_metrics_match_sklearn(n, classes):
     classes present in predictions or labels."""
     from sklearn.metrics import f1_score
 
-    from lrgym.torch_trainee import classification_metrics
+    from lrgym.backends.torch_trainee import classification_metrics
 
     g = torch.Generator().manual_seed(n)
     pred = torch.randint(0, classes, (n,), generator=g)
@@ -231,7 +231,7 @@ def test_update_tracker_matches_direct_computation(dtype, monkeypatch):
     """``|Δθ| / |θ|`` and the cosine of consecutive updates, through the NumPy views
     (CPU float parameters) and through torch (what GPU parameters take), against the
     textbook formulas on flattened copies."""
-    from lrgym import signals
+    from lrgym.core import signals
 
     g = torch.Generator().manual_seed(0)
     params = [torch.randn(4, 3, generator=g, dtype=dtype), torch.randn(5, generator=g, dtype=dtype)]
@@ -263,7 +263,7 @@ def test_eval_report_computes_macro_f1_when_read():
     import json
     import pickle
 
-    from lrgym.torch_trainee import classification_metrics
+    from lrgym.backends.torch_trainee import classification_metrics
 
     env = gymnasium.make("lrgym/DigitsMLP-v0")
     env.reset(seed=0)

@@ -13,8 +13,8 @@ import math
 import pytest
 import torch
 
-from lrgym.compare import RunSpec, run_one
 from lrgym.controllers.feedback_rule import FeedbackRule, FeedbackRuleLR
+from lrgym.harness.compare import RunSpec, run_one
 
 LR0 = 1e-2
 

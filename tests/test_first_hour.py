@@ -25,17 +25,17 @@ import lrgym
 from lrgym import cli
 from lrgym.agents.config import TrainConfig, load_config
 from lrgym.agents.train_report import TrainReporter, cli_command, markdown_table, real_total
-from lrgym.calibrate import Calibration, calibrate, target_rule, write_calibration
+from lrgym.backends.torch_trainee import TorchTask
 from lrgym.cli import app
 from lrgym.cli.compare_commands import SCHEDULERS_HELP
 from lrgym.cli.train_commands import TRAIN_DEFAULTS
-from lrgym.compare import grid, run_grid
 from lrgym.controllers import BASELINES, CONTROLLERS
-from lrgym.registration import UnknownTaskError
-from lrgym.report import write_report
-from lrgym.targets import TARGETS_FILE
-from lrgym.task import TaskInfo
-from lrgym.torch_trainee import TorchTask
+from lrgym.core.registration import UnknownTaskError
+from lrgym.core.targets import TARGETS_FILE
+from lrgym.core.task import TaskInfo
+from lrgym.harness.calibrate import Calibration, calibrate, target_rule, write_calibration
+from lrgym.harness.compare import grid, run_grid
+from lrgym.harness.report import write_report
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,7 +65,7 @@ def test_namespace_is_clean_and_lazy_names_load():
         assert leaked not in names
     assert {"ArraySplits", "XGBoostTask", "TorchTask", "PolicyScheduler"} <= set(names)
     assert lrgym.XGBoostTask.backend == "xgboost"
-    assert lrgym.compare.run_grid is run_grid  # submodules load on first use too
+    assert lrgym.harness.compare.run_grid is run_grid  # submodules load on first use too
 
 
 def test_agent_repr_names_it():
@@ -359,7 +359,7 @@ def _plot_axes_limits(path: Path) -> None:
 
 
 def test_ci_bands_are_clipped_to_the_metric_range(tmp_path, monkeypatch):
-    from lrgym import plots
+    from lrgym.harness import plots
 
     bands: list[np.ndarray] = []
     original = plots._metric_stats

@@ -54,9 +54,10 @@ from typer.testing import CliRunner
 import lrgym
 import lrgym.cli
 from lrgym.agents.config import ConfigError, TrainConfig, load_config
-from lrgym.compare import grid
-from lrgym.env import MAX_INITIAL_LR, LRControlEnv, check_initial_lr
-from lrgym.registration import UnknownTaskError
+from lrgym.core.env import LRControlEnv
+from lrgym.core.registration import UnknownTaskError
+from lrgym.harness.compare import grid
+from lrgym.io.validate import MAX_INITIAL_LR, check_initial_lr
 from lrgym.tasks.sources import DataSourceError
 
 R2, ACC = "lrgym/DiabetesXGB-v0", "lrgym/BreastCancerXGB-v0"  # the fastest tasks

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from lrgym.compare import RunSpec, grid, run_one
 from lrgym.controllers import make_controller
 from lrgym.controllers.hypergradient import HYPER_LR_DEFAULTS, HypergradientLR
-from lrgym.registration import make_task
+from lrgym.core.registration import make_task
+from lrgym.harness.compare import RunSpec, grid, run_one
 
 DIM, STEPS, LR0 = 6, 8, 0.05
 

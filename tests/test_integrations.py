@@ -25,8 +25,8 @@ from test_policy_scheduler import Recording, constant_agent
 from torch import nn
 
 import lrgym
-from lrgym.actions import LogLRAction
-from lrgym.signals import FEATURES
+from lrgym.core.actions import LogLRAction
+from lrgym.core.signals import FEATURES
 
 VAL_METRIC = FEATURES.index("val_metric")
 

@@ -27,14 +27,14 @@ from test_agent_training import tiny_config
 from typer.testing import CliRunner
 
 import lrgym
-from lrgym.agent import CARD, TRAINING
 from lrgym.agents.checkpoints import BEST_FILES, RunFolderError, checkpoint_names, checkpoint_stem
 from lrgym.agents.config import ConfigError
 from lrgym.agents.train import BEST, CHECKPOINTS, CONFIG, train
 from lrgym.agents.training_state import read_training_state, state_files
 from lrgym.cli import app
-from lrgym.manifest import MANIFEST
-from lrgym.results_store import JOURNAL
+from lrgym.deploy.agent import CARD, TRAINING
+from lrgym.harness.results_store import JOURNAL
+from lrgym.io.manifest import MANIFEST
 
 XGB = "lrgym/BreastCancerXGB-v0"
 GRID = ["--tasks", XGB, "--schedulers", "constant,cosine", "--seeds", "3"]
@@ -266,7 +266,7 @@ def test_tampered_checkpoint_is_refused_and_planted_pickles_never_load(run_dir, 
 
 def test_forged_manifest_gives_a_clean_error_not_code(run_dir, tmp_path):
     """Whoever can write the folder can rewrite the manifest; the files are still data."""
-    from lrgym import manifest
+    from lrgym.io import manifest
 
     out = copy_run(run_dir, tmp_path)
     tensors, meta = checkpoint_names(128)

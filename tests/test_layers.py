@@ -134,7 +134,7 @@ def test_no_import_cycle_between_lrgym_agents_and_tasks():
     # the mapped trees are read: the training wing imports the core, the tasks too
     assert "lrgym.agents.vec_env" in graph["lrgym.agents.workers"]
     assert "lrgym.agents.workers" in graph["lrgym.agents.train"]
-    assert "lrgym.torch_trainee" in graph["lrgym.tasks.builtin"]
+    assert "lrgym.backends.torch_trainee" in graph["lrgym.tasks.builtin"]
     assert find_cycle(graph) is None
 
 
@@ -147,7 +147,7 @@ def test_the_ray_actors_do_not_import_training():
 
 def test_the_core_does_not_import_stable_baselines3_at_module_level():
     core = _tree_files("lrgym")
-    assert "lrgym.scheduler" in core and not any(n.startswith("lrgym.agents") for n in core)
+    assert "lrgym.deploy.scheduler" in core and not any(n.startswith("lrgym.agents") for n in core)
     offenders = sorted(
         name for name, path in core.items() if "stable_baselines3" in _module_level_imports(path)
     )

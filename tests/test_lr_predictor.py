@@ -18,7 +18,6 @@ from torch import nn
 from typer.testing import CliRunner
 
 from lrgym.cli import app
-from lrgym.compare import RunSpec, run_one
 from lrgym.controllers.lr_predictor import (
     MAX_LOG10_CHANGE,
     PREDICTOR_FEATURES,
@@ -33,6 +32,7 @@ from lrgym.controllers.lr_predictor import (
     train_predictor,
     training_data,
 )
+from lrgym.harness.compare import RunSpec, run_one
 
 # These tests step the scheduler on scripted signals, without optimizer steps: torch's
 # step-order warning (checked in test_scheduler_contract.py) does not apply here.

@@ -42,7 +42,7 @@ def invoke(*args):
 @pytest.fixture(autouse=True)
 def _forget_meta_init_tasks(forget_tasks):
     """Meta-test tasks and groups registered by a test are removed after it."""
-    from lrgym.registration import groups
+    from lrgym.core.registration import groups
 
     before = dict(groups)
     yield
@@ -244,7 +244,7 @@ def test_uci_sentiment_family_domains_are_held_out(tmp_path):
 
 
 def test_shipped_init_loads_by_name_and_is_small():
-    from lrgym.agent import shipped_agents
+    from lrgym.deploy.agent import shipped_agents
     from lrgym.meta_init.checkpoint import read_init, resolve_init, shipped_inits
 
     assert "meta-init-digits" in shipped_inits()

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
+from lrgym.harness.finetune import FinetuneSpec, calibrate_target, finetune
 from lrgym.meta_init import make_family
 from lrgym.meta_init.algorithms import MetaInitConfig, _Functional, meta_train
 from lrgym.meta_init.anil import adapt_heads, anil_step, split_params
-from lrgym.meta_init.evaluation import FinetuneSpec, calibrate_target, finetune
 from lrgym.meta_init.models import MLP
 from lrgym.meta_init.tasks import meta_test_task, task_id
 
@@ -21,7 +21,7 @@ from lrgym.meta_init.tasks import meta_test_task, task_id
 @pytest.fixture(autouse=True)
 def _forget_meta_init_tasks(forget_tasks):
     """Meta-test tasks and groups registered by a test are removed after it."""
-    from lrgym.registration import groups
+    from lrgym.core.registration import groups
 
     before = dict(groups)
     yield

@@ -24,21 +24,21 @@ from test_agent_training import tiny_config as tiny_training_config
 from torch import nn
 
 import lrgym
-from lrgym.agent import CARD, Agent, AgentCard
 from lrgym.agents.config import ConfigError, load_config
 from lrgym.agents.meta_env import MetaTaskEnv
 from lrgym.agents.train import meta_train_tasks, train
-from lrgym.hyperparams import (
+from lrgym.backends.xgb_trainee import EtaFromOptimizer, proxy_optimizer
+from lrgym.core.hyperparams import (
     HYPERPARAMS,
     TORCH_HPARAMS,
     XGBOOST_HPARAMS,
     HyperParam,
     HyperParamSet,
 )
-from lrgym.policy_weights import PolicyWeights
-from lrgym.signals import FEATURES, OBS_LAYOUT_VERSION
+from lrgym.core.signals import FEATURES, OBS_LAYOUT_VERSION
+from lrgym.deploy.agent import CARD, Agent, AgentCard
+from lrgym.deploy.policy_weights import PolicyWeights
 from lrgym.tasks.multi import MULTI_HP_VARIANTS
-from lrgym.xgb_trainee import EtaFromOptimizer, proxy_optimizer
 
 TORCH_TASK = "lrgym/DigitsMLP-v0"  # Adam: momentum is β1
 SGD_TASK = "lrgym/TeacherStudentClassification-v0"

@@ -34,14 +34,14 @@ from test_agent_training import tiny_config
 from typer.testing import CliRunner
 
 import lrgym
-from lrgym import manifest
-from lrgym.agent import CARD, LEGACY_SB3_FILES, TRAINING, resolve_agent
 from lrgym.agents.checkpoints import BEST, CHECKPOINTS, SCORE, RunFolderError, checkpoint_stem
 from lrgym.agents.ppo_state import build_model, build_normalize
 from lrgym.agents.sb3_files import SB3_MODEL, spaces_only
 from lrgym.agents.train import train
 from lrgym.agents.training_state import read_training_state, state_files
 from lrgym.cli import app
+from lrgym.deploy.agent import CARD, LEGACY_SB3_FILES, TRAINING, resolve_agent
+from lrgym.io import manifest
 
 TINY = [
     "--tasks", "lrgym/DigitsMLP-v0", "--n-envs", "1", "--episode-steps", "40",

@@ -13,10 +13,10 @@ import sys
 import pytest
 import torch
 
-from lrgym.compare import RunSpec, grid, run_one
 from lrgym.controllers import BASELINES, CONTROLLERS, make_controller, register_controller
 from lrgym.controllers.optimizer_baselines import OPTIM_INSTALL, ProdigyBaseline, ScheduleFreeAdamW
-from lrgym.registration import make_task
+from lrgym.core.registration import make_task
+from lrgym.harness.compare import RunSpec, grid, run_one
 
 schedulefree = pytest.importorskip("schedulefree")
 prodigyopt = pytest.importorskip("prodigyopt")

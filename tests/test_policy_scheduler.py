@@ -23,11 +23,11 @@ from synthetic_agents import constant, linear_tanh, synthetic_card
 from torch import nn
 
 import lrgym
-from lrgym.agent import Agent, AgentCard
 from lrgym.agents.config import load_config
 from lrgym.agents.train import train
-from lrgym.policy_weights import PolicyWeights
-from lrgym.signals import FEATURES
+from lrgym.core.signals import FEATURES
+from lrgym.deploy.agent import Agent, AgentCard
+from lrgym.deploy.policy_weights import PolicyWeights
 
 TASK = "lrgym/DigitsMLP-v0"
 TOTAL, K, LR0 = 100, 10, 1e-3

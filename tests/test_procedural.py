@@ -29,9 +29,9 @@ from typer.testing import CliRunner
 import lrgym
 from lrgym.agents.config import ConfigError, load_config
 from lrgym.agents.train import meta_train_tasks, validation_episodes, validation_tasks
-from lrgym.check import check_task
 from lrgym.cli import app
-from lrgym.registration import UnknownTaskError, drawn_id
+from lrgym.core.registration import UnknownTaskError, drawn_id
+from lrgym.harness.check import check_task
 from lrgym.tasks import procedural, procedural_data, procedural_sources
 from lrgym.tasks.procedural import (
     BATCHABLE,
@@ -93,7 +93,7 @@ def test_drawn_ids_resolve_to_the_indexed_task():
 
 def test_a_users_family_reaches_worker_processes():
     """A family registered only in this process travels to workers with its drawn ids."""
-    from lrgym.registration import ensure_registered, portable_specs, registry
+    from lrgym.core.registration import ensure_registered, portable_specs, registry
 
     family = "testlab/Drawn-v0"
     lrgym.register_family(family, "lrgym.tasks.procedural:draw_task", 10, {"family": "cnn"})

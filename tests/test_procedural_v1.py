@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import lrgym
-from lrgym.registration import drawn_id, select_tasks, task_ids
+from lrgym.core.registration import drawn_id, select_tasks, task_ids
 from lrgym.tasks import procedural
 from lrgym.tasks.procedural import (
     FAMILIES,

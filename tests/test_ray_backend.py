@@ -21,16 +21,16 @@ ray = pytest.importorskip("ray")
 from lrgym.agents.config import ConfigError  # noqa: E402
 from lrgym.agents.ray_vec_env import check_capacity  # noqa: E402
 from lrgym.agents.train import train  # noqa: E402
-from lrgym.cli import app  # noqa: E402
-from lrgym.compare import RunSpec, grid, run_grid, run_one, write_frames  # noqa: E402
-from lrgym.controllers import make_controller  # noqa: E402
-from lrgym.ray_backend import (  # noqa: E402
+from lrgym.backends.ray_backend import (  # noqa: E402
     INSTALL_HINT,
     RayBackendError,
     connect,
     run_grid_on_ray,
 )
-from lrgym.registration import make_task  # noqa: E402
+from lrgym.cli import app  # noqa: E402
+from lrgym.controllers import make_controller  # noqa: E402
+from lrgym.core.registration import make_task  # noqa: E402
+from lrgym.harness.compare import RunSpec, grid, run_grid, run_one, write_frames  # noqa: E402
 
 runner = CliRunner()
 TASKS = ["lrgym/WineMLP-v0", "lrgym/DiabetesXGB-v0"]  # an MLP and an XGBoost task, fast

@@ -21,9 +21,9 @@ import torch
 from gymnasium.utils.env_checker import check_env
 
 import lrgym
-from lrgym.compare import RunSpec, run_one
-from lrgym.env import LRControlEnv
-from lrgym.registration import registry
+from lrgym.core.env import LRControlEnv
+from lrgym.core.registration import registry
+from lrgym.harness.compare import RunSpec, run_one
 from lrgym.tasks import tabular, timeseries, vision
 from lrgym.tasks.real import REAL_TASKS
 from lrgym.tasks.sources import DataSourceError

@@ -18,9 +18,9 @@ import torch
 from gymnasium.utils.env_checker import check_env
 
 import lrgym
-from lrgym.env import LRControlEnv
-from lrgym.registration import _ID_PATTERN
-from lrgym.task import SPLITS
+from lrgym.core.env import LRControlEnv
+from lrgym.core.registration import _ID_PATTERN
+from lrgym.core.task import SPLITS
 
 TASK_IDS = [  # superseded versions (TeacherStudent*-v0) stay registered: test them too
     *lrgym.task_ids("meta-train", superseded=True),
@@ -105,7 +105,7 @@ def test_different_seed_gives_different_start(task_id):
     _, info_a = env.reset(seed=1)
     _, info_b = env.reset(seed=2)
     assert (info_a["initial_lr"], info_a["run_seed"]) != (info_b["initial_lr"], info_b["run_seed"])
-    lo, hi = lrgym.env.INITIAL_LR_RANGE
+    lo, hi = lrgym.core.env.INITIAL_LR_RANGE
     for info in (info_a, info_b):
         assert lo <= info["initial_lr"] <= hi
     # With the initial LR fixed, the env seed still draws the run (split, init, order).

@@ -10,15 +10,15 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from lrgym.compare import grid, run_grid
-from lrgym.measures import (
+from lrgym.harness.compare import grid, run_grid
+from lrgym.harness.measures import (
     SUMMARY_COLUMNS,
     lr_robustness,
     mean_ci,
     performance_profile,
     summary_table,
 )
-from lrgym.report import fmt_mean_ci, md_table, write_report
+from lrgym.harness.report import fmt_mean_ci, md_table, write_report
 
 INF = math.inf
 

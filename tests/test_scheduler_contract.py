@@ -35,14 +35,14 @@ import torch
 from synthetic_agents import linear_tanh, synthetic_card
 from torch import nn
 
-from lrgym.agent import Agent
 from lrgym.controllers.feedback_rule import FeedbackRule, FeedbackRuleLR
 from lrgym.controllers.hypergradient import HypergradientLR
 from lrgym.controllers.lr_predictor import PREDICTOR_FEATURES, LRPredictor, PredictorLR
 from lrgym.controllers.lr_predictor import make_network as predictor_network
-from lrgym.feedback_scheduler import FeedbackLRScheduler
-from lrgym.scheduler import PolicyScheduler
-from lrgym.signals import FEATURES
+from lrgym.core.feedback_scheduler import FeedbackLRScheduler
+from lrgym.core.signals import FEATURES
+from lrgym.deploy.agent import Agent
+from lrgym.deploy.scheduler import PolicyScheduler
 
 TOTAL, EVAL_EVERY, BATCH = 600, 25, 32
 GEN = torch.Generator().manual_seed(0)

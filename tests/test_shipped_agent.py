@@ -15,8 +15,6 @@ from stable_baselines3 import PPO
 from typer.testing import CliRunner
 
 import lrgym
-from lrgym import manifest
-from lrgym.agent import CARD, LEGACY_SB3_FILES, TRAINING, resolve_agent
 from lrgym.agents.config import ConfigError, load_config
 from lrgym.agents.ppo_state import build_model, build_normalize
 from lrgym.agents.sb3_files import (
@@ -28,7 +26,9 @@ from lrgym.agents.sb3_files import (
 )
 from lrgym.agents.training_state import read_training_state
 from lrgym.cli import app
-from lrgym.policy_weights import POLICY
+from lrgym.deploy.agent import CARD, LEGACY_SB3_FILES, TRAINING, resolve_agent
+from lrgym.deploy.policy_weights import POLICY
+from lrgym.io import manifest
 
 SHIPPED = resolve_agent("default")
 AGENTS = ["default"]

@@ -11,8 +11,8 @@ import torch
 from user_tasks_example import make_tiny
 
 import lrgym
-from lrgym.env import LRControlEnv
-from lrgym.torch_trainee import OPTIMIZERS, optimizer_name
+from lrgym.backends.torch_trainee import OPTIMIZERS, optimizer_name
+from lrgym.core.env import LRControlEnv
 
 NESTEROV = functools.partial(torch.optim.SGD, momentum=0.95, nesterov=True)
 
@@ -85,7 +85,7 @@ def test_every_static_schedule_runs_with_any_optimizer(cls):
 def test_the_grid_leaves_out_controllers_that_cannot_drive_the_optimizer():
     """Hypergradient descent has rules for SGD and Adam only: tasks trained with Adagrad,
     RMSprop or Nesterov SGD are left out of its runs, not crashed into."""
-    from lrgym.compare import grid
+    from lrgym.harness.compare import grid
 
     tasks = ["lrgym/SparseParityNesterov-v0", "lrgym/NoisyLinearAdagrad-v0"]
     tasks += ["lrgym/SineFitRMSprop-v0", "lrgym/TwoSpiralsAdamW-v0"]
@@ -99,7 +99,7 @@ def test_the_grid_leaves_out_controllers_that_cannot_drive_the_optimizer():
     "scheduler", ["constant", "onecycle", "plateau", "feedback-rule", "prodigy", "learned:default"]
 )
 def test_every_controller_runs_a_task_trained_with_adagrad(scheduler):
-    from lrgym.compare import RunSpec, run_one
+    from lrgym.harness.compare import RunSpec, run_one
 
     result = run_one(RunSpec("lrgym/NoisyLinearAdagrad-v0", scheduler, 0), total_steps=50)
     assert result.row["steps"] == 50 and np.isfinite(result.row["final_val_metric"])

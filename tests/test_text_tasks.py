@@ -24,12 +24,12 @@ import torch
 from gymnasium.utils.env_checker import check_env
 
 import lrgym
-from lrgym.compare import RunSpec, run_one
+from lrgym.harness.compare import RunSpec, run_one
 from lrgym.tasks import sources, text
 from lrgym.tasks.sources import DataSourceError
 from lrgym.tasks.text import hub
 
-registry_module = importlib.import_module("lrgym.registration")
+registry_module = importlib.import_module("lrgym.core.registration")
 
 POSITIVE = "good great superb lovely moving brilliant".split()
 NEGATIVE = "bad awful dull boring poor clumsy".split()

@@ -17,7 +17,6 @@ from safetensors.numpy import load_file, save_file
 from test_agent_training import tiny_config
 from typer.testing import CliRunner
 
-from lrgym import manifest
 from lrgym.agents.checkpoints import CHECKPOINTS, checkpoint_stem
 from lrgym.agents.ppo_state import build_model, build_normalize, capture, global_rng
 from lrgym.agents.sb3_files import spaces_only
@@ -29,7 +28,8 @@ from lrgym.agents.training_state import (
     write_state,
 )
 from lrgym.cli import app
-from lrgym.signals import FEATURES
+from lrgym.core.signals import FEATURES
+from lrgym.io import manifest
 
 STEM = checkpoint_stem(64)
 

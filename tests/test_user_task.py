@@ -13,11 +13,11 @@ from gymnasium.utils.env_checker import check_env
 from user_tasks_example import PLUGIN_ID, TINY_ID, make_tiny
 
 import lrgym
-from lrgym.compare import RunSpec, run_one
-from lrgym.env import LRControlEnv
-from lrgym.torch_trainee import TorchTask
+from lrgym.backends.torch_trainee import TorchTask
+from lrgym.core.env import LRControlEnv
+from lrgym.harness.compare import RunSpec, run_one
 
-registry_module = importlib.import_module("lrgym.registration")
+registry_module = importlib.import_module("lrgym.core.registration")
 
 
 def _forget(task_id: str) -> None:

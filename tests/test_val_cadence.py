@@ -16,8 +16,8 @@ import lrgym
 from lrgym.agents.config import ConfigError, load_config
 from lrgym.agents.meta_env import MetaTaskEnv
 from lrgym.agents.train import validation_episodes
-from lrgym.env import LRControlEnv
-from lrgym.signals import FEATURE_GROUPS, feature_indices
+from lrgym.core.env import LRControlEnv
+from lrgym.core.signals import FEATURE_GROUPS, feature_indices
 from lrgym.vector import BatchedLRControlEnv
 
 TASK = "lrgym/WineMLP-v0"

@@ -7,7 +7,7 @@ import pytest
 
 from lrgym.agents.config import TrainConfig
 from lrgym.agents.workers import deal_tasks, make_vec_env
-from lrgym.registration import drawn_id
+from lrgym.core.registration import drawn_id
 from lrgym.tasks.procedural import FAMILIES
 from lrgym.vector.cost import balance, decision_cost
 

@@ -10,8 +10,8 @@ import numpy as np
 from torch import nn
 
 import lrgym
-from lrgym.task import ArraySplits, TaskInfo
-from lrgym.torch_trainee import TorchTask
+from lrgym.backends.torch_trainee import TorchTask
+from lrgym.core.task import ArraySplits, TaskInfo
 
 TINY_ID = "testuser/Tiny-v0"
 PLUGIN_ID = "testuser/TinyPlugin-v0"

@@ -1,8 +1,8 @@
 """A griffe extension for the API pages: Sphinx roles in docstrings become code spans.
 
 lrgym's docstrings are Google style but cross-reference with Sphinx roles
-(``:class:`~lrgym.agent.Agent```), which Markdown shows as raw text. No mkdocstrings or
-griffe option converts them, so this does, to plain code spans (``Agent``; the full path
+(``:class:`~lrgym.deploy.agent.Agent```), which Markdown shows as raw text. No mkdocstrings
+or griffe option converts them, so this does, to plain code spans (``Agent``; the full path
 without ``~``): links would fail ``mkdocs build --strict`` for roles naming objects the
 API pages do not document.
 """

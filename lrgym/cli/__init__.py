@@ -30,7 +30,7 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 
-IMPORT_ENV = "LRGYM_IMPORT"  # lrgym.registration.IMPORT_ENV (not imported: keeps help fast)
+IMPORT_ENV = "LRGYM_IMPORT"  # lrgym.core.registration.IMPORT_ENV (not imported: keeps help fast)
 
 
 @app.callback()
@@ -49,7 +49,7 @@ def _global_options(
     """lrgym: learn how to train neural networks."""
     if not import_modules:
         return
-    from lrgym.registration import import_user_modules
+    from lrgym.core.registration import import_user_modules
 
     try:
         names = import_user_modules(import_modules)
@@ -72,7 +72,7 @@ def _split_values(values: list[str]) -> list[str]:
 
 
 def _parse_lrs(values: list[str]) -> list[float | None]:
-    from lrgym.env import MAX_INITIAL_LR
+    from lrgym.io.validate import MAX_INITIAL_LR
 
     lrs: list[float | None] = []
     for v in _split_values(values):
@@ -178,7 +178,7 @@ AddressOption = Annotated[
 def _connect_backend(backend: str, address: str | None) -> None:
     """Check ``--backend``/``--address`` and, for Ray, connect now: a missing extra or an
     unreachable cluster fails in seconds, before any run or file."""
-    from lrgym.ray_backend import RayBackendError, check_backend, connect
+    from lrgym.backends.ray_backend import RayBackendError, check_backend, connect
 
     try:
         check_backend(backend, address)

@@ -77,10 +77,10 @@ def _prepare_init(init: str | None, out: Path, data: str | None = None) -> dict[
         if data is not None:
             raise _fail("--init-data needs --init (it is the data of the init's family)")
         return None
-    from lrgym.file_checks import FileCheckError, read_json
+    from lrgym.harness.results_store import folder_fingerprint
+    from lrgym.io.file_checks import FileCheckError, read_json
     from lrgym.meta_init import register_meta_test_tasks
     from lrgym.meta_init.checkpoint import InitLoadError, read_init, resolve_init
-    from lrgym.results_store import folder_fingerprint
     from lrgym.tasks.sources import DataSourceError
 
     path = resolve_init(init)
@@ -172,14 +172,14 @@ def _run_comparison(
     """Validate, run the grid with a progress bar, write runs, curves, summary and plots.
 
     Each finished run is recorded in OUT/runs.jsonl at once; runs already recorded there
-    are not run again (see :mod:`lrgym.results_store`). ``backend="ray"`` runs each run
+    are not run again (see :mod:`lrgym.harness.results_store`). ``backend="ray"`` runs each run
     as a Ray task (at the cluster ``address``). ``init`` is an init folder every run's
     model starts from (OUT/init.json names it).
     """
-    from lrgym._atomic import UnsafePathError, refuse_links, write_text_atomic
-    from lrgym.compare import grid
-    from lrgym.registration import UnknownTaskError, select_tasks
-    from lrgym.results_store import JOURNAL, REPORT_FILES, run_recorded, write_results
+    from lrgym.core.registration import UnknownTaskError, select_tasks
+    from lrgym.harness.compare import grid
+    from lrgym.harness.results_store import JOURNAL, REPORT_FILES, run_recorded, write_results
+    from lrgym.io._atomic import UnsafePathError, refuse_links, write_text_atomic
     from lrgym.tasks.sources import DataSourceError
 
     if seeds < 1:
@@ -273,8 +273,8 @@ def evaluate(
     init_data: InitDataOption = None,
 ) -> None:
     """Compare a learned agent with every static baseline; same report as `compare`."""
-    from lrgym.agent import AgentLoadError, is_shipped, load_agent
     from lrgym.controllers import BASELINES, LEARNED_PREFIX
+    from lrgym.deploy.agent import AgentLoadError, is_shipped, load_agent
 
     try:
         loaded = load_agent(agent)
@@ -311,8 +311,8 @@ def evaluate(
 def _check_init_fits(specs, init: str) -> None:
     """Build each task's model once and load the init into it (a mismatch is a clear
     error naming both architectures, raised before any run)."""
+    from lrgym.core.registration import make_task
     from lrgym.meta_init.checkpoint import InitLoadError, apply_init
-    from lrgym.registration import make_task
 
     for task in dict.fromkeys(s.task for s in specs):
         t = make_task(task)

@@ -69,10 +69,7 @@ def meta_init(
     """Meta-train an initialization (see the help text above)."""
     import torch
 
-    from lrgym.meta_init import UnknownFamilyError
-    from lrgym.meta_init.algorithms import MetaInitConfig, meta_train
-    from lrgym.meta_init.checkpoint import CARD, PATH_OPTIONS, WEIGHTS, InitCard, save_init
-    from lrgym.meta_init.evaluation import (
+    from lrgym.harness.finetune import (
         RANDOM_INIT,
         TARGET_EVERY,
         FinetuneSpec,
@@ -80,6 +77,9 @@ def meta_init(
         markdown_table,
         summarize,
     )
+    from lrgym.meta_init import UnknownFamilyError
+    from lrgym.meta_init.algorithms import MetaInitConfig, meta_train
+    from lrgym.meta_init.checkpoint import CARD, PATH_OPTIONS, WEIGHTS, InitCard, save_init
     from lrgym.meta_init.tasks import loaded_family
     from lrgym.tasks.sources import DataSourceError
 

@@ -54,7 +54,7 @@ def suggest(
     """Suggest hyperparameters (see the help text above)."""
     import torch
 
-    from lrgym.registration import UnknownTaskError
+    from lrgym.core.registration import UnknownTaskError
     from lrgym.suggester import suggest as run_suggest
     from lrgym.suggester.model import interval
 
@@ -133,7 +133,7 @@ def train_config(
     """Train one configuration (see the help text above)."""
     import torch
 
-    from lrgym.registration import UnknownTaskError, make_task
+    from lrgym.core.registration import UnknownTaskError, make_task
     from lrgym.suggester import NoKnobsError, tunable
     from lrgym.suggester.api import train_final
 
@@ -192,7 +192,7 @@ def suggest_logs(
     """Log configuration runs (see the help text above)."""
     import torch
 
-    from lrgym.registration import UnknownTaskError, select_tasks
+    from lrgym.core.registration import UnknownTaskError, select_tasks
     from lrgym.suggester import LogSettings, NoKnobsError, ProbeSettings, generate_logs
     from lrgym.suggester.logs import reprobe_logs
 

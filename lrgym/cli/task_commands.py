@@ -34,8 +34,8 @@ def tasks(
     ] = None,
 ) -> None:
     """List every registered task and env variant (see the help text above)."""
-    from lrgym.registration import make_task, spec, task_ids
-    from lrgym.task import SPLITS
+    from lrgym.core.registration import make_task, spec, task_ids
+    from lrgym.core.task import SPLITS
 
     if split is not None and split not in SPLITS:
         raise _fail(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
@@ -84,8 +84,8 @@ def check(
     steps: Annotated[int, typer.Option(min=1, help="Step budget of the short runs.")] = 60,
 ) -> None:
     """Run the contract checks on one task and say plainly what is wrong."""
-    from lrgym.check import check_task
-    from lrgym.registration import UnknownTaskError
+    from lrgym.core.registration import UnknownTaskError
+    from lrgym.harness.check import check_task
 
     try:
         results = check_task(task_id, steps)
@@ -129,10 +129,10 @@ def calibrate(
     ] = True,
 ) -> None:
     """Measure tasks' targets (see the help text above)."""
-    from lrgym.calibrate import calibrate as run_calibration
-    from lrgym.calibrate import write_calibration
     from lrgym.controllers import BASELINES
-    from lrgym.registration import UnknownTaskError, select_tasks
+    from lrgym.core.registration import UnknownTaskError, select_tasks
+    from lrgym.harness.calibrate import calibrate as run_calibration
+    from lrgym.harness.calibrate import write_calibration
     from lrgym.tasks.sources import DataSourceError
 
     try:

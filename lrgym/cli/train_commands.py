@@ -209,13 +209,13 @@ def train(
             "`lrgym train` needs the training extra (stable-baselines3, TensorBoard): "
             'pip install "lrgym[train]"'
         ) from None
-    from lrgym.agent import load_card
     from lrgym.agents.config import ConfigError, load_config
     from lrgym.agents.train import CONFIG
     from lrgym.agents.train import train as run_training
     from lrgym.agents.train_report import TrainReporter, cli_command
-    from lrgym.ray_backend import RayBackendError
-    from lrgym.registration import UnknownTaskError
+    from lrgym.backends.ray_backend import RayBackendError
+    from lrgym.core.registration import UnknownTaskError
+    from lrgym.deploy.agent import load_card
 
     reporter = TrainReporter(console, progress=progress)
 
@@ -315,10 +315,10 @@ def convert_agent(
     ] = None,
 ) -> None:
     """Convert an agent or run folder of an earlier lrgym (see the help text above)."""
-    from lrgym.agent import LEGACY_POLICY, AgentLoadError
-    from lrgym.agent_convert import convert_agent as run_conversion
-    from lrgym.agent_convert import legacy_training_files
-    from lrgym.policy_weights import POLICY
+    from lrgym.deploy.agent import LEGACY_POLICY, AgentLoadError
+    from lrgym.deploy.agent_convert import convert_agent as run_conversion
+    from lrgym.deploy.agent_convert import legacy_training_files
+    from lrgym.deploy.policy_weights import POLICY
 
     old_policy = (directory / LEGACY_POLICY).is_file()
     if not old_policy and (directory / POLICY).is_file() and not legacy_training_files(directory):
@@ -373,8 +373,8 @@ def ensemble(
     name: Annotated[str | None, typer.Option(help="Name on the card (default: OUT's).")] = None,
 ) -> None:
     """Join agents into an ensemble (see the help text above)."""
-    from lrgym.agent import AgentLoadError
     from lrgym.agents.ensemble import write_ensemble
+    from lrgym.deploy.agent import AgentLoadError
 
     try:
         path = write_ensemble(out, members, name)

@@ -7,7 +7,7 @@
 * :mod:`~lrgym.controllers.pbt`: Ray Tune's population-based training over the LR;
 * :mod:`~lrgym.controllers.learned`: a trained agent.
 
-The contract is :class:`lrgym.controller.Controller`; add a controller with
+The contract is :class:`lrgym.core.controller.Controller`; add a controller with
 :func:`register_controller`.
 """
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from lrgym.controller import Controller
 from lrgym.controllers.feedback_rule import FeedbackRuleLR
 from lrgym.controllers.hypergradient import HypergradientLR, optimizer_kind
 from lrgym.controllers.learned import LEARNED_PREFIX, LearnedController
@@ -24,7 +23,8 @@ from lrgym.controllers.optimizer_baselines import ProdigyBaseline, ScheduleFreeA
 from lrgym.controllers.pbt import PBT_PREFIX, PBTController
 from lrgym.controllers.scheduler_adapter import SchedulerController
 from lrgym.controllers.static import STATIC_SCHEDULES, PlateauSchedule, TorchSchedule
-from lrgym.registration import did_you_mean
+from lrgym.core.controller import Controller
+from lrgym.core.registration import did_you_mean
 
 PREDICTOR_PREFIX = "lr-predictor:"
 """``make_controller("lr-predictor:PATH")`` runs the LR predictor saved at ``PATH``

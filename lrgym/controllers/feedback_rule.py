@@ -13,8 +13,8 @@ from typing import Any
 
 from torch.optim import Optimizer
 
-from lrgym.feedback_scheduler import FeedbackLRScheduler, require_keys, require_optimizer
-from lrgym.signals import grad_norm
+from lrgym.core.feedback_scheduler import FeedbackLRScheduler, require_keys, require_optimizer
+from lrgym.core.signals import grad_norm
 
 
 @dataclass(frozen=True)
@@ -164,7 +164,7 @@ class FeedbackRuleLR(FeedbackLRScheduler):
             ValueError: a key is missing or a value is not what :meth:`state_dict`
                 writes (the message names it); nothing is changed then.
         """
-        from lrgym.validate import real_number, whole_number
+        from lrgym.io.validate import real_number, whole_number
 
         state = require_keys(state_dict, ("loss_average", "prev_metric", "fired"))
 

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch.optim import Optimizer
 
-from lrgym.feedback_scheduler import (
+from lrgym.core.feedback_scheduler import (
     FeedbackLRScheduler,
     require_keys,
     require_optimizer,
@@ -194,7 +194,7 @@ class HypergradientLR(FeedbackLRScheduler):
             ValueError: a key is missing or a value is not what :meth:`state_dict`
                 writes (the message names it); nothing is changed then.
         """
-        from lrgym.validate import as_number, real_number, whole_number
+        from lrgym.io.validate import as_number, real_number, whole_number
 
         old = self.is_old_format(state_dict)
         keys = ("hyper_lr", "min_lr", "max_lr", "lr_updates", "last_hypergradients")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from lrgym.agent import load_agent
 from lrgym.controllers.scheduler_adapter import SchedulerController
-from lrgym.scheduler import PolicyScheduler
-from lrgym.task import Task
+from lrgym.core.task import Task
+from lrgym.deploy.agent import load_agent
+from lrgym.deploy.scheduler import PolicyScheduler
 
 LEARNED_PREFIX = "learned:"
 """``make_controller("learned:default")`` runs the shipped default agent; any agent
@@ -13,7 +13,7 @@ directory works after the prefix too."""
 
 
 class LearnedController(SchedulerController):
-    """A trained agent driving the run through :class:`~lrgym.scheduler.PolicyScheduler`.
+    """A trained agent driving the run through :class:`~lrgym.deploy.scheduler.PolicyScheduler`.
 
     Decisions wait for each validation evaluation, exactly as in the environment. An
     agent that controls more than the LR drives only tasks that take its

@@ -30,10 +30,10 @@ from types import ModuleType
 import torch
 from torch.optim import Optimizer
 
-from lrgym.controller import Controller
-from lrgym.task import Task
-from lrgym.torch_trainee import TorchTrainee
-from lrgym.trainee import EvalReport, StepHook, Trainee, TrainReport
+from lrgym.backends.torch_trainee import TorchTrainee
+from lrgym.core.controller import Controller
+from lrgym.core.task import Task
+from lrgym.core.trainee import EvalReport, StepHook, Trainee, TrainReport
 
 OPTIM_INSTALL = 'pip install "lrgym[optim]"'
 """How to install the optional optimizers."""
@@ -53,7 +53,7 @@ def require(module: str, package: str) -> ModuleType:
 
 
 class OptimizerTrainee(Trainee):
-    """A :class:`~lrgym.torch_trainee.TorchTrainee` trained by a replacement optimizer.
+    """A :class:`~lrgym.backends.torch_trainee.TorchTrainee` trained by a replacement optimizer.
 
     Args:
         inner: The task's trainee; its optimizer is replaced by ``optimizer``.

@@ -45,14 +45,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lrgym.controller import Controller
-from lrgym.env import INITIAL_LR_RANGE
-from lrgym.trainee import EvalReport, StepHook, Trainee, TrainReport, is_diverged
+from lrgym.core.controller import Controller
+from lrgym.core.env import INITIAL_LR_RANGE
+from lrgym.core.trainee import EvalReport, StepHook, Trainee, TrainReport, is_diverged
 
 if TYPE_CHECKING:
     from torch.optim import Optimizer
 
-    from lrgym.task import Task
+    from lrgym.core.task import Task
 
 PBT_PREFIX = "pbt:"
 """``pbt:P`` and ``pbt:P:I`` name a population of ``P`` that PBT updates every ``I``
@@ -244,14 +244,14 @@ class PBTController(Controller):
     """
 
     def __init__(self, population: int = POPULATION, interval: int = INTERVAL) -> None:
-        from lrgym.validate import whole_number
+        from lrgym.io.validate import whole_number
 
         self.population = whole_number("pbt population", population, 1)
         self.interval = whole_number("pbt interval", interval, 1)
         try:
             import ray.tune  # noqa: F401 - fail when the grid is built, not hours later
         except ImportError:
-            from lrgym.ray_backend import INSTALL_HINT
+            from lrgym.backends.ray_backend import INSTALL_HINT
 
             raise ImportError(f"the pbt controller needs Ray Tune: {INSTALL_HINT}") from None
         self.total_steps = 0
@@ -290,7 +290,7 @@ class PBTController(Controller):
         from ray import tune
         from ray.tune.schedulers import PopulationBasedTraining
 
-        from lrgym.ray_backend import connect
+        from lrgym.backends.ray_backend import connect
 
         ray = connect()
         initial = base.evaluate("val")

@@ -1,6 +1,6 @@
 """Run a feedback LR scheduler as a comparison-harness controller.
 
-Every :class:`~lrgym.feedback_scheduler.FeedbackLRScheduler` (the feedback rule,
+Every :class:`~lrgym.core.feedback_scheduler.FeedbackLRScheduler` (the feedback rule,
 hypergradient descent, the LR predictor, the learned policy) takes ``step(loss=...)``
 after every optimizer step and ``observe_eval(val_loss, val_metric)`` after every
 evaluation. One adapter runs them all.
@@ -12,17 +12,17 @@ from collections.abc import Callable
 
 from torch.optim import Optimizer
 
-from lrgym.controller import Controller
-from lrgym.feedback_scheduler import FeedbackLRScheduler
-from lrgym.task import Task
-from lrgym.trainee import EvalReport
+from lrgym.core.controller import Controller
+from lrgym.core.feedback_scheduler import FeedbackLRScheduler
+from lrgym.core.task import Task
+from lrgym.core.trainee import EvalReport
 
 SchedulerBuilder = Callable[[Optimizer, int, int], FeedbackLRScheduler]
 """``(optimizer, total_steps, decision_interval) -> scheduler``."""
 
 
 class SchedulerController(Controller):
-    """A :class:`~lrgym.feedback_scheduler.FeedbackLRScheduler` as a controller.
+    """A :class:`~lrgym.core.feedback_scheduler.FeedbackLRScheduler` as a controller.
 
     Args:
         build: Makes the scheduler when the run starts.

@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 from torch.optim import Optimizer, lr_scheduler
 
-from lrgym.controller import Controller
-from lrgym.trainee import EvalReport
+from lrgym.core.controller import Controller
+from lrgym.core.trainee import EvalReport
 
 SchedulerFactory = Callable[[Optimizer, int], "lr_scheduler.LRScheduler"]
 """``(optimizer, total_steps) -> torch scheduler``; the optimizer's LR is the base LR."""

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from lrgym.scheduler import PolicyScheduler
+from lrgym.deploy.scheduler import PolicyScheduler
 
 
 class PolicyFeed:

@@ -40,9 +40,9 @@ from typing import Any
 
 import torch
 
+from lrgym.deploy.scheduler import PolicyScheduler
 from lrgym.integrations._feed import PolicyFeed
 from lrgym.integrations._require import require
-from lrgym.scheduler import PolicyScheduler
 
 transformers = require("transformers", "hf", __name__)
 TrainerCallback = transformers.TrainerCallback

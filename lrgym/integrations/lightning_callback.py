@@ -44,9 +44,9 @@ from typing import Any
 
 import torch
 
+from lrgym.deploy.scheduler import PolicyScheduler
 from lrgym.integrations._feed import PolicyFeed
 from lrgym.integrations._require import require
-from lrgym.scheduler import PolicyScheduler
 
 L = require("lightning.pytorch", "lightning", __name__)
 

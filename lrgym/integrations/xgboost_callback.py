@@ -12,8 +12,8 @@ Works with the native API and the scikit-learn estimators::
 
 One boosting round is one step and ``eta`` is the learning rate, exactly as in lrgym's
 XGBoost tasks: a :class:`~lrgym.PolicyScheduler` drives a parameter-free proxy
-optimizer (:func:`lrgym.xgb_trainee.proxy_optimizer`), and
-:class:`lrgym.xgb_trainee.EtaFromOptimizer` copies its LR into the booster before each
+optimizer (:func:`lrgym.backends.xgb_trainee.proxy_optimizer`), and
+:class:`lrgym.backends.xgb_trainee.EtaFromOptimizer` copies its LR into the booster before each
 round. After each round the callback reads ``evals_log``: the training loss from the
 first evaluation set, the validation loss and metric from the last one (when there are
 two or more), feeds them to the scheduler and steps it. An agent trained to control
@@ -35,9 +35,9 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 
-from lrgym.agent import Agent, load_agent
-from lrgym.scheduler import PolicyScheduler
-from lrgym.xgb_trainee import BOOSTER_HPARAMS, EtaFromOptimizer, proxy_optimizer
+from lrgym.backends.xgb_trainee import BOOSTER_HPARAMS, EtaFromOptimizer, proxy_optimizer
+from lrgym.deploy.agent import Agent, load_agent
+from lrgym.deploy.scheduler import PolicyScheduler
 
 DEFAULT_ETA = 0.3
 """XGBoost's own default ``eta``."""
@@ -85,7 +85,7 @@ def booster_eta(model: xgb.Booster) -> float | None:
 
 
 def booster_params(model: xgb.Booster, names: Sequence[str]) -> dict[str, float]:
-    """The booster's values of the :data:`~lrgym.xgb_trainee.BOOSTER_HPARAMS` in ``names``
+    """The booster's values of the :data:`~lrgym.backends.xgb_trainee.BOOSTER_HPARAMS` in ``names``
     (XGBoost's defaults where its config has none)."""
     config = json.loads(model.save_config())
     values = {}
@@ -104,7 +104,7 @@ class XGBoostPolicyCallback(EtaFromOptimizer):
     Args:
         total_rounds: Boosting rounds of the run (``num_boost_round`` /
             ``n_estimators``); the agent sees progress through them.
-        agent: An :class:`~lrgym.agent.Agent`, a shipped agent name or an agent path.
+        agent: An :class:`~lrgym.deploy.agent.Agent`, a shipped agent name or an agent path.
         decision_interval: Rounds between decisions (lrgym's XGBoost tasks use 10).
         eta: Initial ``eta``; None reads it from the booster (``params["eta"]`` or the
             estimator's ``learning_rate``; XGBoost's default 0.3 if unset).

@@ -12,8 +12,8 @@
   :func:`load_init`.
 * :mod:`~lrgym.meta_init.tasks`: meta-test tasks as lrgym tasks (``meta-init/NAME-i-v0``)
   for ``lrgym compare --init DIR``.
-* :mod:`~lrgym.meta_init.evaluation`: fine-tuning on meta-test tasks, steps to target,
-  a target calibrated on random init's meta-val runs.
+* Fine-tuning on meta-test tasks (steps to target, a target calibrated on random init's
+  meta-val runs) runs in the comparison harness: :mod:`lrgym.harness.finetune`.
 
 Importing this package registers no lrgym task: a family's meta-test tasks are
 registered on demand (:func:`register_meta_test_tasks`; ``--init DIR`` registers those of

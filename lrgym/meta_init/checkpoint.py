@@ -16,11 +16,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from lrgym._atomic import atomic_path, write_text_atomic
-from lrgym.file_checks import MAX_WEIGHTS_BYTES, check_keys, check_regular_file, read_json
+from lrgym.io._atomic import atomic_path, write_text_atomic
+from lrgym.io.file_checks import MAX_WEIGHTS_BYTES, check_keys, check_regular_file, read_json
+from lrgym.io.validate import real_number, text, whole_number
 from lrgym.meta_init.contract import ModelSpec
 from lrgym.meta_init.models import build_model
-from lrgym.validate import real_number, text, whole_number
 
 WEIGHTS = "init.safetensors"
 CARD = "card.json"
@@ -116,7 +116,7 @@ _REQUIRED = (
 _OBJECTS = ("model", "splits", "config", "finetune", "family_options")
 _MAX_WIDTH = 65_536
 """Largest input size, width or output count of a card's model (its weights must fit the
-size cap of :data:`lrgym.file_checks.MAX_WEIGHTS_BYTES` anyway)."""
+size cap of :data:`lrgym.io.file_checks.MAX_WEIGHTS_BYTES` anyway)."""
 
 
 def _check_card(data: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from lrgym.task import ArraySplits
+from lrgym.core.task import ArraySplits
 
 MetaSplit = Literal["meta-train", "meta-val", "meta-test"]
 META_SPLITS: tuple[MetaSplit, ...] = ("meta-train", "meta-val", "meta-test")

@@ -44,7 +44,7 @@ def embed_sentences(
             chunks.append(((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).numpy())
     x = np.concatenate(chunks).astype(np.float32)
     if path is not None:
-        from lrgym._atomic import atomic_path
+        from lrgym.io._atomic import atomic_path
 
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.save(f, x)

@@ -85,7 +85,7 @@ def seeded_model(spec: ModelSpec, seed: int) -> nn.Module:
 
 
 def model_factory(spec: ModelSpec):
-    """A :data:`lrgym.torch_trainee.ModelFactory` building ``spec`` (for lrgym tasks)."""
+    """A :data:`lrgym.backends.torch_trainee.ModelFactory` building ``spec`` (for lrgym tasks)."""
 
     def factory(n_inputs: int, n_outputs: int, rng, **kwargs) -> nn.Module:
         del n_inputs, rng, kwargs

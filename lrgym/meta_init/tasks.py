@@ -13,7 +13,7 @@ import warnings
 from functools import lru_cache
 from typing import Any
 
-from lrgym.registration import drawn_id, register_family, register_group, registry
+from lrgym.core.registration import drawn_id, register_family, register_group, registry
 
 FAMILY_SIZE = 1000
 """Meta-test tasks each family offers under its task-family id."""
@@ -59,12 +59,12 @@ def meta_test_task(
     split: str = "meta-test",
     **options: Any,
 ):
-    """The lrgym :class:`~lrgym.torch_trainee.TorchTask` of meta-test task ``index``
+    """The lrgym :class:`~lrgym.backends.torch_trainee.TorchTask` of meta-test task ``index``
     (fine-tuned with the family's optimizer and LR unless ``optimizer``/``lr`` say;
     ``split="meta-val"``: a task of the same shape from the meta-val pool)."""
+    from lrgym.backends.torch_trainee import TorchTask
+    from lrgym.core.task import TaskInfo
     from lrgym.meta_init.models import model_factory
-    from lrgym.task import TaskInfo
-    from lrgym.torch_trainee import TorchTask
 
     fam = loaded_family(family, **options)
     s = fam.settings

@@ -212,8 +212,8 @@ def train_final(
     import time
 
     from lrgym.controllers import LEARNED_PREFIX, make_controller
+    from lrgym.core.trainee import is_diverged
     from lrgym.suggester.probes import _floor, seeded_run
-    from lrgym.trainee import is_diverged
 
     if scheduler == "learned":
         scheduler = f"{LEARNED_PREFIX}default"
@@ -284,7 +284,7 @@ def suggest(
         BudgetError: If ``budget`` cannot pay for the probes (and the final run, with
             ``train``); the message says the minimum.
     """
-    from lrgym.registration import make_task
+    from lrgym.core.registration import make_task
 
     task_id = task if isinstance(task, str) else ""
     task_obj = make_task(task) if isinstance(task, str) else task

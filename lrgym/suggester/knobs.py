@@ -26,8 +26,8 @@ from lrgym.suggester.space import PLAN_SPACE, STEPS_KNOB, XGB_SPACE, Config, Sea
 if TYPE_CHECKING:
     from torch import nn
 
-    from lrgym.task import Task
-    from lrgym.trainee import Trainee
+    from lrgym.core.task import Task
+    from lrgym.core.trainee import Trainee
 
 
 class NoKnobsError(ValueError):

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lrgym._atomic import atomic_path
+from lrgym.io._atomic import atomic_path
 from lrgym.suggester.knobs import tunable
 from lrgym.suggester.probes import (
     ProbeSettings,
@@ -71,7 +71,7 @@ def generate_logs(
     (task, seed) pairs already in ``out`` are kept, so an interrupted call resumes.
     Returns the two frames.
     """
-    from lrgym.registration import make_task
+    from lrgym.core.registration import make_task
 
     path = Path(out)
     path.mkdir(parents=True, exist_ok=True)
@@ -147,7 +147,7 @@ def reprobe_logs(
     mean running the configurations again: ``runs.csv`` is kept and ``probes.csv`` is
     rewritten (atomically, once every pair is probed). Returns the new probes frame.
     """
-    from lrgym.registration import make_task
+    from lrgym.core.registration import make_task
 
     path = Path(directory)
     runs, old = read_logs(path)

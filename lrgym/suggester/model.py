@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lrgym._atomic import write_text_atomic
+from lrgym.io._atomic import write_text_atomic
 from lrgym.suggester.probes import METRIC_FLOOR, PER_RANGE, RANGE_SLOTS, ProbeSettings
 from lrgym.suggester.ranker import Ranker
 from lrgym.suggester.space import Config
@@ -320,8 +320,8 @@ class Suggester:
                 value of the wrong type or shape, or a NaN/inf weight (the message names
                 the key).
         """
-        from lrgym.file_checks import check_keys, finite_array
-        from lrgym.validate import real_number, text_list, whole_number
+        from lrgym.io.file_checks import check_keys, finite_array
+        from lrgym.io.validate import real_number, text_list, whole_number
 
         if not isinstance(data, Mapping):
             raise ValueError(f"suggester data must be a JSON object, got {type(data).__name__}")
@@ -388,7 +388,7 @@ def load_suggester(path: str | os.PathLike[str] | None = None) -> Suggester:
             the message names the file (``FileCheckError`` is a ValueError).
         TypeError: ``path`` is not a path.
     """
-    from lrgym.file_checks import read_json
+    from lrgym.io.file_checks import read_json
 
     if path is not None and not isinstance(path, str | os.PathLike):
         raise TypeError(f"load_suggester takes a directory path, got {type(path).__name__}")
@@ -417,7 +417,7 @@ _JSON_KEYS = (
 
 def _metric_cap(value: object) -> float:
     """``metric_max``: a finite number, or +inf (no cap)."""
-    from lrgym.validate import as_number
+    from lrgym.io.validate import as_number
 
     number = float(as_number("suggester.json: metric_max", value))
     if math.isnan(number) or number == -math.inf:

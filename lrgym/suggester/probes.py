@@ -27,9 +27,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lrgym.core.trainee import is_diverged
 from lrgym.suggester.knobs import TunableTask
 from lrgym.suggester.space import STEPS_KNOB, Config
-from lrgym.trainee import is_diverged
 
 METRIC_FLOOR = -1.0
 """Metrics are floored here (a diverged regression's R² is -inf), so medians stay finite."""

@@ -106,8 +106,8 @@ class Ranker:
         """
         import xgboost as xgb
 
-        from lrgym.file_checks import check_keys
-        from lrgym.validate import whole_number
+        from lrgym.io.file_checks import check_keys
+        from lrgym.io.validate import whole_number
 
         if not isinstance(data, Mapping):
             raise ValueError(f"{where} must be an object, got {type(data).__name__}")

@@ -1,7 +1,7 @@
 """Many training runs at once: a batched multi-run environment and the engine beneath it.
 
 :class:`BatchedLRControlEnv` is a Gymnasium ``VectorEnv`` of K runs of one task; each
-slot equals an :class:`~lrgym.env.LRControlEnv` episode. :class:`BatchedRuns` is the
+slot equals an :class:`~lrgym.core.env.LRControlEnv` episode. :class:`BatchedRuns` is the
 engine underneath; :mod:`lrgym.agents.vec_env` adapts both to stable-baselines3 for training.
 """
 

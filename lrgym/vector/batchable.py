@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lrgym.torch_trainee import TorchTrainee
+from lrgym.backends.torch_trainee import TorchTrainee
 
 UNBATCHABLE_MODULES = (
     nn.modules.batchnorm._BatchNorm,

@@ -1,6 +1,6 @@
 """K training runs of one torch task, trained as one stacked computation.
 
-Each run (a *slot*) is built by the task's own :meth:`~lrgym.torch_trainee.TorchTask.build`
+Each run (a *slot*) is built by the task's own :meth:`~lrgym.backends.torch_trainee.TorchTask.build`
 (same data split, initialisation and minibatch order as the per-run trainee), then its
 parameters are stacked with the other slots' and trained with ``torch.func``:
 ``vmap(grad_and_value(functional_call(...)))`` gives every slot's loss and gradients in
@@ -29,8 +29,8 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad_and_value, vmap
 
-from lrgym.torch_trainee import TorchTask, TorchTrainee, regression_metrics
-from lrgym.trainee import EvalReport, TrainReport
+from lrgym.backends.torch_trainee import TorchTask, TorchTrainee, regression_metrics
+from lrgym.core.trainee import EvalReport, TrainReport
 from lrgym.vector.batchable import NotBatchable, check_batchable, optimizer_kind
 from lrgym.vector.compile_policy import compile_isolated, resolve_compile
 from lrgym.vector.slot_optim import SlotOptimizer, StackedOptimizer
@@ -107,7 +107,7 @@ def _stacked_grad(
 
 
 class BatchedRuns:
-    """K runs of one :class:`~lrgym.torch_trainee.TorchTask`, trained together.
+    """K runs of one :class:`~lrgym.backends.torch_trainee.TorchTask`, trained together.
 
     Every slot has its own data split, initialisation, minibatch order, learning rate
     and optimizer state. A slot whose training loss turns non-finite stops for the rest
@@ -284,7 +284,7 @@ class BatchedRuns:
         """Train every slot for its number of ``steps`` (an int for all, or one per slot;
         0 leaves a slot untouched).
 
-        Returns one :class:`~lrgym.trainee.TrainReport` per slot (an empty one for an
+        Returns one :class:`~lrgym.core.trainee.TrainReport` per slot (an empty one for an
         untouched slot), with the numbers :meth:`TorchTrainee.train` reports: a slot
         whose loss turns non-finite stops there, keeping its parameters.
         """
@@ -345,7 +345,7 @@ class BatchedRuns:
 
     def _measure(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``|Δθ| / |θ|`` and update cosine of ``slots`` since their last measure (as
-        :class:`~lrgym.signals.UpdateTracker` per run; NaN cosine after a fresh start)."""
+        :class:`~lrgym.core.signals.UpdateTracker` per run; NaN cosine after a fresh start)."""
         idx = torch.as_tensor(slots, dtype=torch.long)
         every = len(slots) == self.num_slots  # the usual case: no gathers, no scatters
         end = self._flat(None if every else idx)

@@ -16,7 +16,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 from torch.utils.flop_counter import FlopCounterMode
 
-from lrgym.registration import make_task
+from lrgym.core.registration import make_task
 
 # A linear model of a batched decision's CPU time per run, in ms, fitted (non-negative
 # least squares) to the 32 tasks of the ``procedural`` selection measured at K=32

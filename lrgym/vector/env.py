@@ -10,14 +10,14 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from lrgym.actions import LogLRAction
-from lrgym.decision import DecisionPath
-from lrgym.env import INITIAL_LR_RANGE, LRControlEnv, check_initial_lr
-from lrgym.hyperparams import LR, HyperParamSet
-from lrgym.registration import make_task
-from lrgym.task import Task
-from lrgym.trainee import DIVERGENCE_FACTOR, is_diverged
-from lrgym.validate import whole_number
+from lrgym.core.actions import LogLRAction
+from lrgym.core.decision import DecisionPath
+from lrgym.core.env import INITIAL_LR_RANGE, LRControlEnv
+from lrgym.core.hyperparams import LR, HyperParamSet
+from lrgym.core.registration import make_task
+from lrgym.core.task import Task
+from lrgym.core.trainee import DIVERGENCE_FACTOR, is_diverged
+from lrgym.io.validate import check_initial_lr, whole_number
 from lrgym.vector.batchable import NotBatchable
 from lrgym.vector.batched_runs import BatchedRuns
 
@@ -26,12 +26,12 @@ RUN_SEEDS = (0, 2**31 - 1)
 
 
 class BatchedLRControlEnv(VectorEnv):
-    """K runs of one task, each an :class:`~lrgym.env.LRControlEnv` episode, stepped together.
+    """K runs of one task, each an :class:`~lrgym.core.env.LRControlEnv` episode, stepped together.
 
     Slot ``i`` behaves exactly like ``LRControlEnv(task, ...)`` reset with slot ``i``'s
     run seed and initial LR: same observations, rewards, LRs and episode ends (within
     float tolerance), because each slot is built by the task's own ``build`` and
-    observes and acts through the same :class:`~lrgym.decision.DecisionPath`. Torch
+    observes and acts through the same :class:`~lrgym.core.decision.DecisionPath`. Torch
     tasks whose runs share an architecture train as one stacked computation
     (:class:`~lrgym.vector.batched_runs.BatchedRuns`; CNNs as grouped convolutions);
     other tasks (XGBoost, batch-norm, dropout, fused RNNs, architectures drawn per seed
@@ -45,7 +45,7 @@ class BatchedLRControlEnv(VectorEnv):
     diverging run never touches the other slots.
 
     Args:
-        task: Task id or :class:`~lrgym.task.Task`.
+        task: Task id or :class:`~lrgym.core.task.Task`.
         num_envs: K, the number of runs.
         decision_interval: Optimizer steps between decisions (default: the task's).
         total_steps: Optimizer steps per run (default: the task's).
@@ -53,15 +53,15 @@ class BatchedLRControlEnv(VectorEnv):
         seed_range: Half-open range of run seeds drawn at each reset.
         default_lr_share: Probability that a reset starts at the task's default LR
             (otherwise log-uniform over ``INITIAL_LR_RANGE``).
-        divergence_factor: As in :class:`~lrgym.env.LRControlEnv`.
-        divergence_penalty: As in :class:`~lrgym.env.LRControlEnv`.
+        divergence_factor: As in :class:`~lrgym.core.env.LRControlEnv`.
+        divergence_penalty: As in :class:`~lrgym.core.env.LRControlEnv`.
         batched: ``None`` batches when the task allows it; ``False`` forces the loop.
-        val_every: Validation cadences (see :class:`~lrgym.env.LRControlEnv`), one drawn
+        val_every: Validation cadences (see :class:`~lrgym.core.env.LRControlEnv`), one drawn
             per run.
         compile: Compile the stacked steps with ``torch.compile`` (see
             :class:`~lrgym.vector.batched_runs.BatchedRuns`; None, the default, compiles
             where a C++ compiler is present); ignored for the fallback.
-        action_map: How actions move the LR (default: :class:`~lrgym.actions.LogLRAction`).
+        action_map: How actions move the LR (default: :class:`~lrgym.core.actions.LogLRAction`).
 
     ``reset(options=...)`` takes ``initial_lr``, ``run_seed`` and ``val_every`` as one
     value per slot (sequences of length K) to fix the first runs.
@@ -290,7 +290,7 @@ class BatchedLRControlEnv(VectorEnv):
         return obs, rewards, terminated, truncated, infos
 
     def _info(self, slot: int, train_loss: float, diverged: bool) -> dict[str, Any]:
-        """The info dict of one slot, as :class:`~lrgym.env.LRControlEnv` gives it."""
+        """The info dict of one slot, as :class:`~lrgym.core.env.LRControlEnv` gives it."""
         optimizer = self.optimizers[slot]
         return {
             "task": self.task_id,

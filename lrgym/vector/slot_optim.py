@@ -18,7 +18,7 @@ import torch
 class SlotOptimizer:
     """One slot's hyperparameters as an optimizer-like object with ``param_groups``.
 
-    It lets a :class:`~lrgym.decision.DecisionPath` (and every hyperparameter helper)
+    It lets a :class:`~lrgym.core.decision.DecisionPath` (and every hyperparameter helper)
     read and write one run's LR, momentum or β1 and weight decay exactly as it would on
     a ``torch.optim`` optimizer; :class:`~lrgym.vector.batched_runs.BatchedRuns` reads the
     groups before each chunk.

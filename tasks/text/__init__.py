@@ -28,7 +28,7 @@ deterministic function of its seed and never draws from torch's global RNG.
 ``tokenizers``) learnt from the train pool.
 
 Metrics: accuracy (the headline metric) and macro-F1, from
-:func:`lrgym.torch_trainee.classification_metrics`.
+:func:`lrgym.backends.torch_trainee.classification_metrics`.
 
 Targets (validation accuracy), fixed before any learned agent was evaluated on these
 tasks, by the built-in rule where data allowed (0.97 × the best static baseline's median
@@ -51,7 +51,7 @@ this package registers the presets and loads no heavy package (``transformers``,
 ``datasets``, ``tokenizers`` load when a run is built).
 """
 
-from lrgym.registration import register_task
+from lrgym.core.registration import register_task
 from lrgym.tasks.text.config import PRESETS, TextTaskConfig, make_text_task, text_task
 from lrgym.tasks.text.data import (
     LABEL_COLUMNS,

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
-from lrgym.task import Split, TaskInfo
+from lrgym.core.task import Split, TaskInfo
 from lrgym.tasks.columns import freeze
 from lrgym.tasks.text.data import TextData
 
 if TYPE_CHECKING:  # torch loads when a task is made, not when the presets register
-    from lrgym.torch_trainee import TorchTask
+    from lrgym.backends.torch_trainee import TorchTask
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ class TextTaskConfig:
 
     @property
     def model_name(self) -> str:
-        """Short model description for :class:`~lrgym.task.TaskInfo`."""
+        """Short model description for :class:`~lrgym.core.task.TaskInfo`."""
         if self.model == "bilstm":
             return f"BiLSTM {self.hidden_size}x2 (word vocab, max {self.max_seq_len} tokens)"
         names = {"minilm": "MiniLM-L6 BERT", "auto": "BERT (auto: bert-base or MiniLM)"}
@@ -182,7 +182,7 @@ def text_task(preset: str, **overrides: Any) -> TorchTask:
             ``subset=1000``, ``max_seq_len=32``, ``encoder="auto"``.
 
     Returns:
-        A :class:`~lrgym.task.TorchTask`; data and model load when a run is built.
+        A :class:`~lrgym.core.task.TorchTask`; data and model load when a run is built.
     """
     try:
         base = PRESETS[preset.removeprefix("lrgym/")]
@@ -196,9 +196,9 @@ def text_task(preset: str, **overrides: Any) -> TorchTask:
 
 
 def make_text_task(config: TextTaskConfig) -> TorchTask:
-    """A :class:`~lrgym.task.TorchTask` for ``config`` (cheap: nothing loads yet)."""
+    """A :class:`~lrgym.core.task.TorchTask` for ``config`` (cheap: nothing loads yet)."""
+    from lrgym.backends.torch_trainee import TorchTask
     from lrgym.tasks.text.models import bilstm_classifier, encoder_classifier
-    from lrgym.torch_trainee import TorchTask
 
     data = TextData(config)
     if config.model == "encoder":

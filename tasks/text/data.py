@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lrgym.task import ArraySplits
+from lrgym.core.task import ArraySplits
 from lrgym.tasks.columns import pick_column, thaw, train_eval_pools
 from lrgym.tasks.sources import DataSourceError, load_splits
 from lrgym.tasks.text.tokenizers import (

@@ -70,7 +70,7 @@ def encoder_classifier(
 ) -> EncoderClassifier:
     """The pretrained encoder of ``data.config`` with a fresh head, dropout off.
 
-    The head is initialised from torch's RNG, which :class:`~lrgym.task.TorchTask` seeds.
+    The head is initialised from torch's RNG, which :class:`~lrgym.core.task.TorchTask` seeds.
     """
     config = data.config
     transformers = _transformers()

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from lrgym.signals import bound, log_floored
+from lrgym.core.signals import bound, log_floored
 
 PREDICTOR_FEATURES: tuple[str, ...] = (
     "log_lr",  # (log10(lr) + 3) / 2: about -1 at 1e-5, +1 at 1e-1
@@ -105,7 +105,7 @@ class MetricHistory:
             ValueError: a key is missing or unknown, or a value is not what
                 :meth:`state_dict` writes (e.g. a non-positive LR); nothing is changed then.
         """
-        from lrgym.validate import real_number
+        from lrgym.io.validate import real_number
 
         expected = set(vars(self))
         if not isinstance(state, dict) or set(state) != expected:

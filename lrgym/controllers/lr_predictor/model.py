@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from lrgym._atomic import atomic_path
 from lrgym.controllers.lr_predictor.features import PREDICTOR_FEATURES
+from lrgym.io._atomic import atomic_path
 
 FORMAT = "lrgym-lr-predictor"
 FORMAT_VERSION = 1

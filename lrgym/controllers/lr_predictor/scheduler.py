@@ -11,8 +11,8 @@ from torch.optim import Optimizer
 from lrgym.controllers.lr_predictor.features import MetricHistory
 from lrgym.controllers.lr_predictor.model import LRPredictor, load_predictor
 from lrgym.controllers.scheduler_adapter import SchedulerController
-from lrgym.feedback_scheduler import FeedbackLRScheduler, require_keys
-from lrgym.validate import as_number, real_number, whole_number
+from lrgym.core.feedback_scheduler import FeedbackLRScheduler, require_keys
+from lrgym.io.validate import as_number, real_number, whole_number
 
 
 class PredictorLR(FeedbackLRScheduler):

@@ -1,0 +1,144 @@
+"""Rules a policy cannot argue with: the LR it asks for, bounded by what the run shows.
+
+A learned policy can be wrong on a task it never saw, and the two ways it wrecks a run
+are known: it raises the LR on a plateau until the run breaks, or it anneals while the
+loss is still falling fast and stalls a slow start. :class:`HarmGuard` bounds the
+*residual* LR (the LR over the base schedule's factor, see
+:class:`~lrgym.core.actions.LogLRAction`) with three rules, from the training losses every
+decision sees and the validation loss when one is shown:
+
+1. **No runaway on a plateau.** The residual may not exceed ``2 ** RISE_LOG2`` (8×) the
+   residual at the last decision whose loss set a new best (by more than
+   ``IMPROVE_TOL`` in log loss; the first decision's loss is the reference, and the
+   run's start the first anchor). While the loss keeps setting new bests the bound
+   moves with it; on a plateau it stays put.
+2. **No collapse while the loss falls.** While the loss sets new bests (an improving
+   streak, from the run's start until ``PATIENCE`` decisions pass without one), the
+   residual may not fall
+   more than ``2 ** FALL_LOG2`` (8×) below the highest residual of the streak. Once the
+   loss stops improving, decreases are free: that is when annealing pays. The run's
+   first ``early_decisions`` are exempt, so a too-high initial LR is cut at once.
+3. **Back off after a harmful increase.** When a shown validation loss is worse than the
+   previous shown one by more than ``VAL_WORSE`` (in log loss) and the residual was
+   raised in between, the residual goes back to where it was before the raise.
+
+Written by hand: these are lrgym's own rules over lrgym's own signals; no library offers
+them. Every number is a module constant, recorded nowhere else, so a card's
+``guard: true`` always means these rules.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+RISE_LOG2 = 3.0
+"""Most the residual LR may rise over its value at the last new best loss (8×)."""
+FALL_LOG2 = 3.0
+"""Most the residual LR may fall below its streak's highest value while the loss improves."""
+IMPROVE_TOL = 0.01
+"""A decision's mean log loss must beat the best by this much to count as a new best."""
+PATIENCE = 2
+"""Decisions without a new best that end an improving streak."""
+VAL_WORSE = 0.02
+"""A shown validation log loss this much above the previous shown one counts as worse."""
+
+
+class HarmGuard:
+    """Bounds on the residual log2 LR, updated from each decision's feedback.
+
+    Call :meth:`start` when the run starts, :meth:`observe` with each decision's
+    feedback, and :meth:`limit` to bound the residual the policy asks for.
+    """
+
+    def __init__(self) -> None:
+        self.start(0.0)
+
+    def start(self, residual: float, val_loss: float | None = None) -> None:
+        """Start a run at residual log2 LR ``residual``."""
+        self.best = math.inf  # best mean log training loss so far
+        self.anchor = residual  # residual at the last new best (rule 1)
+        self.streak_high: float | None = residual  # highest residual of the improving streak
+        self.stale = 0  # decisions since the last new best
+        self.val = _log(val_loss)
+        self.val_residual = residual  # residual when that validation loss was shown
+        self.backoff: float | None = None  # rule 3's cap for the next decision
+
+    def observe(
+        self, residual: float, train_losses: Sequence[float], val_loss: float | None = None
+    ) -> None:
+        """Take one decision's feedback: the residual it trained at, its losses, its val loss."""
+        finite = [x for x in train_losses if math.isfinite(x)]
+        mean = _log(sum(finite) / len(finite)) if finite else None
+        if mean is not None and self.best == math.inf:
+            self.best = mean  # the first chunk is the reference: nothing improved on yet
+        elif mean is not None and mean < self.best - IMPROVE_TOL:
+            self.best = mean
+            self.anchor = residual
+            self.streak_high = (
+                residual if self.streak_high is None else max(self.streak_high, residual)
+            )
+            self.stale = 0
+        else:
+            self.stale += 1
+            if self.stale >= PATIENCE:
+                self.streak_high = None
+        self.backoff = None
+        val = _log(val_loss)
+        if val is not None and val != self.val:  # a fresh validation loss was shown
+            if self.val is not None and val > self.val + VAL_WORSE and residual > self.val_residual:
+                self.backoff = self.val_residual
+            self.val, self.val_residual = val, residual
+
+    def limit(self, current: float, proposed: float, exempt_fall: bool = False) -> float:
+        """The residual allowed when the policy proposes ``proposed`` at ``current``.
+
+        Args:
+            current: The residual now.
+            proposed: The residual the policy asks for.
+            exempt_fall: Skip rule 2 (the run's early decisions).
+        """
+        high = self.anchor + RISE_LOG2
+        allowed = proposed if proposed <= high else max(high, min(current, proposed))
+        if not exempt_fall and self.streak_high is not None:
+            allowed = max(allowed, min(current, self.streak_high - FALL_LOG2))
+        if self.backoff is not None:
+            allowed = min(allowed, self.backoff)
+        return allowed
+
+    def state_dict(self) -> dict[str, Any]:
+        """The guard's state as plain numbers (None where unset)."""
+        return {
+            "best": self.best,
+            "anchor": self.anchor,
+            "streak_high": self.streak_high,
+            "stale": self.stale,
+            "val": self.val,
+            "val_residual": self.val_residual,
+            "backoff": self.backoff,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned.
+
+        Raises:
+            ValueError: a key is missing or a value is not a number (nothing is changed).
+        """
+        if not isinstance(state, dict) or set(state) != set(self.state_dict()):
+            raise ValueError(f"guard state must hold exactly {sorted(self.state_dict())}")
+        for key, value in state.items():
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if not (number or (value is None and key in ("streak_high", "val", "backoff"))):
+                raise ValueError(f"guard state {key!r} must be a number, got {value!r}")
+            if number and math.isnan(value):
+                raise ValueError(f"guard state {key!r} must not be NaN")
+        self.__dict__.update(state)
+        self.stale = int(self.stale)
+
+
+def _log(x: float | None) -> float | None:
+    """Natural log of a positive finite loss (floored at 1e-12), else None."""
+    if x is None or not math.isfinite(x):
+        return None
+    return math.log(max(x, 1e-12))
