@@ -1,7 +1,8 @@
 """The house's layers: the deploy path needs no stable-baselines3, the core package
-imports it nowhere at module level, and no import cycle runs between lrgym's files,
-its training wing (``agents/`` as ``lrgym.agents``) and its tasks (``tasks/`` as
-``lrgym.tasks``)."""
+imports it nowhere at module level, no import cycle runs between lrgym's files, nor
+between its folders (the wings, its training wing ``agents/`` as ``lrgym.agents`` and its
+tasks ``tasks/`` as ``lrgym.tasks`` among them), and every import between wings goes
+down :data:`FLOORS`."""
 
 from __future__ import annotations
 
@@ -136,6 +137,74 @@ def test_no_import_cycle_between_lrgym_agents_and_tasks():
     assert "lrgym.agents.workers" in graph["lrgym.agents.train"]
     assert "lrgym.backends.torch_trainee" in graph["lrgym.tasks.builtin"]
     assert find_cycle(graph) is None
+
+
+FLOORS = (
+    ("lrgym._version", "lrgym._aliases", "lrgym.io"),
+    ("lrgym.core",),
+    ("lrgym.backends", "lrgym.deploy"),
+    ("lrgym.tasks", "lrgym.vector", "lrgym.controllers", "lrgym.integrations"),
+    ("lrgym.meta_init",),
+    ("lrgym.harness", "lrgym.suggester"),
+    ("lrgym.agents",),
+    ("lrgym.cli",),
+    ("lrgym", "lrgym.__main__"),
+)
+"""lrgym's wings from the ground up (docs/architecture.md draws them): a wing imports
+only wings on lower floors, never one beside it or above it. A wing is a folder of
+lrgym/ (or a tree installed under lrgym, like ``lrgym.agents``); a file at lrgym/'s top
+is a wing of its own."""
+
+
+def folder(module: str, depth: int) -> str:
+    """The folder ``depth`` names deep that ``module`` stands in (``lrgym.core.env`` at
+    depth 2: ``lrgym.core``); a file that deep or shallower stands for itself."""
+    return ".".join(module.split(".")[:depth])
+
+
+def folder_graph(graph: dict[str, set[str]], depth: int) -> dict[str, set[str]]:
+    """``graph`` with every module replaced by its folder at ``depth`` (imports inside
+    one folder left out)."""
+    folders: dict[str, set[str]] = {}
+    for name, imported in graph.items():
+        here = folder(name, depth)
+        folders.setdefault(here, set()).update(
+            f for f in (folder(m, depth) for m in imported) if f != here
+        )
+    return folders
+
+
+def test_the_folder_graph_collapses_files_into_their_folders():
+    graph = {"p.a.x": {"p.b.y"}, "p.b.y": {"p.top"}, "p.a.z": {"p.a.x"}, "p.top": set()}
+    assert folder_graph(graph, 2) == {"p.a": {"p.b"}, "p.b": {"p.top"}, "p.top": set()}
+    assert find_cycle(folder_graph({"p.a.x": {"p.b.y"}, "p.b.z": {"p.a.w"}}, 2)) is not None
+
+
+def test_no_import_cycle_between_folders():
+    """Between the wings (lrgym.core, lrgym.agents, lrgym.tasks ...) and between the
+    folders inside one (lrgym.tasks.text beside lrgym.tasks' own files, say)."""
+    graph = import_graph()
+    wings = folder_graph(graph, 2)
+    assert {"lrgym.core", "lrgym.agents", "lrgym.tasks"} <= wings.keys()  # all three trees
+    assert "lrgym.core" in wings["lrgym.tasks"]
+    for depth in (2, 3):
+        assert find_cycle(folder_graph(graph, depth)) is None, f"folders {depth} deep"
+
+
+def test_every_import_between_wings_goes_down():
+    graph = import_graph()
+    floor_of = {wing: n for n, wings in enumerate(FLOORS) for wing in wings}
+    unplaced = sorted(folder(m, 2) for m in graph if folder(m, 2) not in floor_of)
+    assert unplaced == [], f"add these wings to FLOORS (and docs/architecture.md): {unplaced}"
+    climbs = sorted(
+        f"{name} -> {m}"
+        for name, imported in graph.items()
+        for m in imported
+        if floor_of[folder(m, 2)] >= floor_of[folder(name, 2)] and folder(m, 2) != folder(name, 2)
+    )
+    assert climbs == [], f"imports that do not go down FLOORS (move the code down): {climbs}"
+    # the check reads imports between wings: the harness imports the controllers below it
+    assert "lrgym.controllers" in {folder(m, 2) for m in graph["lrgym.harness.compare"]}
 
 
 def test_the_ray_actors_do_not_import_training():
