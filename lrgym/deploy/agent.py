@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, fields
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,8 @@ from lrgym.core.signals import FEATURES, OBS_LAYOUT_VERSION
 from lrgym.deploy.policy_weights import POLICY, PolicyWeights
 from lrgym.io._atomic import write_text_atomic
 from lrgym.io.file_checks import MAX_WEIGHTS_BYTES, check_regular_file, read_json
+from lrgym.io.shipped import is_shipped as _is_shipped
+from lrgym.io.shipped import shipped_names, shipped_path
 
 CARD = "card.json"
 LEGACY_POLICY = "policy.pt"
@@ -167,8 +168,7 @@ def _check_card(data: object, card_path: Path) -> dict:
 
 def is_shipped(path: str | Path) -> bool:
     """True if ``path`` is an agent shipped inside the installed lrgym package."""
-    root = Path(str(resources.files("lrgym.trained_agents"))).resolve()
-    return Path(path).resolve().is_relative_to(root)
+    return _is_shipped("agent", path)
 
 
 class Agent:
@@ -262,8 +262,7 @@ class AgentEnsemble(Agent):
 
 def shipped_agents() -> list[str]:
     """Names of the agents shipped in ``lrgym.trained_agents``."""
-    root = resources.files("lrgym.trained_agents")
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and (p / CARD).is_file())
+    return shipped_names("agent")
 
 
 def resolve_agent(name_or_path: str | Path) -> Path:
@@ -271,9 +270,9 @@ def resolve_agent(name_or_path: str | Path) -> Path:
     path = Path(name_or_path)
     if path.is_dir():
         return path
-    shipped = resources.files("lrgym.trained_agents") / str(name_or_path)
-    if shipped.is_dir():
-        return Path(str(shipped))
+    shipped = shipped_path("agent", str(name_or_path))
+    if shipped is not None:
+        return shipped
     raise AgentLoadError(
         f"no agent {str(name_or_path)!r}: not a directory and not a shipped agent "
         f"(shipped: {', '.join(shipped_agents()) or 'none'}). Pass a path written by "

@@ -18,6 +18,7 @@ from torch import nn
 
 from lrgym.io._atomic import atomic_path, write_text_atomic
 from lrgym.io.file_checks import MAX_WEIGHTS_BYTES, check_keys, check_regular_file, read_json
+from lrgym.io.shipped import shipped_names, shipped_path
 from lrgym.io.validate import real_number, text, whole_number
 from lrgym.meta_init.contract import ModelSpec
 from lrgym.meta_init.models import build_model
@@ -274,21 +275,9 @@ def load_init(directory: str | os.PathLike[str], model: nn.Module | None = None)
     return load_state_into(model, state, repr(os.fspath(path)))
 
 
-SHIPPED_DIR = "shipped"
-"""Shipped inits live in ``lrgym/meta_init/shipped/NAME`` (an init is not an agent, so
-not in ``trained_agents/``)."""
-
-
 def shipped_inits() -> list[str]:
     """Names of the inits shipped with lrgym (e.g. ``meta-init-digits``)."""
-    root = _shipped_root()
-    return sorted(p.name for p in root.iterdir() if (p / CARD).is_file()) if root.is_dir() else []
-
-
-def _shipped_root() -> Path:
-    from importlib import resources
-
-    return Path(str(resources.files("lrgym.meta_init"))) / SHIPPED_DIR
+    return shipped_names("init")
 
 
 def resolve_init(name: str | os.PathLike[str]) -> Path:
@@ -296,8 +285,7 @@ def resolve_init(name: str | os.PathLike[str]) -> Path:
     path = Path(name).expanduser()
     if path.is_dir() or os.sep in os.fspath(name):
         return path
-    candidate = _shipped_root() / os.fspath(name)
-    return candidate if (candidate / CARD).is_file() else path
+    return shipped_path("init", os.fspath(name)) or path
 
 
 def apply_init(trainee: Any, directory: str | os.PathLike[str]) -> Any:

@@ -370,12 +370,14 @@ class Suggester:
 
 
 DEFAULT_SUGGESTER = "default"
-"""Name of the suggester that ships with lrgym (``lrgym/suggester/shipped``)."""
+"""Name of the suggester that ships with lrgym (``lrgym/suggester/shipped/default``)."""
 
 
 def default_path() -> Path:
-    """Directory of the shipped suggester (not an agent, so not in ``trained_agents/``)."""
-    return Path(__file__).resolve().parent / "shipped"
+    """Directory of the shipped suggester (see :mod:`lrgym.io.shipped`)."""
+    from lrgym.io.shipped import shipped_root
+
+    return shipped_root("suggester") / DEFAULT_SUGGESTER
 
 
 def load_suggester(path: str | os.PathLike[str] | None = None) -> Suggester:
