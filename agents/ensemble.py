@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-import lrgym
+from lrgym._version import __version__
 from lrgym.deploy.agent import CARD, Agent, AgentCard, AgentEnsemble, AgentLoadError, load_agent
 
 
@@ -63,7 +63,7 @@ def write_ensemble(out: str | Path, members: Sequence[str | Path], name: str | N
     )
     card = AgentCard(
         name=name or out.name,
-        lrgym_version=lrgym.__version__,
+        lrgym_version=__version__,
         obs_layout_version=first.obs_layout_version,
         features=list(first.features),
         action=dict(first.action),
