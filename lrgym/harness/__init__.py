@@ -8,6 +8,6 @@
 * :mod:`~lrgym.harness.check`: ``lrgym check`` (a task's contract).
 * :mod:`~lrgym.harness.finetune`: fine-tuning meta-learned inits on meta-test tasks.
 
-The top of the library: imports the controllers, the meta-init families and every wing
-below them; only the command line, the training wing and the apps above import it.
+Stands above the controllers and the meta-init families, and imports them and every
+wing below; only the training wing (``lrgym.agents``) and the command line import it.
 """
