@@ -91,3 +91,19 @@ def test_import_lrgym_loads_no_aliased_module():
     code = "import sys, lrgym; print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_public_api_resolves_to_the_wings():
+    """``lrgym.__all__`` is unchanged by the wings: every name resolves, and each lazy
+    name comes from the wing that defines it (``PolicyScheduler`` from deploy)."""
+    code = (
+        "import lrgym\n"
+        "for name in lrgym.__all__:\n"
+        "    value = getattr(lrgym, name)\n"
+        "    module = getattr(value, '__module__', None) or ''\n"
+        "    assert not module or module.startswith('lrgym'), (name, module)\n"
+        "print(lrgym.PolicyScheduler.__module__, lrgym.load_agent.__module__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["lrgym.deploy.scheduler", "lrgym.deploy.agent"]
