@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lrgym._version import __version__
-from lrgym.deploy.agent import CARD, Agent, AgentCard, AgentEnsemble, AgentLoadError, load_agent
+from lrgym.deploy.agent import Agent, AgentCard, AgentEnsemble, AgentLoadError, load_agent
 
 
 def member_names(members: Sequence[Agent]) -> list[str]:
@@ -96,4 +96,4 @@ def write_ensemble(out: str | Path, members: Sequence[str | Path], name: str | N
     return out
 
 
-__all__ = ["CARD", "member_names", "write_ensemble"]
+__all__ = ["member_names", "write_ensemble"]
