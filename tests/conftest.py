@@ -38,9 +38,13 @@ def one_torch_thread():
 
 @pytest.fixture
 def forget_tasks():
-    """Removes every task a test registers."""
-    before = set(lrgym.registry)
+    """Removes every task and task group a test registers."""
+    from lrgym.core.registration import groups
+
+    before, groups_before = set(lrgym.registry), dict(groups)
     yield
     for task_id in set(lrgym.registry) - before:
         lrgym.registry.pop(task_id, None)
         gymnasium.registry.pop(task_id, None)
+    groups.clear()
+    groups.update(groups_before)

@@ -39,15 +39,7 @@ def invoke(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
-@pytest.fixture(autouse=True)
-def _forget_meta_init_tasks(forget_tasks):
-    """Meta-test tasks and groups registered by a test are removed after it."""
-    from lrgym.core.registration import groups
-
-    before = dict(groups)
-    yield
-    groups.clear()
-    groups.update(before)
+pytestmark = pytest.mark.usefixtures("forget_tasks")  # meta-test tasks and groups
 
 
 @pytest.mark.parametrize("split", ["meta-train", "meta-val"])

@@ -17,16 +17,7 @@ from lrgym.meta_init.anil import adapt_heads, anil_step, split_params
 from lrgym.meta_init.models import MLP
 from lrgym.meta_init.tasks import meta_test_task, task_id
 
-
-@pytest.fixture(autouse=True)
-def _forget_meta_init_tasks(forget_tasks):
-    """Meta-test tasks and groups registered by a test are removed after it."""
-    from lrgym.core.registration import groups
-
-    before = dict(groups)
-    yield
-    groups.clear()
-    groups.update(before)
+pytestmark = pytest.mark.usefixtures("forget_tasks")  # meta-test tasks and groups
 
 
 def _sgd_reference(model: torch.nn.Module, x, y, steps: int, lr: float, momentum: float):
