@@ -79,7 +79,6 @@ same data, optimizers, LRs and step budgets) at about a named task's cost per de
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import replace
 from functools import lru_cache, partial
@@ -87,7 +86,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lrgym.core.registration import drawn_id, register_family, register_group
+from lrgym.core.registration import drawn_id, register_family, register_group, spec
 from lrgym.core.task import TaskInfo
 from lrgym.tasks import procedural_data
 from lrgym.tasks.procedural_archs import choice, draw_arch, macs, shrink
@@ -395,8 +394,9 @@ def validation_selection(count: int | None = None) -> list[str]:
 
 def is_validation_draw(task_id: str) -> bool:
     """True for a drawn task of the validation family (index >= :data:`VALIDATION_START`)."""
-    match = re.fullmatch(r"lrgym/Procedural\w+?-(\d+)-v\d+", task_id)
-    return match is not None and int(match.group(1)) >= VALIDATION_START
+    drawn = spec(task_id)
+    procedural = set(FAMILIES_V0.values()) | set(FAMILIES.values())
+    return drawn.family in procedural and drawn.kwargs["index"] >= VALIDATION_START
 
 
 for _version, _ids in enumerate((FAMILIES_V0, FAMILIES)):
