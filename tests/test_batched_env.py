@@ -155,7 +155,7 @@ def test_convolutional_models_take_the_grouped_path_in_cache_sized_passes():
     runs = BatchedRuns(task, 20)
     for slot in range(20):
         runs.load(slot, slot, 1e-2)
-    assert runs.path == "grouped" and 1 <= runs.grad_chunk < 20  # DigitsCNN: 8 per pass
+    assert runs.path == "grouped" and 1 <= runs.grad_chunk < 20  # DigitsCNN: 16 per pass
     reports = runs.train(3)
     for slot in (0, runs.grad_chunk, 19):  # the first slot of a pass, a later pass, the last
         single = task.build(slot, 1e-2)

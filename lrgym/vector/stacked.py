@@ -136,10 +136,12 @@ def has_convolutions(model: nn.Module) -> bool:
     return any(isinstance(m, nn.Conv2d) for m in model.modules())
 
 
-CACHE_BYTES = 2 * 2**20
-"""Bytes of one layer's output that a stacked pass should keep within: about one core's
-L2 cache here. DigitsCNN measured fastest at 8 runs per pass (2 MiB of its largest
-output), against 64 runs per pass: 1.2-1.3x."""
+CACHE_BYTES = 4 * 2**20
+"""Bytes of one layer's output that a stacked pass should keep within: about twice one
+core's L2 cache here. DigitsCNN (32 rows, 8 KiB per example of its largest output) at
+K=64, model-steps per CPU-second, medians of 5 on quiet cores: 16 runs per pass (4 MiB)
+1.03x 8 runs per pass (2 MiB); 32 and 64 runs per pass were slower (64: 1.2-1.3x
+slower)."""
 
 
 def largest_output_bytes(model: nn.Module, example: torch.Tensor) -> int:
