@@ -36,6 +36,7 @@ from lrgym.core.registration import make_task, task_ids
 from lrgym.harness.compare import grid, run_grid, write_frames
 from lrgym.harness.measures import performance_profile, summary_table
 from lrgym.harness.report import md_table, write_report
+from lrgym.harness.results_store import run_recorded
 from lrgym.io._atomic import write_text_atomic
 
 META_LRS = (1e-4, 1e-3, 1e-2, 1e-1)
@@ -47,10 +48,11 @@ PREDICTOR = "lr-predictor"
 
 
 def log_meta_train(seeds: int, workers: int, out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Static baselines on every meta-train task, seed and initial LR of the sweep."""
+    """Static baselines on every meta-train task, seed and initial LR of the sweep (each
+    run journaled in ``out`` as it ends, so a stopped call resumes)."""
     specs = grid(task_ids("meta-train"), BASELINES, range(100, 100 + seeds), [None, *META_LRS])
     print(f"logging {len(specs)} meta-train runs for the LR predictor ...", flush=True)
-    runs, curves = run_grid(specs, workers=workers)
+    runs, curves = run_recorded(out, specs, workers=workers)
     write_frames(out, runs, curves)
     return runs, curves
 

@@ -64,9 +64,10 @@ from lrgym.controllers.lr_predictor import (  # noqa: E402
 )
 from lrgym.core.registration import make_task, task_ids  # noqa: E402
 from lrgym.deploy.agent import load_agent  # noqa: E402
-from lrgym.harness.compare import grid, run_grid, write_frames  # noqa: E402
+from lrgym.harness.compare import grid, write_frames  # noqa: E402
 from lrgym.harness.measures import lr_robustness, performance_profile, summary_table  # noqa: E402
 from lrgym.harness.report import fmt_mean_ci, md_table  # noqa: E402
+from lrgym.harness.results_store import run_recorded  # noqa: E402
 from lrgym.io._atomic import write_text_atomic  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,14 +87,17 @@ def _frames(path: Path) -> tuple[pd.DataFrame, pd.DataFrame] | None:
 
 
 def _run(path: Path, specs: list, workers: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``specs`` run on ``workers`` processes, or the frames an earlier call left in ``path``."""
+    """``specs`` run on ``workers`` processes, or the frames an earlier call left in ``path``.
+
+    Each finished run is journaled in ``path`` as it ends (``lrgym.harness.results_store``),
+    so a stage stopped midway (a session's end) resumes from the runs it has."""
     cached = _frames(path)
     if cached is not None:
         print(f"reusing {path}", flush=True)
         return cached
     start = time.perf_counter()
     print(f"{len(specs)} runs -> {path} ...", flush=True)
-    runs, curves = run_grid(specs, workers=workers)
+    runs, curves = run_recorded(path, specs, workers=workers)
     for frame in (runs, curves):  # one name for the predictor, whatever its file
         frame.loc[frame["scheduler"].str.startswith(PREDICTOR_PREFIX), "scheduler"] = PREDICTOR
     write_frames(path, runs, curves)
