@@ -41,6 +41,7 @@ from lrgym.suggester.knobs import knob_mlp
 from lrgym.suggester.model import CONFIG_FEATURES, design, interval
 from lrgym.suggester.probes import feature_names, probe_task, range_slot, run_config
 from lrgym.suggester.search import GRID_LR_POINTS, startup_trials
+from lrgym.suggester.training import training_set
 
 torch.set_num_threads(1)
 
@@ -436,6 +437,29 @@ def test_reprobe_keeps_the_runs_and_adds_range_tests(tmp_path):
     assert again_runs.equals(runs) and list(again.columns) == list(new.columns)
     assert int(again["range_steps"].iloc[0]) == 20 and "rt_other_lr_min" in again.columns
     assert again["default_optimizer"].iloc[0] == "adam"
+
+
+def test_shared_configs_complete_a_log_and_average_over_seeds(tmp_path):
+    """``shared_configs`` runs each seed's draws on every seed: a log written without it
+    gains only the runs it lacks (its probes and runs kept), and training counts each
+    configuration with its mean over seeds."""
+    probe = ProbeSettings(1, 10)
+    plain = LogSettings(n_configs=2, seeds=(0, 1), final_steps=20, probe=probe)
+    runs, probes = generate_logs(["lrgym/WineMLP-v0"], tmp_path, plain)
+    assert len(runs) == 4 and set(runs.groupby("seed")["config"].nunique()) == {2}
+    shared = LogSettings(
+        n_configs=2, seeds=(0, 1), final_steps=20, probe=probe, shared_configs=True
+    )
+    more, again = generate_logs(["lrgym/WineMLP-v0"], tmp_path, shared)
+    assert again.equals(probes) and more.iloc[:4].equals(runs) and len(more) == 8
+    per_seed = more.groupby("seed")["config"].apply(set)
+    assert per_seed[0] == per_seed[1] and len(per_seed[0]) == 4
+    spread = more.groupby("config")["final_val_metric"].agg(lambda v: v.max() - v.min())
+    assert spread.max() > 0  # the seeds disagree somewhere: the mean is not a copy
+    mean = more.groupby("config")["final_val_metric"].transform("mean")
+    ts = training_set(more, again, feature_names(probe))
+    assert sorted(ts.val) == pytest.approx(sorted(mean))
+    assert len(generate_logs(["lrgym/WineMLP-v0"], tmp_path, shared)[0]) == 8  # nothing left
 
 
 def test_tpe_startup_fits_the_budget():

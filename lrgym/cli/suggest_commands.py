@@ -180,6 +180,15 @@ def suggest_logs(
     range_steps: Annotated[
         int, typer.Option(min=0, help="Steps of each LR range test (0: none).")
     ] = 60,
+    shared_configs: Annotated[
+        bool,
+        typer.Option(
+            "--shared-configs",
+            help="Run every seed's configurations on every seed (--configs x --seeds runs "
+            "per task and seed): the suggester then learns from each configuration's mean "
+            "over seeds. Completes a log of the same seeds written without it.",
+        ),
+    ] = False,
     reprobe: Annotated[
         bool,
         typer.Option(
@@ -207,7 +216,7 @@ def suggest_logs(
             return
         _check_out_dir(out)
         ids = select_tasks(_split_values(tasks))
-        settings = LogSettings(configs, tuple(range(seeds)), steps, probe)
+        settings = LogSettings(configs, tuple(range(seeds)), steps, probe, shared_configs)
         runs, _ = generate_logs(ids, out, settings, progress=console.print)
     except (UnknownTaskError, NoKnobsError, ValueError, FileNotFoundError) as exc:
         raise _fail(str(exc)) from None

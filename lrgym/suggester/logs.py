@@ -39,12 +39,18 @@ class LogSettings:
         final_steps: Optimizer steps of each configuration's run (``rounds`` for XGBoost).
         probe: Probe settings (default: the shipped suggester's, one 30-step probe and
             one 60-step LR range test per optimizer).
+        shared_configs: Run every seed's drawn configurations on every seed (``n_configs``
+            × ``len(seeds)`` runs per task and seed), so that each configuration is
+            measured on every seed and the suggester learns from its mean over seeds
+            (:func:`lrgym.suggester.training.training_set`): one run's final metric is a
+            noisy label (a task's best logged LR correlated at r ≈ 0.2 across two seeds).
     """
 
     n_configs: int = 24
     seeds: tuple[int, ...] = (0,)
     final_steps: int = 200
     probe: ProbeSettings = ProbeSettings(1, 30, 60)
+    shared_configs: bool = False
 
 
 def _config_rng(task_id: str, seed: int) -> np.random.Generator:
@@ -60,6 +66,33 @@ def _write(frame: pd.DataFrame, path: Path) -> None:
         frame.to_csv(tmp, index=False)
 
 
+def _draw(tt, task_id: str, seed: int, n: int) -> list[dict]:
+    """The ``n`` configurations drawn for ``task_id`` and ``seed`` (the same on every call)."""
+    rng = _config_rng(task_id, seed)
+    return [tt.space.sample(rng) for _ in range(n)]
+
+
+def _run_row(task_id: str, task, tt, config: dict, seed: int, steps: int) -> dict:
+    """One logged run of ``config`` (a ``runs.csv`` row)."""
+    outcome = run_config(tt, config, seed, steps)
+    return {
+        "task": task_id,
+        "split": task.info.split,
+        "scheduler": "constant",
+        "seed": seed,
+        "initial_lr": config.get("lr", task.info.default_lr),
+        "config": json.dumps(config, sort_keys=True),
+        "metric": task.info.metric,
+        "final_val_metric": outcome.val_metric,
+        "final_test_metric": outcome.test_metric,
+        "steps": outcome.steps,
+        "total_steps": outcome.steps,
+        "wall_seconds": round(outcome.wall_seconds, 3),
+        "diverged": outcome.diverged,
+        **config,
+    }
+
+
 def generate_logs(
     task_ids: Sequence[str],
     out: str | os.PathLike[str],
@@ -68,8 +101,9 @@ def generate_logs(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Probe each task and run sampled configurations; write ``runs.csv`` and ``probes.csv``.
 
-    (task, seed) pairs already in ``out`` are kept, so an interrupted call resumes.
-    Returns the two frames.
+    Runs already in ``out`` are kept, so an interrupted call resumes; with
+    ``shared_configs`` a log of the same seeds written without it is completed with the
+    runs it lacks (its probes are kept). Returns the two frames.
     """
     from lrgym.core.registration import make_task
 
@@ -77,45 +111,39 @@ def generate_logs(
     path.mkdir(parents=True, exist_ok=True)
     runs = _read(path / "runs.csv")
     probes = _read(path / "probes.csv")
-    done = set() if probes is None else set(zip(probes["task"], probes["seed"], strict=True))
     for task_id in task_ids:
         task = make_task(task_id)
         tt = tunable(task)
+        draws = {s: _draw(tt, task_id, s, settings.n_configs) for s in settings.seeds}
         for seed in settings.seeds:
-            if (task_id, seed) in done:
+            wanted = (
+                [c for s in settings.seeds for c in draws[s]]
+                if settings.shared_configs
+                else draws[seed]
+            )
+            probed = (
+                probes is not None
+                and ((probes["task"] == task_id) & (probes["seed"] == seed)).any()
+            )
+            logged = (
+                set()
+                if runs is None
+                else set(runs.loc[(runs["task"] == task_id) & (runs["seed"] == seed), "config"])
+            )
+            todo = [c for c in wanted if json.dumps(c, sort_keys=True) not in logged]
+            if probed and not todo:
                 continue
             if progress:
                 progress(f"{task_id} seed {seed}")
-            probe = probe_task(tt, seed, settings.probe)
-            rng = _config_rng(task_id, seed)
-            rows = []
-            for _ in range(settings.n_configs):
-                config = tt.space.sample(rng)
-                outcome = run_config(tt, config, seed, settings.final_steps)
-                rows.append(
-                    {
-                        "task": task_id,
-                        "split": task.info.split,
-                        "scheduler": "constant",
-                        "seed": seed,
-                        "initial_lr": config.get("lr", task.info.default_lr),
-                        "config": json.dumps(config, sort_keys=True),
-                        "metric": task.info.metric,
-                        "final_val_metric": outcome.val_metric,
-                        "final_test_metric": outcome.test_metric,
-                        "steps": outcome.steps,
-                        "total_steps": outcome.steps,
-                        "wall_seconds": round(outcome.wall_seconds, 3),
-                        "diverged": outcome.diverged,
-                        **config,
-                    }
-                )
-            prow = _probe_row(task_id, task.info.split, seed, probe, settings.probe, tt)
-            prow["final_steps"] = settings.final_steps
+            probe = None if probed else probe_task(tt, seed, settings.probe)
+            rows = [_run_row(task_id, task, tt, c, seed, settings.final_steps) for c in todo]
             runs = pd.concat([runs, pd.DataFrame(rows)], ignore_index=True)
-            probes = pd.concat([probes, pd.DataFrame([prow])], ignore_index=True)
             _write(runs, path / "runs.csv")  # runs first: a probe row marks the pair done
-            _write(probes, path / "probes.csv")
+            if probe is not None:
+                prow = _probe_row(task_id, task.info.split, seed, probe, settings.probe, tt)
+                prow["final_steps"] = settings.final_steps
+                probes = pd.concat([probes, pd.DataFrame([prow])], ignore_index=True)
+                _write(probes, path / "probes.csv")
     if runs is None or probes is None:
         raise ValueError("no tasks to log: pass at least one task id")
     return runs, probes

@@ -100,8 +100,16 @@ class TrainingSet:
 
 def training_set(runs: pd.DataFrame, probes: pd.DataFrame, names: Sequence[str]) -> TrainingSet:
     """Rows ``design(t, z, r)``, targets ``final val metric − anchor`` (clipped to
-    ±TARGET_CLIP)."""
+    ±TARGET_CLIP).
+
+    A configuration logged on several seeds of a task (``suggest-logs
+    --shared-configs``) counts with its mean final val metric over them, in the targets,
+    the ranking labels and the cross-validation alike: one run's metric is a noisy label.
+    """
     probe_rows = {(r["task"], int(r["seed"])): r for _, r in probes.iterrows()}
+    runs = runs.assign(
+        final_val_metric=runs.groupby(["task", "config"])["final_val_metric"].transform("mean")
+    )
     xs, ys, vals, tasks, groups = [], [], [], [], []
     keys = sorted({(t, int(s)) for t, s in zip(runs["task"], runs["seed"], strict=True)})
     for gid, key in enumerate(keys):
