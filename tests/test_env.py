@@ -279,3 +279,18 @@ def test_eval_report_computes_macro_f1_when_read():
     assert report == trainee.evaluate("val")
     lazy = trainee.evaluate("val")  # a report crosses processes before it is read
     assert pickle.loads(pickle.dumps(lazy)).metrics == expected
+
+
+def test_update_tracker_reports_a_diverged_run_without_numpy_warnings():
+    """Parameters blown up to ~1e200 overflow the float64 dot products: the ratio is
+    infinite (the run ends as diverged), and no RuntimeWarning reaches the user."""
+    from lrgym.core.signals import UpdateTracker
+
+    p = torch.nn.Parameter(torch.ones(8, dtype=torch.float64))
+    tracker = UpdateTracker([p])
+    with torch.no_grad():
+        p.fill_(1e200)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ratio, _ = tracker.measure()
+    assert math.isinf(ratio)

@@ -381,7 +381,8 @@ class UpdateTracker:
             pairs = [(update, update), (self._start, self._start)]
             if self._has_prev:
                 pairs.append((update, self._prev_update))
-            values = [float(np.dot(a, b)) for a, b in pairs]
+            with np.errstate(over="ignore", invalid="ignore"):  # a diverging run: inf/NaN
+                values = [float(np.dot(a, b)) for a, b in pairs]
         else:
             update = torch.sub(end, self._start, out=self._update)
             parts = [torch.dot(update, update), torch.dot(self._start, self._start)]
