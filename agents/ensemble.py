@@ -1,9 +1,11 @@
 """Write an ensemble: the agents of one recipe's training seeds, acting with their mean action.
 
 An ensemble directory holds ``card.json`` (an :class:`~lrgym.deploy.agent.AgentCard` whose
-``members`` names its sub-directories) and one complete agent directory per member, copied
-as they are: each member can still be evaluated alone (``learned:DIR/seed1``) or trained
-on (``lrgym train --init-from DIR/seed1``). :func:`lrgym.load_agent` loads the directory
+``members`` names its sub-directories) and one complete agent per member: its card, its
+policy and the files its manifest lists (training state, SB3 model), so each member can
+still be evaluated alone (``learned:DIR/seed1``) or trained on (``lrgym train
+--init-from DIR/seed1``). A training run's other files (checkpoints, TensorBoard logs,
+its config) stay behind. :func:`lrgym.load_agent` loads the directory
 as an :class:`~lrgym.deploy.agent.AgentEnsemble`.
 
     lrgym ensemble runs/broad-seed0 runs/broad-seed1 runs/broad-seed2 --out runs/broad
@@ -18,7 +20,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lrgym._version import __version__
-from lrgym.deploy.agent import Agent, AgentCard, AgentEnsemble, AgentLoadError, load_agent
+from lrgym.deploy.agent import CARD, Agent, AgentCard, AgentEnsemble, AgentLoadError, load_agent
+from lrgym.deploy.policy_weights import POLICY
+from lrgym.io.manifest import MANIFEST, read_manifest
 
 
 def member_names(members: Sequence[Agent]) -> list[str]:
@@ -26,6 +30,13 @@ def member_names(members: Sequence[Agent]) -> list[str]:
     two members share a seed."""
     names = [f"seed{m.card.seed}" for m in members]
     return names if len(set(names)) == len(names) else [f"member{i}" for i in range(len(names))]
+
+
+def agent_files(directory: str | Path) -> list[str]:
+    """The files that make ``directory`` an agent: card, policy, manifest and the files
+    the manifest lists (those present)."""
+    names = [CARD, POLICY, MANIFEST, *read_manifest(directory)]
+    return [n for n in dict.fromkeys(names) if (Path(directory) / n).is_file()]
 
 
 def write_ensemble(out: str | Path, members: Sequence[str | Path], name: str | None = None) -> Path:
@@ -86,7 +97,9 @@ def write_ensemble(out: str | Path, members: Sequence[str | Path], name: str | N
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
         for member, agent in zip(names, agents, strict=True):
-            shutil.copytree(agent.path, tmp / member, symlinks=False)
+            (tmp / member).mkdir()
+            for file in agent_files(agent.path):
+                shutil.copyfile(Path(agent.path) / file, tmp / member / file)
         card.save(tmp)
         AgentEnsemble(tmp, card, [load_agent(tmp / n) for n in names])  # the copy loads
         tmp.rename(out)
@@ -96,4 +109,4 @@ def write_ensemble(out: str | Path, members: Sequence[str | Path], name: str | N
     return out
 
 
-__all__ = ["member_names", "write_ensemble"]
+__all__ = ["agent_files", "member_names", "write_ensemble"]

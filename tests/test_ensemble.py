@@ -11,11 +11,12 @@ import torch
 from typer.testing import CliRunner
 
 import lrgym
-from lrgym.agents.ensemble import write_ensemble
+from lrgym.agents.ensemble import agent_files, write_ensemble
 from lrgym.cli import app
 from lrgym.core.signals import FEATURES
 from lrgym.deploy.agent import AgentEnsemble, AgentLoadError, load_agent
 from lrgym.harness.results_store import folder_fingerprint
+from lrgym.io.manifest import record, verify
 from tests.synthetic_agents import linear_tanh, synthetic_card
 
 N = len(FEATURES)
@@ -49,6 +50,22 @@ def test_the_ensemble_acts_with_its_members_mean_action(tmp_path, members):
     assert len({round(a.act(obs[0]), 6) for a in singles}) == 3  # the members do differ
     # each member stays a whole agent, loadable (and scorable) alone
     assert load_agent(out / "seed1").act(obs[0]) == pytest.approx(singles[1].act(obs[0]))
+
+
+def test_members_are_copied_as_agents_without_their_run_artifacts(tmp_path, members):
+    """Card, policy, manifest and the files the manifest lists travel; a training run's
+    checkpoints, TensorBoard logs and config stay behind."""
+    run = members[0]
+    (run / "training.json").write_text("{}")
+    record(run, ["training.json"])
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "checkpoint_100_steps.json").write_text("{}")
+    (run / "config.yaml").write_text("name: x\n")
+    out = write_ensemble(tmp_path / "ens", members)
+    assert sorted(p.name for p in (out / "seed0").iterdir()) == sorted(agent_files(run))
+    assert {"card.json", "manifest.json", "training.json"} <= set(agent_files(run))
+    assert not (out / "seed0" / "checkpoints").exists()
+    verify(out / "seed0", ["training.json"])  # the copy still matches its manifest
 
 
 def test_an_ensemble_drives_a_torch_scheduler(tmp_path, members):
