@@ -66,12 +66,13 @@ def test_pyproject_lists_every_package():
 
 
 def test_every_shipped_package_follows_the_convention():
-    """Each kind's package is listed, its data is ``*/*``, and it ships something."""
+    """Each kind's package is listed, its data is every file of its artifact folders (and
+    of their sub-folders: an ensemble's members), and it ships something."""
     config = setuptools_config()
     for kind, package in SHIPPED.items():
         assert package in config["packages"], f"add {package} to packages in pyproject.toml"
-        assert config["package-data"].get(package) == ["*/*"], (
-            f'give {package} the package data ["*/*"] in pyproject.toml'
+        assert config["package-data"].get(package) == ["*/*", "*/*/*"], (
+            f'give {package} the package data ["*/*", "*/*/*"] in pyproject.toml'
         )
         assert shipped_root(kind) == package_folder(package)
         assert shipped_names(kind), f"no {kind} ships in {package}"
@@ -111,7 +112,9 @@ def test_the_built_wheel_carries_every_module_artifact_and_recipe(tmp_path):
             wanted[path] = f"{package.replace('.', '/')}/{path.name}"
     for package in SHIPPED.values():
         folder = package_folder(package)
-        for path in folder.glob("*/*"):
+        for path in (p for pattern in ("*/*", "*/*/*") for p in folder.glob(pattern)):
+            if path.is_dir():  # an ensemble's member folder: its files are globbed too
+                continue
             wanted[path] = f"{package.replace('.', '/')}/{path.relative_to(folder).as_posix()}"
     for recipe in (ROOT / "agents" / "recipes").glob("*.yaml"):
         wanted[recipe] = f"lrgym/agents/recipes/{recipe.name}"

@@ -8,8 +8,9 @@ artifact's ``card.json`` inside:
 * ``suggester``: ``lrgym.suggester.shipped``, from ``lrgym/suggester/shipped/NAME/``;
 * ``init``: ``lrgym.meta_init.shipped``, from ``lrgym/meta_init/shipped/NAME/``.
 
-``pyproject.toml`` lists each package and gives it the package data ``*/*`` (every file
-of every artifact folder), so a wheel carries them all; ``tests/test_packaging.py``
+``pyproject.toml`` lists each package and gives it the package data ``*/*`` and
+``*/*/*`` (every file of every artifact folder and of its sub-folders, an ensemble's
+members), so a wheel carries them all; ``tests/test_packaging.py``
 holds pyproject to :data:`SHIPPED`. They are read through ``importlib.resources``, so an
 editable install, a wheel and a zip find them alike. (The training recipes of the
 shipped agents, ``agents/recipes/*.yaml``, are configs, not artifacts: they travel as
