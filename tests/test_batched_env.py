@@ -1,7 +1,9 @@
 """The batched engine: K runs of one task as one computation, equal to K separate runs.
 
-* Optimizers: every slot's parameters equal ``torch.optim``'s (SGD with momentum, Adam,
-  AdamW, with weight decay) after the same steps on the same seeds.
+* Optimizers: every slot's parameters equal ``torch.optim``'s (SGD with plain or Nesterov
+  momentum, Adam, AdamW, RMSprop, Adagrad, with weight decay and each slot's own
+  hyperparameters) after the same steps on the same seeds, through steps where some
+  slots rest and a slot's fresh start; what has no slot rule is refused.
 * Equivalence: each slot of :class:`~lrgym.vector.BatchedLRControlEnv` gives the same
   observations, rewards and LRs as :class:`~lrgym.core.env.LRControlEnv` over a full episode
   (MLP and CNN, SGD and Adam), within 1e-4.
@@ -12,6 +14,7 @@
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 
 import numpy as np
 import pytest
@@ -21,6 +24,7 @@ from typer.testing import CliRunner
 
 import lrgym
 from lrgym.agents.vec_env import ConcatVecEnv, VectorEnvAdapter
+from lrgym.backends.torch_trainee import OPTIMIZERS, make_optimizer
 from lrgym.cli import app
 from lrgym.core.env import LRControlEnv
 from lrgym.vector import (
@@ -30,6 +34,7 @@ from lrgym.vector import (
     check_batchable,
     compile_policy,
 )
+from lrgym.vector.batchable import SUPPORTED_OPTIMIZERS, optimizer_kind
 from lrgym.vector.compile_policy import (
     COMPILE_ENV,
     COMPILE_PAYS_BACK_AFTER,
@@ -72,6 +77,85 @@ def test_slots_match_torch_optimizers(optimizer, weight_decay):
         reference.train(30)
         for name, p in reference.model.named_parameters():
             torch.testing.assert_close(runs.params[name][slot], p.detach(), rtol=1e-4, atol=2e-5)
+
+
+# Per optimizer: each slot's LR and its own hyperparameters, set before the first step
+# (torch creates RMSprop's momentum buffer at the first step, where momentum > 0).
+SLOT_SETTINGS = {
+    "nesterov": [(1e-2, {}), (3e-3, {"momentum": 0.5, "weight_decay": 1e-3})],
+    "rmsprop": [(1e-3, {}), (3e-4, {"alpha": 0.9, "eps": 1e-6, "weight_decay": 1e-3})],
+    "rmsprop-momentum": [(1e-3, {"momentum": 0.9}), (3e-4, {"alpha": 0.95})],
+    "adagrad": [(3e-2, {}), (1e-2, {"eps": 1e-6, "weight_decay": 1e-3})],
+    "sgd": [(1e-2, {}), (3e-3, {"momentum": 0.5, "weight_decay": 1e-3})],
+    "adam": [(1e-3, {}), (3e-4, {"betas": (0.8, 0.99), "eps": 1e-6})],
+}
+
+
+def _set(optimizer, settings: dict) -> None:
+    optimizer.param_groups[0].update(settings)
+
+
+@pytest.mark.parametrize("case", list(SLOT_SETTINGS))
+def test_slots_match_torch_optimizers_with_their_own_hyperparameters(case):
+    optimizer = case.removesuffix("-momentum")
+    task = task_with(MLP, optimizer=optimizer)
+    settings = SLOT_SETTINGS[case]
+    runs = BatchedRuns(task, 2)
+    references = []
+    for slot, (lr, own) in enumerate(settings):
+        _set(runs.load(slot, slot + 3, lr), own)
+        references.append(task.build(slot + 3, lr))
+        _set(references[-1].optimizer, own)
+
+    def assert_equal(slot: int) -> None:
+        for name, p in references[slot].model.named_parameters():
+            torch.testing.assert_close(runs.params[name][slot], p.detach(), rtol=1e-4, atol=2e-5)
+
+    # every slot steps (in place), then slot 1 stops after 4 of 10 (masked steps)
+    for steps in ([6, 6], [10, 4], [5, 5]):
+        runs.train(np.array(steps))
+        for slot, n in enumerate(steps):
+            references[slot].train(n)
+    assert_equal(0)
+    assert_equal(1)
+    # a fresh run in slot 1 starts from a fresh optimizer state; slot 0 keeps its own
+    lr, own = settings[1]
+    _set(runs.load(1, 9, lr), own)
+    references[1] = task.build(9, lr)
+    _set(references[1].optimizer, own)
+    for steps in ([3, 8], [4, 4]):
+        runs.train(np.array(steps))
+        for slot, n in enumerate(steps):
+            references[slot].train(n)
+    assert_equal(0)
+    assert_equal(1)
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "refused"),
+    [
+        (partial(torch.optim.SGD, momentum=0.9, dampening=0.1), "SGD with dampening"),
+        (partial(torch.optim.RMSprop, centered=True), "RMSprop with centered=True"),
+        (partial(torch.optim.Adagrad, lr_decay=1e-3), "Adagrad with lr_decay"),
+        (partial(torch.optim.Adagrad, initial_accumulator_value=0.1), "initial_accumulator"),
+        (partial(torch.optim.Adam, amsgrad=True), "Adam with amsgrad=True"),
+        (partial(torch.optim.RMSprop, maximize=True), "RMSprop with maximize=True"),
+        (torch.optim.Adadelta, "Adadelta is not batched"),
+    ],
+)
+def test_optimizer_kind_refuses_what_has_no_slot_rule(optimizer, refused):
+    weights = [torch.nn.Parameter(torch.zeros(2))]
+    with pytest.raises(NotBatchable, match=refused) as error:
+        optimizer_kind(optimizer(weights, lr=1e-2))
+    assert SUPPORTED_OPTIMIZERS in str(error.value)
+    with pytest.raises(NotBatchable, match="not batched"):
+        check_batchable(task_with(MLP, optimizer=optimizer))
+
+
+def test_optimizer_kind_names_each_supported_optimizer():
+    weights = [torch.nn.Parameter(torch.zeros(2))]
+    kinds = {name: optimizer_kind(make_optimizer(name, weights, 1e-2)) for name in OPTIMIZERS}
+    assert kinds == {name: name for name in OPTIMIZERS}
 
 
 def _episodes(task, hparams, lrs, seeds, actions):

@@ -1,8 +1,8 @@
 """Which torch tasks the batched engine (:class:`~lrgym.vector.batched_runs.BatchedRuns`) runs.
 
 Every run of the task must build the same architecture, without batch statistics,
-randomness in the model, fused RNNs or buffers, and train with ``torch.optim``'s SGD
-(plain momentum), Adam or AdamW (:func:`optimizer_kind`), whose update rules
+randomness in the model, fused RNNs or buffers, and train with one of the ``torch.optim``
+optimizers in :data:`SUPPORTED_OPTIMIZERS` (:func:`optimizer_kind`), whose update rules
 :mod:`lrgym.vector.slot_optim` follows per slot.
 """
 
@@ -27,20 +27,57 @@ class NotBatchable(ValueError):
     """A task cannot be trained by :class:`BatchedRuns`; the message says why."""
 
 
+SUPPORTED_OPTIMIZERS = (
+    "SGD (momentum, plain or Nesterov, dampening 0), Adam and AdamW (no amsgrad), "
+    "RMSprop (not centered) and Adagrad (lr_decay 0, initial_accumulator_value 0), "
+    "none with maximize"
+)
+"""The ``torch.optim`` optimizers the batched engine runs, in words (error messages say it)."""
+
+
+def _refuse(what: str) -> NotBatchable:
+    return NotBatchable(
+        f"{what} is not batched; the batched engine runs {SUPPORTED_OPTIMIZERS} "
+        "(choose one of those, or train this task without --batched)"
+    )
+
+
 def optimizer_kind(optimizer: torch.optim.Optimizer) -> str:
-    """``"sgd"``, ``"adam"`` or ``"adamw"``, or :class:`NotBatchable`."""
+    """Which per-slot update rule of :mod:`lrgym.vector.slot_optim` runs ``optimizer``.
+
+    Returns:
+        ``"sgd"``, ``"nesterov"``, ``"adam"``, ``"adamw"``, ``"rmsprop"`` or
+        ``"adagrad"``.
+
+    Raises:
+        NotBatchable: Another optimizer or option (see :data:`SUPPORTED_OPTIMIZERS`), or
+            several param groups.
+    """
     if len(optimizer.param_groups) != 1:
         raise NotBatchable("the optimizer has several param groups")
     group = optimizer.param_groups[0]
+    name = type(optimizer).__name__
+    if group.get("maximize"):
+        raise _refuse(f"{name} with maximize=True")
     if type(optimizer) is torch.optim.SGD:
-        if group["nesterov"] or group["dampening"] != 0 or group.get("maximize"):
-            raise NotBatchable("only SGD with plain momentum is batched")
-        return "sgd"
+        if group["dampening"] != 0:
+            raise _refuse("SGD with dampening")
+        return "nesterov" if group["nesterov"] else "sgd"
     if type(optimizer) in (torch.optim.Adam, torch.optim.AdamW):
-        if group["amsgrad"] or group.get("maximize"):
-            raise NotBatchable("Adam/AdamW with amsgrad or maximize is not batched")
+        if group["amsgrad"]:
+            raise _refuse(f"{name} with amsgrad=True")
         return "adamw" if type(optimizer) is torch.optim.AdamW else "adam"
-    raise NotBatchable(f"{type(optimizer).__name__} is not batched (SGD, Adam, AdamW are)")
+    if type(optimizer) is torch.optim.RMSprop:
+        if group["centered"]:
+            raise _refuse("RMSprop with centered=True")
+        return "rmsprop"
+    if type(optimizer) is torch.optim.Adagrad:
+        if group["lr_decay"] != 0:
+            raise _refuse("Adagrad with lr_decay")
+        if group["initial_accumulator_value"] != 0:
+            raise _refuse("Adagrad with initial_accumulator_value")
+        return "adagrad"
+    raise _refuse(name)
 
 
 def check_batchable(task: Any) -> None:
@@ -62,4 +99,10 @@ def check_batchable(task: Any) -> None:
         raise NotBatchable("runs of this task differ in architecture (drawn per seed)")
 
 
-__all__ = ["UNBATCHABLE_MODULES", "NotBatchable", "check_batchable", "optimizer_kind"]
+__all__ = [
+    "SUPPORTED_OPTIMIZERS",
+    "UNBATCHABLE_MODULES",
+    "NotBatchable",
+    "check_batchable",
+    "optimizer_kind",
+]

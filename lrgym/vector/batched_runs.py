@@ -337,10 +337,13 @@ class BatchedRuns:
     def _hyperparameters(self) -> dict[str, torch.Tensor]:
         """Every slot's hyperparameters as (K,) float64 tensors."""
         hyper = {"lr": self._hyper("lr"), "wd": self._hyper("weight_decay")}
-        if self.kind == "sgd":
+        if self.kind in ("sgd", "nesterov", "rmsprop"):
             hyper["momentum"] = self._hyper("momentum")
-        else:
+        if self.kind in ("adam", "adamw"):
             hyper["beta1"], hyper["beta2"] = self._hyper("betas", 0), self._hyper("betas", 1)
+        if self.kind == "rmsprop":
+            hyper["alpha"] = self._hyper("alpha")
+        if self.kind not in ("sgd", "nesterov"):
             hyper["eps"] = self._hyper("eps")
         return hyper
 
