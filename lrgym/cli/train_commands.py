@@ -361,8 +361,9 @@ def convert_agent(
     help=_help(
         "Join agents of one recipe (its training seeds) into one agent that acts with "
         "their mean action.",
-        "The members are copied into --out as they are (each stays loadable and trainable "
-        "alone, e.g. learned:OUT/seed1); they must share features, hyperparameters and "
+        "Each member's agent files (card, policy, training state; not its checkpoints or "
+        "logs) are copied into --out, so each stays loadable and trainable alone (e.g. "
+        "learned:OUT/seed1); they must share features, hyperparameters and "
         "action mapping. Use the ensemble like any agent: learned:OUT, "
         "lrgym.load_agent(OUT).",
     ),
