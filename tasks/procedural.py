@@ -54,9 +54,11 @@ so each drawn task's ``target`` is the trivial floor: chance accuracy ``1 / clas
 R² 0 (the mean predictor). Time-to-target on a drawn task is therefore no benchmark.
 
 Batching: every family's models use only parameters (no buffers, batch-norm, dropout or
-fused RNN modules), the architecture and data shapes are fixed per task and the
-optimizers are SGD, Adam or AdamW, so :class:`lrgym.vector.BatchedRuns` trains K runs of
-a drawn task as one computation (:data:`BATCHABLE`).
+fused RNN modules), the architecture and data shapes are fixed per task and every
+optimizer drawn (SGD, Adam, AdamW; in v2 also Nesterov SGD, RMSprop and Adagrad) has a
+per-slot update rule in :mod:`lrgym.vector.slot_optim`, so
+:class:`lrgym.vector.BatchedRuns` trains K runs of a drawn task as one computation
+(:data:`BATCHABLE`).
 
 Selection: ``select_tasks(["procedural"])`` (``lrgym train --tasks
 meta-train,procedural``) gives :data:`SELECTED_PER_FAMILY` tasks of each family, indices
@@ -64,7 +66,8 @@ meta-train,procedural``) gives :data:`SELECTED_PER_FAMILY` tasks of each family,
 index, up to index 999. Indices 1000-1999 are the validation family, selected by
 ``procedural-val`` (``procedural-val:N``) and refused by ``lrgym train``: agents are
 chosen on drawn tasks no training run saw. Neither ``meta-train`` nor ``all`` includes
-them.
+them. ``procedural-v2`` (``procedural-v2:N``) and ``procedural-v2-val``
+(``procedural-v2-val:N``) select the same indices of the v2 families.
 
 Versions: ``-v0`` ids are the original generator (kept registered and unchanged, so old
 agents' cards resolve). ``-v1`` ids (what the selections draw) are the same tasks with
@@ -73,7 +76,22 @@ a per-decision compute cap: at most :data:`V1_MAX_INTERVAL` optimizer steps per 
 and at most :data:`V1_VAL_SIZE` validation samples. v0's decisions cost 0.1-2.3 s of
 CPU per 8 batched runs against 23-75 ms for the named tasks; v1 keeps the dynamics (the
 same data, optimizers, LRs and step budgets) at about a named task's cost per decision
-(docs/results/benchmarks.md). Changing what an index draws means a new id version.
+(docs/results/benchmarks.md). ``-v2`` ids (:data:`FAMILIES_V2`) are v1's tasks with the
+optimizer drawn from six: SGD with momentum 0.9, SGD with Nesterov momentum 0.9, Adam,
+AdamW, RMSprop and Adagrad (torch's defaults otherwise: RMSprop α 0.99, ε 1e-8, no
+momentum; Adagrad ε 1e-10), each a sixth, with its own default LR and weight decay
+(:func:`draw_v2_optimizer`); the data, architecture, batch size, step budget and
+decision interval are v1's. The default LRs: SGD and Nesterov as v1's SGD
+(:data:`SGD_LRS`, :data:`SGD_REGRESSION_LRS` on regression), Adam, AdamW and RMSprop
+:data:`ADAM_LRS` (RMSprop's steady-state step is about its LR, as Adam's; without bias
+correction its first steps are up to 10x larger, which 3e-3 still absorbs), Adagrad
+:data:`ADAGRAD_LRS` (its step is LR / sqrt(number of steps) per unit gradient, so it
+starts larger and decays: 1e-2, torch's default, to 1e-1). The weight decay as v1's:
+AdamW 1e-4 to 5e-2, otherwise 0 (60%) or 1e-5 to 5e-4. v2 draws these from a generator
+of its own (:func:`draw_v2_optimizer`) after every v1 draw, so v0's and v1's tasks stay
+byte-for-byte what they were; the selections ``procedural``/``procedural-val`` still
+draw v1 (a registered v2 makes v1 *superseded* in ``task_ids``' sense only: listings).
+Changing what an index draws means a new id version.
 """
 
 from __future__ import annotations
@@ -103,7 +121,14 @@ FAMILIES_V0: dict[str, str] = {
 """Family name → version-0 family id (kept registered, unchanged; superseded by v1)."""
 
 FAMILIES: dict[str, str] = {f: i.replace("-v0", "-v1") for f, i in FAMILIES_V0.items()}
-"""Family name → current (version-1) family id: what the selections draw."""
+"""Family name → version-1 family id: what the ``procedural`` selections draw."""
+
+FAMILIES_V2: dict[str, str] = {f: i.replace("-v0", "-v2") for f, i in FAMILIES_V0.items()}
+"""Family name → version-2 family id (v1's tasks with six optimizers drawn): what the
+``procedural-v2`` selections draw."""
+
+VERSIONS: dict[int, dict[str, str]] = {0: FAMILIES_V0, 1: FAMILIES, 2: FAMILIES_V2}
+"""Version → its family ids."""
 
 
 FAMILY_SIZE = 2000
@@ -118,7 +143,8 @@ by the ``procedural-val`` selection, never by ``procedural``/``procedural:N``, s
 are selected on drawn tasks no training run saw."""
 
 BATCHABLE: dict[str, bool] = dict.fromkeys(FAMILIES, True)
-"""Whether :class:`lrgym.vector.BatchedRuns` trains a family's tasks (all of them do)."""
+"""Whether :class:`lrgym.vector.BatchedRuns` trains a family's tasks (all of them do, in
+every version)."""
 
 EXCLUDED_DATA: dict[str, str] = {
     "load_wine": "lrgym/WineMLP-v0 (held-out)",
@@ -157,6 +183,12 @@ _FAMILY_CODES = {"mlp": 1, "cnn": 2, "attention": 3, "rnn": 4}
 SGD_LRS = (3e-3, 1e-2, 3e-2)
 SGD_REGRESSION_LRS = (1e-3, 3e-3, 1e-2)
 ADAM_LRS = (3e-4, 1e-3, 3e-3)
+ADAGRAD_LRS = (1e-2, 3e-2, 1e-1)
+V2_OPTIMIZERS = ("sgd", "nesterov", "adam", "adamw", "rmsprop", "adagrad")
+"""Version 2's optimizers (names of :data:`lrgym.backends.torch_trainee.OPTIMIZERS`),
+each drawn with probability 1/6."""
+_V2_STREAM = 2
+"""Appended to a task's seed words for the generator of v2's optimizer draws."""
 
 
 # --- drawing ----------------------------------------------------------------------------------
@@ -168,16 +200,18 @@ def draw_spec(index: int, family: str = "mlp", seed: int = 0, version: int = 0) 
     Deterministic in ``(family, index, seed, version)``, in any process; cheap (no data
     is made). ``seed`` selects another universe of tasks (the registered ids use 0);
     ``version`` 0 is the original generator, 1 caps a decision's compute (see
-    :data:`V1_MAX_INTERVAL`) and draws nothing else.
+    :data:`V1_MAX_INTERVAL`) and draws nothing else, 2 is v1 with the optimizer, default
+    LR and weight decay drawn again from six optimizers (:func:`draw_v2_optimizer`).
     """
-    if version not in (0, 1):
-        raise ValueError(f"version must be 0 or 1, got {version!r}")
+    if version not in VERSIONS:
+        raise ValueError(f"version must be one of {', '.join(map(str, VERSIONS))}, got {version!r}")
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r}; use one of {', '.join(FAMILIES)}")
     index = int(index)
     if not 0 <= index < FAMILY_SIZE:
         raise ValueError(f"index must be in [0, {FAMILY_SIZE}), got {index}")
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), _FAMILY_CODES[family], index]))
+    words = [int(seed), _FAMILY_CODES[family], index]
+    rng = np.random.default_rng(np.random.SeedSequence(words))
     if family == "mlp":
         kind = "image" if rng.uniform() < 0.15 else "tabular"
     elif family == "cnn":
@@ -216,6 +250,9 @@ def draw_spec(index: int, family: str = "mlp", seed: int = 0, version: int = 0) 
             elif not shrink(family, arch):
                 break
         interval = min(interval, V1_MAX_INTERVAL)
+    if version >= 2:  # after every v1 draw, from a generator of its own: v0/v1 unchanged
+        v2_rng = np.random.default_rng(np.random.SeedSequence([*words, _V2_STREAM]))
+        optimizer, default_lr, weight_decay = draw_v2_optimizer(v2_rng, data["task"])
     return {
         "family": family,
         "index": index,
@@ -230,6 +267,33 @@ def draw_spec(index: int, family: str = "mlp", seed: int = 0, version: int = 0) 
         "decision_interval": interval,
         "version": version,
     }
+
+
+def draw_v2_optimizer(rng: np.random.Generator, task: str) -> tuple[str, float, float]:
+    """Version 2's ``(optimizer, default_lr, weight_decay)`` of one drawn task.
+
+    Args:
+        rng: The task's v2 generator (drawn from here only, so v0's and v1's draws stay).
+        task: ``"classification"`` or ``"regression"`` (SGD's LRs are a step lower on
+            regression, whose MSE gradients scale with the targets).
+
+    Returns:
+        One of :data:`V2_OPTIMIZERS` (uniform), an LR from its list (uniform: SGD and
+        Nesterov :data:`SGD_LRS` or :data:`SGD_REGRESSION_LRS`; Adam, AdamW and RMSprop
+        :data:`ADAM_LRS`; Adagrad :data:`ADAGRAD_LRS`) and a weight decay as v1 draws it
+        (AdamW 1e-4 to 5e-2; otherwise 0 with probability 0.6, else 1e-5 to 5e-4).
+    """
+    optimizer = choice(rng, V2_OPTIMIZERS)
+    if optimizer in ("sgd", "nesterov"):
+        lrs = SGD_LRS if task == "classification" else SGD_REGRESSION_LRS
+    else:
+        lrs = ADAGRAD_LRS if optimizer == "adagrad" else ADAM_LRS
+    default_lr = float(choice(rng, lrs))
+    if optimizer == "adamw":
+        weight_decay = float(choice(rng, (1e-4, 1e-3, 1e-2, 5e-2)))
+    else:
+        weight_decay = 0.0 if rng.uniform() < 0.6 else float(choice(rng, (1e-5, 1e-4, 5e-4)))
+    return str(optimizer), default_lr, weight_decay
 
 
 def _train_size(data: Mapping[str, Any]) -> int:
@@ -339,7 +403,8 @@ def draw_task(index: int = 0, family: str = "mlp", seed: int = 0, version: int =
     The architecture, data set, optimizer, batch size, budget and decision interval are
     fixed by ``(family, index, seed, version)``; a run's seed draws its split,
     initialisation and minibatch order, as for every task. Entry point of the
-    ``lrgym/Procedural*-v0`` ids (``version`` 0) and the ``-v1`` ids (``version`` 1).
+    ``lrgym/Procedural*-v0`` ids (``version`` 0), the ``-v1`` ids (``version`` 1) and the
+    ``-v2`` ids (``version`` 2).
     """
     from lrgym.backends.torch_trainee import TorchTask
 
@@ -371,35 +436,53 @@ def draw_task(index: int = 0, family: str = "mlp", seed: int = 0, version: int =
     )
 
 
-def selection(count: int | None = None, start: int = 0, name: str = "procedural") -> list[str]:
+def selection(
+    count: int | None = None, start: int = 0, name: str = "procedural", version: int = 1
+) -> list[str]:
     """Ids of the ``procedural`` selection: :data:`SELECTED_PER_FAMILY` tasks of each
     family (``count`` None), or ``count`` tasks with the families taking turns, from index
-    ``start`` (the training half ends where the validation family starts)."""
-    total = len(FAMILIES) * VALIDATION_START
-    n = len(FAMILIES) * SELECTED_PER_FAMILY if count is None else int(count)
+    ``start`` (the training half ends where the validation family starts), of the
+    families of ``version`` (1; ``procedural-v2`` is version 2)."""
+    families = VERSIONS[version]
+    total = len(families) * VALIDATION_START
+    n = len(families) * SELECTED_PER_FAMILY if count is None else int(count)
     if not 1 <= n <= total:
         raise ValueError(
             f"{name}:N draws 1 to {total} tasks (indices {start}-{start + VALIDATION_START - 1}"
             f" of each family), got {n}"
         )
-    ids = list(FAMILIES.values())
+    ids = list(families.values())
     return [drawn_id(ids[i % len(ids)], start + i // len(ids)) for i in range(n)]
 
 
-def validation_selection(count: int | None = None) -> list[str]:
+def validation_selection(count: int | None = None, version: int = 1) -> list[str]:
     """Ids of the ``procedural-val`` selection: like :func:`selection`, from index
-    :data:`VALIDATION_START` (drawn tasks no ``procedural`` selection reaches)."""
-    return selection(count, start=VALIDATION_START, name="procedural-val")
+    :data:`VALIDATION_START` (drawn tasks no ``procedural`` selection reaches); version 2's
+    is ``procedural-v2-val``."""
+    name = "procedural-val" if version == 1 else f"procedural-v{version}-val"
+    return selection(count, start=VALIDATION_START, name=name, version=version)
+
+
+def v2_selection(count: int | None = None) -> list[str]:
+    """Ids of the ``procedural-v2`` selection: :func:`selection` of the v2 families."""
+    return selection(count, name="procedural-v2", version=2)
+
+
+def v2_validation_selection(count: int | None = None) -> list[str]:
+    """Ids of the ``procedural-v2-val`` selection: :func:`validation_selection` of the v2
+    families (refused by ``lrgym train`` like ``procedural-val``)."""
+    return validation_selection(count, version=2)
 
 
 def is_validation_draw(task_id: str) -> bool:
-    """True for a drawn task of the validation family (index >= :data:`VALIDATION_START`)."""
+    """True for a drawn task of the validation family (index >= :data:`VALIDATION_START`)
+    of any version."""
     drawn = spec(task_id)
-    procedural = set(FAMILIES_V0.values()) | set(FAMILIES.values())
+    procedural = {i for families in VERSIONS.values() for i in families.values()}
     return drawn.family in procedural and drawn.kwargs["index"] >= VALIDATION_START
 
 
-for _version, _ids in enumerate((FAMILIES_V0, FAMILIES)):
+for _version, _ids in VERSIONS.items():
     for _family, _id in _ids.items():
         register_family(
             _id,
@@ -409,3 +492,5 @@ for _version, _ids in enumerate((FAMILIES_V0, FAMILIES)):
         )
 register_group("procedural", selection)
 register_group("procedural-val", validation_selection)
+register_group("procedural-v2", v2_selection)
+register_group("procedural-v2-val", v2_validation_selection)

@@ -419,9 +419,10 @@ def _trained(task, compile: bool | None) -> BatchedRuns:
 
 
 @pytest.mark.skipif(not compiler_available(), reason="no C++ compiler: the default is eager")
-def test_the_default_path_compiles_and_equals_the_eager_steps(monkeypatch):
+@pytest.mark.parametrize("optimizer", ["adam", "nesterov", "rmsprop", "adagrad"])
+def test_the_default_path_compiles_and_equals_the_eager_steps(monkeypatch, optimizer):
     monkeypatch.delenv(COMPILE_ENV, raising=False)  # the default a user gets
-    task = task_with("lrgym/IllConditionedRegression-v0", optimizer="adam", weight_decay=1e-3)
+    task = task_with("lrgym/IllConditionedRegression-v0", optimizer=optimizer, weight_decay=1e-3)
     eager, compiled = _trained(task, False), _trained(task, None)
     assert compiled.compile and not eager.compile
     for name, p in eager.params.items():

@@ -8,6 +8,8 @@
   loaders replaced by ones that fail).
 * Each family passes ``lrgym check``, the batched engine takes every family marked
   batchable, and ``lrgym train --tasks meta-train,procedural --batched 4`` runs.
+* Version 2: v1's tasks with six optimizers drawn (v0's and v1's draws unchanged), each
+  batchable, with its own selections, whose validation draws training refuses.
 """
 
 from __future__ import annotations
@@ -37,14 +39,17 @@ from lrgym.tasks.procedural import (
     BATCHABLE,
     EXCLUDED_DATA,
     FAMILIES,
+    FAMILIES_V0,
+    FAMILIES_V2,
     FAMILY_SIZE,
     SELECTED_PER_FAMILY,
+    V2_OPTIMIZERS,
     VALIDATION_START,
     draw_spec,
     draw_task,
     is_validation_draw,
 )
-from lrgym.vector import BatchedRuns, check_batchable
+from lrgym.vector import BatchedLRControlEnv, BatchedRuns, check_batchable
 
 N_DRAWS = 300
 """Indices per family drawn (specs only: cheap) for distinctness and hygiene."""
@@ -65,11 +70,13 @@ def _spec_key(spec: dict) -> str:
 
 
 def test_families_registered_but_not_in_split_selections():
-    for family_id in FAMILIES.values():
+    for family_id in [*FAMILIES.values(), *FAMILIES_V2.values()]:
         assert lrgym.spec(family_id).is_family
         assert lrgym.spec(family_id).size == FAMILY_SIZE
-        assert family_id in lrgym.task_ids(variants=True)
+        # v1 is listed among superseded versions since v2 exists (the selections draw v1)
+        assert family_id in lrgym.task_ids(variants=True, superseded=True)
         assert family_id not in lrgym.task_ids()
+    assert set(FAMILIES_V2.values()) <= set(lrgym.task_ids(variants=True))
     for name in ("meta-train", "all"):
         assert not any("Procedural" in t for t in lrgym.select_tasks([name]))
 
@@ -293,11 +300,16 @@ def test_sources_never_touch_excluded_loaders(monkeypatch):
 # --- contract, batching, training ----------------------------------------------------------
 
 
+@pytest.mark.parametrize("version", [1, 2])
 @pytest.mark.parametrize("family", list(FAMILIES))
-def test_family_passes_lrgym_check(family):
-    task_id = drawn_id(FAMILIES[family], 1)
+def test_family_passes_lrgym_check(family, version):
+    task_id = drawn_id(procedural.VERSIONS[version][family], 1)
     results = check_task(task_id, steps=10)
-    assert all(r.passed for r in results), [(r.name, r.detail) for r in results if not r.passed]
+    failed = [(r.name, r.detail) for r in results if not r.passed]
+    if version == 1:  # Gymnasium warns that a v1 id is out of date beside v2's: only that
+        stale = r"\S*WARN: The environment \S+ is out of date\.[^;]*"
+        failed = [(n, d) for n, d in failed if not re.fullmatch(stale, d)]
+    assert not failed
 
 
 @pytest.mark.parametrize("family", [f for f, ok in BATCHABLE.items() if ok])
@@ -359,3 +371,125 @@ def test_train_named_and_procedural_batched_end_to_end(tmp_path):
     table = next(iter(card.evaluation.values()))  # scored on validation draws instead
     assert all(task in table for task in validation_tasks(card.tasks))
     assert not any(task in table for task in card.tasks[1:])
+
+
+# --- version 2: six optimizers -------------------------------------------------------------
+
+N_V2 = 200
+"""Indices per family whose specs the v2 tests draw."""
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_v0_and_v1_keep_their_optimizers(family):
+    """v2's draws come after v1's, from a generator of their own: v0 and v1 still draw
+    SGD, Adam or AdamW, the same per index."""
+    drawn = set()
+    for i in range(N_V2):
+        v0, v1 = draw_spec(i, family, version=0), draw_spec(i, family, version=1)
+        same = ("optimizer", "default_lr", "weight_decay")
+        assert {k: v1[k] for k in same} == {k: v0[k] for k in same}
+        drawn.add(v1["optimizer"])
+    assert drawn == {"sgd", "adam", "adamw"}
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_v2_is_v1_with_six_optimizers(family):
+    drawn = set()
+    for i in range(N_V2):
+        v1, v2 = draw_spec(i, family, version=1), draw_spec(i, family, version=2)
+        redrawn = ("optimizer", "default_lr", "weight_decay", "version")
+        assert {k: v for k, v in v2.items() if k not in redrawn} == {
+            k: v for k, v in v1.items() if k not in redrawn
+        }
+        optimizer, lr, wd = v2["optimizer"], v2["default_lr"], v2["weight_decay"]
+        assert v2["version"] == 2 and optimizer in V2_OPTIMIZERS
+        if optimizer in ("sgd", "nesterov"):
+            lrs = procedural.SGD_LRS
+            if v2["data"]["task"] == "regression":
+                lrs = procedural.SGD_REGRESSION_LRS
+        else:
+            lrs = procedural.ADAGRAD_LRS if optimizer == "adagrad" else procedural.ADAM_LRS
+        assert lr in lrs
+        assert (1e-4 <= wd <= 5e-2) if optimizer == "adamw" else wd in (0.0, 1e-5, 1e-4, 5e-4)
+        drawn.add(optimizer)
+    assert drawn == set(V2_OPTIMIZERS)  # every optimizer, in every family
+    assert draw_spec(7, family, version=2) == draw_spec(7, family, version=2)
+    with pytest.raises(ValueError, match="version must be one of 0, 1, 2"):
+        draw_spec(7, family, version=3)
+
+
+V2_CLASSES = {
+    "sgd": torch.optim.SGD,
+    "nesterov": torch.optim.SGD,
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "rmsprop": torch.optim.RMSprop,
+    "adagrad": torch.optim.Adagrad,
+}
+
+
+def _first_v2_draws() -> list[tuple[str, int]]:
+    """One (family, index) per optimizer: the first index drawing it, families in turn."""
+    found: dict[str, tuple[str, int]] = {}
+    families = list(FAMILIES)
+    for n in range(4 * N_V2):
+        family, index = families[n % len(families)], n // len(families)
+        found.setdefault(draw_spec(index, family, version=2)["optimizer"], (family, index))
+        if len(found) == len(V2_OPTIMIZERS):
+            break
+    return [found[o] for o in V2_OPTIMIZERS]
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "drawn"), list(zip(V2_OPTIMIZERS, _first_v2_draws(), strict=True))
+)
+def test_v2_tasks_build_batch_and_decide(optimizer, drawn):
+    family, index = drawn
+    task_id = drawn_id(FAMILIES_V2[family], index)
+    task = lrgym.make_task(task_id)
+    assert task.info == draw_task(index, family, version=2).info
+    assert task.optimizer == optimizer
+    check_batchable(task)
+    runs = BatchedRuns(task, 2)
+    lr = task.info.default_lr
+    for slot in range(2):
+        runs.load(slot, 40 + slot, lr)
+    reports = runs.train(5)
+    single = task.build(41, lr)
+    assert type(single.optimizer) is V2_CLASSES[optimizer]
+    assert single.optimizer.param_groups[0].get("nesterov", False) == (optimizer == "nesterov")
+    np.testing.assert_allclose(reports[1].losses, single.train(5).losses, rtol=1e-4)
+    single.close()
+    venv = BatchedLRControlEnv(task_id, 2)  # one decision of the batched env
+    assert venv.batched
+    venv.reset(seed=0)
+    obs, rewards, *_ = venv.step(np.zeros((2, 1), np.float32))
+    assert np.isfinite(obs).all() and np.isfinite(rewards).all()
+    venv.close()
+
+
+def test_v2_selections_and_their_validation_draws(tmp_path):
+    chosen = lrgym.select_tasks(["procedural-v2"])
+    expected = {drawn_id(f, i) for f in FAMILIES_V2.values() for i in range(SELECTED_PER_FAMILY)}
+    assert len(chosen) == 32 and set(chosen) == expected
+    assert lrgym.select_tasks(["procedural-v2:6"]) == [
+        drawn_id(FAMILIES_V2[f], i) for i, f in [(0, "mlp"), (0, "cnn"), (0, "attention"),
+                                                 (0, "rnn"), (1, "mlp"), (1, "cnn")]
+    ]  # fmt: skip
+    val = lrgym.select_tasks(["procedural-v2-val"])
+    assert len(val) == 32 and all(is_validation_draw(t) and t.endswith("-v2") for t in val)
+    assert len(lrgym.select_tasks(["procedural-v2-val:5"])) == 5
+    widest = lrgym.select_tasks([f"procedural-v2:{4 * VALIDATION_START}"])
+    assert not any(is_validation_draw(t) for t in widest)
+    with pytest.raises(ValueError, match="procedural-v2-val:N draws 1 to 4000"):
+        lrgym.select_tasks([f"procedural-v2-val:{4 * VALIDATION_START + 1}"])
+    # the v1 selections are unchanged
+    assert all(t.endswith("-v1") for t in lrgym.select_tasks(["procedural", "procedural-val"]))
+    assert lrgym.select_tasks(["procedural:3"]) == [drawn_id(FAMILIES[f], 0) for f in FAMILIES][:3]
+    assert is_validation_draw(drawn_id(FAMILIES_V0["mlp"], VALIDATION_START))
+    for tasks in (["procedural-v2-val:2"], ["procedural-v2", val[5]]):
+        cfg = load_config(None, tasks=tasks, out=str(tmp_path / "a"))
+        with pytest.raises(ConfigError, match="validation family"):
+            meta_train_tasks(cfg)
+    cfg = load_config(None, tasks=["procedural-v2:4"], out=str(tmp_path / "b"))
+    assert meta_train_tasks(cfg) == lrgym.select_tasks(["procedural-v2:4"])
