@@ -84,13 +84,15 @@ momentum; Adagrad ε 1e-10), each a sixth, with its own default LR and weight de
 decision interval are v1's. The default LRs: SGD and Nesterov as v1's SGD
 (:data:`SGD_LRS`, :data:`SGD_REGRESSION_LRS` on regression), Adam, AdamW and RMSprop
 :data:`ADAM_LRS` (RMSprop's steady-state step is about its LR, as Adam's; without bias
-correction its first steps are up to 10x larger, which 3e-3 still absorbs), Adagrad
-:data:`ADAGRAD_LRS` (its step is LR / sqrt(number of steps) per unit gradient, so it
-starts larger and decays: 1e-2, torch's default, to 1e-1). The weight decay as v1's:
+correction its first steps are larger, up to 10x at α 0.99), Adagrad :data:`ADAGRAD_LRS`
+(under a steady gradient its step is LR / sqrt(steps taken), so its LR sits higher:
+1e-2, torch's default, to 1e-1). The weight decay as v1's:
 AdamW 1e-4 to 5e-2, otherwise 0 (60%) or 1e-5 to 5e-4. v2 draws these from a generator
 of its own (:func:`draw_v2_optimizer`) after every v1 draw, so v0's and v1's tasks stay
 byte-for-byte what they were; the selections ``procedural``/``procedural-val`` still
-draw v1 (a registered v2 makes v1 *superseded* in ``task_ids``' sense only: listings).
+draw v1 (with v2 registered, v1 counts as superseded in ``task_ids``' listings and
+Gymnasium warns that a v1 id is out of date when ``lrgym.make``/``lrgym check`` makes
+its env; the drawn tasks and training are unaffected).
 Changing what an index draws means a new id version.
 """
 
