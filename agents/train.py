@@ -75,7 +75,8 @@ def meta_train_tasks(config: TrainConfig) -> list[str]:
         raise ConfigError(
             f"{', '.join(validation[:3])}{' ...' if len(validation) > 3 else ''}: drawn tasks "
             "of the procedural validation family (indices 1000-1999) are kept for model "
-            "selection and never trained on; train on `procedural` or `procedural:N`"
+            "selection and never trained on; train on `procedural`, `procedural:N`, "
+            "`procedural-v2` or `procedural-v2:N`"
         )
     held_out = [t for t in tasks if make_task(t).info.split != "meta-train"]
     if held_out:
@@ -110,10 +111,17 @@ def validation_tasks(tasks: list[str]) -> list[str]:
     training never draws) and, in place of drawn procedural tasks, as many drawn tasks of
     the procedural validation family (at most :data:`VALIDATION_DRAWS`), which no
     training run sees."""
-    drawn = [t for t in tasks if spec(t).family in procedural.FAMILIES.values()]
-    kept = [t for t in tasks if t not in drawn]
-    if drawn:
-        kept += procedural.validation_selection(min(len(drawn), VALIDATION_DRAWS))
+    version_of = {f: v for v, ids in procedural.VERSIONS.items() for f in ids.values()}
+    drawn: dict[int, int] = {}  # version → drawn training tasks of that version
+    kept = []
+    for t in tasks:
+        version = version_of.get(spec(t).family)
+        if version is None:
+            kept.append(t)
+        else:
+            drawn[version] = drawn.get(version, 0) + 1
+    for version, count in sorted(drawn.items()):
+        kept += procedural.validation_selection(min(count, VALIDATION_DRAWS), version=version)
     return kept
 
 

@@ -32,7 +32,7 @@ import lrgym
 from lrgym.agents.config import ConfigError, load_config
 from lrgym.agents.train import meta_train_tasks, validation_episodes, validation_tasks
 from lrgym.cli import app
-from lrgym.core.registration import UnknownTaskError, drawn_id
+from lrgym.core.registration import UnknownTaskError, drawn_id, select_tasks
 from lrgym.harness.check import check_task
 from lrgym.tasks import procedural, procedural_data, procedural_sources
 from lrgym.tasks.procedural import (
@@ -159,6 +159,14 @@ def test_meta_train_accepts_procedural_and_validates_each_drawn_task_once(tmp_pa
     scored = validation_tasks(tasks)  # what training selects on: validation draws instead
     assert scored[:named] == tasks[:named] and len(scored) == named + 32
     assert all(is_validation_draw(t) for t in scored[named:])
+
+
+def test_each_versions_drawn_tasks_are_scored_on_that_versions_validation_draws():
+    tasks = select_tasks(["lrgym/DigitsMLP-v0", "procedural:3", "procedural-v2:2"])
+    scored = validation_tasks(tasks)
+    assert scored[0] == "lrgym/DigitsMLP-v0" and len(scored) == 6
+    assert [t.rsplit("-", 1)[1] for t in scored[1:]] == ["v1"] * 3 + ["v2"] * 2
+    assert all(is_validation_draw(t) for t in scored[1:])
 
 
 # --- determinism and distinctness ----------------------------------------------------------
