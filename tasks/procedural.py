@@ -35,9 +35,9 @@ classes, random class merges, label noise up to 20%) and regression (target nois
 to 16 pure-noise features are added to a quarter of the tabular tasks. See
 :mod:`lrgym.tasks.procedural_data`; the architectures: :mod:`lrgym.tasks.procedural_archs`.
 
-Training: SGD with momentum 0.9, Adam or AdamW (each a third), a default LR of 3e-3 to
-3e-2 (SGD; 1e-3 to 1e-2 on regression) or 3e-4 to 3e-3 (Adam, AdamW), weight decay
-(AdamW 1e-4 to 5e-2, otherwise 0 or up to 5e-4), batch size 16-256 (at most half the
+Training: SGD with momentum 0.9, Adam or AdamW (each a third; v2: six optimizers), a
+default LR and weight decay per optimizer (:mod:`lrgym.tasks.procedural_optimizers`),
+batch size 16-256 (at most half the
 training split, and halved while a step would cost more than :data:`MAX_STEP_MACS`), a
 step budget of 200-3,000 (log-uniform) and a decision interval giving 8-50 decisions per
 run.
@@ -77,22 +77,13 @@ and at most :data:`V1_VAL_SIZE` validation samples. v0's decisions cost 0.1-2.3 
 CPU per 8 batched runs against 23-75 ms for the named tasks; v1 keeps the dynamics (the
 same data, optimizers, LRs and step budgets) at about a named task's cost per decision
 (docs/results/benchmarks.md). ``-v2`` ids (:data:`FAMILIES_V2`) are v1's tasks with the
-optimizer drawn from six: SGD with momentum 0.9, SGD with Nesterov momentum 0.9, Adam,
-AdamW, RMSprop and Adagrad (torch's defaults otherwise: RMSprop α 0.99, ε 1e-8, no
-momentum; Adagrad ε 1e-10), each a sixth, with its own default LR and weight decay
-(:func:`draw_v2_optimizer`); the data, architecture, batch size, step budget and
-decision interval are v1's. The default LRs: SGD and Nesterov as v1's SGD
-(:data:`SGD_LRS`, :data:`SGD_REGRESSION_LRS` on regression), Adam, AdamW and RMSprop
-:data:`ADAM_LRS` (RMSprop's steady-state step is about its LR, as Adam's; without bias
-correction its first steps are larger, up to 10x at α 0.99), Adagrad :data:`ADAGRAD_LRS`
-(under a steady gradient its step is LR / sqrt(steps taken), so its LR sits higher:
-1e-2, torch's default, to 1e-1). The weight decay as v1's:
-AdamW 1e-4 to 5e-2, otherwise 0 (60%) or 1e-5 to 5e-4. v2 draws these from a generator
-of its own (:func:`draw_v2_optimizer`) after every v1 draw, so v0's and v1's tasks stay
-byte-for-byte what they were; the selections ``procedural``/``procedural-val`` still
-draw v1 (with v2 registered, v1 counts as superseded in ``task_ids``' listings and
-Gymnasium warns that a v1 id is out of date when ``lrgym.make``/``lrgym check`` makes
-its env; the drawn tasks and training are unaffected).
+optimizer, default LR and weight decay drawn again from six optimizers
+(:mod:`lrgym.tasks.procedural_optimizers`), from a generator of its own after every v1
+draw, so v0's and v1's tasks stay byte-for-byte what they were. The selections
+``procedural``/``procedural-val`` still draw v1 (with v2 registered, v1 counts as
+superseded in ``task_ids``' listings, and Gymnasium warns that a v1 id is out of date
+when ``lrgym.make``/``lrgym check`` makes its env; drawn tasks and training are
+unaffected).
 Changing what an index draws means a new id version.
 """
 
@@ -110,6 +101,7 @@ from lrgym.core.registration import drawn_id, register_family, register_group, s
 from lrgym.core.task import TaskInfo
 from lrgym.tasks import procedural_data
 from lrgym.tasks.procedural_archs import choice, draw_arch, macs, shrink
+from lrgym.tasks.procedural_optimizers import V1_OPTIMIZERS, V2_OPTIMIZERS, draw_optimizer
 
 if TYPE_CHECKING:
     from lrgym.backends.torch_trainee import TorchTask
@@ -182,13 +174,6 @@ V1_VAL_SIZE = 256
 the 20% split): every decision validates, so this caps evaluation's cost too."""
 
 _FAMILY_CODES = {"mlp": 1, "cnn": 2, "attention": 3, "rnn": 4}
-SGD_LRS = (3e-3, 1e-2, 3e-2)
-SGD_REGRESSION_LRS = (1e-3, 3e-3, 1e-2)
-ADAM_LRS = (3e-4, 1e-3, 3e-3)
-ADAGRAD_LRS = (1e-2, 3e-2, 1e-1)
-V2_OPTIMIZERS = ("sgd", "nesterov", "adam", "adamw", "rmsprop", "adagrad")
-"""Version 2's optimizers (names of :data:`lrgym.backends.torch_trainee.OPTIMIZERS`),
-each drawn with probability 1/6."""
 _V2_STREAM = 2
 """Appended to a task's seed words for the generator of v2's optimizer draws."""
 
@@ -203,7 +188,8 @@ def draw_spec(index: int, family: str = "mlp", seed: int = 0, version: int = 0) 
     is made). ``seed`` selects another universe of tasks (the registered ids use 0);
     ``version`` 0 is the original generator, 1 caps a decision's compute (see
     :data:`V1_MAX_INTERVAL`) and draws nothing else, 2 is v1 with the optimizer, default
-    LR and weight decay drawn again from six optimizers (:func:`draw_v2_optimizer`).
+    LR and weight decay drawn again from six optimizers
+    (:func:`~lrgym.tasks.procedural_optimizers.draw_optimizer`).
     """
     if version not in VERSIONS:
         raise ValueError(f"version must be one of {', '.join(map(str, VERSIONS))}, got {version!r}")
@@ -223,15 +209,7 @@ def draw_spec(index: int, family: str = "mlp", seed: int = 0, version: int = 0) 
     data = procedural_data.draw_data(rng, kind, max_length=16 if family == "rnn" else 24)
     arch = draw_arch(rng, family, data)
 
-    optimizer = choice(rng, ("sgd", "adam", "adamw"))
-    lrs = ADAM_LRS
-    if optimizer == "sgd":  # MSE gradients scale with the targets: a step lower
-        lrs = SGD_LRS if data["task"] == "classification" else SGD_REGRESSION_LRS
-    default_lr = float(choice(rng, lrs))
-    if optimizer == "adamw":
-        weight_decay = float(choice(rng, (1e-4, 1e-3, 1e-2, 5e-2)))
-    else:
-        weight_decay = 0.0 if rng.uniform() < 0.6 else float(choice(rng, (1e-5, 1e-4, 5e-4)))
+    optimizer, default_lr, weight_decay = draw_optimizer(rng, data["task"], V1_OPTIMIZERS)
     n_train = _train_size(data)
     batch = int(choice(rng, (16, 32, 64, 128, 256)))
     while batch > 16 and batch > n_train // 2:
@@ -254,7 +232,7 @@ def draw_spec(index: int, family: str = "mlp", seed: int = 0, version: int = 0) 
         interval = min(interval, V1_MAX_INTERVAL)
     if version >= 2:  # after every v1 draw, from a generator of its own: v0/v1 unchanged
         v2_rng = np.random.default_rng(np.random.SeedSequence([*words, _V2_STREAM]))
-        optimizer, default_lr, weight_decay = draw_v2_optimizer(v2_rng, data["task"])
+        optimizer, default_lr, weight_decay = draw_optimizer(v2_rng, data["task"], V2_OPTIMIZERS)
     return {
         "family": family,
         "index": index,
@@ -269,33 +247,6 @@ def draw_spec(index: int, family: str = "mlp", seed: int = 0, version: int = 0) 
         "decision_interval": interval,
         "version": version,
     }
-
-
-def draw_v2_optimizer(rng: np.random.Generator, task: str) -> tuple[str, float, float]:
-    """Version 2's ``(optimizer, default_lr, weight_decay)`` of one drawn task.
-
-    Args:
-        rng: The task's v2 generator (drawn from here only, so v0's and v1's draws stay).
-        task: ``"classification"`` or ``"regression"`` (SGD's LRs are a step lower on
-            regression, whose MSE gradients scale with the targets).
-
-    Returns:
-        One of :data:`V2_OPTIMIZERS` (uniform), an LR from its list (uniform: SGD and
-        Nesterov :data:`SGD_LRS` or :data:`SGD_REGRESSION_LRS`; Adam, AdamW and RMSprop
-        :data:`ADAM_LRS`; Adagrad :data:`ADAGRAD_LRS`) and a weight decay as v1 draws it
-        (AdamW 1e-4 to 5e-2; otherwise 0 with probability 0.6, else 1e-5 to 5e-4).
-    """
-    optimizer = choice(rng, V2_OPTIMIZERS)
-    if optimizer in ("sgd", "nesterov"):
-        lrs = SGD_LRS if task == "classification" else SGD_REGRESSION_LRS
-    else:
-        lrs = ADAGRAD_LRS if optimizer == "adagrad" else ADAM_LRS
-    default_lr = float(choice(rng, lrs))
-    if optimizer == "adamw":
-        weight_decay = float(choice(rng, (1e-4, 1e-3, 1e-2, 5e-2)))
-    else:
-        weight_decay = 0.0 if rng.uniform() < 0.6 else float(choice(rng, (1e-5, 1e-4, 5e-4)))
-    return str(optimizer), default_lr, weight_decay
 
 
 def _train_size(data: Mapping[str, Any]) -> int:

@@ -35,6 +35,7 @@ from lrgym.cli import app
 from lrgym.core.registration import UnknownTaskError, drawn_id, select_tasks
 from lrgym.harness.check import check_task
 from lrgym.tasks import procedural, procedural_data, procedural_sources
+from lrgym.tasks import procedural_optimizers as opt
 from lrgym.tasks.procedural import (
     BATCHABLE,
     EXCLUDED_DATA,
@@ -43,12 +44,12 @@ from lrgym.tasks.procedural import (
     FAMILIES_V2,
     FAMILY_SIZE,
     SELECTED_PER_FAMILY,
-    V2_OPTIMIZERS,
     VALIDATION_START,
     draw_spec,
     draw_task,
     is_validation_draw,
 )
+from lrgym.tasks.procedural_optimizers import V2_OPTIMIZERS
 from lrgym.vector import BatchedLRControlEnv, BatchedRuns, check_batchable
 
 N_DRAWS = 300
@@ -412,11 +413,11 @@ def test_v2_is_v1_with_six_optimizers(family):
         optimizer, lr, wd = v2["optimizer"], v2["default_lr"], v2["weight_decay"]
         assert v2["version"] == 2 and optimizer in V2_OPTIMIZERS
         if optimizer in ("sgd", "nesterov"):
-            lrs = procedural.SGD_LRS
+            lrs = opt.SGD_LRS
             if v2["data"]["task"] == "regression":
-                lrs = procedural.SGD_REGRESSION_LRS
+                lrs = opt.SGD_REGRESSION_LRS
         else:
-            lrs = procedural.ADAGRAD_LRS if optimizer == "adagrad" else procedural.ADAM_LRS
+            lrs = opt.ADAGRAD_LRS if optimizer == "adagrad" else opt.ADAM_LRS
         assert lr in lrs
         assert (1e-4 <= wd <= 5e-2) if optimizer == "adamw" else wd in (0.0, 1e-5, 1e-4, 5e-4)
         drawn.add(optimizer)
