@@ -111,11 +111,10 @@ def validation_tasks(tasks: list[str]) -> list[str]:
     training never draws) and, in place of drawn procedural tasks, as many drawn tasks of
     the procedural validation family (at most :data:`VALIDATION_DRAWS`), which no
     training run sees."""
-    version_of = {f: v for v, ids in procedural.VERSIONS.items() for f in ids.values()}
     drawn: dict[int, int] = {}  # version → drawn training tasks of that version
     kept = []
     for t in tasks:
-        version = version_of.get(spec(t).family)
+        version = procedural.drawn_version(t)
         if version is None:
             kept.append(t)
         else:

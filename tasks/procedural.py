@@ -416,23 +416,17 @@ def validation_selection(count: int | None = None, version: int = 1) -> list[str
     return selection(count, start=VALIDATION_START, name=name, version=version)
 
 
-def v2_selection(count: int | None = None) -> list[str]:
-    """Ids of the ``procedural-v2`` selection: :func:`selection` of the v2 families."""
-    return selection(count, name="procedural-v2", version=2)
-
-
-def v2_validation_selection(count: int | None = None) -> list[str]:
-    """Ids of the ``procedural-v2-val`` selection: :func:`validation_selection` of the v2
-    families (refused by ``lrgym train`` like ``procedural-val``)."""
-    return validation_selection(count, version=2)
+def drawn_version(task_id: str) -> int | None:
+    """The version of a drawn procedural task (``lrgym/ProceduralMLP-17-v1`` → 1), None for
+    any other task."""
+    family = spec(task_id).family
+    return next((v for v, ids in VERSIONS.items() if family in ids.values()), None)
 
 
 def is_validation_draw(task_id: str) -> bool:
     """True for a drawn task of the validation family (index >= :data:`VALIDATION_START`)
     of any version."""
-    drawn = spec(task_id)
-    procedural = {i for families in VERSIONS.values() for i in families.values()}
-    return drawn.family in procedural and drawn.kwargs["index"] >= VALIDATION_START
+    return drawn_version(task_id) is not None and spec(task_id).kwargs["index"] >= VALIDATION_START
 
 
 for _version, _ids in VERSIONS.items():
@@ -445,5 +439,5 @@ for _version, _ids in VERSIONS.items():
         )
 register_group("procedural", selection)
 register_group("procedural-val", validation_selection)
-register_group("procedural-v2", v2_selection)
-register_group("procedural-v2-val", v2_validation_selection)
+register_group("procedural-v2", partial(selection, name="procedural-v2", version=2))
+register_group("procedural-v2-val", partial(validation_selection, version=2))
