@@ -41,6 +41,15 @@ class PPOConfig:
     net_arch: list[int] = field(default_factory=lambda: [64, 64])
 
 
+SHIPPED_ACTION: dict[str, Any] = {
+    "base": "cosine",
+    "base_floor": 0.01,
+    "early_log2_step": 3.0,
+    "early_decisions": 3,
+    "guard": True,
+}
+"""The shipped recipe's action map (agents/recipes/broad.yaml), ``lrgym train``'s default."""
+
 MAX_BATCHED = 4096
 """Most runs per task in one batched worker."""
 
@@ -49,8 +58,9 @@ MAX_BATCHED = 4096
 class TrainConfig:
     """Everything `lrgym train` needs.
 
-    The defaults are the shipped agent's recipe (agents/recipes/default.yaml: batched
-    runs, mixed validation cadences) scaled to 30k decisions, a few minutes on 2 cores.
+    The defaults are the shipped agent's recipe (agents/recipes/broad.yaml: batched runs,
+    mixed validation cadences, the action map v2 with the harm guard) scaled to 30k
+    decisions on the nine named meta-train tasks, a few minutes on 2 cores.
 
     Attributes:
         name: Agent name, recorded in its card.
@@ -109,9 +119,11 @@ class TrainConfig:
             ``CUDA_VISIBLE_DEVICES`` for it).
         action: How an action moves the LR (:class:`~lrgym.core.actions.LogLRAction`'s
             fields: ``max_log2_step``, ``early_log2_step``, ``early_decisions``, ``base``,
-            ``base_floor``, ``guard``, ``min_lr``, ``max_lr``); empty keeps the default
-            (one octave per decision, constant base, no guard). Recorded in the card, so
-            the deployed scheduler acts exactly as in training.
+            ``base_floor``, ``guard``, ``min_lr``, ``max_lr``). The default is the shipped
+            recipe's (:data:`SHIPPED_ACTION`: a cosine base to 1%, an 8x range in the first
+            3 decisions, the harm guard); ``{}`` is :class:`~lrgym.core.actions.LogLRAction`'s
+            own default (one octave per decision, constant base, no guard). Recorded in the
+            card, so the deployed scheduler acts exactly as in training.
         ppo: PPO hyperparameters.
     """
 
@@ -137,7 +149,7 @@ class TrainConfig:
     address: str | None = None
     cpus_per_env: float = 1.0
     gpus_per_env: float = 0.0
-    action: dict[str, Any] = field(default_factory=dict)
+    action: dict[str, Any] = field(default_factory=lambda: dict(SHIPPED_ACTION))
     ppo: PPOConfig = field(default_factory=PPOConfig)
 
     @property

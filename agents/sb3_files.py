@@ -189,7 +189,7 @@ def rebuild_training_state(agent_dir: str | Path) -> None:
     agent_dir = Path(agent_dir)
     agent = load_agent(agent_dir)
     card = load_card(agent_dir)
-    config = TrainConfig(**{**card.config, "out": str(agent_dir)})
+    config = TrainConfig(**{"action": card.action, **card.config, "out": str(agent_dir)})
     weights = agent.policy
     vecnormalize = VecNormalize(
         spaces_only(len(card.features), len(card.hparams)),

@@ -409,7 +409,13 @@ def sensitive_agent(hparams: tuple[str, ...]) -> Recording:
 
 def env_trace(agent: Agent, task: str, hparams, total: int, k: int, lr0: float, seed: int):
     """Hyperparameters each chunk trained with, driving the env."""
-    env = gymnasium.make(task, total_steps=total, decision_interval=k, hparams=hparams)
+    env = gymnasium.make(
+        task,
+        total_steps=total,
+        decision_interval=k,
+        hparams=hparams,
+        action_map=agent.action_map,  # as training ran it: the scheduler reads it from the card
+    )
     obs, info = env.reset(options={"initial_lr": lr0, "run_seed": seed})
     trace, done = [], False
     while not done:

@@ -91,7 +91,9 @@ def feature_diff(a: np.ndarray, b: np.ndarray) -> list[tuple[str, float, float]]
 
 def env_trace(agent: Recording, seed: int) -> list[float]:
     """LR of every chunk, then the LR the last decision sets, driving the env."""
-    env = gymnasium.make(TASK, total_steps=TOTAL, decision_interval=K).unwrapped
+    env = gymnasium.make(
+        TASK, total_steps=TOTAL, decision_interval=K, action_map=agent.action_map
+    ).unwrapped
     obs, info = env.reset(options={"initial_lr": LR0, "run_seed": seed})
     lrs, done = [], False
     while not done:
@@ -99,7 +101,8 @@ def env_trace(agent: Recording, seed: int) -> list[float]:
         obs, _, done, _, info = env.step(np.array([action], dtype=np.float32))
         lrs.append(info["lr"])
     assert not info["diverged"] and info["steps"] == TOTAL
-    lrs.append(env.action_map.apply(info["lr"], agent.act(obs)))  # decision on the last chunk
+    env.path.apply(agent.act(obs), env.trainee.optimizer)  # the decision on the last chunk
+    lrs.append(env.path.lr(env.trainee.optimizer))
     env.close()
     return lrs
 
