@@ -35,6 +35,7 @@ from lrgym.agents.training_state import (
     state_files,
     write_state,
 )
+from lrgym.core.actions import LogLRAction
 from lrgym.core.signals import OBS_BOUND
 from lrgym.deploy.agent import (
     CONVERT_COMMAND,
@@ -84,6 +85,13 @@ def check_init_from(config: TrainConfig) -> None:
         raise ConfigError(
             f"init_from: the agent controls {card.hparams}, the config {config.hparams}; "
             "pass --hparams to match"
+        )
+    if LogLRAction(**card.action) != config.action_map:
+        raise ConfigError(
+            f"init_from: the agent acts through the action map {card.action}, the config "
+            f"through {config.action}; its policy would act differently. Set the config's "
+            f"action: to the agent's (a YAML file passed with --config; action: {{}} for "
+            f"agents trained before the action map v2)"
         )
 
 

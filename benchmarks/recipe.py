@@ -1,7 +1,7 @@
 """The learned-scheduler recipe against every controller, for each of its training seeds.
 
 One command regenerates the issue-13 evidence (bars 1-5) for agents trained with the same
-recipe and different training seeds (``lrgym train --config agents/recipes/default.yaml
+recipe and different training seeds (``lrgym train --config agents/recipes/broad.yaml
 --seed S``):
 
 1. Peers: every other controller (the seven static schedules, feedback rule,
@@ -30,7 +30,8 @@ recipe and different training seeds (``lrgym train --config agents/recipes/defau
         runs/recipe/seed2 runs/recipe/seed3 --seeds 5 --real-seeds 3 --workers 2 \\
         --pbt-seeds 1 --readme README.md --card trained_agents/default
 
-Which agent ships is fixed before this runs (seed 0); this script only measures.
+Which agent ships is fixed before this runs (on the validation slice,
+``benchmarks/validation_slice.py``); this script only measures.
 Results land in ``results/recipe/`` (not committed; a stage whose files exist is reused,
 so an interrupted run continues). The two heavy real tasks (ResNet-18, MiniLM: about
 90-120 s per 100 steps on 2 CPU cores) are left out of the grids here.

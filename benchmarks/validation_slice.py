@@ -14,7 +14,7 @@ Prints, per task and overall, each one's mean return (log L0/LT of the validatio
 loss, the reward agents are trained on) and mean final validation metric.
 
     python benchmarks/validation_slice.py --agents default runs/gen-seed0 \\
-        [--config agents/recipes/default.yaml] [--tasks meta-train procedural]
+        [--config agents/recipes/broad.yaml] [--tasks meta-train procedural]
 
 Drawn procedural tasks are scored as training scores them
 (:func:`lrgym.agents.train.validation_tasks`): drawn tasks of the validation family,
@@ -54,7 +54,7 @@ def run_slice(act: Act, action: LogLRAction, tasks: list[str], config, episodes)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agents", nargs="+", required=True, help="agent names or folders")
-    parser.add_argument("--config", default="agents/recipes/default.yaml")
+    parser.add_argument("--config", default="agents/recipes/broad.yaml")
     parser.add_argument("--tasks", nargs="+", default=None, help="default: the config's")
     args = parser.parse_args()
     config = load_config(args.config, tasks=args.tasks)

@@ -95,13 +95,23 @@ def test_train_help_defaults_are_the_config_defaults():
 
 
 def test_the_shipped_agent_comes_from_its_recipe_file():
-    shipped = json.loads((ROOT / "trained_agents" / "default" / "card.json").read_text())
-    recipe = load_config(ROOT / "agents" / "recipes" / "default.yaml", seed=shipped["seed"])
-    mine = recipe.to_dict()
+    """trained_agents/default (each member, if it is an ensemble) is broad.yaml at its seed,
+    and `lrgym train`'s defaults act as it does."""
+    folder = ROOT / "trained_agents" / "default"
+    shipped = json.loads((folder / "card.json").read_text())
+    members = shipped.get("members") or []
+    cards = [json.loads((folder / m / "card.json").read_text()) for m in members] or [shipped]
+    recipe_file = ROOT / "agents" / "recipes" / "broad.yaml"
     keys = ("tasks", "total_timesteps", "n_envs", "batched", "val_every", "seed", "eval_every")
-    for key in (*keys, "val_lrs", "default_lr_share", "hparams", "ppo"):
-        assert mine[key] == shipped["config"][key], key
-    assert shipped["command"].startswith("lrgym train --config agents/recipes/default.yaml")
+    for card in cards:
+        mine = load_config(recipe_file, seed=card["seed"]).to_dict()
+        for key in (*keys, "val_lrs", "default_lr_share", "hparams", "ppo", "action"):
+            assert mine[key] == card["config"][key], key
+        # a resumed run's card records the resume; its config is the run's own
+        assert re.match(
+            r"lrgym train (--config agents/recipes/broad\.yaml|--resume) ", card["command"]
+        )
+    assert TrainConfig().action == load_config(recipe_file).action
     assert TrainConfig().checkpoint_every <= 2000  # an interrupted default run can resume
 
 

@@ -253,10 +253,13 @@ def test_old_agent_is_refused_for_init_from_and_converts_into_another_folder(tmp
     assert result.exit_code == 0, result.output
     assert {p.name: p.read_bytes() for p in old.iterdir()} == before  # the source stays
     converted = read_training_state(tmp_path / "converted", TRAINING)
-    assert converted.tensors.keys() == state.tensors.keys()
-    assert converted.meta == state.meta
-    for key, value in state.tensors.items():
-        assert np.array_equal(converted.tensors[key], value), key
+    # an agent's two pickles never held the run's RNG states and return accumulators (a
+    # checkpoint's state JSON did): everything else converts tensor for tensor
+    run_state = {"rng.torch", "rng.numpy", "returns"}
+    assert converted.tensors.keys() == state.tensors.keys() - run_state
+    assert converted.meta == {k: v for k, v in state.meta.items() if k != "rng"}
+    for key, value in converted.tensors.items():
+        assert np.array_equal(value, state.tensors[key]), key
     result = cli("convert-agent", tmp_path / "converted")
     assert result.exit_code == 2 and "nothing to convert" in " ".join(result.output.split())
 

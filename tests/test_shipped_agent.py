@@ -95,6 +95,8 @@ def test_training_continues_from_the_shipped_agent(tmp_path):
 def test_init_from_is_checked_before_anything_runs(tmp_path):
     with pytest.raises(ConfigError, match="controls"):
         check_init_from(load_config(None, init_from=str(SHIPPED), hparams=["lr", "momentum"]))
+    with pytest.raises(ConfigError, match="action map"):  # the v1 map: it would act otherwise
+        check_init_from(load_config(None, init_from=str(SHIPPED), action={}))
     bare = tmp_path / "bare"
     shutil.copytree(SHIPPED, bare)
     (bare / TRAINING_FILES[0]).unlink()

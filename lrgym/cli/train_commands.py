@@ -56,8 +56,8 @@ def _train_option(name: str, help: str, *decls: str, **kwargs) -> typer.models.O
         "The defaults are the shipped agent's recipe (batched runs, mixed validation "
         "cadences, a cosine base with a wide early range and the harm guard) scaled to "
         "30k decisions on the nine named tasks, a few minutes on 2 cores; the shipped agents' "
-        "recipes are YAML files in agents/recipes/ (--config agents/recipes/default.yaml "
-        "retrains "
+        "recipes are YAML files in agents/recipes/ (--config agents/recipes/broad.yaml "
+        "--seed 1 retrains "
         'trained_agents/default). Needs the training extra: pip install "lrgym\\[train]".',
     )
 )
