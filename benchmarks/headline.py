@@ -33,7 +33,11 @@ from lrgym.io._atomic import atomic_path, write_text_atomic
 ROOT = Path(__file__).resolve().parents[1]
 SUMMARY = ROOT / "docs" / "results" / "recipe" / "summary.md"
 START, END = "<!-- headline:start -->", "<!-- headline:end -->"
-CELL = re.compile(r"^\**(?P<mean>-?[\d.]+) ± (?P<ci>[\d.]+)")
+CELL = re.compile(
+    r"^\**(?P<mean>-?[\d.]+) (?:± (?P<ci>[\d.]+)|\[(?P<low>-?[\d.]+), (?P<high>-?[\d.]+)\])"
+)
+"""A metric cell: ``mean ± ci``, or ``mean [low, high]`` where the interval was clipped to
+the metric's range (then the CI half-width is the wider side's)."""
 BEST = "**best** (or tied)"
 PEERS_IN_PLOT = 4
 """Peers drawn beside the agent: the ones with the highest reach, and constant LR."""
@@ -74,6 +78,13 @@ def shipped_section(summary: str) -> tuple[str, str]:
     return parts[1].strip(), parts[2]
 
 
+def _half_width(match: re.Match) -> float:
+    if match["ci"] is not None:
+        return float(match["ci"])
+    mean = float(match["mean"])
+    return max(mean - float(match["low"]), float(match["high"]) - mean)
+
+
 def plain(name: str) -> str:
     return name.strip("*")
 
@@ -87,7 +98,7 @@ def per_task(table: list[list[str]], learned: str, suite: str) -> list[list[str]
         for row in body:
             match = CELL.match(row[col])
             if match:
-                scores.append(Score(plain(row[0]), float(match["mean"]), float(match["ci"])))
+                scores.append(Score(plain(row[0]), float(match["mean"]), _half_width(match)))
         mine = next(s for s in scores if s.controller == learned)
         best = max((s for s in scores if s.controller != learned), key=lambda s: s.mean)
         if mine.mean >= best.mean:

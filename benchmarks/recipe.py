@@ -28,7 +28,7 @@ recipe and different training seeds (``lrgym train --config agents/recipes/broad
 
     python benchmarks/recipe.py --agents runs/recipe/seed0 runs/recipe/seed1 \\
         runs/recipe/seed2 runs/recipe/seed3 --seeds 5 --real-seeds 3 --workers 2 \\
-        --pbt-seeds 1 --readme README.md --card trained_agents/default
+        --pbt-seeds 1 --readme docs/results/index.md --card trained_agents/default
 
 Which agent ships is fixed before this runs (on the validation slice,
 ``benchmarks/validation_slice.py``); this script only measures.

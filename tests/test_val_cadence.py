@@ -97,7 +97,7 @@ def test_the_scheduler_fed_every_third_decision_sees_what_the_env_shows():
             ev = trainee.evaluate("val")
             last = (ev.loss, ev.metric)
         scheduler.observe_eval(*last)
-    env = LRControlEnv(TASK, decision_interval=K, total_steps=STEPS)
+    env = LRControlEnv(TASK, decision_interval=K, total_steps=STEPS, action_map=agent.action_map)
     obs, _ = env.reset(options={"initial_lr": 1e-2, "run_seed": 3, "val_every": 3})
     expected = [obs]
     for _ in range(len(seen) - 1):
