@@ -65,6 +65,13 @@ def check_init_from(config: TrainConfig) -> None:
         card = load_card(path)
     except AgentLoadError as exc:
         raise ConfigError(f"init_from: {exc}") from None
+    if card.members:
+        raise ConfigError(
+            f"init_from: {path} is an ensemble of {len(card.members)} agents acting with "
+            f"their mean action, which has no training state of its own; continue training "
+            f"one member (--init-from {path / card.members[0]}) or each member, then join "
+            f"them again with `lrgym ensemble`"
+        )
     if not (path / TRAINING_FILES[1]).exists() and any(
         (path / name).exists() for name in LEGACY_SB3_FILES
     ):

@@ -11,7 +11,9 @@ import torch
 from typer.testing import CliRunner
 
 import lrgym
+from lrgym.agents.config import ConfigError, load_config
 from lrgym.agents.ensemble import agent_files, write_ensemble
+from lrgym.agents.sb3_files import check_init_from
 from lrgym.cli import app
 from lrgym.core.signals import FEATURES
 from lrgym.deploy.agent import AgentEnsemble, AgentLoadError, load_agent
@@ -118,3 +120,10 @@ def test_cli_writes_an_ensemble(tmp_path, members):
     assert load_agent(tmp_path / "ens").card.members == ["seed0", "seed1"]
     bad = runner.invoke(app, ["ensemble", str(members[0]), "--out", str(tmp_path / "e2")])
     assert bad.exit_code != 0 and "at least two" in bad.output
+
+
+def test_training_on_from_an_ensemble_names_a_member(tmp_path, members):
+    """An ensemble has no training state of its own: --init-from says which folder has."""
+    out = write_ensemble(tmp_path / "ens", members)
+    with pytest.raises(ConfigError, match=r"ensemble of 3 agents.*--init-from .*seed0"):
+        check_init_from(load_config(None, init_from=str(out)))
