@@ -202,9 +202,17 @@ def _fit_predict(ts: TrainingSet, train: np.ndarray, test: np.ndarray, alpha: fl
     return w[0] + xt @ w[1:]
 
 
-def _cv(ts: TrainingSet, alpha: float, ranker: RankerSettings | None = None) -> dict[str, float]:
-    """Leave-task-out: RMSE, and regret/within-5% of each group's top-ranked config (by
-    the ranking head if ``ranker``, ties broken by the ridge; else by the ridge)."""
+def leave_task_out(
+    ts: TrainingSet, alpha: float, ranker: RankerSettings | None = None
+) -> dict[str, float]:
+    """Leave-task-out cross-validation of the suggester's model on ``ts``: the ridge (at
+    ``alpha``) and, if ``ranker``, the ranking head are fitted on every other task.
+
+    Returns:
+        ``rmse`` of the predicted metric; ``median_regret``, ``mean_regret`` and
+        ``within_5pct`` of each group's top-ranked configuration (by the ranking head if
+        ``ranker``, ties broken by the ridge; else by the ridge).
+    """
     pred, hits = np.empty_like(ts.y), np.zeros_like(ts.y)
     labels = within_labels(ts.val, ts.group) if ranker else None
     for task in np.unique(ts.task):
@@ -228,6 +236,23 @@ def _cv(ts: TrainingSet, alpha: float, ranker: RankerSettings | None = None) -> 
     }
 
 
+def logged_probe_settings(probes: pd.DataFrame) -> ProbeSettings:
+    """The probe settings every row of ``probes.csv`` was logged with.
+
+    Raises:
+        ValueError: If the rows mix settings.
+    """
+    if "range_steps" not in probes:
+        probes = probes.assign(range_steps=0)
+    if probes[["n_probes", "probe_steps", "range_steps"]].drop_duplicates().shape[0] != 1:
+        raise ValueError("probes.csv mixes probe settings; log all tasks with the same ones")
+    return ProbeSettings(
+        int(probes["n_probes"].iloc[0]),
+        int(probes["probe_steps"].iloc[0]),
+        int(probes["range_steps"].iloc[0]),
+    )
+
+
 def train_suggester(
     runs: pd.DataFrame,
     probes: pd.DataFrame,
@@ -241,21 +266,13 @@ def train_suggester(
             probe settings.
     """
     _check_logs(runs, probes)
-    if "range_steps" not in probes:
-        probes = probes.assign(range_steps=0)
-    if probes[["n_probes", "probe_steps", "range_steps"]].drop_duplicates().shape[0] != 1:
-        raise ValueError("probes.csv mixes probe settings; log all tasks with the same ones")
-    probe = ProbeSettings(
-        int(probes["n_probes"].iloc[0]),
-        int(probes["probe_steps"].iloc[0]),
-        int(probes["range_steps"].iloc[0]),
-    )
+    probe = logged_probe_settings(probes)
     names = feature_names(probe)
     ts = training_set(runs, probes, names)
     n_tasks = len(np.unique(ts.task))
     if n_tasks < 3:
         raise ValueError(f"need runs of at least 3 tasks to cross-validate, got {n_tasks}")
-    scores = {alpha: _cv(ts, alpha) for alpha in settings.alphas}
+    scores = {alpha: leave_task_out(ts, alpha) for alpha in settings.alphas}
 
     def rank_key(s: dict[str, float]) -> tuple[float, float]:
         # the plan's measure first (top pick within 5% of the best), then the mean regret
@@ -264,16 +281,16 @@ def train_suggester(
     alpha = min(settings.alphas, key=lambda a: rank_key(scores[a]))
     # the ranking head is kept only where it ranks better than the ridge alone, leave-task-out
     # (on a few tasks its trees have too little to split on)
-    with_head = _cv(ts, alpha, settings.ranker) if settings.ranker else None
+    with_head = leave_task_out(ts, alpha, settings.ranker) if settings.ranker else None
     keep = with_head is not None and rank_key(with_head) < rank_key(scores[alpha])
     head = settings.ranker if keep else None
     chosen = with_head if keep else scores[alpha]
     # the same model without probe features: what the probes add. Configuration features
     # alone rank configurations the same way on every task: that is the best fixed
     # configuration over the meta-train tasks (smoothed by the model).
-    baseline = _cv(config_only(ts, names), alpha, head)
-    descriptors = _cv(descriptors_only(ts, names), alpha, head)
-    ridge_baseline = _cv(config_only(ts, names), alpha) if head else baseline
+    baseline = leave_task_out(config_only(ts, names), alpha, head)
+    descriptors = leave_task_out(descriptors_only(ts, names), alpha, head)
+    ridge_baseline = leave_task_out(config_only(ts, names), alpha) if head else baseline
     mean, std = ts.x.mean(axis=0), ts.x.std(axis=0)
     std[std < 1e-9] = 1.0
     xs = (ts.x - mean) / std
@@ -345,4 +362,13 @@ def train_suggester(
     )
 
 
-__all__ = ["REFUSED_SPLITS", "TrainSettings", "TrainingSet", "train_suggester", "training_set"]
+__all__ = [
+    "REFUSED_SPLITS",
+    "TrainSettings",
+    "TrainingSet",
+    "config_only",
+    "leave_task_out",
+    "logged_probe_settings",
+    "train_suggester",
+    "training_set",
+]
