@@ -106,11 +106,12 @@ VALIDATION_DRAWS = 32
 """Most drawn tasks of the procedural validation family in a validation slice."""
 
 
-def validation_tasks(tasks: list[str]) -> list[str]:
+def validation_tasks(tasks: list[str], draws: int | None = None) -> list[str]:
     """The tasks the validation slice scores: the named training tasks (on run seeds
     training never draws) and, in place of drawn procedural tasks, as many drawn tasks of
     the procedural validation family (at most :data:`VALIDATION_DRAWS`), which no
-    training run sees."""
+    training run sees. ``draws`` sets their number instead (a larger slice for offline
+    comparisons)."""
     drawn: dict[int, int] = {}  # version → drawn training tasks of that version
     kept = []
     for t in tasks:
@@ -120,16 +121,20 @@ def validation_tasks(tasks: list[str]) -> list[str]:
         else:
             drawn[version] = drawn.get(version, 0) + 1
     for version, count in sorted(drawn.items()):
-        kept += procedural.validation_selection(min(count, VALIDATION_DRAWS), version=version)
+        n = min(count, VALIDATION_DRAWS) if draws is None else draws
+        kept += procedural.validation_selection(n, version=version)
     return kept
 
 
-def validation_episodes(tasks: list[str], config: TrainConfig) -> list[dict[str, Any]]:
+def validation_episodes(
+    tasks: list[str], config: TrainConfig, repeats: int = 1
+) -> list[dict[str, Any]]:
     """The fixed validation slice: every meta-train task × (its default LR and ``val_lrs``),
     on run seeds training never draws. A task drawn from a procedural family gets one
     episode, the drawn tasks taking those LRs in turn (so `--tasks procedural` adds one
     episode per drawn task, not four). Episodes take ``config.val_every``'s cadences in
-    turn."""
+    turn. ``repeats`` > 1 runs each (task, LR) on that many run seeds (a larger slice for
+    offline comparisons; training selects on ``repeats=1``)."""
     rng = np.random.default_rng(config.seed + 12345)
     episodes: list[dict[str, Any]] = []
     drawn = 0
@@ -138,7 +143,7 @@ def validation_episodes(tasks: list[str], config: TrainConfig) -> list[dict[str,
         if spec(t).family:
             lrs = [lrs[drawn % len(lrs)]]
             drawn += 1
-        for lr in lrs:
+        for lr in [lr for lr in lrs for _ in range(repeats)]:
             seed = int(rng.integers(*VALIDATION_SEEDS))
             cadence = config.val_every[len(episodes) % len(config.val_every)]
             episodes.append(

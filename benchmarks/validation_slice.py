@@ -14,7 +14,15 @@ Prints, per task and overall, each one's mean return (log L0/LT of the validatio
 loss, the reward agents are trained on) and mean final validation metric.
 
     python benchmarks/validation_slice.py --agents default runs/gen-seed0 \\
-        [--config agents/recipes/broad.yaml] [--tasks meta-train procedural]
+        [--config agents/recipes/broad.yaml] [--tasks meta-train procedural] \\
+        [--draws 32] [--repeats 1]
+
+The last table gives each run's mean return minus the first agent's over the same
+episodes, with its standard error: differences inside about two standard errors are
+noise. ``--draws`` (drawn validation tasks, up to the family's 1,000, where the config
+draws procedural tasks) and ``--repeats`` (run seeds per task and LR) make a larger slice
+than training's (as many draws as training has, at most 32; one seed), for offline
+comparisons.
 
 Drawn procedural tasks are scored as training scores them
 (:func:`lrgym.agents.train.validation_tasks`): drawn tasks of the validation family,
@@ -31,7 +39,13 @@ import numpy as np
 
 from lrgym.agents.config import load_config
 from lrgym.agents.meta_env import VALIDATION_SEEDS
-from lrgym.agents.train import meta_env, run_episode, validation_episodes, validation_tasks
+from lrgym.agents.train import (
+    VALIDATION_DRAWS,
+    meta_env,
+    run_episode,
+    validation_episodes,
+    validation_tasks,
+)
 from lrgym.core.actions import LogLRAction
 from lrgym.core.registration import select_tasks, spec
 from lrgym.deploy.agent import load_agent
@@ -40,15 +54,28 @@ from lrgym.harness.report import md_table
 Act = Callable[[np.ndarray], np.ndarray]
 
 
-def run_slice(act: Act, action: LogLRAction, tasks: list[str], config, episodes) -> dict:
-    """Per task: mean return and mean final validation metric of ``act`` under ``action``."""
+def run_slice(act: Act, action: LogLRAction, tasks: list[str], config, episodes) -> np.ndarray:
+    """Return and final validation metric of ``act`` under ``action``, one row per episode."""
     env = meta_env(tasks, dataclasses.replace(config, action=dict(vars(action))), VALIDATION_SEEDS)
-    per_task: dict[str, list[tuple[float, float]]] = {}
+    rows = []
     for options in episodes:
         total, info = run_episode(act, env, options)
-        per_task.setdefault(options["task"], []).append((total, info["val_metric"]))
+        rows.append((total, info["val_metric"]))
     env.close()
-    return {t: np.array(v).mean(0) for t, v in per_task.items()}
+    return np.array(rows)
+
+
+def paired_differences(scores: dict[str, np.ndarray], reference: str) -> list[list[str]]:
+    """Each run's mean return minus ``reference``'s over the same episodes, with the
+    standard error of that mean difference (episodes as the units)."""
+    rows = []
+    for name, values in scores.items():
+        if name == reference:
+            continue
+        diff = values[:, 0] - scores[reference][:, 0]
+        se = diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else float("nan")
+        rows.append([name, f"{diff.mean():+.3f}", f"{se:.3f}"])
+    return rows
 
 
 def main() -> None:
@@ -56,10 +83,17 @@ def main() -> None:
     parser.add_argument("--agents", nargs="+", required=True, help="agent names or folders")
     parser.add_argument("--config", default="agents/recipes/broad.yaml")
     parser.add_argument("--tasks", nargs="+", default=None, help="default: the config's")
+    parser.add_argument(
+        "--draws",
+        type=int,
+        default=None,
+        help=f"drawn validation tasks (training's: up to {VALIDATION_DRAWS})",
+    )
+    parser.add_argument("--repeats", type=int, default=1, help="run seeds per task and LR")
     args = parser.parse_args()
     config = load_config(args.config, tasks=args.tasks)
-    tasks = validation_tasks(select_tasks(config.tasks))
-    episodes = validation_episodes(tasks, config)
+    tasks = validation_tasks(select_tasks(config.tasks), args.draws)
+    episodes = validation_episodes(tasks, config, args.repeats)
     hold = np.zeros(1, np.float32)
     runs: dict[str, tuple[Act, LogLRAction]] = {
         "constant": (lambda obs: hold, LogLRAction()),
@@ -87,13 +121,20 @@ def main() -> None:
         ("**mean, drawn tasks**", drawn),
         ("**mean**", tasks),
     ]
+    per_task = {  # run → task → (mean return, mean final validation metric)
+        n: {t: values[[e["task"] == t for e in episodes]].mean(0) for t in tasks}
+        for n, values in scores.items()
+    }
     for column, label in ((0, "mean return"), (1, "final validation metric")):
         rows = []
         for name, members in [*groups.items(), *((n, m) for n, m in summary if m)]:
-            means = [np.mean([scores[n][t][column] for t in members]) for n in runs]
+            means = [np.mean([per_task[n][t][column] for t in members]) for n in runs]
             rows.append([name, *(f"{m:.3f}" for m in means)])
         print(f"\n{label}\n")
         print(md_table(["task", *runs], rows, align="l" + "r" * len(runs)))
+    reference = args.agents[0]
+    print(f"\nmean return minus {reference}'s, over the same {len(episodes)} episodes\n")
+    print(md_table(["run", "difference", "standard error"], paired_differences(scores, reference)))
 
 
 if __name__ == "__main__":

@@ -170,6 +170,22 @@ def test_each_versions_drawn_tasks_are_scored_on_that_versions_validation_draws(
     assert all(is_validation_draw(t) for t in scored[1:])
 
 
+def test_a_larger_slice_for_offline_comparisons(tmp_path):
+    """draws= and repeats= enlarge the slice; the defaults leave training's as it is."""
+    config = load_config(None, tasks=["lrgym/DigitsMLP-v0", "procedural:3"], out=str(tmp_path))
+    tasks = meta_train_tasks(config)
+    larger = validation_tasks(tasks, draws=40)
+    assert len(larger) == 41 and all(is_validation_draw(t) for t in larger[1:])
+    assert larger[:4] == validation_tasks(tasks)  # the first draws are training's
+    base = validation_episodes(validation_tasks(tasks), config)
+    assert validation_episodes(validation_tasks(tasks), config, repeats=1) == base
+    twice = validation_episodes(validation_tasks(tasks), config, repeats=2)
+    assert len(twice) == 2 * len(base)
+    pairs = list(zip(twice[::2], twice[1::2], strict=True))
+    assert all(a["task"] == b["task"] and a["initial_lr"] == b["initial_lr"] for a, b in pairs)
+    assert len({e["run_seed"] for e in twice}) > len(base)  # new run seeds, not copies
+
+
 # --- determinism and distinctness ----------------------------------------------------------
 
 
