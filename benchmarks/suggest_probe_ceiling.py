@@ -14,7 +14,7 @@ share of tasks whose top-ranked configuration lands within 5% of the best logged
   configurations with that optimizer;
 * ``oracle: five best, every knob``: the squared distance of the configuration's encoded
   knobs (LR, optimizer, batch, depth, width, dropout, ...) from the mean of its task's
-  five best, per knob.
+  five best, per knob; ``... layers and units``: the same for the model size alone.
 
 The oracles read each task's own labels, which no probe can see, so they bound from
 above what a perfect LR probe (a range test, a curvature estimate, ...), or a perfect
@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from lrgym.suggester.logs import read_logs
-from lrgym.suggester.model import load_suggester
+from lrgym.suggester.model import CONFIG_FEATURES, load_suggester
 from lrgym.suggester.probes import feature_names
 from lrgym.suggester.ranker import RankerSettings
 from lrgym.suggester.training import (
@@ -86,15 +86,18 @@ def with_oracle(ts: TrainingSet, names: list[str], configs: list[dict], best_of)
     return replace(base, x=x, rank_x=x)
 
 
-def with_knob_oracle(ts: TrainingSet, names: list[str]) -> TrainingSet:
-    """``ts``'s configuration columns and each knob's squared distance from the mean of
-    its task's five best configurations (encoded as the model encodes them)."""
+def with_knob_oracle(
+    ts: TrainingSet, names: list[str], knobs: tuple[str, ...] = CONFIG_FEATURES
+) -> TrainingSet:
+    """``ts``'s configuration columns and each of ``knobs``' squared distance from the
+    mean of its task's five best configurations (encoded as the model encodes them)."""
     base = config_only(ts, names)
-    distance = np.zeros_like(base.x)
+    columns = [CONFIG_FEATURES.index(k) for k in knobs]
+    distance = np.zeros((len(base.x), len(columns)))
     for group in np.unique(ts.group):
         rows = np.flatnonzero(ts.group == group)
         best = rows[np.argsort(-ts.val[rows])[:5]]
-        distance[rows] = (base.x[rows] - base.x[best].mean(axis=0)) ** 2
+        distance[rows] = (base.x[rows][:, columns] - base.x[best][:, columns].mean(axis=0)) ** 2
     x = np.concatenate([base.x, distance], axis=1)
     return replace(base, x=x, rank_x=x)
 
@@ -118,6 +121,7 @@ def main() -> None:
         "oracle: quadratic peak": with_oracle(ts, names, configs, _peak_quadratic),
         "oracle: five best": with_oracle(ts, names, configs, _five_best),
         "oracle: five best, every knob": with_knob_oracle(ts, names),
+        "oracle: five best, layers and units": with_knob_oracle(ts, names, ("layers", "log_units")),
     }
     n_tasks = len(np.unique(ts.task))
     print(
