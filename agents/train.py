@@ -175,20 +175,41 @@ def score_policy(
     return float(np.mean([r for v in per_task.values() for r in v])), means
 
 
+def policy_act(policy: PolicyWeights):
+    """``act(obs) -> action`` of an exported policy, as the shipped agent acts."""
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        return policy.forward(np.asarray(obs, dtype=np.float32).reshape(-1))
+
+    return act
+
+
 class ValidationCallback(BaseCallback):
     """Every ``eval_every`` timesteps, score the validation slice; keep the best agent.
 
-    Saves the training state of that moment (:mod:`lrgym.agents.training_state`) in
-    ``best_dir``, with ``score.json`` (read back on resume) and a manifest of their
-    digests (checked before the state is read again).
+    The policy is scored as it would ship (exported, run in NumPy; see
+    :func:`~lrgym.deploy.policy_weights.export_policy`), so the selected model's score is
+    the card's validation table: a run on the slice can turn on float rounding (one
+    diverging episode moves the mean by several hundredths), and SB3's forward pass rounds
+    otherwise than the exported one. Saves the training state of that moment
+    (:mod:`lrgym.agents.training_state`) in ``best_dir``, with ``score.json`` (read back on
+    resume) and a manifest of their digests (checked before the state is read again).
     """
 
-    def __init__(self, env: gym.Env, episodes: list[dict], eval_every: int, best_dir: Path):
+    def __init__(
+        self,
+        env: gym.Env,
+        episodes: list[dict],
+        eval_every: int,
+        best_dir: Path,
+        dropped: list[int] | None = None,
+    ):
         super().__init__()
         self.env = env
         self.episodes = episodes
         self.eval_every = eval_every
         self.best_dir = best_dir
+        self.dropped = dropped or []
         score_file = best_dir / SCORE
         # a regular, size-capped file (lrgym.io.file_checks): a FIFO here must not hang a resume
         exists = score_file.exists() or score_file.is_symlink()
@@ -200,11 +221,7 @@ class ValidationCallback(BaseCallback):
             return True
         self._next = self.num_timesteps + self.eval_every
         norm = self.model.get_vec_normalize_env()
-
-        def act(obs: np.ndarray) -> np.ndarray:
-            action, _ = self.model.predict(norm.normalize_obs(obs), deterministic=True)
-            return action
-
+        act = policy_act(export_policy(self.model, norm, self.dropped))
         score, _ = score_policy(act, self.env, self.episodes)
         self.logger.record("validation/mean_return", score)
         if score > self.best:
@@ -316,7 +333,8 @@ def _train(
     val_tasks = validation_tasks(tasks)
     val_env = meta_env(val_tasks, config, VALIDATION_SEEDS)
     episodes = validation_episodes(val_tasks, config)
-    validation = ValidationCallback(val_env, episodes, config.eval_every, out / BEST)
+    dropped = feature_indices(config.drop_features)
+    validation = ValidationCallback(val_env, episodes, config.eval_every, out / BEST, dropped)
     if state is not None:
         validation._next = int(state.run.get("next_eval", validation._next))
     bar = reporter.callback(validation) if reporter is not None else None
@@ -364,7 +382,7 @@ def _train(
     else:
         save_training_state(out, TRAINING, model, env)
     env.training = False
-    policy = export_policy(model, env, feature_indices(config.drop_features))
+    policy = export_policy(model, env, dropped)
     policy.save(out)  # policy.safetensors, atomically; its structure goes in the card
 
     if reporter is not None:
@@ -423,11 +441,7 @@ def _start(
 def validation_table(policy: PolicyWeights, env: gym.Env, episodes: list[dict[str, Any]]) -> str:
     """Markdown: mean return (log L0/LT of val loss) per task, agent vs. constant LR
     (and constant other hyperparameters)."""
-
-    def act(obs: np.ndarray) -> np.ndarray:
-        return policy.forward(np.asarray(obs, dtype=np.float32).reshape(-1))
-
-    agent_mean, agent = score_policy(act, env, episodes)
+    agent_mean, agent = score_policy(policy_act(policy), env, episodes)
     hold = np.zeros(env.action_space.shape, np.float32)
     const_mean, const = score_policy(lambda obs: hold, env, episodes)
     rows = [[t, f"{agent[t]:.3f}", f"{const[t]:.3f}"] for t in agent]

@@ -19,7 +19,7 @@ import pytest
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 import lrgym
-from lrgym.agents.checkpoints import checkpoint_names, checkpoint_stem
+from lrgym.agents.checkpoints import BEST, SCORE, checkpoint_names, checkpoint_stem
 from lrgym.agents.config import ConfigError, load_config
 from lrgym.agents.meta_env import TRAIN_SEEDS, VALIDATION_SEEDS, MetaTaskEnv, zero_features
 from lrgym.agents.ppo_state import build_model, build_normalize
@@ -96,6 +96,18 @@ def test_train_writes_complete_agent_dir(agent_dir):
     assert card["config"]["total_timesteps"] == 128
     # the saved config reloads to the same configuration
     assert load_config(agent_dir / CONFIG).to_dict() == card["config"]
+
+
+def test_the_selection_score_is_the_shipped_policys(agent_dir):
+    """Selection scores the exported policy, so the best score is the card table's mean
+    (SB3's own forward pass rounds otherwise, and an episode can turn on rounding)."""
+    card = json.loads((agent_dir / CARD).read_text())
+    table = next(iter(card["evaluation"].values()))
+    mean_row = next(line for line in table.splitlines() if line.startswith("| **mean**"))
+    card_mean = float(mean_row.split("|")[2].strip(" *"))
+    score = json.loads((agent_dir / BEST / SCORE).read_text())
+    assert card["selected_timesteps"] == score["timesteps"]
+    assert card_mean == pytest.approx(score["score"], abs=5e-4)
 
 
 def test_trained_agent_loads_and_acts(agent_dir):
