@@ -22,7 +22,7 @@ episodes, with its standard error: differences inside about two standard errors 
 noise. ``--draws`` (drawn validation tasks, up to the family's 1,000, where the config
 draws procedural tasks) and ``--repeats`` (run seeds per task and LR) make a larger slice
 than training's (as many draws as training has, at most 32; one seed), for offline
-comparisons.
+comparisons. Episodes run on one torch thread, as in training.
 
 Drawn procedural tasks are scored as training scores them
 (:func:`lrgym.agents.train.validation_tasks`): drawn tasks of the validation family,
@@ -36,6 +36,7 @@ import dataclasses
 from collections.abc import Callable
 
 import numpy as np
+import torch
 
 from lrgym.agents.config import load_config
 from lrgym.agents.meta_env import VALIDATION_SEEDS
@@ -91,6 +92,9 @@ def main() -> None:
     )
     parser.add_argument("--repeats", type=int, default=1, help="run seeds per task and LR")
     args = parser.parse_args()
+    # one torch thread, as training scores the slice: an episode can turn on rounding,
+    # and the thread count changes it
+    torch.set_num_threads(1)
     config = load_config(args.config, tasks=args.tasks)
     tasks = validation_tasks(select_tasks(config.tasks), args.draws)
     episodes = validation_episodes(tasks, config, args.repeats)
