@@ -15,6 +15,7 @@ import json
 import math
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -175,7 +176,7 @@ def score_policy(
     return float(np.mean([r for v in per_task.values() for r in v])), means
 
 
-def policy_act(policy: PolicyWeights):
+def policy_act(policy: PolicyWeights) -> Callable[[np.ndarray], np.ndarray]:
     """``act(obs) -> action`` of an exported policy, as the shipped agent acts."""
 
     def act(obs: np.ndarray) -> np.ndarray:
