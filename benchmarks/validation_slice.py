@@ -2,7 +2,7 @@
 
 The validation slice is what ``lrgym train`` selects on: every meta-train task at its
 default LR and at ``val_lrs``, on run seeds training never draws, validation cadences in
-turn (:func:`lrgym.agents.train.validation_episodes`). Agents trained with different
+turn (:func:`lrgym.agents.validation.validation_episodes`). Agents trained with different
 action maps (a constant or a cosine base, with or without the harm guard) cannot be
 compared through their cards' "constant LR" columns, which hold under each agent's own
 map; here every agent and two yardsticks run the same episodes:
@@ -25,7 +25,7 @@ than training's (as many draws as training has, at most 32; one seed), for offli
 comparisons. Episodes run on one torch thread, as in training.
 
 Drawn procedural tasks are scored as training scores them
-(:func:`lrgym.agents.train.validation_tasks`): drawn tasks of the validation family,
+(:func:`lrgym.agents.validation.validation_tasks`): drawn tasks of the validation family,
 which no training run sees, one row per family.
 """
 
@@ -40,13 +40,13 @@ import torch
 
 from lrgym.agents.config import load_config
 from lrgym.agents.meta_env import VALIDATION_SEEDS
-from lrgym.agents.train import (
+from lrgym.agents.validation import (
     VALIDATION_DRAWS,
-    meta_env,
     run_episode,
     validation_episodes,
     validation_tasks,
 )
+from lrgym.agents.workers import meta_env
 from lrgym.core.actions import LogLRAction
 from lrgym.core.registration import select_tasks, spec
 from lrgym.deploy.agent import load_agent

@@ -24,14 +24,9 @@ from lrgym.agents.config import ConfigError, load_config
 from lrgym.agents.meta_env import TRAIN_SEEDS, VALIDATION_SEEDS, MetaTaskEnv, zero_features
 from lrgym.agents.ppo_state import build_model, build_normalize
 from lrgym.agents.sb3_files import SB3_MODEL
-from lrgym.agents.train import (
-    CHECKPOINTS,
-    CONFIG,
-    meta_train_tasks,
-    train,
-    validation_episodes,
-)
+from lrgym.agents.train import CHECKPOINTS, CONFIG, meta_train_tasks, train
 from lrgym.agents.training_state import read_training_state, state_files
+from lrgym.agents.validation import validation_episodes
 from lrgym.core.signals import FEATURES, feature_indices
 from lrgym.deploy.agent import CARD, TRAINING
 from lrgym.deploy.policy_weights import POLICY

@@ -30,7 +30,8 @@ from typer.testing import CliRunner
 
 import lrgym
 from lrgym.agents.config import ConfigError, load_config
-from lrgym.agents.train import meta_train_tasks, validation_episodes, validation_tasks
+from lrgym.agents.train import meta_train_tasks
+from lrgym.agents.validation import validation_episodes, validation_tasks
 from lrgym.cli import app
 from lrgym.core.registration import UnknownTaskError, drawn_id, select_tasks
 from lrgym.harness.check import check_task

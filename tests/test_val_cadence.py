@@ -15,7 +15,7 @@ import pytest
 import lrgym
 from lrgym.agents.config import ConfigError, load_config
 from lrgym.agents.meta_env import MetaTaskEnv
-from lrgym.agents.train import validation_episodes
+from lrgym.agents.validation import validation_episodes
 from lrgym.core.env import LRControlEnv
 from lrgym.core.signals import FEATURE_GROUPS, feature_indices
 from lrgym.vector import BatchedLRControlEnv
