@@ -3,7 +3,7 @@
 A fixed set of episodes (:func:`validation_episodes`) on the meta-train tasks at run
 seeds training never draws, with drawn procedural tasks replaced by draws of the
 procedural validation family (:func:`validation_tasks`), scored by the policy as it
-ships (:func:`policy_act`). :class:`ValidationCallback` is the one small callback of
+ships (the exported policy's ``forward``). :class:`ValidationCallback` is the one small callback of
 ours that scores it during training (SB3's ``EvalCallback`` draws fresh episodes each
 time and saves no normalisation statistics with its best model, so it cannot do
 fixed-episode selection); :func:`validation_table` is the card's table.
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -107,15 +106,6 @@ def score_policy(
     return float(np.mean([r for v in per_task.values() for r in v])), means
 
 
-def policy_act(policy: PolicyWeights) -> Callable[[np.ndarray], np.ndarray]:
-    """``act(obs) -> action`` of an exported policy, as the shipped agent acts."""
-
-    def act(obs: np.ndarray) -> np.ndarray:
-        return policy.forward(np.asarray(obs, dtype=np.float32).reshape(-1))
-
-    return act
-
-
 class ValidationCallback(BaseCallback):
     """Every ``eval_every`` timesteps, score the validation slice; keep the best agent.
 
@@ -153,8 +143,8 @@ class ValidationCallback(BaseCallback):
             return True
         self._next = self.num_timesteps + self.eval_every
         norm = self.model.get_vec_normalize_env()
-        act = policy_act(export_policy(self.model, norm, self.dropped))
-        score, _ = score_policy(act, self.env, self.episodes)
+        policy = export_policy(self.model, norm, self.dropped)
+        score, _ = score_policy(policy.forward, self.env, self.episodes)
         self.logger.record("validation/mean_return", score)
         if score > self.best:
             self.best = score
@@ -169,7 +159,7 @@ class ValidationCallback(BaseCallback):
 def validation_table(policy: PolicyWeights, env: gym.Env, episodes: list[dict[str, Any]]) -> str:
     """Markdown: mean return (log L0/LT of val loss) per task, agent vs. constant LR
     (and constant other hyperparameters)."""
-    agent_mean, agent = score_policy(policy_act(policy), env, episodes)
+    agent_mean, agent = score_policy(policy.forward, env, episodes)
     hold = np.zeros(env.action_space.shape, np.float32)
     const_mean, const = score_policy(lambda obs: hold, env, episodes)
     rows = [[t, f"{agent[t]:.3f}", f"{const[t]:.3f}"] for t in agent]
@@ -180,7 +170,6 @@ def validation_table(policy: PolicyWeights, env: gym.Env, episodes: list[dict[st
 __all__ = [
     "VALIDATION_DRAWS",
     "ValidationCallback",
-    "policy_act",
     "run_episode",
     "score_policy",
     "validation_episodes",

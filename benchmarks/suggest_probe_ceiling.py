@@ -28,11 +28,9 @@ configuration is not used: with labels shared by a task's seeds it would mark th
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import replace
 
 import numpy as np
-import pandas as pd
 
 from lrgym.suggester.logs import read_logs
 from lrgym.suggester.model import CONFIG_FEATURES, load_suggester
@@ -45,16 +43,6 @@ from lrgym.suggester.training import (
     logged_probe_settings,
     training_set,
 )
-
-
-def _configs(runs: pd.DataFrame) -> list[dict]:
-    """The logged configurations in :func:`training_set`'s row order."""
-    keys = sorted({(t, int(s)) for t, s in zip(runs["task"], runs["seed"], strict=True)})
-    out: list[dict] = []
-    for task, seed in keys:
-        part = runs[(runs["task"] == task) & (runs["seed"] == seed)]
-        out += [json.loads(c) for c in part["config"]]
-    return out
 
 
 def _peak_quadratic(log_lr: np.ndarray, val: np.ndarray) -> float:
@@ -70,18 +58,22 @@ def _five_best(log_lr: np.ndarray, val: np.ndarray) -> float:
     return float(log_lr[np.argsort(-val)[:5]].mean())
 
 
-def with_oracle(ts: TrainingSet, names: list[str], configs: list[dict], best_of) -> TrainingSet:
+def with_oracle(ts: TrainingSet, names: list[str], best_of) -> TrainingSet:
     """``ts``'s configuration columns and the oracle's distance of each configuration's
-    log LR from its task's best (``best_of(log_lr, val)`` per task and optimizer)."""
-    log_lr = np.log10([float(c.get("lr", 10**-2.5)) for c in configs])
-    optimizer = np.array([str(c.get("optimizer", "")) for c in configs])
-    distance = np.zeros(len(configs))
+    log LR from its task's best (``best_of(log_lr, val)`` per task and optimizer).
+
+    The LR and the optimizer are read from the encoded columns
+    (:func:`lrgym.suggester.model.encode_config`: log10 LR shifted by a constant, and SGD
+    or not, the plan's two optimizers)."""
+    base = config_only(ts, names)
+    log_lr = base.x[:, CONFIG_FEATURES.index("log_lr")]
+    optimizer = base.x[:, CONFIG_FEATURES.index("sgd")]
+    distance = np.zeros(len(base.x))
     for group in np.unique(ts.group):
         rows = np.flatnonzero(ts.group == group)
         for name in np.unique(optimizer[rows]):
             same = rows[optimizer[rows] == name]
             distance[same] = log_lr[same] - best_of(log_lr[same], ts.val[same])
-    base = config_only(ts, names)
     x = np.concatenate([base.x, distance[:, None], distance[:, None] ** 2], axis=1)
     return replace(base, x=x, rank_x=x)
 
@@ -114,12 +106,11 @@ def main() -> None:
     alpha = float(card["alpha"])
     head = RankerSettings(**card["ranker"]) if "ranker" in card else None
     ts = training_set(runs, probes, names)
-    configs = _configs(runs)
     rows = {
         "configuration only": config_only(ts, names),
         "probe features": ts,
-        "oracle: quadratic peak": with_oracle(ts, names, configs, _peak_quadratic),
-        "oracle: five best": with_oracle(ts, names, configs, _five_best),
+        "oracle: quadratic peak": with_oracle(ts, names, _peak_quadratic),
+        "oracle: five best": with_oracle(ts, names, _five_best),
         "oracle: five best, every knob": with_knob_oracle(ts, names),
         "oracle: five best, layers and units": with_knob_oracle(ts, names, ("layers", "log_units")),
     }

@@ -125,9 +125,9 @@ def main() -> None:
         ("**mean, drawn tasks**", drawn),
         ("**mean**", tasks),
     ]
+    task_of = np.array([e["task"] for e in episodes])
     per_task = {  # run → task → (mean return, mean final validation metric)
-        n: {t: values[[e["task"] == t for e in episodes]].mean(0) for t in tasks}
-        for n, values in scores.items()
+        n: {t: values[task_of == t].mean(0) for t in tasks} for n, values in scores.items()
     }
     for column, label in ((0, "mean return"), (1, "final validation metric")):
         rows = []
