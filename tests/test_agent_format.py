@@ -1,8 +1,9 @@
 """The agent format: ``policy.safetensors`` + the card's ``policy`` entry, run in NumPy.
 
-* the shipped agent's NumPy policy acts as its SB3 model did when it shipped (reference
-  actions recorded from that model behind its ``VecNormalize``,
-  ``tests/data/default_agent_reference.npz``);
+* the shipped agent's NumPy policy (each member's, for an ensemble) acts as its SB3 model
+  did when it shipped (reference actions recorded from that model behind its
+  ``VecNormalize``, ``tests/data/default_agent_reference.npz``, recorded by
+  ``tests/data/record_agent_reference.py``);
 * export -> save -> load gives SB3's deterministic prediction behind ``VecNormalize``;
 * an old-format directory (``policy.pt``) is refused with the conversion command, and
   ``lrgym convert-agent`` converts it to the same actions;
@@ -38,6 +39,7 @@ from lrgym.deploy.agent import (
     POLICY,
     Agent,
     AgentCard,
+    AgentEnsemble,
     AgentLoadError,
     load_agent,
     resolve_agent,
@@ -71,14 +73,18 @@ def synthetic_card(**fields) -> AgentCard:
 
 
 def test_shipped_agent_acts_as_its_sb3_model_did():
+    """Each member (the agent itself if it is not an ensemble) acts as its SB3 model did;
+    the agent's action is their mean."""
     obs = check_observations(N)  # the seeded draw the reference actions were recorded on
-    want = np.load(REFERENCE)["actions"].astype(np.float64)
+    reference = np.load(REFERENCE)
     agent = load_agent("default")
-    assert agent.policy.spec()["layers"] == ["linear", "tanh", "linear", "tanh", "linear"]
-    assert agent.card.policy == agent.policy.spec()
-    assert np.max(np.abs(agent.policy(obs) - want)) <= 1e-6
-    singles = np.array([agent.act(o) for o in obs])
-    assert np.max(np.abs(singles - want[:, 0])) <= 1e-6
+    members = agent.members if isinstance(agent, AgentEnsemble) else [agent]
+    for member, want in zip(members, reference["members"], strict=True):
+        assert member.policy.spec()["layers"] == ["linear", "tanh", "linear", "tanh", "linear"]
+        assert member.card.policy == member.policy.spec()
+        assert np.max(np.abs(member.policy(obs) - want)) <= 1e-6
+    singles = np.array([agent.act(o) for o in obs[:1000]])
+    assert np.max(np.abs(singles - reference["actions"][:1000, 0])) <= 1e-6
 
 
 def test_shipped_agent_directory_is_in_the_new_format():
