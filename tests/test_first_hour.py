@@ -95,16 +95,18 @@ def test_train_help_defaults_are_the_config_defaults():
 
 
 def test_the_shipped_agent_comes_from_its_recipe_file():
-    """trained_agents/default is broad.yaml at its seed, and `lrgym train`'s defaults act
-    as it does."""
-    card = json.loads((ROOT / "trained_agents" / "default" / "card.json").read_text())
-    recipe_file = ROOT / "agents" / "recipes" / "broad.yaml"
-    mine = load_config(recipe_file, seed=card["seed"]).to_dict()
-    keys = ("tasks", "total_timesteps", "n_envs", "batched", "val_every", "seed", "eval_every")
-    for key in (*keys, "val_lrs", "default_lr_share", "hparams", "ppo", "action"):
-        assert mine[key] == card["config"][key], key
-    assert card["command"].startswith("lrgym train --config agents/recipes/broad.yaml")
-    assert TrainConfig().action == load_config(recipe_file).action
+    """trained_agents/default (each member, for an ensemble) is its recipe file at its
+    seed, and `lrgym train`'s defaults act as it does."""
+    default = ROOT / "trained_agents" / "default"
+    card = json.loads((default / "card.json").read_text())
+    cards = [json.loads((default / m / "card.json").read_text()) for m in card["members"]]
+    for member in cards or [card]:
+        recipe_file = ROOT / "agents" / "recipes" / f"{member['config']['name']}.yaml"
+        mine = load_config(recipe_file, seed=member["seed"]).to_dict()
+        keys = ("tasks", "total_timesteps", "n_envs", "batched", "val_every", "seed")
+        for key in (*keys, "eval_every", "val_lrs", "default_lr_share", "hparams", "ppo", "action"):
+            assert mine[key] == member["config"][key], key
+        assert TrainConfig().action == load_config(recipe_file).action
     assert TrainConfig().checkpoint_every <= 2000  # an interrupted default run can resume
 
 
