@@ -41,6 +41,8 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
+import json
 import math
 import re
 import statistics
@@ -69,7 +71,7 @@ from lrgym.controllers.lr_predictor import (  # noqa: E402
     training_data,
 )
 from lrgym.core.registration import make_task, task_ids  # noqa: E402
-from lrgym.deploy.agent import load_agent  # noqa: E402
+from lrgym.deploy.agent import CARD, POLICY, load_agent, resolve_agent  # noqa: E402
 from lrgym.harness.compare import grid, write_frames  # noqa: E402
 from lrgym.harness.measures import lr_robustness, performance_profile, summary_table  # noqa: E402
 from lrgym.harness.report import fmt_mean_ci, md_table  # noqa: E402
@@ -144,13 +146,34 @@ def _sweep(runs: pd.DataFrame) -> pd.DataFrame:
 def agent_runs(args: argparse.Namespace, agent: str) -> dict[str, pd.DataFrame]:
     """The agent's runs on the same grids as :func:`peers`."""
     name = [f"{LEARNED_PREFIX}{agent}"]
-    tag = Path(agent).name
+    tag = _tag(agent)
     held_out = grid(task_ids("held-out"), name, range(args.seeds), [None, *SWEEP])
     real = grid(REAL_TASKS, name, range(args.real_seeds))
     return {
         "held-out": _run(args.out / f"{tag}-held-out", held_out, args.workers)[0],
         "real": _run(args.out / f"{tag}-real", real, args.workers)[0],
     }
+
+
+def _digest(path: Path) -> str:
+    """A digest of what an agent directory acts with: its policy weights (each member's,
+    for an ensemble) and its card's features, action mapping and hyperparameters."""
+    card = json.loads((path / CARD).read_text())
+    keys = ("features", "action", "hparams", "members")
+    digest = hashlib.sha256(json.dumps([card.get(k) for k in keys], sort_keys=True).encode())
+    for member in card.get("members") or []:
+        digest.update(_digest(path / member).encode())
+    if not card.get("members"):
+        digest.update((path / POLICY).read_bytes())
+    return digest.hexdigest()
+
+
+def _tag(agent: str) -> str:
+    """The name an agent's cached runs go under in ``--out``: its directory's name and a
+    digest of its weights, so that another agent at the same path (a newly shipped
+    ``trained_agents/default``) is run, never read from the old one's journal."""
+    path = resolve_agent(agent)
+    return f"{path.name}-{_digest(path)[:10]}"
 
 
 @functools.cache
@@ -166,7 +189,7 @@ def _loop_run(task: str, seed: int, agent: str | None, every: int) -> tuple[floa
 
 def plain_loop(args: argparse.Namespace, agent: str) -> pd.DataFrame:
     """Bar 4: the README's plain loop at three validation cadences, against constant LR."""
-    path = args.out / f"{Path(agent).name}-user-loop.csv"
+    path = args.out / f"{_tag(agent)}-user-loop.csv"
     if path.exists():
         return pd.read_csv(path)
     controller = LearnedController(agent)  # a multi-hp agent runs only on its backend

@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.numpy import load_file, save_file
+from shipped import shipped_agent_dirs
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 from torch import nn
@@ -89,9 +90,11 @@ def test_shipped_agent_acts_as_its_sb3_model_did():
 
 def test_shipped_agent_directory_is_in_the_new_format():
     path = resolve_agent("default")
-    assert (path / POLICY).is_file() and (path / CARD).is_file()
-    assert not (path / LEGACY_POLICY).exists()
-    assert json.loads((path / CARD).read_text())["policy"]["format"] == "lrgym-mlp"
+    members = json.loads((path / CARD).read_text())["members"]
+    for member in [path / name for name in members] or [path]:
+        assert (member / POLICY).is_file() and (member / CARD).is_file()
+        assert not (member / LEGACY_POLICY).exists()
+        assert json.loads((member / CARD).read_text())["policy"]["format"] == "lrgym-mlp"
 
 
 def test_load_agent_executes_nothing(monkeypatch):
@@ -386,7 +389,7 @@ TAMPERED = {
 @pytest.mark.parametrize("case", list(TAMPERED))
 def test_tampered_agent_is_refused(tmp_path, case):
     path = tmp_path / "agent"
-    shutil.copytree(resolve_agent("default"), path)
+    shutil.copytree(shipped_agent_dirs()[0], path)
     tamper, message = TAMPERED[case]
     tamper(path)
     with pytest.raises(AgentLoadError, match=message):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from shipped import shipped_agent_dirs
 from typer.testing import CliRunner
 
 import lrgym
@@ -399,7 +400,7 @@ def test_journal_fingerprint_covers_card_and_weights_not_later_results(tmp_path)
     from lrgym.meta_init.checkpoint import resolve_init
 
     agent = tmp_path / "agent"
-    shutil.copytree(lrgym.load_agent("default").path, agent)
+    shutil.copytree(shipped_agent_dirs()[0], agent)
     name = f"learned:{agent}"
     original = scheduler_fingerprint(name)
     assert original and original == folder_fingerprint(agent)

@@ -49,6 +49,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
+from shipped import shipped_agent_dirs
 from typer.testing import CliRunner
 
 import lrgym
@@ -199,7 +200,7 @@ EVALUATE_AGENT = (["copy", "copy-update"], ["nope", "file", "default-update", "b
 @pytest.fixture(scope="module")
 def agent_copy(tmp_path_factory) -> Path:
     dst = tmp_path_factory.mktemp("agent") / "agent"
-    shutil.copytree(lrgym.load_agent("default").path, dst)
+    shutil.copytree(shipped_agent_dirs()[0], dst)
     return dst
 
 

@@ -28,6 +28,7 @@ import cloudpickle
 import numpy as np
 import pytest
 import torch
+from shipped import shipped_agent_dirs
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecNormalize
 from test_agent_training import tiny_config
@@ -40,7 +41,7 @@ from lrgym.agents.sb3_files import SB3_MODEL, spaces_only
 from lrgym.agents.train import train
 from lrgym.agents.training_state import read_training_state, state_files
 from lrgym.cli import app
-from lrgym.deploy.agent import CARD, LEGACY_SB3_FILES, TRAINING, resolve_agent
+from lrgym.deploy.agent import CARD, LEGACY_SB3_FILES, TRAINING
 from lrgym.io import manifest
 
 TINY = [
@@ -125,7 +126,7 @@ def test_resume_of_a_train_run_and_its_best_model_load_no_pickle(no_unpickling, 
 
 def test_init_from_a_shipped_agent_loads_no_pickle(no_unpickling, tmp_path):
     out = tmp_path / "continued"
-    result = cli("train", *TINY, "--init-from", resolve_agent("default"), "--out", out,
+    result = cli("train", *TINY, "--init-from", shipped_agent_dirs()[0], "--out", out,
                  "--total-timesteps", 64)  # fmt: skip
     assert result.exit_code == 0, result.output
     assert lrgym.load_agent(out).card.total_timesteps == 64
@@ -238,7 +239,7 @@ def test_old_run_is_refused_naming_the_converter_and_resumes_identically_after_i
 
 def test_old_agent_is_refused_for_init_from_and_converts_into_another_folder(tmp_path):
     old = tmp_path / "old"
-    shutil.copytree(resolve_agent("default"), old)
+    shutil.copytree(shipped_agent_dirs()[0], old)
     state = read_training_state(old, TRAINING)
     to_legacy(old, TRAINING, LEGACY_SB3_FILES)  # as it shipped before this format
 
@@ -266,7 +267,7 @@ def test_old_agent_is_refused_for_init_from_and_converts_into_another_folder(tmp
 
 def test_tampered_old_pickles_are_not_converted(tmp_path):
     old = tmp_path / "old"
-    shutil.copytree(resolve_agent("default"), old)
+    shutil.copytree(shipped_agent_dirs()[0], old)
     for name in state_files(TRAINING):  # an agent of the old format: no training state
         (old / name).unlink()
     marker = tmp_path / "pwned"

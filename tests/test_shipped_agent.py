@@ -8,9 +8,11 @@ as the policy, and ``lrgym train --init-from`` must continue training from it.
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
+from shipped import shipped_agent_dirs
 from stable_baselines3 import PPO
 from typer.testing import CliRunner
 
@@ -30,8 +32,8 @@ from lrgym.deploy.agent import CARD, LEGACY_SB3_FILES, TRAINING, resolve_agent
 from lrgym.deploy.policy_weights import POLICY
 from lrgym.io import manifest
 
-SHIPPED = resolve_agent("default")
-AGENTS = ["default"]
+AGENTS = [str(path) for path in shipped_agent_dirs()]
+SHIPPED = Path(AGENTS[0])
 
 
 @pytest.mark.parametrize("name", AGENTS)
@@ -44,7 +46,7 @@ def test_shipped_agent_directory_is_complete_verifies_and_has_no_pickles(name):
     manifest.verify(path, [*TRAINING_FILES, SB3_MODEL])
     assert not [p for p in path.iterdir() if p.name in LEGACY_SB3_FILES and p.name != SB3_MODEL]
     assert not [p for p in path.iterdir() if p.suffix in (".pkl", ".pt")]
-    assert lrgym.load_agent(name).card.notes  # says how the training state was made
+    assert lrgym.load_agent("default").card.notes  # says how the training state was made
 
 
 @pytest.mark.parametrize("name", AGENTS)
