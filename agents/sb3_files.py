@@ -69,8 +69,8 @@ def check_init_from(config: TrainConfig) -> None:
         raise ConfigError(
             f"init_from: {path} is an ensemble of {len(card.members)} agents acting with "
             f"their mean action, which has no training state of its own; continue training "
-            f"one member (--init-from {path / card.members[0]}) or each member, then join "
-            f"them again with `lrgym ensemble`"
+            f"one member (--init-from {path / card.members[0]}), or every member and join "
+            f"them again (what `lrgym train --init-from {path}` does)"
         )
     if not (path / TRAINING_FILES[1]).exists() and any(
         (path / name).exists() for name in LEGACY_SB3_FILES

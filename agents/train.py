@@ -38,6 +38,7 @@ from lrgym.agents.checkpoints import (
     restore_run,
 )
 from lrgym.agents.config import ConfigError, TrainConfig, load_config
+from lrgym.agents.ensemble import write_ensemble
 from lrgym.agents.meta_env import VALIDATION_SEEDS
 from lrgym.agents.ppo_state import build_model, build_normalize, save_training_state
 from lrgym.agents.sb3_files import check_init_from, load_for_training, make_ppo, write_sb3_model
@@ -58,7 +59,7 @@ from lrgym.agents.workers import make_vec_env, meta_env
 from lrgym.core.hyperparams import HyperParamSet
 from lrgym.core.registration import make_task, select_tasks
 from lrgym.core.signals import OBS_LAYOUT_VERSION, feature_indices
-from lrgym.deploy.agent import TRAINING, AgentCard
+from lrgym.deploy.agent import TRAINING, AgentCard, AgentLoadError, load_card
 from lrgym.deploy.policy_weights import export_policy
 from lrgym.io import manifest
 from lrgym.io._atomic import atomic_path
@@ -144,6 +145,9 @@ def train(
         ConfigError: a setting is invalid (the message names it), ``config.out`` is not
             usable as asked, or no checkpoint verifies (:class:`RunFolderError`).
     """
+    members = [] if config.init_from is None or resume else _ensemble_members(config.init_from)
+    if members:  # an ensemble trains further as its members, joined again
+        return _train_ensemble(config, members, progress_bar, overwrite)
     tasks = meta_train_tasks(config)
     check_init_from(config)
     if config.backend == "ray":  # Ray installed and the cluster reachable, or a clear error
@@ -307,3 +311,40 @@ def _start(
 
 
 __all__ = ["TrainConfig", "load_config", "train"]
+
+
+def _ensemble_members(path: str) -> list[str]:
+    """The members of the ensemble at ``path`` ([] for anything else: a plain agent, or a
+    folder :func:`check_init_from` will refuse with its reason)."""
+    try:
+        return load_card(path).members
+    except AgentLoadError:
+        return []
+
+
+def _train_ensemble(
+    config: TrainConfig, members: list[str], progress_bar: bool, overwrite: bool
+) -> Path:
+    """Continue each member of the ensemble ``config.init_from`` with ``config`` (member
+    i with seed ``config.seed + i``; its run in ``<out>.members/<member>``, resumable
+    there with ``--resume``), then join the results as the ensemble ``config.out``."""
+    out = Path(config.out)
+    runs = out.with_name(f"{out.name}.members")
+    if overwrite:
+        shutil.rmtree(out, ignore_errors=True)
+    elif out.exists():
+        raise ConfigError(f"{out} already exists; choose a new --out or pass --overwrite")
+    paths = [
+        train(
+            replace(
+                config,
+                init_from=str(Path(config.init_from) / member),
+                out=str(runs / member),
+                seed=config.seed + i,
+            ),
+            progress_bar=progress_bar,
+            overwrite=overwrite,
+        )
+        for i, member in enumerate(members)
+    ]
+    return write_ensemble(out, paths, name=config.name)

@@ -94,6 +94,28 @@ def test_training_continues_from_the_shipped_agent(tmp_path):
     assert agent.card.total_timesteps >= 128
 
 
+def test_the_shipped_ensemble_trains_further_as_its_members(tmp_path):
+    """`--init-from trained_agents/default` continues every member and joins them again."""
+    out = tmp_path / "continued"
+    result = CliRunner().invoke(
+        app,
+        [
+            "train", "--init-from", str(resolve_agent("default")), "--tasks",
+            "lrgym/DigitsMLP-v0", "--total-timesteps", "32", "--n-envs", "1",
+            "--episode-steps", "40", "--decision-interval", "10", "--eval-every", "32",
+            "--out", str(out), "--batched", "0", "--val-every", "1", "--n-steps", "32",
+            "--batch-size", "32", "--no-progress",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    agent = lrgym.load_agent(out)
+    shipped = lrgym.load_agent("default")
+    assert agent.card.members == shipped.card.members
+    for member, before in zip(agent.members, shipped.members, strict=True):
+        assert member.card.config["init_from"] == str(before.path)
+        assert member.card.total_timesteps >= 32
+
+
 def test_init_from_is_checked_before_anything_runs(tmp_path):
     with pytest.raises(ConfigError, match="controls"):
         check_init_from(load_config(None, init_from=str(SHIPPED), hparams=["lr", "momentum"]))
