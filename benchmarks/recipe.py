@@ -41,8 +41,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import hashlib
-import json
 import math
 import re
 import statistics
@@ -71,11 +69,11 @@ from lrgym.controllers.lr_predictor import (  # noqa: E402
     training_data,
 )
 from lrgym.core.registration import make_task, task_ids  # noqa: E402
-from lrgym.deploy.agent import CARD, POLICY, load_agent, resolve_agent  # noqa: E402
+from lrgym.deploy.agent import load_agent, resolve_agent  # noqa: E402
 from lrgym.harness.compare import grid, write_frames  # noqa: E402
 from lrgym.harness.measures import lr_robustness, performance_profile, summary_table  # noqa: E402
 from lrgym.harness.report import fmt_mean_ci, md_table  # noqa: E402
-from lrgym.harness.results_store import run_recorded  # noqa: E402
+from lrgym.harness.results_store import folder_fingerprint, run_recorded  # noqa: E402
 from lrgym.io._atomic import write_text_atomic  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -155,25 +153,12 @@ def agent_runs(args: argparse.Namespace, agent: str) -> dict[str, pd.DataFrame]:
     }
 
 
-def _digest(path: Path) -> str:
-    """A digest of what an agent directory acts with: its policy weights (each member's,
-    for an ensemble) and its card's features, action mapping and hyperparameters."""
-    card = json.loads((path / CARD).read_text())
-    keys = ("features", "action", "hparams", "members")
-    digest = hashlib.sha256(json.dumps([card.get(k) for k in keys], sort_keys=True).encode())
-    for member in card.get("members") or []:
-        digest.update(_digest(path / member).encode())
-    if not card.get("members"):
-        digest.update((path / POLICY).read_bytes())
-    return digest.hexdigest()
-
-
 def _tag(agent: str) -> str:
-    """The name an agent's cached runs go under in ``--out``: its directory's name and a
-    digest of its weights, so that another agent at the same path (a newly shipped
-    ``trained_agents/default``) is run, never read from the old one's journal."""
+    """The name an agent's cached runs go under in ``--out``: its directory's name and its
+    card and weights' fingerprint, so that another agent at the same path (a newly shipped
+    ``trained_agents/default``) is run, never read from the old one's files."""
     path = resolve_agent(agent)
-    return f"{path.name}-{_digest(path)[:10]}"
+    return f"{path.name}-{folder_fingerprint(path)[:10]}"
 
 
 @functools.cache

@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 import torch
 from rich.console import Console
+from shipped import shipped_agent_dirs
 from test_report import _curves, _runs
 from typer.testing import CliRunner
 from user_tasks_example import TINY_ID, make_tiny, tiny_regression
@@ -97,10 +98,8 @@ def test_train_help_defaults_are_the_config_defaults():
 def test_the_shipped_agent_comes_from_its_recipe_file():
     """trained_agents/default (each member, for an ensemble) is its recipe file at its
     seed, and `lrgym train`'s defaults act as it does."""
-    default = ROOT / "trained_agents" / "default"
-    card = json.loads((default / "card.json").read_text())
-    cards = [json.loads((default / m / "card.json").read_text()) for m in card["members"]]
-    for member in cards or [card]:
+    for path in shipped_agent_dirs():
+        member = json.loads((path / "card.json").read_text())
         recipe_file = ROOT / "agents" / "recipes" / f"{member['config']['name']}.yaml"
         mine = load_config(recipe_file, seed=member["seed"]).to_dict()
         keys = ("tasks", "total_timesteps", "n_envs", "batched", "val_every", "seed")

@@ -16,28 +16,15 @@ in its member order.
 from __future__ import annotations
 
 import argparse
-import tempfile
 
-import gymnasium as gym
 import numpy as np
-from stable_baselines3.common.vec_env import DummyVecEnv
 
-from lrgym.agents.sb3_files import load_for_training
-from lrgym.core.signals import FEATURES, OBS_BOUND
+from lrgym.agents.ppo_state import build_model, build_normalize
+from lrgym.agents.sb3_files import spaces_only
+from lrgym.agents.training_state import read_training_state
+from lrgym.core.signals import FEATURES
+from lrgym.deploy.agent import TRAINING
 from lrgym.deploy.agent_convert import check_observations
-
-
-class ObservationEnv(gym.Env):
-    """The agents' observation and action spaces, nothing else (SB3 needs an env)."""
-
-    observation_space = gym.spaces.Box(-OBS_BOUND, OBS_BOUND, (len(FEATURES),), np.float32)
-    action_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
-
-    def reset(self, *, seed=None, options=None):
-        return np.zeros(len(FEATURES), np.float32), {}
-
-    def step(self, action):
-        return np.zeros(len(FEATURES), np.float32), 0.0, True, False, {}
 
 
 def main() -> None:
@@ -47,12 +34,12 @@ def main() -> None:
     args = parser.parse_args()
     obs = check_observations(len(FEATURES))
     actions = []
-    with tempfile.TemporaryDirectory() as logs:
-        for path in args.dirs:
-            model, venv = load_for_training(path, DummyVecEnv([ObservationEnv]), logs)
-            venv.training = False
-            action, _ = model.predict(venv.normalize_obs(obs), deterministic=True)
-            actions.append(np.asarray(action, np.float64))
+    for path in args.dirs:
+        state = read_training_state(path, TRAINING)
+        norm = build_normalize(state, spaces_only(len(FEATURES), 1), training=False)
+        model = build_model(state, norm, device="cpu")
+        action, _ = model.predict(norm.normalize_obs(obs), deterministic=True)
+        actions.append(np.asarray(action, np.float64))
     members = np.stack(actions)
     np.savez(args.out, actions=members.mean(axis=0), members=members)
     print(f"{args.out}: {len(members)} member(s), {members.shape[1]} observations")
