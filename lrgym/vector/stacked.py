@@ -206,6 +206,22 @@ def _to_rows(h: torch.Tensor, k: int) -> torch.Tensor:
     return h.reshape(b, k, kc // k, height, width).transpose(0, 1)
 
 
+def _stacked_linear(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+    """K runs' ``Linear`` at once: rows (K, ..., in), weights (K, out, in), bias (K, out).
+
+    Computed transposed, ``(W hᵀ)ᵀ``, so that autograd's weight gradient is a product of
+    contiguous operands: as ``h Wᵀ`` the backward took 2.5x the forward (MKL's batched
+    product with a transposed (K, in, B) operand). DigitsCNN's 512→10 head at K=16,
+    B=32, forward and backward, one thread: 0.28 ms against 0.70 ms (medians of 30; equal
+    within noise for a 128-wide output); its whole stacked training step 1.07x faster
+    (paired, medians of 200).
+    """
+    k = h.shape[0]
+    rows = h.reshape(k, -1, h.shape[-1]).transpose(1, 2)
+    out = torch.bmm(w, rows) if b is None else torch.baddbmm(b.unsqueeze(2), w, rows)
+    return out.transpose(1, 2).contiguous().reshape(*h.shape[:-1], w.shape[1])
+
+
 def stacked_forward(model: nn.Module) -> StackedForward:
     """The stacked forward pass of ``model`` (see the module docstring).
 
@@ -259,11 +275,9 @@ def stacked_forward(model: nn.Module) -> StackedForward:
             else:  # linear
                 if image:
                     h, image = _to_rows(h, k), False
-                w = params[f"{layer.name}.weight"].transpose(1, 2)
-                b = params.get(f"{layer.name}.bias")
-                rows = h.reshape(k, -1, h.shape[-1])
-                out = torch.bmm(rows, w) if b is None else torch.baddbmm(b.unsqueeze(1), rows, w)
-                h = out.reshape(*h.shape[:-1], w.shape[-1])
+                h = _stacked_linear(
+                    h, params[f"{layer.name}.weight"], params.get(f"{layer.name}.bias")
+                )
         return _to_rows(h, k) if image else h
 
     return forward
