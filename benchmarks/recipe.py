@@ -31,7 +31,17 @@ recipe and different training seeds (``lrgym train --config agents/recipes/broad
         --pbt-seeds 1 --readme docs/results/index.md --card trained_agents/default
 
 Which agent ships is fixed before this runs (on the validation slice,
-``benchmarks/validation_slice.py``); this script only measures.
+``benchmarks/validation_slice.py``); this script only measures. With ``--slice`` it
+measures the same bar parts on the validation slice instead: the named meta-train tasks
+on run seeds training never draws (``VALIDATION_SEEDS``), with the sweep and the plain
+loop, every controller alongside (no real tasks, so no d and e; written to
+``DOCS/slice.md``, never to the README or a card). These are numbers selection may use,
+and unlike ``validation_slice.py``'s mean return they are the bar's own measures (speed
+to target, final metric against the static schedules, reach):
+
+    python benchmarks/recipe.py --slice --agents trained_agents/default runs/v3-seed0 \\
+        --seeds 5 --workers 2
+
 Results land in ``results/recipe/`` (not committed; a stage whose files exist is reused,
 so an interrupted run continues). The two heavy real tasks (ResNet-18, MiniLM: about
 90-120 s per 100 steps on 2 CPU cores) are left out of the grids here.
@@ -61,6 +71,7 @@ from heldout import SWEEP, worse_beyond_ci  # noqa: E402
 from real_tasks import BENCHMARKED  # noqa: E402  (registers shared/<Name>-v0)
 
 import lrgym  # noqa: E402
+from lrgym.agents.meta_env import VALIDATION_SEEDS  # noqa: E402
 from lrgym.controllers import ADAPTIVE, BASELINES, LEARNED_PREFIX, PREDICTOR_PREFIX  # noqa: E402
 from lrgym.controllers.learned import LearnedController
 from lrgym.controllers.lr_predictor import (  # noqa: E402
@@ -85,6 +96,31 @@ LOOP_COLUMNS = [
     "task", "validation", "agent_loss", "constant_loss", "agent_metric", "constant_metric"
 ]  # fmt: skip
 REAL_TASKS = [b.id for b in BENCHMARKED if not b.heavy]
+
+
+@dataclass(frozen=True)
+class Grid:
+    """One suite's tasks and run seeds; ``sweep``: also over the initial-LR sweep."""
+
+    tasks: list[str]
+    seeds: list[int]
+    sweep: bool
+
+
+def suites_of(args: argparse.Namespace) -> dict[str, Grid]:
+    """The suites measured: held-out (with the sweep) and real, or with ``--slice`` the
+    validation slice, the named meta-train tasks on run seeds training never draws."""
+    if args.slice:
+        first = VALIDATION_SEEDS[0]
+        return {"slice": Grid(task_ids("meta-train"), list(range(first, first + args.seeds)), True)}
+    return {
+        "held-out": Grid(task_ids("held-out"), list(range(args.seeds)), True),
+        "real": Grid(REAL_TASKS, list(range(args.real_seeds)), False),
+    }
+
+
+def _lrs(g: Grid) -> list[float | None]:
+    return [None, *SWEEP] if g.sweep else [None]
 
 
 def _frames(path: Path) -> tuple[pd.DataFrame, pd.DataFrame] | None:
@@ -121,16 +157,14 @@ def peers(args: argparse.Namespace) -> dict[str, pd.DataFrame]:
         model.save(predictor)
         print(f"predictor: {model.info}", flush=True)
     names = [*BASELINES, *ADAPTIVE, f"{PREDICTOR_PREFIX}{predictor}"]
-    held_out = grid(task_ids("held-out"), names, range(args.seeds), [None, *SWEEP])
-    real = grid(REAL_TASKS, names, range(args.real_seeds))
-    frames = {
-        "held-out": _run(args.out / "peers-held-out", held_out, args.workers)[0],
-        "real": _run(args.out / "peers-real", real, args.workers)[0],
-    }
-    if args.pbt_seeds:  # PBT runs a population per run: default LR only, fewer seeds
-        pbt = grid(task_ids("held-out"), ["pbt"], range(args.pbt_seeds))
-        pbt_runs = _run(args.out / "peers-pbt", pbt, args.workers)[0]
-        frames["held-out"] = pd.concat([frames["held-out"], pbt_runs], ignore_index=True)
+    frames = {}
+    for suite, g in suites_of(args).items():
+        specs = grid(g.tasks, names, g.seeds, _lrs(g))
+        frames[suite] = _run(args.out / f"peers-{suite}", specs, args.workers)[0]
+        if args.pbt_seeds and g.sweep:  # PBT runs a population per run: default LR only
+            pbt = grid(g.tasks, ["pbt"], g.seeds[: args.pbt_seeds])
+            pbt_runs = _run(args.out / f"peers-pbt-{suite}", pbt, args.workers)[0]
+            frames[suite] = pd.concat([frames[suite], pbt_runs], ignore_index=True)
     return frames
 
 
@@ -144,12 +178,11 @@ def _sweep(runs: pd.DataFrame) -> pd.DataFrame:
 def agent_runs(args: argparse.Namespace, agent: str) -> dict[str, pd.DataFrame]:
     """The agent's runs on the same grids as :func:`peers`."""
     name = [f"{LEARNED_PREFIX}{agent}"]
-    tag = _tag(agent)
-    held_out = grid(task_ids("held-out"), name, range(args.seeds), [None, *SWEEP])
-    real = grid(REAL_TASKS, name, range(args.real_seeds))
     return {
-        "held-out": _run(args.out / f"{tag}-held-out", held_out, args.workers)[0],
-        "real": _run(args.out / f"{tag}-real", real, args.workers)[0],
+        suite: _run(
+            args.out / f"{_tag(agent)}-{suite}", grid(g.tasks, name, g.seeds, _lrs(g)), args.workers
+        )[0]
+        for suite, g in suites_of(args).items()
     }
 
 
@@ -174,19 +207,18 @@ def _loop_run(task: str, seed: int, agent: str | None, every: int) -> tuple[floa
 
 def plain_loop(args: argparse.Namespace, agent: str) -> pd.DataFrame:
     """Bar 4: the README's plain loop at three validation cadences, against constant LR."""
-    path = args.out / f"{_tag(agent)}-user-loop.csv"
+    path = args.out / f"{_tag(agent)}-user-loop{'-slice' if args.slice else ''}.csv"
     if path.exists():
         return pd.read_csv(path)
     controller = LearnedController(agent)  # a multi-hp agent runs only on its backend
+    seeds = {t: g.seeds for g in suites_of(args).values() for t in g.tasks}
     torch_tasks = [
-        t
-        for t in [*task_ids("held-out"), *REAL_TASKS]
-        if make_task(t).has_gradients and controller.applies_to(make_task(t))
+        t for t in seeds if make_task(t).has_gradients and controller.applies_to(make_task(t))
     ]
     jobs = {}
     with ProcessPoolExecutor(args.workers) as pool:
         for task in torch_tasks:
-            for seed in range(args.seeds if task.startswith("lrgym/") else args.real_seeds):
+            for seed in seeds[task]:
                 jobs[task, "constant", seed] = pool.submit(_loop_run, task, seed, None, 0)
                 for mode, every in user_loop.CADENCES.items():
                     jobs[task, mode, seed] = pool.submit(_loop_run, task, seed, agent, every)
@@ -228,15 +260,15 @@ class Suite:
     runs: pd.DataFrame
     summary: pd.DataFrame
     profile: pd.Series
-    robust: pd.DataFrame | None  # reach over the sweep (held-out only)
+    robust: pd.DataFrame | None  # reach over the sweep (the suite with the sweep only)
 
 
-def measure(mine: dict, others: dict) -> dict[str, Suite]:
+def measure(mine: dict, others: dict, grids: dict[str, Grid]) -> dict[str, Suite]:
     """Each suite's runs and measures, computed once for the row and the tables."""
     suites = {}
-    for suite in ("held-out", "real"):
+    for suite, g in grids.items():
         runs = pd.concat([others[suite], mine[suite]], ignore_index=True)
-        robust = lr_robustness(_sweep(runs)) if suite == "held-out" else None
+        robust = lr_robustness(_sweep(runs)) if g.sweep else None
         suites[suite] = Suite(runs, summary_table(runs), performance_profile(runs), robust)
     return suites
 
@@ -266,33 +298,37 @@ def bar_row(
     agent: str, mine: dict[str, pd.DataFrame], suites: dict[str, Suite], loop: pd.DataFrame
 ) -> dict[str, object]:
     """Issue 24's bar (see the module docstring) for one agent against every other
-    controller."""
+    controller; with ``--slice`` its parts on the slice (no real tasks: no d and e)."""
     learned = f"{LEARNED_PREFIX}{agent}"
+    main = next(s for s, m in suites.items() if m.robust is not None)  # the swept suite
     row: dict[str, object] = {"agent": agent}
-    for suite, bar in (("held-out", "a"), ("real", "d")):
+    for suite, bar in ((main, "a"), ("real", "d")):
+        if suite not in suites:
+            continue
         profile = suites[suite].profile
         rivals = profile.drop(index=learned)
         row[f"profile {suite}"] = float(profile[learned])
         row[f"best other {suite}"] = f"{rivals.max():.3f} ({rivals.idxmax()})"
         row[bar] = bool(profile[learned] >= rivals.max())
-    held_out = suites["held-out"].summary
-    tasks = sorted(mine["held-out"]["task"].unique())  # a multi-hp agent skips some
-    below = [t for t in tasks if _below_best_static(held_out, t, learned)]
+    summary = suites[main].summary
+    tasks = sorted(mine[main]["task"].unique())  # a multi-hp agent skips some
+    below = [t for t in tasks if _below_best_static(summary, t, learned)]
     row["below best static - CI"] = ", ".join(t.split("/")[-1] for t in below) or "none"
     row["b"] = not below
-    test = held_out["test_mean"].unstack("task")[tasks]
+    test = summary["test_mean"].unstack("task")[tasks]
     row["mean test (constant)"] = (
         f"{test.loc[learned].mean():.3f} ({test.loc['constant'].mean():.3f})"
     )
     row["c"] = bool(test.loc[learned].mean() > test.loc["constant"].mean())
-    real = suites["real"].summary
-    worse = [
-        t for t in sorted(mine["real"]["task"].unique()) if worse_beyond_ci(real, t, learned)[0]
-    ]
-    row["real worse beyond CI"] = ", ".join(t.split("/")[-1] for t in worse) or "none"
-    row["e"] = not worse
-    reach = float(suites["held-out"].robust.loc[learned, "all"])
-    reach_shared, prodigy = _reach_against_prodigy(suites["held-out"].runs, learned)
+    if "real" in suites:
+        real = suites["real"].summary
+        worse = [
+            t for t in sorted(mine["real"]["task"].unique()) if worse_beyond_ci(real, t, learned)[0]
+        ]
+        row["real worse beyond CI"] = ", ".join(t.split("/")[-1] for t in worse) or "none"
+        row["e"] = not worse
+    reach = float(suites[main].robust.loc[learned, "all"])
+    reach_shared, prodigy = _reach_against_prodigy(suites[main].runs, learned)
     row["reach (Prodigy's tasks: agent / Prodigy)"] = (
         f"{reach:.3f} ({reach_shared:.3f} / {prodigy:.3f})"
     )
@@ -300,7 +336,8 @@ def bar_row(
     needed = math.ceil(LOOP_SHARE * len(loop))
     row["plain loop ok (needed)"] = f"{int(loop['ok'].sum())}/{len(loop)} ({needed})"
     row["g"] = bool(len(loop) and loop["ok"].sum() >= needed)  # no torch task: not shown
-    row["bars met"] = f"{sum(bool(row[b]) for b in BARS)}/{len(BARS)}"
+    parts = [b for b in BARS if b in row]
+    row["bars met"] = f"{sum(bool(row[b]) for b in parts)}/{len(parts)}"
     return row
 
 
@@ -380,6 +417,12 @@ def main() -> None:
     parser.add_argument("--docs", type=Path, default=ROOT / "docs" / "results" / "recipe")
     parser.add_argument("--peers-only", action="store_true", help="stage 1 only")
     parser.add_argument(
+        "--slice",
+        action="store_true",
+        help="measure the bar's parts on the validation slice (meta-train tasks, unseen run "
+        "seeds), the only numbers selection may use; writes DOCS/slice.md",
+    )
+    parser.add_argument(
         "--readme",
         type=Path,
         help="write the seed rows and the first agent's tables between the README's recipe markers",
@@ -388,6 +431,8 @@ def main() -> None:
         "--card", type=Path, help="an agent folder whose card gets the same text (evaluation)"
     )
     args = parser.parse_args()
+    if args.slice and (args.readme or args.card):
+        parser.error("--slice measures selection evidence: it writes no README or card")
     for agent in args.agents:
         load_agent(agent)  # fail fast on a bad agent
     torch.set_num_threads(1)
@@ -398,18 +443,20 @@ def main() -> None:
     for agent in args.agents:
         mine = agent_runs(args, agent)
         loop = plain_loop(args, agent)
-        suites = measure(mine, others)
+        suites = measure(mine, others, suites_of(args))
         rows.append(bar_row(agent, mine, suites, loop))
         details.append(f"## {agent}\n\n{tables(agent, suites, loop)}\n")
     table = _markdown(pd.DataFrame(rows))
-    every = sum(all(bool(r[b]) for b in BARS) for r in rows)
-    table += f"\n\nAgents meeting every bar (a-g): {every} of {len(rows)}."
+    every = sum(all(bool(r[b]) for b in BARS if b in r) for r in rows)
+    table += f"\n\nAgents meeting every bar part measured: {every} of {len(rows)}."
     command = " ".join(["python benchmarks/recipe.py", *sys.argv[1:]])
-    text = f"# The recipe, every training seed\n\nMeasured with `{command}`.\n\n{table}\n\n"
+    title = "on the validation slice" if args.slice else "every training seed"
+    text = f"# The recipe, {title}\n\nMeasured with `{command}`.\n\n{table}\n\n"
     print(text, flush=True)
     args.docs.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(args.docs / "summary.md", text + "\n".join(details))
-    print(f"wrote {args.docs / 'summary.md'}")
+    written = args.docs / ("slice.md" if args.slice else "summary.md")
+    write_text_atomic(written, text + "\n".join(details))
+    print(f"wrote {written}")
     # one heading level down: the shipped agent's tables sit inside the README's section
     shipped = f"Measured with `{command}`.\n\n{table}\n\n#{details[0]}"
     if args.readme:
