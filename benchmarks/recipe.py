@@ -300,9 +300,9 @@ def bar_row(
     """Issue 24's bar (see the module docstring) for one agent against every other
     controller; with ``--slice`` its parts on the slice (no real tasks: no d and e)."""
     learned = f"{LEARNED_PREFIX}{agent}"
-    main = next(s for s, m in suites.items() if m.robust is not None)  # the swept suite
+    swept = next(s for s, m in suites.items() if m.robust is not None)
     row: dict[str, object] = {"agent": agent}
-    for suite, bar in ((main, "a"), ("real", "d")):
+    for suite, bar in ((swept, "a"), ("real", "d")):
         if suite not in suites:
             continue
         profile = suites[suite].profile
@@ -310,8 +310,8 @@ def bar_row(
         row[f"profile {suite}"] = float(profile[learned])
         row[f"best other {suite}"] = f"{rivals.max():.3f} ({rivals.idxmax()})"
         row[bar] = bool(profile[learned] >= rivals.max())
-    summary = suites[main].summary
-    tasks = sorted(mine[main]["task"].unique())  # a multi-hp agent skips some
+    summary = suites[swept].summary
+    tasks = sorted(mine[swept]["task"].unique())  # a multi-hp agent skips some
     below = [t for t in tasks if _below_best_static(summary, t, learned)]
     row["below best static - CI"] = ", ".join(t.split("/")[-1] for t in below) or "none"
     row["b"] = not below
@@ -327,8 +327,8 @@ def bar_row(
         ]
         row["real worse beyond CI"] = ", ".join(t.split("/")[-1] for t in worse) or "none"
         row["e"] = not worse
-    reach = float(suites[main].robust.loc[learned, "all"])
-    reach_shared, prodigy = _reach_against_prodigy(suites[main].runs, learned)
+    reach = float(suites[swept].robust.loc[learned, "all"])
+    reach_shared, prodigy = _reach_against_prodigy(suites[swept].runs, learned)
     row["reach (Prodigy's tasks: agent / Prodigy)"] = (
         f"{reach:.3f} ({reach_shared:.3f} / {prodigy:.3f})"
     )
