@@ -6,7 +6,9 @@ policy and the files its manifest lists (training state, SB3 model), so each mem
 still be evaluated alone (``learned:DIR/seed1``) or trained on (``lrgym train
 --init-from DIR/seed1``). A training run's other files (checkpoints, TensorBoard logs,
 its config) stay behind. :func:`lrgym.load_agent` loads the directory
-as an :class:`~lrgym.deploy.agent.AgentEnsemble`.
+as an :class:`~lrgym.deploy.agent.AgentEnsemble`; the directory's own ``ppo.zip`` is the
+ensemble as one stable-baselines3 model (:mod:`lrgym.agents.ensemble_policy`), written
+when every member has its training state.
 
     lrgym ensemble runs/broad-seed0 runs/broad-seed1 runs/broad-seed2 --out runs/broad
 """
@@ -20,6 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lrgym._version import __version__
+from lrgym.agents.ensemble_policy import write_sb3_ensemble
+from lrgym.agents.sb3_files import TRAINING_FILES
 from lrgym.deploy.agent import CARD, Agent, AgentCard, AgentEnsemble, AgentLoadError, load_agent
 from lrgym.deploy.policy_weights import POLICY
 from lrgym.io.manifest import MANIFEST, read_manifest
@@ -102,6 +106,8 @@ def write_ensemble(out: str | Path, members: Sequence[str | Path], name: str | N
                 shutil.copyfile(Path(agent.path) / file, tmp / member / file)
         card.save(tmp)
         AgentEnsemble(tmp, card, [load_agent(tmp / n) for n in names])  # the copy loads
+        if all((tmp / n / f).is_file() for n in names for f in TRAINING_FILES):
+            write_sb3_ensemble(tmp)  # the ensemble as one SB3 model, for SB3 users
         tmp.rename(out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

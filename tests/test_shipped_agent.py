@@ -10,10 +10,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from shipped import shipped_agent_dirs
 from stable_baselines3 import PPO
+from stable_baselines3.common.vec_env import DummyVecEnv
 from typer.testing import CliRunner
 
 import lrgym
@@ -28,6 +31,7 @@ from lrgym.agents.sb3_files import (
 )
 from lrgym.agents.training_state import read_training_state
 from lrgym.cli import app
+from lrgym.core.signals import OBS_BOUND
 from lrgym.deploy.agent import CARD, LEGACY_SB3_FILES, TRAINING, resolve_agent
 from lrgym.deploy.policy_weights import POLICY
 from lrgym.io import manifest
@@ -114,6 +118,7 @@ def test_the_shipped_ensemble_trains_further_as_its_members(tmp_path):
     for member, before in zip(agent.members, shipped.members, strict=True):
         assert member.card.config["init_from"] == str(before.path)
         assert member.card.total_timesteps >= 32
+    manifest.verify(out, [SB3_MODEL])  # the joined ensemble is one SB3 model again
 
 
 def test_init_from_is_checked_before_anything_runs(tmp_path):
@@ -146,3 +151,45 @@ def test_a_lost_training_state_is_rebuilt_from_the_policy(tmp_path):
     obs = np.random.default_rng(1).uniform(-3, 3, (1000, n_obs)).astype(np.float32)
     actions, _ = model.predict(norm.normalize_obs(obs), deterministic=True)
     assert np.max(np.abs(actions - agent.policy(obs))) <= 1e-5
+
+
+class _RandomEnv(gym.Env):
+    """Random observations in the agent's box and a reward that prefers small actions."""
+
+    def __init__(self, n_obs: int) -> None:
+        self.observation_space = gym.spaces.Box(-OBS_BOUND, OBS_BOUND, (n_obs,), np.float32)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+        self.t = 0
+
+    def _obs(self) -> np.ndarray:
+        return self.np_random.uniform(-3, 3, self.observation_space.shape).astype(np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self._obs(), {}
+
+    def step(self, action):
+        self.t += 1
+        return self._obs(), -float(np.abs(action).sum()), self.t >= 8, False, {}
+
+
+def test_the_shipped_ensembles_ppo_zip_acts_as_the_ensemble_and_trains():
+    """The ensemble folder's own ppo.zip: SB3 loads it, it acts as the ensemble from raw
+    observations, and PPO trains it further."""
+    path = resolve_agent("default")
+    manifest.verify(path, [SB3_MODEL])
+    agent = lrgym.load_agent("default")
+    model = PPO.load(path / SB3_MODEL, device="cpu")
+    n_obs = len(agent.card.features)
+    obs = np.random.default_rng(2).uniform(-3, 3, (500, n_obs)).astype(np.float32)
+    actions, _ = model.predict(obs, deterministic=True)
+    expected = np.array([agent.act(x) for x in obs]).reshape(actions.shape)
+    assert np.max(np.abs(actions - expected)) <= 1e-5
+    before = [p.detach().clone() for p in model.policy.parameters()]
+    env = DummyVecEnv([lambda: _RandomEnv(n_obs)])
+    model = PPO.load(path / SB3_MODEL, env=env, device="cpu", n_steps=32, batch_size=16)
+    model.learn(64)
+    assert model.num_timesteps >= 64
+    after = list(model.policy.parameters())
+    assert any(not torch.equal(b, a) for b, a in zip(before, after, strict=True))
