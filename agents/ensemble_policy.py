@@ -21,7 +21,6 @@ from its own training state.
 
 from __future__ import annotations
 
-import io
 import warnings
 from pathlib import Path
 from typing import Any
@@ -33,12 +32,8 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import MlpExtractor
 from torch import nn
 
-from lrgym.agents.ppo_state import build_model, build_normalize
-from lrgym.agents.sb3_files import SB3_MODEL, spaces_only
-from lrgym.agents.training_state import read_training_state
-from lrgym.deploy.agent import TRAINING, load_card
-from lrgym.io import manifest
-from lrgym.io._atomic import atomic_path
+from lrgym.agents.sb3_files import load_sb3_model, save_sb3_model, spaces_only
+from lrgym.deploy.agent import load_card
 
 
 class _Member(nn.Module):
@@ -117,11 +112,7 @@ def write_sb3_ensemble(ensemble_dir: str | Path) -> Path:
     ensemble_dir = Path(ensemble_dir)
     card = load_card(ensemble_dir)
     n_obs, n_actions = len(card.features), len(card.hparams)
-    members = []
-    for name in card.members:
-        state = read_training_state(ensemble_dir / name, TRAINING)
-        norm = build_normalize(state, spaces_only(n_obs, n_actions), training=False)
-        members.append((build_model(state, norm, device="cpu"), norm))
+    members = [load_sb3_model(ensemble_dir / name) for name in card.members]
     first = members[0][0]
     with warnings.catch_warnings():  # SB3's batch-size hint, for the one spaces-only env
         warnings.simplefilter("ignore", UserWarning)
@@ -149,12 +140,7 @@ def write_sb3_ensemble(ensemble_dir: str | Path) -> Path:
             policy.obs_std[i] = torch.as_tensor((norm.obs_rms.var + norm.epsilon) ** 0.5)
             policy.obs_clip[i] = float(norm.clip_obs)
         policy.log_std.copy_(torch.stack([m.policy.log_std for m, _ in members]).mean(0))
-    buffer = io.BytesIO()
-    model.save(buffer)
-    with atomic_path(ensemble_dir / SB3_MODEL) as tmp:
-        tmp.write_bytes(buffer.getvalue())
-    manifest.record(ensemble_dir, [SB3_MODEL])
-    return ensemble_dir / SB3_MODEL
+    return save_sb3_model(model, ensemble_dir)
 
 
 __all__ = ["EnsemblePolicy", "write_sb3_ensemble"]

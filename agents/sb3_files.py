@@ -176,12 +176,23 @@ def write_sb3_model(agent_dir: str | Path) -> Path:
     ``--resume`` load ``training.safetensors``/``training.json``, and ``lrgym
     convert-agent`` leaves a ``ppo.zip`` beside them alone.
     """
-    agent_dir = Path(agent_dir)
+    model, _ = load_sb3_model(agent_dir)
+    return save_sb3_model(model, agent_dir)
+
+
+def load_sb3_model(agent_dir: str | Path) -> tuple[PPO, VecNormalize]:
+    """The PPO of an agent directory's training state (on a spaces-only env) and its
+    frozen ``VecNormalize``, for acting."""
     card = load_card(agent_dir)
-    state = read_training_state(agent_dir, TRAINING)
+    state = read_training_state(Path(agent_dir), TRAINING)
     norm = build_normalize(state, spaces_only(len(card.features), len(card.hparams)))
     norm.training = False
-    model = build_model(state, norm, device="cpu")
+    return build_model(state, norm, device="cpu"), norm
+
+
+def save_sb3_model(model: PPO, agent_dir: str | Path) -> Path:
+    """Save ``model`` as ``agent_dir/ppo.zip`` atomically and record it in the manifest."""
+    agent_dir = Path(agent_dir)
     buffer = io.BytesIO()
     model.save(buffer)
     with atomic_path(agent_dir / SB3_MODEL) as tmp:

@@ -310,9 +310,6 @@ def _start(
     return make_ppo(env, config, tensorboard_log=tensorboard_log), env
 
 
-__all__ = ["TrainConfig", "load_config", "train"]
-
-
 def _ensemble_members(path: str) -> list[str]:
     """The members of the ensemble at ``path`` ([] for anything else: a plain agent, or a
     folder :func:`check_init_from` will refuse with its reason)."""
@@ -348,3 +345,6 @@ def _train_ensemble(
         for i, member in enumerate(members)
     ]
     return write_ensemble(out, paths, name=config.name)
+
+
+__all__ = ["TrainConfig", "load_config", "train"]

@@ -19,11 +19,8 @@ import argparse
 
 import numpy as np
 
-from lrgym.agents.ppo_state import build_model, build_normalize
-from lrgym.agents.sb3_files import spaces_only
-from lrgym.agents.training_state import read_training_state
+from lrgym.agents.sb3_files import load_sb3_model
 from lrgym.core.signals import FEATURES
-from lrgym.deploy.agent import TRAINING
 from lrgym.deploy.agent_convert import check_observations
 
 
@@ -35,9 +32,7 @@ def main() -> None:
     obs = check_observations(len(FEATURES))
     actions = []
     for path in args.dirs:
-        state = read_training_state(path, TRAINING)
-        norm = build_normalize(state, spaces_only(len(FEATURES), 1), training=False)
-        model = build_model(state, norm, device="cpu")
+        model, norm = load_sb3_model(path)
         action, _ = model.predict(norm.normalize_obs(obs), deterministic=True)
         actions.append(np.asarray(action, np.float64))
     members = np.stack(actions)
