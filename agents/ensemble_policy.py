@@ -26,13 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from stable_baselines3 import PPO
 from stable_baselines3.common.distributions import Distribution
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import MlpExtractor
 from torch import nn
 
-from lrgym.agents.sb3_files import load_sb3_model, save_sb3_model, spaces_only
+from lrgym.agents.config import TrainConfig
+from lrgym.agents.sb3_files import load_sb3_model, make_ppo, save_sb3_model, spaces_only
 from lrgym.deploy.agent import load_card
 
 
@@ -106,30 +106,18 @@ class EnsemblePolicy(ActorCriticPolicy):
 
 
 def write_sb3_ensemble(ensemble_dir: str | Path) -> Path:
-    """Write ``ppo.zip`` (an :class:`EnsemblePolicy` PPO with the first member's PPO
-    settings) into ``ensemble_dir`` from its members' training states, and record it in
-    the directory's manifest."""
+    """Write ``ppo.zip`` (an :class:`EnsemblePolicy` PPO with the PPO settings of the
+    ensemble card, i.e. the first member's) into ``ensemble_dir`` from its members'
+    training states, and record it in the directory's manifest."""
     ensemble_dir = Path(ensemble_dir)
     card = load_card(ensemble_dir)
     n_obs, n_actions = len(card.features), len(card.hparams)
     members = [load_sb3_model(ensemble_dir / name) for name in card.members]
-    first = members[0][0]
+    config = TrainConfig(**{"action": card.action, **card.config})  # the first member's
     with warnings.catch_warnings():  # SB3's batch-size hint, for the one spaces-only env
         warnings.simplefilter("ignore", UserWarning)
-        model = PPO(
-            EnsemblePolicy,
-            spaces_only(n_obs, n_actions),
-            learning_rate=first.learning_rate,
-            n_steps=first.n_steps,
-            batch_size=first.batch_size,
-            n_epochs=first.n_epochs,
-            gamma=first.gamma,
-            gae_lambda=first.gae_lambda,
-            clip_range=first.clip_range,
-            ent_coef=first.ent_coef,
-            policy_kwargs={"net_arch": first.policy.net_arch, "n_members": len(members)},
-            seed=card.seed,
-            device="cpu",
+        model = make_ppo(
+            spaces_only(n_obs, n_actions), config, policy=EnsemblePolicy, n_members=len(members)
         )
     policy = model.policy
     with torch.no_grad():

@@ -124,11 +124,18 @@ def load_for_training(
     return model, env
 
 
-def make_ppo(env: VecEnv, config: TrainConfig, tensorboard_log: str | None = None) -> PPO:
-    """A fresh SB3 PPO with ``config.ppo``'s settings on ``env``."""
+def make_ppo(
+    env: VecEnv,
+    config: TrainConfig,
+    tensorboard_log: str | None = None,
+    policy: str | type = "MlpPolicy",
+    **policy_kwargs: Any,
+) -> PPO:
+    """A fresh SB3 PPO with ``config.ppo``'s settings on ``env`` (``policy`` and extra
+    ``policy_kwargs``: another SB3 policy class, e.g. an ensemble's)."""
     ppo = config.ppo
     return PPO(
-        "MlpPolicy",
+        policy,
         env,
         learning_rate=ppo.learning_rate,
         n_steps=ppo.n_steps,
@@ -138,7 +145,7 @@ def make_ppo(env: VecEnv, config: TrainConfig, tensorboard_log: str | None = Non
         gae_lambda=ppo.gae_lambda,
         clip_range=ppo.clip_range,
         ent_coef=ppo.ent_coef,
-        policy_kwargs={"net_arch": list(ppo.net_arch)},
+        policy_kwargs={"net_arch": list(ppo.net_arch), **policy_kwargs},
         tensorboard_log=tensorboard_log,
         seed=config.seed,
         verbose=0,
