@@ -393,8 +393,8 @@ def test_calibrate_leaves_diverged_and_non_finite_runs_out(monkeypatch):
 
 
 def test_journal_fingerprint_covers_card_and_weights_not_later_results(tmp_path):
-    """A rerun after a card or weights change runs again; a summary written into the card
-    afterwards (evaluate --update-card) does not make the recorded runs stale."""
+    """A rerun after a card or weights change runs again; a summary or notes written into
+    the card afterwards (evaluate --update-card) do not make the recorded runs stale."""
     from lrgym.harness.compare import RunSpec
     from lrgym.harness.results_store import folder_fingerprint, run_key, scheduler_fingerprint
     from lrgym.meta_init.checkpoint import resolve_init
@@ -406,6 +406,7 @@ def test_journal_fingerprint_covers_card_and_weights_not_later_results(tmp_path)
     assert original and original == folder_fingerprint(agent)
     card = json.loads((agent / "card.json").read_text())
     card["evaluation"]["later"] = "| a table written after the runs |"
+    card["notes"] = [*card.get("notes", []), "prose added after the runs"]
     (agent / "card.json").write_text(json.dumps(card))
     assert scheduler_fingerprint(name) == original
     card["action"]["max_log2_step"] = 0.5  # changes every decision

@@ -54,9 +54,10 @@ def _plain(value: Any) -> Any:
 
 
 CARD = "card.json"
-UNRECORDED_CARD_FIELDS = ("evaluation",)
+UNRECORDED_CARD_FIELDS = ("evaluation", "notes")
 """Card fields left out of a fingerprint: results written into the card after the runs
-(``evaluate --update-card``, ``meta-init``'s fine-tuning table) do not change a run."""
+(``evaluate --update-card``, ``meta-init``'s fine-tuning table) and its prose notes do
+not change a run."""
 
 
 def folder_fingerprint(folder: str | os.PathLike[str]) -> str:
