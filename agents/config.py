@@ -99,6 +99,11 @@ class TrainConfig:
             run their K runs one after another. The batched runs equal the per-run ones
             within float tolerance, but a resumed batched run does not replay the
             interrupted one exactly.
+        batched_for: Runs per task for the tasks some names select (task ids, groups
+            such as ``procedural-v2`` or the ``meta-train`` split), overriding ``batched``
+            for them: ``{"meta-train": 24}`` gives the named tasks three times the
+            experience of the others at ``batched: 8``. The first name that selects a
+            task sets its runs. Needs ``batched``.
         compile: With ``batched``, compile each worker's stacked steps with
             ``torch.compile`` (about 10-30 s per task and worker at start, then faster
             steps; needs a C++ compiler, else a warning and the uncompiled path). It
@@ -143,6 +148,7 @@ class TrainConfig:
     hparams: list[str] = field(default_factory=lambda: [LR])
     val_every: list[int] = field(default_factory=lambda: [1, 2, 4, 0])
     batched: int = 8
+    batched_for: dict[str, int] = field(default_factory=dict)
     compile: bool | None = None
     init_from: str | None = None
     backend: str = "local"
@@ -176,6 +182,18 @@ class TrainConfig:
         )
         self.n_envs = check.whole_number("n_envs", self.n_envs, 0, MAX_ENVS, error=E)
         self.batched = check.whole_number("batched", self.batched, 0, MAX_BATCHED, error=E)
+        if not isinstance(self.batched_for, dict):
+            raise ConfigError(
+                f"batched_for must map task names to runs per task, got {self.batched_for!r}"
+            )
+        if self.batched_for and not self.batched:
+            raise ConfigError("batched_for needs batched runs: set batched (--batched K) too")
+        self.batched_for = {
+            check.text("batched_for key", name, E): check.whole_number(
+                f"batched_for[{name!r}]", k, 1, MAX_BATCHED, error=E
+            )
+            for name, k in self.batched_for.items()
+        }
         if self.compile is not None and not isinstance(self.compile, bool):
             raise ConfigError(f"compile must be true, false or empty, got {self.compile!r}")
         if self.compile and not self.batched:

@@ -25,11 +25,11 @@ import torch
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecMonitor
 
 from lrgym.agents.checkpoints import ResumableMonitor
-from lrgym.agents.config import TrainConfig
+from lrgym.agents.config import ConfigError, TrainConfig
 from lrgym.agents.meta_env import TRAIN_SEEDS, MetaTaskEnv, zero_features
 from lrgym.agents.vec_env import ConcatVecEnv, SubprocVecEnvGroup, VectorEnvAdapter
 from lrgym.backends._lifetime import quiet_worker
-from lrgym.core.registration import TaskSpec, ensure_registered, portable_specs
+from lrgym.core.registration import TaskSpec, ensure_registered, portable_specs, select_tasks
 from lrgym.core.signals import feature_indices
 from lrgym.vector.compile_policy import compile_pays_back
 from lrgym.vector.cost import balance, decision_cost
@@ -88,13 +88,39 @@ def make_env(tasks: list[str], config: TrainConfig, rank: int) -> Callable[[], g
     return factory
 
 
+def runs_per_task(tasks: Sequence[str], config: TrainConfig) -> list[int]:
+    """Each task's batched runs: the first ``config.batched_for`` name that selects it
+    sets them, else ``config.batched``.
+
+    Raises:
+        ConfigError: a ``batched_for`` name is unknown or selects none of ``tasks``.
+    """
+    selected = {}
+    for name in config.batched_for:
+        try:
+            ids = set(select_tasks([name]))
+        except (KeyError, ValueError) as exc:
+            raise ConfigError(f"batched_for: {exc}") from None
+        if not ids & set(tasks):
+            raise ConfigError(
+                f"batched_for: {name!r} selects none of the training tasks; use a task id, "
+                "group or split listed in tasks"
+            )
+        selected[name] = ids
+    return [
+        next((config.batched_for[n] for n, ids in selected.items() if t in ids), config.batched)
+        for t in tasks
+    ]
+
+
 def worker_factory(
     tasks: list[str], config: TrainConfig, compile: bool | None = None
 ) -> Callable[[], VecEnv]:
-    """A factory of one batched worker: ``config.batched`` runs of each of ``tasks``, side
-    by side in one ``VecEnv`` (features dropped as in :func:`meta_env`), compiled as
+    """A factory of one batched worker: :func:`runs_per_task` runs of each of ``tasks``,
+    side by side in one ``VecEnv`` (features dropped as in :func:`meta_env`), compiled as
     ``compile`` says (default: ``config.compile``)."""
     own_tasks = portable_specs(tasks)  # a user's tasks, registered here only
+    runs = runs_per_task(tasks, config)
     if compile is None:
         compile = config.compile
 
@@ -103,7 +129,7 @@ def worker_factory(
         envs = [
             BatchedLRControlEnv(
                 task,
-                config.batched,
+                k,
                 config.decision_interval,
                 config.episode_steps,
                 config.hparams,
@@ -113,7 +139,7 @@ def worker_factory(
                 compile=compile,
                 action_map=config.action_map,
             )
-            for task in tasks
+            for task, k in zip(tasks, runs, strict=True)
         ]
         hide = None
         if config.drop_features:  # zeroed as in MetaTaskEnv's feature ablations
@@ -145,7 +171,11 @@ def make_vec_env(tasks: list[str], config: TrainConfig) -> VecEnv:
             compile = compile_pays_back(config.total_timesteps / len(tasks))
         costs = None
         if config.n_envs > 1:  # no worker should wait on one holding the slow tasks
-            costs = [decision_cost(t, config.decision_interval) for t in tasks]
+            runs = runs_per_task(tasks, config)  # a decision_cost is one run's
+            costs = [
+                decision_cost(t, config.decision_interval) * k
+                for t, k in zip(tasks, runs, strict=True)
+            ]
         dealt = deal_tasks(tasks, config.n_envs, costs)
         factories = [worker_factory(t, config, compile) for t in dealt]
         if on_ray:
@@ -161,4 +191,12 @@ def make_vec_env(tasks: list[str], config: TrainConfig) -> VecEnv:
     return SubprocVecEnv(fns) if config.n_envs > 1 else DummyVecEnv(fns)
 
 
-__all__ = ["deal_tasks", "make_env", "make_vec_env", "meta_env", "start_worker", "worker_factory"]
+__all__ = [
+    "deal_tasks",
+    "make_env",
+    "make_vec_env",
+    "meta_env",
+    "runs_per_task",
+    "start_worker",
+    "worker_factory",
+]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lrgym.agents.config import TrainConfig
-from lrgym.agents.workers import deal_tasks, make_vec_env
+from lrgym.agents.config import ConfigError, TrainConfig
+from lrgym.agents.workers import deal_tasks, make_vec_env, runs_per_task
 from lrgym.core.registration import drawn_id
 from lrgym.tasks.procedural import FAMILIES
 from lrgym.vector.cost import balance, decision_cost
@@ -66,3 +66,38 @@ def test_mixed_cost_workers_are_deterministic_for_a_seed_and_worker_count():
     for a, b in zip(first, second, strict=True):
         np.testing.assert_array_equal(a, b)
     assert first[-2].all()  # every run ended and reset in the last step
+
+
+def test_batched_for_gives_the_tasks_it_names_more_runs():
+    config = TrainConfig(
+        tasks=[MLP, XGB, RNN], n_envs=1, batched=2, batched_for={"meta-train": 3},
+        compile=False, episode_steps=20, decision_interval=5, ppo={"batch_size": 8},
+    )  # fmt: skip
+    assert runs_per_task(config.tasks, config) == [3, 3, 2]  # RNN is a drawn task
+    venv = make_vec_env(config.tasks, config)
+    try:
+        assert venv.num_envs == 3 + 3 + 2
+    finally:
+        venv.close()
+
+
+@pytest.mark.parametrize(
+    ("batched_for", "batched", "match"),
+    [
+        ({"meta-train": 0}, 2, r"batched_for\['meta-train'\]"),
+        ({"meta-train": 3}, 0, "needs batched runs"),
+        (["meta-train"], 2, "must map task names"),
+    ],
+)
+def test_bad_batched_for_is_refused_by_the_config(batched_for, batched, match):
+    with pytest.raises(ConfigError, match=match):
+        TrainConfig(tasks=[MLP], batched=batched, batched_for=batched_for)
+
+
+def test_batched_for_naming_no_training_task_is_refused():
+    config = TrainConfig(tasks=[MLP], batched=2, batched_for={"held-out": 3})
+    with pytest.raises(ConfigError, match="selects none of the training tasks"):
+        runs_per_task(config.tasks, config)
+    config = TrainConfig(tasks=[MLP], batched=2, batched_for={"no-such-group": 3})
+    with pytest.raises(ConfigError, match="batched_for"):
+        runs_per_task(config.tasks, config)
