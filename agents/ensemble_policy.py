@@ -75,7 +75,7 @@ class EnsemblePolicy(ActorCriticPolicy):
         obs = obs.float()
         actions, values = [], []
         for i, member in enumerate(self.members):
-            clip = float(self.obs_clip[i])
+            clip = self.obs_clip[i]
             x = torch.clamp((obs - self.obs_mean[i]) / self.obs_std[i], -clip, clip)
             latent_pi, latent_vf = member.mlp_extractor(x)
             # each member's action is clipped to the action box before the mean, as
@@ -84,19 +84,22 @@ class EnsemblePolicy(ActorCriticPolicy):
             values.append(member.value_net(latent_vf))
         return torch.stack(actions).mean(0), torch.stack(values).mean(0)
 
+    def _distribution(self, mean: torch.Tensor) -> Distribution:
+        return self.action_dist.proba_distribution(mean, self.log_std)
+
     def forward(self, obs: torch.Tensor, deterministic: bool = False):
         mean, values = self._heads(obs)
-        distribution = self.action_dist.proba_distribution(mean, self.log_std)
+        distribution = self._distribution(mean)
         actions = distribution.get_actions(deterministic=deterministic)
         return actions, values, distribution.log_prob(actions)
 
     def evaluate_actions(self, obs: torch.Tensor, actions: torch.Tensor):
         mean, values = self._heads(obs)
-        distribution = self.action_dist.proba_distribution(mean, self.log_std)
+        distribution = self._distribution(mean)
         return values, distribution.log_prob(actions), distribution.entropy()
 
     def get_distribution(self, obs: torch.Tensor) -> Distribution:
-        return self.action_dist.proba_distribution(self._heads(obs)[0], self.log_std)
+        return self._distribution(self._heads(obs)[0])
 
     def predict_values(self, obs: torch.Tensor) -> torch.Tensor:
         return self._heads(obs)[1]

@@ -17,7 +17,7 @@ parallel runs, as ``MetaTaskEnv`` gives every task the same chance per episode.
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -114,13 +114,16 @@ def runs_per_task(tasks: Sequence[str], config: TrainConfig) -> list[int]:
 
 
 def worker_factory(
-    tasks: list[str], config: TrainConfig, compile: bool | None = None
+    tasks: list[str],
+    config: TrainConfig,
+    runs: Mapping[str, int],
+    compile: bool | None = None,
 ) -> Callable[[], VecEnv]:
-    """A factory of one batched worker: :func:`runs_per_task` runs of each of ``tasks``,
-    side by side in one ``VecEnv`` (features dropped as in :func:`meta_env`), compiled as
-    ``compile`` says (default: ``config.compile``)."""
+    """A factory of one batched worker: ``runs[task]`` runs of each of ``tasks`` (from
+    :func:`runs_per_task` over all the training tasks), side by side in one ``VecEnv``
+    (features dropped as in :func:`meta_env`), compiled as ``compile`` says (default:
+    ``config.compile``)."""
     own_tasks = portable_specs(tasks)  # a user's tasks, registered here only
-    runs = runs_per_task(tasks, config)
     if compile is None:
         compile = config.compile
 
@@ -129,7 +132,7 @@ def worker_factory(
         envs = [
             BatchedLRControlEnv(
                 task,
-                k,
+                runs[task],
                 config.decision_interval,
                 config.episode_steps,
                 config.hparams,
@@ -139,7 +142,7 @@ def worker_factory(
                 compile=compile,
                 action_map=config.action_map,
             )
-            for task, k in zip(tasks, runs, strict=True)
+            for task in tasks
         ]
         hide = None
         if config.drop_features:  # zeroed as in MetaTaskEnv's feature ablations
@@ -169,15 +172,14 @@ def make_vec_env(tasks: list[str], config: TrainConfig) -> VecEnv:
         compile = config.compile
         if compile is None:  # by default only where it pays back within the run
             compile = compile_pays_back(config.total_timesteps / len(tasks))
+        # checked over all the training tasks: a worker may be dealt none that a name selects
+        runs = dict(zip(tasks, runs_per_task(tasks, config), strict=True))
         costs = None
         if config.n_envs > 1:  # no worker should wait on one holding the slow tasks
-            runs = runs_per_task(tasks, config)  # a decision_cost is one run's
-            costs = [
-                decision_cost(t, config.decision_interval) * k
-                for t, k in zip(tasks, runs, strict=True)
-            ]
+            # a decision_cost is one run's
+            costs = [decision_cost(t, config.decision_interval) * runs[t] for t in tasks]
         dealt = deal_tasks(tasks, config.n_envs, costs)
-        factories = [worker_factory(t, config, compile) for t in dealt]
+        factories = [worker_factory(t, config, runs, compile) for t in dealt]
         if on_ray:
             venv = RayVecEnvGroup(factories, cpus, gpus)
         else:

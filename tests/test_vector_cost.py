@@ -81,6 +81,19 @@ def test_batched_for_gives_the_tasks_it_names_more_runs():
         venv.close()
 
 
+def test_a_worker_dealt_none_of_the_named_tasks_keeps_batched_runs():
+    """batched_for is checked over all the training tasks, not over each worker's share."""
+    config = TrainConfig(
+        tasks=[MLP, RNN], n_envs=2, batched=1, batched_for={MLP: 2}, compile=False,
+        episode_steps=20, decision_interval=5, ppo={"batch_size": 8},
+    )  # fmt: skip
+    venv = make_vec_env(config.tasks, config)
+    try:
+        assert venv.num_envs == 2 + 1
+    finally:
+        venv.close()
+
+
 @pytest.mark.parametrize(
     ("batched_for", "batched", "match"),
     [
