@@ -15,14 +15,15 @@ loss, the reward agents are trained on) and mean final validation metric.
 
     python benchmarks/validation_slice.py --agents default runs/gen-seed0 \\
         [--config agents/recipes/broad.yaml] [--tasks meta-train procedural] \\
-        [--draws 32] [--repeats 1]
+        [--draws 32] [--repeats 1] [--workers 2]
 
 The last table gives each run's mean return minus the first agent's over the same
 episodes, with its standard error: differences inside about two standard errors are
 noise. ``--draws`` (drawn validation tasks, up to the family's 1,000, where the config
 draws procedural tasks) and ``--repeats`` (run seeds per task and LR) make a larger slice
 than training's (as many draws as training has, at most 32; one seed), for offline
-comparisons. Episodes run on one torch thread, as in training.
+comparisons. Episodes run on one torch thread, as in training; ``--workers`` scores that
+many runs at once, in processes of their own, with the same numbers.
 
 Drawn procedural tasks are scored as training scores them
 (:func:`lrgym.agents.validation.validation_tasks`): drawn tasks of the validation family,
@@ -33,7 +34,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import multiprocessing
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import torch
@@ -79,6 +82,35 @@ def paired_differences(scores: dict[str, np.ndarray], reference: str) -> list[li
     return rows
 
 
+YARDSTICKS: dict[str, LogLRAction] = {
+    "constant": LogLRAction(),
+    "cosine": LogLRAction(base="cosine"),
+}
+
+
+def slice_of(args: argparse.Namespace):
+    """The config, validation tasks and episodes that ``args`` name (the same in every process)."""
+    config = load_config(args.config, tasks=args.tasks)
+    tasks = validation_tasks(select_tasks(config.tasks), args.draws)
+    return config, tasks, validation_episodes(tasks, config, args.repeats)
+
+
+def score(name: str, args: argparse.Namespace) -> np.ndarray:
+    """:func:`run_slice` for a yardstick or an agent, on one torch thread (one process's job).
+
+    One thread, as training scores the slice: an episode can turn on rounding, and the
+    thread count changes it.
+    """
+    torch.set_num_threads(1)
+    config, tasks, episodes = slice_of(args)
+    if name in YARDSTICKS:
+        hold = np.zeros(1, np.float32)
+        return run_slice(lambda obs: hold, YARDSTICKS[name], tasks, config, episodes)
+    agent = load_agent(name)
+    act = lambda obs: np.array([agent.act(obs)], np.float32)  # noqa: E731
+    return run_slice(act, agent.action_map, tasks, config, episodes)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agents", nargs="+", required=True, help="agent names or folders")
@@ -91,27 +123,20 @@ def main() -> None:
         help=f"drawn validation tasks (training's: up to {VALIDATION_DRAWS})",
     )
     parser.add_argument("--repeats", type=int, default=1, help="run seeds per task and LR")
+    parser.add_argument("--workers", type=int, default=1, help="runs scored at once")
     args = parser.parse_args()
-    # one torch thread, as training scores the slice: an episode can turn on rounding,
-    # and the thread count changes it
-    torch.set_num_threads(1)
-    config = load_config(args.config, tasks=args.tasks)
-    tasks = validation_tasks(select_tasks(config.tasks), args.draws)
-    episodes = validation_episodes(tasks, config, args.repeats)
-    hold = np.zeros(1, np.float32)
-    runs: dict[str, tuple[Act, LogLRAction]] = {
-        "constant": (lambda obs: hold, LogLRAction()),
-        "cosine": (lambda obs: hold, LogLRAction(base="cosine")),
-    }
     for name in args.agents:
-        agent = load_agent(name)
-        if len(agent.hparams) != 1:
+        if len(load_agent(name).hparams) != 1:
             raise SystemExit(f"{name}: only LR-only agents are compared here")
-        runs[name] = (lambda obs, a=agent: np.array([a.act(obs)], np.float32), agent.action_map)
+    config, tasks, episodes = slice_of(args)
+    runs = [*YARDSTICKS, *args.agents]
     print(f"{len(episodes)} episodes on {len(tasks)} tasks ({args.config}) …", flush=True)
-    scores = {
-        name: run_slice(act, amap, tasks, config, episodes) for name, (act, amap) in runs.items()
-    }
+    if args.workers <= 1:
+        scores = {name: score(name, args) for name in runs}
+    else:
+        spawn = multiprocessing.get_context("spawn")  # fork after torch threads is unsafe
+        with ProcessPoolExecutor(args.workers, mp_context=spawn) as pool:
+            scores = dict(zip(runs, pool.map(score, runs, [args] * len(runs)), strict=True))
     groups: dict[str, list[str]] = {}  # a row per named task, one per procedural family
     for t in tasks:
         family = spec(t).family
