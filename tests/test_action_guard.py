@@ -21,7 +21,7 @@ from lrgym.core import guard as guard_module
 from lrgym.core.actions import LogLRAction
 from lrgym.core.decision import DecisionPath
 from lrgym.core.env import LRControlEnv
-from lrgym.core.guard import FALL_LOG2, RISE_LOG2, HarmGuard
+from lrgym.core.guard import FALL_LOG2, OVERFIT_LOG2, RISE_LOG2, VAL_OVERFIT, HarmGuard
 from lrgym.core.hyperparams import HyperParamSet
 
 
@@ -76,6 +76,8 @@ def test_default_action_map_is_the_old_formula():
         {"base": "exponential"},
         {"base_floor": 0.0},
         {"guard": "yes"},
+        {"val_anneal": 1, "guard": True},
+        {"val_anneal": True},  # a rule of the guard: needs guard too
     ],
 )
 def test_bad_action_settings_are_refused(settings):
@@ -193,6 +195,48 @@ def test_guard_backs_off_after_an_increase_that_hurt_validation():
     assert guard.limit(1.0, 2.0) == 0.0  # back to where it was before the raise
     guard.observe(0.0, [1.0] * 5, val_loss=1.0)
     assert guard.limit(0.0, 1.0) == 1.0  # free again
+
+
+def test_guard_anneals_once_validation_has_turned():
+    """A small dataset memorised within the run: the training loss keeps falling while
+    the validation loss turns up. Holding under the guard, the LR halves at every shown
+    validation loss above the best by the margin (without ``val_anneal`` or unguarded, it
+    never moves)."""
+    train = [math.exp(-0.01 * t) for t in range(400)]
+    # validated after the last step of every 25-step chunk, seen at the next decision
+    val = {t: 1.0 - 0.5 * min(t, 100) / 100 + 0.005 * max(0, t - 100) for t in range(24, 400, 25)}
+    rule_4 = constant_agent(0.0, guard=True, val_anneal=True)
+    lrs = feed(lrgym.PolicyScheduler(sgd(1e-2), rule_4, 400), train, val)
+    for agent in (constant_agent(0.0, guard=True), constant_agent(0.0)):
+        assert feed(lrgym.PolicyScheduler(sgd(1e-2), agent, 400), train, val)[-1] == 1e-2
+    best = dict(zip(val, np.minimum.accumulate(list(val.values())), strict=True))
+    # each shown loss above its best so far by the margin, but the last (after the run)
+    turned = [t for t, v in val.items() if math.log(v / best[t]) > VAL_OVERFIT and t < 399]
+    assert lrs[turned[0]] == pytest.approx(1e-2)  # nothing before the margin is passed
+    assert lrs[-1] == pytest.approx(1e-2 / 2 ** (OVERFIT_LOG2 * len(turned)))
+
+
+def test_guard_rule_4_caps_until_validation_is_back_within_the_margin():
+    guard = HarmGuard(val_anneal=True)
+    guard.start(0.0, val_loss=1.0)
+    guard.observe(0.0, [1.0] * 5, val_loss=0.5)
+    guard.observe(0.0, [0.9] * 5, val_loss=0.5 * math.exp(VAL_OVERFIT / 2))  # noise: free
+    assert guard.limit(0.0, 1.0) == 1.0
+    guard.observe(0.0, [0.8] * 5, val_loss=0.5 * math.exp(2 * VAL_OVERFIT))  # turned
+    assert guard.limit(0.0, 1.0) == -OVERFIT_LOG2
+    guard.observe(-1.0, [0.7] * 5)  # no fresh validation: the cap stays where it was
+    assert guard.limit(-1.0, 0.0) == -OVERFIT_LOG2
+    guard.observe(-1.0, [0.6] * 5, val_loss=0.5)  # back at its best: free again
+    assert guard.limit(-1.0, 0.0) == 0.0
+
+
+def test_guard_state_saved_before_rule_4_loads():
+    old = {
+        k: v for k, v in HarmGuard().state_dict().items() if k not in ("val_best", "overfit_cap")
+    }
+    guard = HarmGuard()
+    guard.load_state_dict({**old, "val": -0.7})
+    assert guard.val_best == -0.7 and guard.overfit_cap is None
 
 
 def test_guarded_reload_continues_like_uninterrupted():

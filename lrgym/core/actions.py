@@ -35,6 +35,9 @@ class LogLRAction:
         guard: Apply :class:`~lrgym.core.guard.HarmGuard`'s rules (no runaway on a plateau, no
             collapse while the loss falls, back off after an increase that hurt the
             validation loss) on top of the action.
+        val_anneal: Add the guard's rule 4: halve the LR at each shown validation loss
+            clearly above its best so far (a small dataset memorised within the run), and
+            no rise until it is back near its best. Needs ``guard``.
     """
 
     max_log2_step: float = 1.0
@@ -45,6 +48,7 @@ class LogLRAction:
     base: str = "constant"
     base_floor: float = 0.01
     guard: bool = False
+    val_anneal: bool = False
 
     def __post_init__(self) -> None:
         def finite(name: str, low: float, high: float) -> None:
@@ -69,8 +73,13 @@ class LogLRAction:
             )
         if self.base not in BASES:
             raise ValueError(f"action base must be one of {BASES}, got {self.base!r}")
-        if not isinstance(self.guard, bool):
-            raise ValueError(f"action guard must be true or false, got {self.guard!r}")
+        for name in ("guard", "val_anneal"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(
+                    f"action {name} must be true or false, got {getattr(self, name)!r}"
+                )
+        if self.val_anneal and not self.guard:
+            raise ValueError("action val_anneal is a rule of the guard: set guard: true too")
 
     def step_at(self, decision: int) -> float:
         """Largest log2 change allowed at decision number ``decision`` (0: the first)."""

@@ -4,8 +4,9 @@ A learned policy can be wrong on a task it never saw, and the two ways it wrecks
 are known: it raises the LR on a plateau until the run breaks, or it anneals while the
 loss is still falling fast and stalls a slow start. :class:`HarmGuard` bounds the
 *residual* LR (the LR over the base schedule's factor, see
-:class:`~lrgym.core.actions.LogLRAction`) with three rules, from the training losses every
-decision sees and the validation loss when one is shown:
+:class:`~lrgym.core.actions.LogLRAction`) with three rules, and a fourth where the action
+map asks for it (``val_anneal``), from the training losses every decision sees and the
+validation loss when one is shown:
 
 1. **No runaway on a plateau.** The residual may not exceed ``2 ** RISE_LOG2`` (8×) the
    residual at the last decision whose loss set a clear new best: below the loss at the
@@ -25,10 +26,19 @@ decision sees and the validation loss when one is shown:
 3. **Back off after a harmful increase.** When a shown validation loss is worse than the
    previous shown one by more than ``VAL_WORSE`` (in log loss) and the residual was
    raised in between, the residual goes back to where it was before the raise.
+4. **Anneal once validation has turned** (only with the action map's ``val_anneal``).
+   When a shown validation loss is above the best shown one by more than
+   ``VAL_OVERFIT`` (in log loss), the residual is halved (``OVERFIT_LOG2``) and may not
+   rise again until a shown validation loss is back within that margin: the model is
+   fitting its training data at the expense of unseen data, as a small dataset does
+   within a run, and a lower LR is what slows that (the training loss cannot show it:
+   it keeps falling). Each further shown validation loss still above the margin halves
+   it again.
 
 Written by hand: these are lrgym's own rules over lrgym's own signals; no library offers
 them. Every number is a module constant, recorded nowhere else, so a card's
-``guard: true`` always means these rules.
+``guard: true`` always means rules 1-3 and ``val_anneal: true`` adds rule 4 (an agent
+evaluated without rule 4 acts, and scores, as its card says).
 """
 
 from __future__ import annotations
@@ -50,6 +60,10 @@ PATIENCE = 2
 """Decisions without a new best that end an improving streak."""
 VAL_WORSE = 0.02
 """A shown validation log loss this much above the previous shown one counts as worse."""
+VAL_OVERFIT = 0.1
+"""A shown validation log loss this much above the best shown one starts rule 4."""
+OVERFIT_LOG2 = 1.0
+"""How far rule 4 lowers the residual at each shown validation loss above that margin."""
 
 
 class HarmGuard:
@@ -57,9 +71,13 @@ class HarmGuard:
 
     Call :meth:`start` when the run starts, :meth:`observe` with each decision's
     feedback, and :meth:`limit` to bound the residual the policy asks for.
+
+    Args:
+        val_anneal: Apply rule 4 (anneal once validation has turned) too.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, val_anneal: bool = False) -> None:
+        self.val_anneal = val_anneal
         self.start(0.0)
 
     def start(self, residual: float, val_loss: float | None = None) -> None:
@@ -73,6 +91,8 @@ class HarmGuard:
         self.val = _log(val_loss)
         self.val_residual = residual  # residual when that validation loss was shown
         self.backoff: float | None = None  # rule 3's cap for the next decision
+        self.val_best = self.val  # best shown validation log loss (rule 4)
+        self.overfit_cap: float | None = None  # rule 4's cap until validation recovers
 
     def observe(
         self, residual: float, train_losses: Sequence[float], val_loss: float | None = None
@@ -106,6 +126,9 @@ class HarmGuard:
             if self.val is not None and val > self.val + VAL_WORSE and residual > self.val_residual:
                 self.backoff = self.val_residual
             self.val, self.val_residual = val, residual
+            turned = self.val_best is not None and val > self.val_best + VAL_OVERFIT
+            self.overfit_cap = residual - OVERFIT_LOG2 if self.val_anneal and turned else None
+            self.val_best = val if self.val_best is None else min(self.val_best, val)
 
     def limit(self, current: float, proposed: float, exempt_fall: bool = False) -> float:
         """The residual allowed when the policy proposes ``proposed`` at ``current``.
@@ -121,6 +144,8 @@ class HarmGuard:
             allowed = max(allowed, min(current, self.streak_high - FALL_LOG2))
         if self.backoff is not None:
             allowed = min(allowed, self.backoff)
+        if self.overfit_cap is not None:
+            allowed = min(allowed, self.overfit_cap)
         return allowed
 
     def state_dict(self) -> dict[str, Any]:
@@ -135,6 +160,8 @@ class HarmGuard:
             "val": self.val,
             "val_residual": self.val_residual,
             "backoff": self.backoff,
+            "val_best": self.val_best,
+            "overfit_cap": self.overfit_cap,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -146,11 +173,15 @@ class HarmGuard:
         if isinstance(state, dict) and "anchor_loss" not in state and "best" in state:
             # saved before rule 1 had its own reference: the best loss, no noise margin
             state = {**state, "anchor_loss": state["best"], "anchor_se": 0.0}
+        if isinstance(state, dict) and "val_best" not in state and "val" in state:
+            # saved before rule 4: the last shown validation loss is the best one known
+            state = {**state, "val_best": state["val"], "overfit_cap": None}
         if not isinstance(state, dict) or set(state) != set(self.state_dict()):
             raise ValueError(f"guard state must hold exactly {sorted(self.state_dict())}")
         for key, value in state.items():
             number = isinstance(value, int | float) and not isinstance(value, bool)
-            if not (number or (value is None and key in ("streak_high", "val", "backoff"))):
+            nullable = ("streak_high", "val", "backoff", "val_best", "overfit_cap")
+            if not (number or (value is None and key in nullable)):
                 raise ValueError(f"guard state {key!r} must be a number, got {value!r}")
             if number and math.isnan(value):
                 raise ValueError(f"guard state {key!r} must not be NaN")
