@@ -23,7 +23,11 @@ noise. ``--draws`` (drawn validation tasks, up to the family's 1,000, where the 
 draws procedural tasks) and ``--repeats`` (run seeds per task and LR) make a larger slice
 than training's (as many draws as training has, at most 32; one seed), for offline
 comparisons. Episodes run on one torch thread, as in training; ``--workers`` scores that
-many runs at once, in processes of their own, with the same numbers.
+many runs at once, in processes of their own, with the same numbers. ``--cache DIR``
+keeps each run's scores, keyed by the agent folder's fingerprint (or the yardstick) and
+the slice (config and episodes): a later comparison on the same slice, or one cut short,
+scores only what it has not scored yet. The key does not cover lrgym's own code: clear the
+folder after changing what an episode does.
 
 Drawn procedural tasks are scored as training scores them
 (:func:`lrgym.agents.validation.validation_tasks`): drawn tasks of the validation family,
@@ -34,9 +38,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
+import json
 import multiprocessing
+import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -54,6 +62,7 @@ from lrgym.core.actions import LogLRAction
 from lrgym.core.registration import select_tasks, spec
 from lrgym.deploy.agent import load_agent
 from lrgym.harness.report import md_table
+from lrgym.harness.results_store import folder_fingerprint
 
 Act = Callable[[np.ndarray], np.ndarray]
 
@@ -95,6 +104,13 @@ def slice_of(args: argparse.Namespace):
     return config, tasks, validation_episodes(tasks, config, args.repeats)
 
 
+def cached(name: str, config, episodes, cache: Path) -> Path:
+    """Where ``name``'s scores on this slice are kept under ``cache``."""
+    run = name if name in YARDSTICKS else folder_fingerprint(load_agent(name).path)
+    key = json.dumps([run, dataclasses.asdict(config), episodes], sort_keys=True, default=str)
+    return cache / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.npy"
+
+
 def score(name: str, args: argparse.Namespace) -> np.ndarray:
     """:func:`run_slice` for a yardstick or an agent, on one torch thread (one process's job).
 
@@ -103,12 +119,22 @@ def score(name: str, args: argparse.Namespace) -> np.ndarray:
     """
     torch.set_num_threads(1)
     config, tasks, episodes = slice_of(args)
+    path = args.cache and cached(name, config, episodes, Path(args.cache))
+    if path and path.exists():
+        return np.load(path)
     if name in YARDSTICKS:
         hold = np.zeros(1, np.float32)
-        return run_slice(lambda obs: hold, YARDSTICKS[name], tasks, config, episodes)
-    agent = load_agent(name)
-    act = lambda obs: np.array([agent.act(obs)], np.float32)  # noqa: E731
-    return run_slice(act, agent.action_map, tasks, config, episodes)
+        scores = run_slice(lambda obs: hold, YARDSTICKS[name], tasks, config, episodes)
+    else:
+        agent = load_agent(name)
+        act = lambda obs: np.array([agent.act(obs)], np.float32)  # noqa: E731
+        scores = run_slice(act, agent.action_map, tasks, config, episodes)
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.with_suffix(".tmp"), "wb") as f:
+            np.save(f, scores)
+        os.replace(path.with_suffix(".tmp"), path)  # a run cut short leaves no half file
+    return scores
 
 
 def main() -> None:
@@ -124,6 +150,7 @@ def main() -> None:
     )
     parser.add_argument("--repeats", type=int, default=1, help="run seeds per task and LR")
     parser.add_argument("--workers", type=int, default=1, help="runs scored at once")
+    parser.add_argument("--cache", default=None, help="folder that keeps each run's scores")
     args = parser.parse_args()
     for name in args.agents:
         if len(load_agent(name).hparams) != 1:
