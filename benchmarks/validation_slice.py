@@ -41,7 +41,6 @@ import dataclasses
 import hashlib
 import json
 import multiprocessing
-import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -63,6 +62,7 @@ from lrgym.core.registration import select_tasks, spec
 from lrgym.deploy.agent import load_agent
 from lrgym.harness.report import md_table
 from lrgym.harness.results_store import folder_fingerprint
+from lrgym.io._atomic import atomic_path
 
 Act = Callable[[np.ndarray], np.ndarray]
 
@@ -104,36 +104,36 @@ def slice_of(args: argparse.Namespace):
     return config, tasks, validation_episodes(tasks, config, args.repeats)
 
 
-def cached(name: str, config, episodes, cache: Path) -> Path:
-    """Where ``name``'s scores on this slice are kept under ``cache``."""
-    run = name if name in YARDSTICKS else folder_fingerprint(load_agent(name).path)
+def cache_file(cache: Path, run: str, config, episodes) -> Path:
+    """Where a run's scores on this slice are kept under ``cache`` (``run``: a yardstick's
+    name or an agent folder's fingerprint)."""
     key = json.dumps([run, dataclasses.asdict(config), episodes], sort_keys=True, default=str)
     return cache / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.npy"
 
 
-def score(name: str, args: argparse.Namespace) -> np.ndarray:
+def score(name: str, args: argparse.Namespace, the_slice=None) -> np.ndarray:
     """:func:`run_slice` for a yardstick or an agent, on one torch thread (one process's job).
 
     One thread, as training scores the slice: an episode can turn on rounding, and the
-    thread count changes it.
+    thread count changes it. ``the_slice`` is :func:`slice_of`'s result where the caller
+    has it (a worker process computes its own).
     """
     torch.set_num_threads(1)
-    config, tasks, episodes = slice_of(args)
-    path = args.cache and cached(name, config, episodes, Path(args.cache))
+    config, tasks, episodes = the_slice or slice_of(args)
+    agent = None if name in YARDSTICKS else load_agent(name)
+    run = name if agent is None else folder_fingerprint(agent.path)
+    path = args.cache and cache_file(Path(args.cache), run, config, episodes)
     if path and path.exists():
         return np.load(path)
-    if name in YARDSTICKS:
+    if agent is None:
         hold = np.zeros(1, np.float32)
         scores = run_slice(lambda obs: hold, YARDSTICKS[name], tasks, config, episodes)
     else:
-        agent = load_agent(name)
         act = lambda obs: np.array([agent.act(obs)], np.float32)  # noqa: E731
         scores = run_slice(act, agent.action_map, tasks, config, episodes)
     if path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path.with_suffix(".tmp"), "wb") as f:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a run cut short: no half file
             np.save(f, scores)
-        os.replace(path.with_suffix(".tmp"), path)  # a run cut short leaves no half file
     return scores
 
 
@@ -159,7 +159,7 @@ def main() -> None:
     runs = [*YARDSTICKS, *args.agents]
     print(f"{len(episodes)} episodes on {len(tasks)} tasks ({args.config}) …", flush=True)
     if args.workers <= 1:
-        scores = {name: score(name, args) for name in runs}
+        scores = {name: score(name, args, (config, tasks, episodes)) for name in runs}
     else:
         spawn = multiprocessing.get_context("spawn")  # fork after torch threads is unsafe
         with ProcessPoolExecutor(args.workers, mp_context=spawn) as pool:
