@@ -127,8 +127,9 @@ class TrainConfig:
             ``base_floor``, ``guard``, ``min_lr``, ``max_lr``). The default is the shipped
             recipe's (:data:`SHIPPED_ACTION`: a cosine base to 1%, an 8x range in the first
             3 decisions, the harm guard); ``{}`` is :class:`~lrgym.core.actions.LogLRAction`'s
-            own default (one octave per decision, constant base, no guard). Recorded in the
-            card, so the deployed scheduler acts exactly as in training.
+            own default (one octave per decision, constant base, no guard). With
+            ``init_from`` and no ``action`` given, the agent's own action map. Recorded in
+            the card, so the deployed scheduler acts exactly as in training.
         ppo: PPO hyperparameters.
     """
 
@@ -370,4 +371,17 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig
             values["ppo"] = {**earlier, **value}
         else:
             values[key] = value
+    if values.get("init_from") is not None and "action" not in values:
+        values["action"] = _agent_action(values["init_from"])
     return _build(TrainConfig, values)
+
+
+def _agent_action(agent_dir: Any) -> dict[str, Any]:
+    """The action map of the agent ``agent_dir`` continues from (the default where there is
+    no readable card: the init_from check names what is wrong with the folder)."""
+    from lrgym.deploy.agent import load_card
+
+    try:
+        return dict(load_card(str(agent_dir)).action)
+    except Exception:  # noqa: BLE001 - check_init_from reports the folder's fault
+        return dict(SHIPPED_ACTION)

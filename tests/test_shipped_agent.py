@@ -126,6 +126,8 @@ def test_init_from_is_checked_before_anything_runs(tmp_path):
         check_init_from(load_config(None, init_from=str(SHIPPED), hparams=["lr", "momentum"]))
     with pytest.raises(ConfigError, match="action map"):  # the v1 map: it would act otherwise
         check_init_from(load_config(None, init_from=str(SHIPPED), action={}))
+    continued = load_config(None, init_from=str(SHIPPED))  # no action given: the agent's
+    assert continued.action == lrgym.load_agent(SHIPPED).card.action
     bare = tmp_path / "bare"
     shutil.copytree(SHIPPED, bare)
     (bare / TRAINING_FILES[0]).unlink()
