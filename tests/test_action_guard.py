@@ -78,6 +78,8 @@ def test_default_action_map_is_the_old_formula():
         {"guard": "yes"},
         {"val_anneal": 1, "guard": True},
         {"val_anneal": True},  # a rule of the guard: needs guard too
+        {"slow_fall": "yes", "guard": True},
+        {"slow_fall": True},
     ],
 )
 def test_bad_action_settings_are_refused(settings):
@@ -156,6 +158,21 @@ def test_guard_is_not_moved_by_a_noisy_plateaus_dips(monkeypatch):
     monkeypatch.setattr(guard_module, "NOISE_Z", 0.0)
     loose = feed(lrgym.PolicyScheduler(sgd(1e-3), guarded, total_steps=600), losses)
     assert max(loose) > 1e-3 * 2**RISE_LOG2 * 1.5
+
+
+def test_slow_fall_lets_an_lr_too_low_to_move_the_loss_rise():
+    """An LR far too low: the loss falls steadily but by less than 1% over the whole run.
+    Rule 1 holds it within 8× of the start; with ``slow_fall`` each 0.1% fall (beyond the
+    noise) moves the bound, so the LR rises as the policy asks. A noisy plateau stays
+    capped either way."""
+    losses = [math.exp(-1.5e-5 * t) for t in range(600)]  # 0.9% in all
+    capped = feed(lrgym.PolicyScheduler(sgd(1e-5), constant_agent(1.0, guard=True), 600), losses)
+    assert max(capped) <= 1e-5 * 2**RISE_LOG2 * (1 + 1e-9)
+    slow = constant_agent(1.0, guard=True, slow_fall=True)
+    assert max(feed(lrgym.PolicyScheduler(sgd(1e-5), slow, 600), losses)) > 1e-5 * 2**6
+    noise = list(np.abs(1.0 + 0.25 * np.random.default_rng(3).standard_normal(600)))
+    plateau = feed(lrgym.PolicyScheduler(sgd(1e-3), slow, total_steps=600), noise)
+    assert max(plateau) <= 1e-3 * 2**RISE_LOG2 * (1 + 1e-9)
 
 
 def test_guard_state_saved_before_the_noise_margin_loads():

@@ -38,6 +38,9 @@ class LogLRAction:
         val_anneal: Add the guard's rule 4: halve the LR at each shown validation loss
             clearly above its best so far (a small dataset memorised within the run), and
             no rise until it is back near its best. Needs ``guard``.
+        slow_fall: The guard's rule 1 counts a slow, steady fall of the loss as progress
+            (0.1% instead of 1% below its anchor, beyond the noise), so that an LR too
+            low to move the loss much can still be raised out of. Needs ``guard``.
     """
 
     max_log2_step: float = 1.0
@@ -49,6 +52,7 @@ class LogLRAction:
     base_floor: float = 0.01
     guard: bool = False
     val_anneal: bool = False
+    slow_fall: bool = False
 
     def __post_init__(self) -> None:
         def finite(name: str, low: float, high: float) -> None:
@@ -73,13 +77,14 @@ class LogLRAction:
             )
         if self.base not in BASES:
             raise ValueError(f"action base must be one of {BASES}, got {self.base!r}")
-        for name in ("guard", "val_anneal"):
+        for name in ("guard", "val_anneal", "slow_fall"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(
                     f"action {name} must be true or false, got {getattr(self, name)!r}"
                 )
-        if self.val_anneal and not self.guard:
-            raise ValueError("action val_anneal is a rule of the guard: set guard: true too")
+        for name in ("val_anneal", "slow_fall"):
+            if getattr(self, name) and not self.guard:
+                raise ValueError(f"action {name} is a rule of the guard: set guard: true too")
 
     def step_at(self, decision: int) -> float:
         """Largest log2 change allowed at decision number ``decision`` (0: the first)."""

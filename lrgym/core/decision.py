@@ -49,7 +49,9 @@ class DecisionPath:
         self.val_every = 1
         self._decisions = 0
         self._shown: tuple[float | None, float | None] = (None, None)
-        self.guard = HarmGuard(action_map.val_anneal) if action_map.guard else None
+        self.guard = (
+            HarmGuard(action_map.val_anneal, action_map.slow_fall) if action_map.guard else None
+        )
         self._progress = 0.0  # the run's progress at the last observation
         self._base = 0.0  # log2 of the base schedule at the last applied decision
         self._residual = 0.0  # log2 of the first group's LR over the base, at that decision

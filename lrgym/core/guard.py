@@ -16,7 +16,10 @@ validation loss when one is shown:
    the loss keeps falling the bound moves with it; on a plateau it stays put, and the
    step-to-step noise of a plateau's losses does not move it (a margin of
    ``IMPROVE_TOL`` alone did: on a pure-noise regression, mini-batch noise set new bests
-   by 5-19%, and each let the LR rise 8× further).
+   by 5-19%, and each let the LR rise 8× further). With the action map's ``slow_fall``
+   the margin is ``SLOW_FALL_TOL`` (0.1%) instead of ``IMPROVE_TOL``: an LR far too low
+   moves the loss by less than 1% per decision, steadily, and would otherwise stay
+   capped at 8× the initial LR for the whole run.
 2. **No collapse while the loss falls.** While the loss sets new bests (an improving
    streak, from the run's start until ``PATIENCE`` decisions pass without one), the
    residual may not fall
@@ -37,8 +40,9 @@ validation loss when one is shown:
 
 Written by hand: these are lrgym's own rules over lrgym's own signals; no library offers
 them. Every number is a module constant, recorded nowhere else, so a card's
-``guard: true`` always means rules 1-3 and ``val_anneal: true`` adds rule 4 (an agent
-evaluated without rule 4 acts, and scores, as its card says).
+``guard: true`` always means rules 1-3, ``val_anneal: true`` adds rule 4 and
+``slow_fall: true`` changes rule 1's margin (an agent evaluated without them acts, and
+scores, as its card says).
 """
 
 from __future__ import annotations
@@ -53,6 +57,8 @@ FALL_LOG2 = 3.0
 """Most the residual LR may fall below its streak's highest value while the loss improves."""
 IMPROVE_TOL = 0.01
 """A decision's mean log loss must beat the best by this much to count as a new best."""
+SLOW_FALL_TOL = 0.001
+"""Rule 1's margin instead of :data:`IMPROVE_TOL` with ``slow_fall``."""
 NOISE_Z = 3.0
 """Rule 1 also asks a new best to beat the anchor's mean log loss by this many standard
 errors of their difference (each mean's from its decision's step losses)."""
@@ -74,10 +80,13 @@ class HarmGuard:
 
     Args:
         val_anneal: Apply rule 4 (anneal once validation has turned) too.
+        slow_fall: Rule 1 counts a fall of :data:`SLOW_FALL_TOL` (beyond the noise) as a
+            new best, not only one of :data:`IMPROVE_TOL`.
     """
 
-    def __init__(self, val_anneal: bool = False) -> None:
+    def __init__(self, val_anneal: bool = False, slow_fall: bool = False) -> None:
         self.val_anneal = val_anneal
+        self.rise_tol = SLOW_FALL_TOL if slow_fall else IMPROVE_TOL
         self.start(0.0)
 
     def start(self, residual: float, val_loss: float | None = None) -> None:
@@ -105,7 +114,7 @@ class HarmGuard:
             # the first chunk is the reference for rule 1 too
             self.anchor_loss, self.anchor_se = mean, se
         elif mean is not None and mean < self.anchor_loss - max(
-            IMPROVE_TOL, NOISE_Z * math.hypot(se, self.anchor_se)
+            self.rise_tol, NOISE_Z * math.hypot(se, self.anchor_se)
         ):
             self.anchor_loss, self.anchor_se, self.anchor = mean, se, residual
         if mean is not None and self.best == math.inf:
