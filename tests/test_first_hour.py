@@ -100,7 +100,8 @@ def test_the_shipped_agent_comes_from_its_recipe_file():
     seed, and `lrgym train`'s defaults act as it does."""
     for path in shipped_agent_dirs():
         member = json.loads((path / "card.json").read_text())
-        recipe_file = ROOT / "agents" / "recipes" / f"{member['config']['name']}.yaml"
+        recipe = re.sub(r"-seed\d+$", "", member["config"]["name"])  # runs named <recipe>-seedS
+        recipe_file = ROOT / "agents" / "recipes" / f"{recipe}.yaml"
         mine = load_config(recipe_file, seed=member["seed"]).to_dict()
         keys = ("tasks", "total_timesteps", "n_envs", "batched", "val_every", "seed")
         for key in (*keys, "eval_every", "val_lrs", "default_lr_share", "hparams", "ppo", "action"):
