@@ -124,7 +124,8 @@ class TrainConfig:
             ``CUDA_VISIBLE_DEVICES`` for it).
         action: How an action moves the LR (:class:`~lrgym.core.actions.LogLRAction`'s
             fields: ``max_log2_step``, ``early_log2_step``, ``early_decisions``, ``base``,
-            ``base_floor``, ``guard``, ``min_lr``, ``max_lr``). The default is the shipped
+            ``base_floor``, ``guard``, ``val_anneal``, ``slow_fall``, ``min_lr``,
+            ``max_lr``). The default is the shipped
             recipe's (:data:`SHIPPED_ACTION`: a cosine base to 1%, an 8x range in the first
             3 decisions, the harm guard); ``{}`` is :class:`~lrgym.core.actions.LogLRAction`'s
             own default (one octave per decision, constant base, no guard). With
@@ -376,12 +377,12 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig
     return _build(TrainConfig, values)
 
 
-def _agent_action(agent_dir: Any) -> dict[str, Any]:
+def _agent_action(agent_dir: str | Path) -> dict[str, Any]:
     """The action map of the agent ``agent_dir`` continues from (the default where there is
     no readable card: the init_from check names what is wrong with the folder)."""
     from lrgym.deploy.agent import load_card
 
     try:
-        return dict(load_card(str(agent_dir)).action)
+        return dict(load_card(agent_dir).action)
     except Exception:  # noqa: BLE001 - check_init_from reports the folder's fault
         return dict(SHIPPED_ACTION)
