@@ -80,6 +80,7 @@ def test_default_action_map_is_the_old_formula():
         {"val_anneal": True},  # a rule of the guard: needs guard too
         {"slow_fall": "yes", "guard": True},
         {"slow_fall": True},
+        {"val_progress": True},
     ],
 )
 def test_bad_action_settings_are_refused(settings):
@@ -173,6 +174,23 @@ def test_slow_fall_lets_an_lr_too_low_to_move_the_loss_rise():
     noise = list(np.abs(1.0 + 0.25 * np.random.default_rng(3).standard_normal(600)))
     plateau = feed(lrgym.PolicyScheduler(sgd(1e-3), slow, total_steps=600), noise)
     assert max(plateau) <= 1e-3 * 2**RISE_LOG2 * (1 + 1e-9)
+
+
+def test_val_progress_lets_the_lr_rise_while_validation_falls_under_noise():
+    """A training loss too noisy to show progress (a pure-noise plateau) while the shown
+    validation loss falls 0.5% per decision: rule 1 holds the LR within 8× of the start;
+    with ``val_progress`` each validation best moves the bound. A validation loss that
+    does not fall leaves it capped."""
+    noise = list(np.abs(1.0 + 0.25 * np.random.default_rng(3).standard_normal(600)))
+    falling = {t: math.exp(-0.005 * (t + 1) / 25) for t in range(24, 600, 25)}
+    flat = dict.fromkeys(falling, 1.0)
+    plain = constant_agent(1.0, guard=True)
+    capped = feed(lrgym.PolicyScheduler(sgd(1e-5), plain, 600), noise, falling)
+    assert max(capped) <= 1e-5 * 2**RISE_LOG2 * (1 + 1e-9)
+    progress = constant_agent(1.0, guard=True, val_progress=True)
+    assert max(feed(lrgym.PolicyScheduler(sgd(1e-5), progress, 600), noise, falling)) > 1e-3
+    still = feed(lrgym.PolicyScheduler(sgd(1e-5), progress, 600), noise, flat)
+    assert max(still) <= 1e-5 * 2**RISE_LOG2 * (1 + 1e-9)
 
 
 def test_guard_state_saved_before_the_noise_margin_loads():

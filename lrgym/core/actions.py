@@ -41,6 +41,9 @@ class LogLRAction:
         slow_fall: The guard's rule 1 counts a slow, steady fall of the loss as progress
             (0.1% instead of 1% below its anchor, beyond the noise), so that an LR too
             low to move the loss much can still be raised out of. Needs ``guard``.
+        val_progress: The guard's rule 1 also counts a shown validation loss's new best
+            (by 0.1%) as progress, for runs whose training loss is too noisy to show a
+            slow fall. Needs ``guard``.
     """
 
     max_log2_step: float = 1.0
@@ -53,6 +56,7 @@ class LogLRAction:
     guard: bool = False
     val_anneal: bool = False
     slow_fall: bool = False
+    val_progress: bool = False
 
     def __post_init__(self) -> None:
         def finite(name: str, low: float, high: float) -> None:
@@ -77,12 +81,12 @@ class LogLRAction:
             )
         if self.base not in BASES:
             raise ValueError(f"action base must be one of {BASES}, got {self.base!r}")
-        for name in ("guard", "val_anneal", "slow_fall"):
+        for name in ("guard", "val_anneal", "slow_fall", "val_progress"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(
                     f"action {name} must be true or false, got {getattr(self, name)!r}"
                 )
-        for name in ("val_anneal", "slow_fall"):
+        for name in ("val_anneal", "slow_fall", "val_progress"):
             if getattr(self, name) and not self.guard:
                 raise ValueError(f"action {name} is a rule of the guard: set guard: true too")
 

@@ -50,7 +50,9 @@ class DecisionPath:
         self._decisions = 0
         self._shown: tuple[float | None, float | None] = (None, None)
         self.guard = (
-            HarmGuard(action_map.val_anneal, action_map.slow_fall) if action_map.guard else None
+            HarmGuard(action_map.val_anneal, action_map.slow_fall, action_map.val_progress)
+            if action_map.guard
+            else None
         )
         self._progress = 0.0  # the run's progress at the last observation
         self._base = 0.0  # log2 of the base schedule at the last applied decision

@@ -19,7 +19,10 @@ validation loss when one is shown:
    by 5-19%, and each let the LR rise 8× further). With the action map's ``slow_fall``
    the margin is ``SLOW_FALL_TOL`` (0.1%) instead of ``IMPROVE_TOL``: an LR far too low
    moves the loss by less than 1% per decision, steadily, and would otherwise stay
-   capped at 8× the initial LR for the whole run.
+   capped at 8× the initial LR for the whole run. With ``val_progress`` a shown
+   validation loss below the best shown one by ``SLOW_FALL_TOL`` moves the bound too:
+   a validation loss is computed on a fixed set, so it shows a slow fall that a noisy
+   training loss hides.
 2. **No collapse while the loss falls.** While the loss sets new bests (an improving
    streak, from the run's start until ``PATIENCE`` decisions pass without one), the
    residual may not fall
@@ -40,9 +43,9 @@ validation loss when one is shown:
 
 Written by hand: these are lrgym's own rules over lrgym's own signals; no library offers
 them. Every number is a module constant, recorded nowhere else, so a card's
-``guard: true`` always means rules 1-3, ``val_anneal: true`` adds rule 4 and
-``slow_fall: true`` changes rule 1's margin (an agent evaluated without them acts, and
-scores, as its card says).
+``guard: true`` always means rules 1-3, ``val_anneal: true`` adds rule 4,
+``slow_fall: true`` changes rule 1's margin and ``val_progress: true`` adds a signal to
+it (an agent evaluated without them acts, and scores, as its card says).
 """
 
 from __future__ import annotations
@@ -82,10 +85,15 @@ class HarmGuard:
         val_anneal: Apply rule 4 (anneal once validation has turned) too.
         slow_fall: Rule 1 counts a fall of :data:`SLOW_FALL_TOL` (beyond the noise) as a
             new best, not only one of :data:`IMPROVE_TOL`.
+        val_progress: Rule 1 also counts a shown validation loss below the best shown one
+            by :data:`SLOW_FALL_TOL` as a new best.
     """
 
-    def __init__(self, val_anneal: bool = False, slow_fall: bool = False) -> None:
+    def __init__(
+        self, val_anneal: bool = False, slow_fall: bool = False, val_progress: bool = False
+    ) -> None:
         self.val_anneal = val_anneal
+        self.val_progress = val_progress
         self.rise_tol = SLOW_FALL_TOL if slow_fall else IMPROVE_TOL
         self.start(0.0)
 
@@ -135,6 +143,9 @@ class HarmGuard:
             if self.val is not None and val > self.val + VAL_WORSE and residual > self.val_residual:
                 self.backoff = self.val_residual
             self.val, self.val_residual = val, residual
+            if self.val_progress and self.val_best is not None and mean is not None:
+                if val < self.val_best - SLOW_FALL_TOL:  # rule 1: validation shows progress
+                    self.anchor_loss, self.anchor_se, self.anchor = mean, se, residual
             turned = self.val_best is not None and val > self.val_best + VAL_OVERFIT
             self.overfit_cap = residual - OVERFIT_LOG2 if self.val_anneal and turned else None
             self.val_best = val if self.val_best is None else min(self.val_best, val)
