@@ -124,8 +124,8 @@ class TrainConfig:
             ``CUDA_VISIBLE_DEVICES`` for it).
         action: How an action moves the LR (:class:`~lrgym.core.actions.LogLRAction`'s
             fields: ``max_log2_step``, ``early_log2_step``, ``early_decisions``, ``base``,
-            ``base_floor``, ``guard``, ``val_anneal``, ``slow_fall``, ``min_lr``,
-            ``max_lr``). The default is the shipped
+            ``base_floor``, ``guard``, ``val_anneal``, ``slow_fall``, ``val_progress``,
+            ``min_lr``, ``max_lr``). The default is the shipped
             recipe's (:data:`SHIPPED_ACTION`: a cosine base to 1%, an 8x range in the first
             3 decisions, the harm guard); ``{}`` is :class:`~lrgym.core.actions.LogLRAction`'s
             own default (one octave per decision, constant base, no guard). With
@@ -373,16 +373,18 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig
         else:
             values[key] = value
     if values.get("init_from") is not None and "action" not in values:
-        values["action"] = _agent_action(values["init_from"])
+        action = _agent_action(values["init_from"])
+        if action is not None:
+            values["action"] = action
     return _build(TrainConfig, values)
 
 
-def _agent_action(agent_dir: str | Path) -> dict[str, Any]:
-    """The action map of the agent ``agent_dir`` continues from (the default where there is
-    no readable card: the init_from check names what is wrong with the folder)."""
-    from lrgym.deploy.agent import load_card
+def _agent_action(agent_dir: str | Path) -> dict[str, Any] | None:
+    """The action map of the agent ``agent_dir`` continues from (None where its card cannot
+    be read: the init_from check then names what is wrong with the folder)."""
+    from lrgym.deploy.agent import AgentLoadError, load_card
 
     try:
         return dict(load_card(agent_dir).action)
-    except Exception:  # noqa: BLE001 - check_init_from reports the folder's fault
-        return dict(SHIPPED_ACTION)
+    except (AgentLoadError, OSError):
+        return None

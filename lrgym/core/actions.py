@@ -9,6 +9,11 @@ BASES = ("constant", "cosine", "linear")
 """Base schedules an action can be a residual on (see :attr:`LogLRAction.base`)."""
 
 
+GUARD_RULES = ("val_anneal", "slow_fall", "val_progress")
+"""The opt-in rules of :class:`~lrgym.core.guard.HarmGuard` (its keyword arguments), each a
+boolean field of :class:`LogLRAction` that needs ``guard``."""
+
+
 @dataclass(frozen=True)
 class LogLRAction:
     """Maps an action in ``[-1, 1]`` to a multiplicative LR change on a log2 scale.
@@ -81,12 +86,12 @@ class LogLRAction:
             )
         if self.base not in BASES:
             raise ValueError(f"action base must be one of {BASES}, got {self.base!r}")
-        for name in ("guard", "val_anneal", "slow_fall", "val_progress"):
+        for name in ("guard", *GUARD_RULES):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(
                     f"action {name} must be true or false, got {getattr(self, name)!r}"
                 )
-        for name in ("val_anneal", "slow_fall", "val_progress"):
+        for name in GUARD_RULES:
             if getattr(self, name) and not self.guard:
                 raise ValueError(f"action {name} is a rule of the guard: set guard: true too")
 

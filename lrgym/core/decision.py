@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from torch.optim import Optimizer
 
-from lrgym.core.actions import LogLRAction
+from lrgym.core.actions import GUARD_RULES, LogLRAction
 from lrgym.core.guard import HarmGuard
 from lrgym.core.hyperparams import HyperParamSet
 from lrgym.core.signals import Feedback, SignalTracker
@@ -50,7 +50,7 @@ class DecisionPath:
         self._decisions = 0
         self._shown: tuple[float | None, float | None] = (None, None)
         self.guard = (
-            HarmGuard(action_map.val_anneal, action_map.slow_fall, action_map.val_progress)
+            HarmGuard(**{rule: getattr(action_map, rule) for rule in GUARD_RULES})
             if action_map.guard
             else None
         )

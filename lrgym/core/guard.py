@@ -143,9 +143,9 @@ class HarmGuard:
             if self.val is not None and val > self.val + VAL_WORSE and residual > self.val_residual:
                 self.backoff = self.val_residual
             self.val, self.val_residual = val, residual
-            if self.val_progress and self.val_best is not None and mean is not None:
-                if val < self.val_best - SLOW_FALL_TOL:  # rule 1: validation shows progress
-                    self.anchor_loss, self.anchor_se, self.anchor = mean, se, residual
+            shows_progress = self.val_best is not None and val < self.val_best - SLOW_FALL_TOL
+            if self.val_progress and shows_progress and mean is not None:  # rule 1, by validation
+                self.anchor_loss, self.anchor_se, self.anchor = mean, se, residual
             turned = self.val_best is not None and val > self.val_best + VAL_OVERFIT
             self.overfit_cap = residual - OVERFIT_LOG2 if self.val_anneal and turned else None
             self.val_best = val if self.val_best is None else min(self.val_best, val)
