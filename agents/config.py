@@ -372,14 +372,15 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig
             values["ppo"] = {**earlier, **value}
         else:
             values[key] = value
-    if values.get("init_from") is not None and "action" not in values:
-        action = _agent_action(values["init_from"])
+    config = _build(TrainConfig, values)
+    if config.init_from is not None and "action" not in values:  # validated: a path's text
+        action = _agent_action(config.init_from)
         if action is not None:
-            values["action"] = action
-    return _build(TrainConfig, values)
+            config = dataclasses.replace(config, action=action)
+    return config
 
 
-def _agent_action(agent_dir: str | Path) -> dict[str, Any] | None:
+def _agent_action(agent_dir: str) -> dict[str, Any] | None:
     """The action map of the agent ``agent_dir`` continues from (None where its card cannot
     be read: the init_from check then names what is wrong with the folder)."""
     from lrgym.deploy.agent import AgentLoadError, load_card
